@@ -1,0 +1,121 @@
+//! The command line, as clap types. No logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "llmpulse",
+    version,
+    about = "Measure LLMs on a schedule and keep every measurement."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LLMPULSE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a suite against every target once and write the records.
+    Run(RunArgs),
+    /// Serve the OpenAI-compatible simulator over HTTP.
+    Sim(SimArgs),
+    /// Work with question suites.
+    #[command(subcommand)]
+    Suite(SuiteCommand),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The config file. Without it, the built-in quickstart runs (simulated targets, no keys).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where to write records, overriding the config's `output`.
+    #[arg(long, short)]
+    pub output: Option<String>,
+    /// Only these targets (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Override the config's `repetitions`.
+    #[arg(long)]
+    pub repetitions: Option<u32>,
+    /// Override the config's `concurrency`.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// No progress bar and no table: print only the manifest path.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct SimArgs {
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// A TOML file with `[default]` and `[models.NAME]` profiles; flags below change `[default]`.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    #[arg(long)]
+    pub ttft_ms: Option<f64>,
+    #[arg(long)]
+    pub itl_ms: Option<f64>,
+    #[arg(long)]
+    pub jitter: Option<f64>,
+    #[arg(long)]
+    pub tokens_per_chunk: Option<u32>,
+    #[arg(long)]
+    pub output_tokens: Option<u32>,
+    #[arg(long)]
+    pub reasoning_tokens: Option<u32>,
+    /// Never report usage.
+    #[arg(long)]
+    pub no_usage: bool,
+    /// Start streams with content, not a role-only chunk.
+    #[arg(long)]
+    pub no_role_chunk: bool,
+    #[arg(long)]
+    pub recall: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub fault_429: Option<f64>,
+    #[arg(long)]
+    pub retry_after_sec: Option<f64>,
+    #[arg(long)]
+    pub fault_500: Option<f64>,
+    #[arg(long)]
+    pub fault_cut: Option<f64>,
+    #[arg(long)]
+    pub fault_malformed: Option<f64>,
+    #[arg(long)]
+    pub fault_error_event: Option<f64>,
+    #[arg(long)]
+    pub fault_slow_first_byte: Option<f64>,
+    #[arg(long)]
+    pub slow_first_byte_ms: Option<f64>,
+}
+
+#[derive(Subcommand)]
+pub enum SuiteCommand {
+    /// Validate a suite and report key facts its context does not support.
+    Check(SuiteCheckArgs),
+}
+
+#[derive(Args)]
+pub struct SuiteCheckArgs {
+    /// A suite file, or builtin:NAME.
+    pub suite: String,
+}

@@ -1,0 +1,91 @@
+//! `llmpulse sim`: the simulator as an HTTP server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use llmpulse_core::sim::{SimProfile, SimState, server};
+use serde::Deserialize;
+
+use crate::args::SimArgs;
+
+/// A profile file: `[default]` and `[models.NAME]` tables of [`SimProfile`] settings.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    #[serde(default)]
+    default: SimProfile,
+    #[serde(default)]
+    models: HashMap<String, SimProfile>,
+}
+
+pub fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
+    let file = match &a.profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<ProfileFile>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => ProfileFile::default(),
+    };
+    let mut default = file.default;
+    apply_flags(&mut default, &a);
+    default
+        .validate()
+        .map_err(|m| anyhow::anyhow!("sim profile: {m}"))?;
+    for (name, p) in &file.models {
+        p.validate()
+            .map_err(|m| anyhow::anyhow!("sim profile for model '{name}': {m}"))?;
+    }
+    let addr: SocketAddr = format!("{}:{}", a.host, a.port)
+        .parse()
+        .with_context(|| format!("'{}:{}' is not an address", a.host, a.port))?;
+    let state = Arc::new(SimState::new(default, file.models, true));
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        println!("llmpulse sim listening on http://{bound}/v1");
+        tracing::info!(%bound, "simulator ready");
+        tokio::select! {
+            r = server::serve(listener, state) => r.context("simulator server failed"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply_flags(p: &mut SimProfile, a: &SimArgs) {
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = a.$field { p.$field = v; } )* };
+    }
+    set!(
+        ttft_ms,
+        itl_ms,
+        jitter,
+        tokens_per_chunk,
+        output_tokens,
+        reasoning_tokens,
+        recall,
+        seed,
+        fault_429,
+        retry_after_sec,
+        fault_500,
+        fault_cut,
+        fault_malformed,
+        fault_error_event,
+        fault_slow_first_byte,
+        slow_first_byte_ms
+    );
+    if a.no_usage {
+        p.usage = false;
+    }
+    if a.no_role_chunk {
+        p.role_chunk = false;
+    }
+}

@@ -1,0 +1,96 @@
+//! Why a call failed: the closed set of `error_kind` values a record can carry.
+
+use serde::{Deserialize, Serialize};
+
+/// The reason a call did not return a complete answer. Serialized in snake_case, these are the
+/// `error_kind` strings of the record format (see DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The call ran past its time limit.
+    Timeout,
+    /// HTTP 429, or a rate-limit error reported inside the stream.
+    RateLimited,
+    /// Any other 4xx: a bad request, a wrong key, an unknown model.
+    #[serde(rename = "http_4xx")]
+    Http4xx,
+    /// A 5xx from the provider.
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    /// The TCP/TLS connection could not be made.
+    Connect,
+    /// The stream ended or broke before the answer was complete.
+    StreamBroken,
+    /// The provider sent bytes that are not the protocol (malformed JSON, missing fields).
+    BadResponse,
+    /// A 200 stream that carried an error event instead of (the rest of) an answer.
+    StreamError,
+    /// The request could not be sent for a local reason (bad URL, bad header value).
+    Request,
+    /// The run's deadline came before this call was started.
+    SkippedDeadline,
+}
+
+impl ErrorKind {
+    /// The kind for an HTTP status that is not a success.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            429 => ErrorKind::RateLimited,
+            400..=499 => ErrorKind::Http4xx,
+            _ => ErrorKind::Http5xx,
+        }
+    }
+
+    /// The snake_case name, as written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::Connect => "connect",
+            ErrorKind::StreamBroken => "stream_broken",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::StreamError => "stream_error",
+            ErrorKind::Request => "request",
+            ErrorKind::SkippedDeadline => "skipped_deadline",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_name_matches_as_str() {
+        for kind in [
+            ErrorKind::Timeout,
+            ErrorKind::RateLimited,
+            ErrorKind::Http4xx,
+            ErrorKind::Http5xx,
+            ErrorKind::Connect,
+            ErrorKind::StreamBroken,
+            ErrorKind::BadResponse,
+            ErrorKind::StreamError,
+            ErrorKind::Request,
+            ErrorKind::SkippedDeadline,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn status_mapping() {
+        assert_eq!(ErrorKind::from_status(429), ErrorKind::RateLimited);
+        assert_eq!(ErrorKind::from_status(401), ErrorKind::Http4xx);
+        assert_eq!(ErrorKind::from_status(503), ErrorKind::Http5xx);
+    }
+}

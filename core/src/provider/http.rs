@@ -1,0 +1,76 @@
+//! The HTTP transport: reqwest, one shared connection pool per run.
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+
+use super::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
+
+/// Sends requests to `{base_url}{path}`.
+pub struct HttpTransport {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl HttpTransport {
+    pub fn new(http: reqwest::Client, base_url: String) -> Self {
+        HttpTransport { http, base_url }
+    }
+}
+
+/// The HTTP client every run uses: no overall timeout (each call sets its own deadline), a
+/// connect timeout, and llmpulse's user agent.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_max_idle_per_host(1024)
+        .build()
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>> {
+        Box::pin(async move {
+            let url = format!("{}{}", self.base_url, req.path);
+            let resp = self
+                .http
+                .post(url)
+                .headers(req.headers)
+                .body(req.body)
+                .send()
+                .await
+                .map_err(|e| {
+                    // Without the URL: a URL can carry a key in its query string.
+                    let e = e.without_url();
+                    if e.is_timeout() {
+                        TransportError::Timeout
+                    } else if e.is_connect() {
+                        TransportError::Connect(chain(&e))
+                    } else {
+                        TransportError::Request(chain(&e))
+                    }
+                })?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp
+                .bytes_stream()
+                .map(|r| r.map_err(|e| BodyError(chain(&e.without_url()))));
+            Ok(RawResponse {
+                status,
+                headers,
+                body: Box::pin(body),
+            })
+        })
+    }
+}
+
+/// The error and its sources, joined: reqwest's own message alone hides the cause.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -1,0 +1,495 @@
+//! The OpenAI chat-completions protocol, streaming (SSE) and not: the request body, and the
+//! reading of answers, usage and errors as they arrive. Every OpenAI-compatible service goes
+//! through here (Groq, OpenRouter, vLLM, llama.cpp, Ollama, LM Studio, Exo, the simulator).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chrono::Utc;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::timeout_at;
+
+use super::{CallError, CallOutcome, HttpRequest, RawResponse, Transport, TransportError, Usage};
+use crate::config::Target;
+use crate::error_kind::ErrorKind;
+use crate::measure::{Meter, Output};
+use crate::secret::{Secret, scrub};
+use crate::suite::Message;
+
+/// The most of an error body kept for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The JSON body of a chat-completions request for `target`.
+pub fn request_body(target: &Target, messages: &[Message]) -> Value {
+    let p = &target.params;
+    let mut body = json!({
+        "model": target.model,
+        "messages": messages,
+        "stream": p.stream,
+    });
+    if p.stream && p.stream_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(t) = p.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(m) = p.max_tokens {
+        body["max_tokens"] = json!(m);
+    }
+    if let Some(t) = p.top_p {
+        body["top_p"] = json!(t);
+    }
+    if let Some(s) = p.seed {
+        body["seed"] = json!(s);
+    }
+    if let Value::Object(map) = &mut body {
+        for (k, v) in &target.extra {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+fn request_headers(target: &Target) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if target.params.stream {
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    }
+    if let Some(key) = &target.api_key
+        && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+    {
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    for (k, v) in &target.headers {
+        if let (Ok(name), Ok(mut value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v.expose()),
+        ) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+fn secrets(target: &Target) -> Vec<&Secret> {
+    target
+        .api_key
+        .iter()
+        .chain(target.headers.iter().map(|(_, v)| v))
+        .collect()
+}
+
+/// Sends one chat request for `target` over `transport` and measures the answer.
+pub async fn call(target: &Target, transport: &dyn Transport, messages: &[Message]) -> CallOutcome {
+    let body = request_body(target, messages).to_string().into_bytes();
+    let request = HttpRequest {
+        path: "/chat/completions",
+        headers: request_headers(target),
+        body,
+    };
+    let sent_at = Utc::now();
+    let sent = Instant::now();
+    let deadline = tokio::time::Instant::from_std(sent + target.timeout);
+    let mut reading = Reading::new(sent, target.params.stream);
+    reading.out.sent_at = sent_at;
+
+    let response = match timeout_at(deadline, transport.send(request)).await {
+        Err(_) => Err(TransportError::Timeout),
+        Ok(r) => r,
+    };
+    match response {
+        Err(e) => {
+            let (kind, message) = match e {
+                TransportError::Timeout => (
+                    ErrorKind::Timeout,
+                    format!("no response within {:?}", target.timeout),
+                ),
+                TransportError::Connect(m) => (ErrorKind::Connect, m),
+                TransportError::Request(m) => (ErrorKind::Request, m),
+            };
+            reading.fail(kind, message);
+        }
+        Ok(resp) => {
+            reading.meter.headers(Instant::now());
+            reading.out.http_status = Some(resp.status);
+            reading.out.provider_request_id = request_id(&resp.headers);
+            if !(200..300).contains(&resp.status) {
+                reading.read_error(resp, deadline).await;
+            } else if target.params.stream {
+                reading.read_stream(resp, deadline, target.timeout).await;
+            } else {
+                reading.read_json(resp, deadline, target.timeout).await;
+            }
+        }
+    }
+    let mut out = reading.finish();
+    if let Some(e) = &mut out.error {
+        e.message = scrub(&e.message, &secrets(target));
+    }
+    out
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id", "x-groq-id"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The state of one response being read.
+struct Reading {
+    meter: Meter,
+    out: CallOutcome,
+    ended: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+struct ChunkWire {
+    #[serde(default)]
+    choices: Vec<ChoiceWire>,
+    #[serde(default)]
+    usage: Option<UsageWire>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceWire {
+    #[serde(default)]
+    delta: Option<MessageWire>,
+    #[serde(default)]
+    message: Option<MessageWire>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MessageWire {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct UsageWire {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens_details: Option<DetailsWire>,
+}
+
+#[derive(Deserialize)]
+struct DetailsWire {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+impl From<UsageWire> for Usage {
+    fn from(u: UsageWire) -> Self {
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+        }
+    }
+}
+
+impl Reading {
+    fn new(sent: Instant, streamed: bool) -> Self {
+        Reading {
+            meter: Meter::new(sent),
+            out: CallOutcome {
+                sent_at: Utc::now(),
+                timings: Default::default(),
+                streamed,
+                answer: String::new(),
+                reasoning: String::new(),
+                usage: None,
+                finish_reason: None,
+                http_status: None,
+                provider_request_id: None,
+                error: None,
+            },
+            ended: None,
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: String) {
+        if self.out.error.is_none() {
+            self.out.error = Some(CallError { kind, message });
+        }
+    }
+
+    /// Applies one message or delta; returns what it carried.
+    fn apply(&mut self, m: MessageWire) -> Output {
+        let mut output = Output::Nothing;
+        if let Some(r) = m
+            .reasoning_content
+            .or(m.reasoning)
+            .filter(|r| !r.is_empty())
+        {
+            self.out.reasoning.push_str(&r);
+            output = Output::Reasoning;
+        }
+        if m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
+            output = Output::ToolCall;
+        }
+        if let Some(c) = m.content.filter(|c| !c.is_empty()) {
+            self.out.answer.push_str(&c);
+            output = Output::Answer;
+        }
+        output
+    }
+
+    fn stream_error(&mut self, error: &Value) {
+        let message = error_message(error).unwrap_or_else(|| error.to_string());
+        let code = error.get("code").or_else(|| error.get("status"));
+        let rate_limited = code.is_some_and(|c| c == 429 || c == "429")
+            || error
+                .get("type")
+                .is_some_and(|t| t == "rate_limit_exceeded");
+        let kind = if rate_limited {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::StreamError
+        };
+        self.fail(kind, format!("error event in the stream: {message}"));
+    }
+
+    async fn read_stream(
+        &mut self,
+        resp: RawResponse,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+    ) {
+        // The instant the latest bytes arrived, stamped before any parsing, in ns after `sent`.
+        let sent = self.meter.sent();
+        let stamp = Arc::new(AtomicU64::new(0));
+        let stamper = stamp.clone();
+        let body = resp.body.map(move |r| {
+            stamper.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            r
+        });
+        let mut events = body.eventsource();
+        let mut done = false;
+        loop {
+            let event = match timeout_at(deadline, events.next()).await {
+                Err(_) => {
+                    self.fail(
+                        ErrorKind::Timeout,
+                        format!("the answer was not complete within {limit:?}"),
+                    );
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.fail(ErrorKind::StreamBroken, format!("the stream broke: {e}"));
+                    break;
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let at = sent + Duration::from_nanos(stamp.load(Ordering::Relaxed));
+            self.ended = Some(at);
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk: ChunkWire = match serde_json::from_str(data) {
+                Ok(c) => c,
+                Err(e) => {
+                    if event.event == "error" {
+                        self.stream_error(&json!({ "message": data }));
+                    } else {
+                        self.fail(
+                            ErrorKind::BadResponse,
+                            format!("malformed stream chunk ({e}): {}", truncate(data, 200)),
+                        );
+                    }
+                    break;
+                }
+            };
+            if let Some(error) = chunk.error {
+                let error = error.get("error").cloned().unwrap_or(error);
+                self.stream_error(&error);
+                break;
+            }
+            let mut output = Output::Nothing;
+            for choice in chunk.choices {
+                if let Some(delta) = choice.delta.or(choice.message) {
+                    let o = self.apply(delta);
+                    if o != Output::Nothing {
+                        output = o;
+                    }
+                }
+                if choice.finish_reason.is_some() {
+                    self.out.finish_reason = choice.finish_reason;
+                }
+            }
+            if let Some(u) = chunk.usage {
+                self.out.usage = Some(u.into());
+            }
+            self.meter.chunk(at, output);
+        }
+        if self.out.error.is_none() && !done && self.out.finish_reason.is_none() {
+            self.ended = Some(Instant::now());
+            self.fail(
+                ErrorKind::StreamBroken,
+                "the stream ended before the answer was complete (no finish_reason, no [DONE])"
+                    .into(),
+            );
+        }
+    }
+
+    async fn read_json(
+        &mut self,
+        resp: RawResponse,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+    ) {
+        let Some(bytes) = self.collect(resp, deadline, usize::MAX, limit).await else {
+            return;
+        };
+        let parsed: ChunkWire = match serde_json::from_slice(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(
+                    ErrorKind::BadResponse,
+                    format!(
+                        "the response is not a chat completion ({e}): {}",
+                        truncate(&String::from_utf8_lossy(&bytes), 200)
+                    ),
+                );
+                return;
+            }
+        };
+        if let Some(error) = parsed.error {
+            let error = error.get("error").cloned().unwrap_or(error);
+            self.stream_error(&error);
+            return;
+        }
+        let Some(choice) = parsed.choices.into_iter().next() else {
+            self.fail(ErrorKind::BadResponse, "the response has no choices".into());
+            return;
+        };
+        if let Some(m) = choice.message.or(choice.delta) {
+            self.apply(m);
+        }
+        self.out.finish_reason = choice.finish_reason;
+        self.out.usage = parsed.usage.map(Into::into);
+    }
+
+    async fn read_error(&mut self, resp: RawResponse, deadline: tokio::time::Instant) {
+        let status = resp.status;
+        let retry_after = resp
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = self
+            .collect(resp, deadline, ERROR_BODY_LIMIT, Duration::ZERO)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| error_message(&v))
+            .unwrap_or_else(|| truncate(text.trim(), 300));
+        let mut message = format!("HTTP {status}: {detail}");
+        if let Some(r) = retry_after {
+            message.push_str(&format!(" (retry-after: {r})"));
+        }
+        self.out.error = None;
+        self.fail(ErrorKind::from_status(status), message);
+    }
+
+    /// Reads the whole body (at most `max` bytes). `None` when reading failed (recorded).
+    async fn collect(
+        &mut self,
+        mut resp: RawResponse,
+        deadline: tokio::time::Instant,
+        max: usize,
+        limit: Duration,
+    ) -> Option<BytesMut> {
+        let mut buf = BytesMut::new();
+        loop {
+            match timeout_at(deadline, resp.body.next()).await {
+                Err(_) => {
+                    self.fail(
+                        ErrorKind::Timeout,
+                        format!("the response was not complete within {limit:?}"),
+                    );
+                    return None;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.fail(ErrorKind::StreamBroken, format!("the body broke: {}", e.0));
+                    return None;
+                }
+                Ok(Some(Ok(b))) => {
+                    let room = max.saturating_sub(buf.len());
+                    buf.extend_from_slice(&b[..b.len().min(room)]);
+                    if buf.len() >= max {
+                        break;
+                    }
+                }
+            }
+        }
+        self.ended = Some(Instant::now());
+        Some(buf)
+    }
+
+    fn finish(mut self) -> CallOutcome {
+        let end = self.ended.unwrap_or_else(Instant::now);
+        self.out.timings = self.meter.finish(end);
+        self.out
+    }
+}
+
+/// The human message of an error object: `{"error": {"message": …}}`, `{"error": "…"}` or
+/// `{"message": …}`.
+fn error_message(v: &Value) -> Option<String> {
+    let e = v.get("error").unwrap_or(v);
+    if let Some(s) = e.as_str() {
+        return Some(s.to_string());
+    }
+    e.get("message").and_then(Value::as_str).map(str::to_string)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+impl std::fmt::Display for super::BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for super::BodyError {}

@@ -1,0 +1,302 @@
+//! The record: one row per (question, target, repetition), and its JSONL and CSV forms.
+//!
+//! The first eleven fields keep the names and meanings of the seed batch evaluator, so its data
+//! and ours compare directly; the fields after them make a number trustworthy (see DESIGN.md).
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Target;
+use crate::error_kind::ErrorKind;
+use crate::measure::Throughput;
+use crate::provider::CallOutcome;
+use crate::score;
+use crate::suite::{Message, Question};
+use crate::tokens::{self, TokenSource};
+
+/// One measured call. Optional fields are `null` in JSON and empty in CSV.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    // -- the seed's columns, in the seed's order --
+    /// RFC 3339 UTC, when the request was sent.
+    pub timestamp: String,
+    pub industry: String,
+    pub question: String,
+    pub llm_provider: String,
+    pub llm_model: String,
+    /// Request sent → last byte of the answer (or of the failure).
+    pub latency_sec: f64,
+    /// `response_tokens / latency_sec`; `null` for a failed call.
+    pub throughput_tps: Option<f64>,
+    pub success: bool,
+    /// Share of key facts found in the answer; `null` for a failed call.
+    pub coverage_score: Option<f64>,
+    pub prompt_tokens: Option<u32>,
+    pub response_tokens: Option<u32>,
+
+    // -- what makes the numbers trustworthy --
+    pub run_id: String,
+    pub campaign: Option<String>,
+    pub slot: Option<u64>,
+    pub question_id: String,
+    pub target: String,
+    pub repetition: u32,
+    pub task: String,
+    pub streamed: bool,
+    pub ttfb_sec: Option<f64>,
+    pub ttft_sec: Option<f64>,
+    pub ttfat_sec: Option<f64>,
+    pub output_speed_tps: Option<f64>,
+    pub tpot_sec: Option<f64>,
+    pub chunk_count: Option<u32>,
+    pub chunk_gap_p50_sec: Option<f64>,
+    pub chunk_gap_p99_sec: Option<f64>,
+    pub chunk_gap_max_sec: Option<f64>,
+    pub token_source: Option<TokenSource>,
+    pub reasoning_tokens: Option<u32>,
+    pub attempts: u32,
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    pub http_status: Option<u16>,
+    pub finish_reason: Option<String>,
+    pub grounding_score: Option<f64>,
+    pub answer_chars: u32,
+    /// The answer text, or `null` when the config sets `keep_answers = false`.
+    pub answer: Option<String>,
+    pub answer_sha256: String,
+    pub provider_request_id: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    /// Where it ran: `local:HOST`, `lambda:REGION`, `agent:ID`.
+    pub origin: String,
+    pub llmpulse_version: String,
+    pub config_hash: String,
+}
+
+/// What the runner knows about a call besides its outcome.
+pub struct CallContext<'a> {
+    pub run_id: &'a str,
+    pub campaign: Option<&'a str>,
+    pub slot: Option<u64>,
+    pub origin: &'a str,
+    pub config_hash: &'a str,
+    pub keep_answers: bool,
+    pub target: &'a Target,
+    pub question: &'a Question,
+    pub messages: &'a [Message],
+    pub repetition: u32,
+    pub attempts: u32,
+}
+
+impl Record {
+    /// Builds the record of one call: token accounting, derived speeds and scores.
+    pub fn from_call(cx: &CallContext<'_>, out: &CallOutcome) -> Record {
+        let success = out.success();
+        let usage = out.usage.unwrap_or_default();
+        let generated = !out.answer.is_empty() || !out.reasoning.is_empty();
+        let (prompt_tokens, response_tokens, reasoning_tokens, token_source) =
+            match (usage.prompt_tokens, usage.completion_tokens) {
+                (Some(p), Some(c)) => (
+                    Some(p),
+                    Some(c),
+                    usage.reasoning_tokens,
+                    Some(TokenSource::Usage),
+                ),
+                _ if generated || success => {
+                    let prompt: String = cx
+                        .messages
+                        .iter()
+                        .map(|m| m.content.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let reasoning = tokens::estimate(&out.reasoning);
+                    (
+                        Some(tokens::estimate(&prompt)),
+                        Some(tokens::estimate(&out.answer) + reasoning),
+                        (reasoning > 0).then_some(reasoning),
+                        Some(TokenSource::Estimated),
+                    )
+                }
+                _ => (None, None, None, None),
+            };
+        let t = &out.timings;
+        let speeds = if success {
+            Throughput::derive(t, response_tokens.unwrap_or(0))
+        } else {
+            Throughput::default()
+        };
+        let q = cx.question;
+        let (coverage_score, grounding_score) = if success {
+            (
+                score::coverage(&out.answer, &q.context, &q.key_facts),
+                score::grounding(&out.answer, &q.context, &q.question),
+            )
+        } else {
+            (None, None)
+        };
+        Record {
+            timestamp: out
+                .sent_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            industry: q.industry.clone(),
+            question: q.question.clone(),
+            llm_provider: cx.target.provider.clone(),
+            llm_model: cx.target.model.clone(),
+            latency_sec: round6(t.latency_sec),
+            throughput_tps: speeds.throughput_tps.map(round6),
+            success,
+            coverage_score: coverage_score.map(round6),
+            prompt_tokens,
+            response_tokens,
+            run_id: cx.run_id.to_string(),
+            campaign: cx.campaign.map(str::to_string),
+            slot: cx.slot,
+            question_id: q.id.clone(),
+            target: cx.target.name.clone(),
+            repetition: cx.repetition,
+            task: q.task.clone(),
+            streamed: out.streamed,
+            ttfb_sec: t.ttfb_sec.map(round6),
+            ttft_sec: t.ttft_sec.map(round6),
+            ttfat_sec: t.ttfat_sec.map(round6),
+            output_speed_tps: speeds.output_speed_tps.map(round6),
+            tpot_sec: speeds.tpot_sec.map(round6),
+            chunk_count: out.streamed.then_some(t.chunk_count),
+            chunk_gap_p50_sec: t.chunk_gap_p50_sec.map(round6),
+            chunk_gap_p99_sec: t.chunk_gap_p99_sec.map(round6),
+            chunk_gap_max_sec: t.chunk_gap_max_sec.map(round6),
+            token_source,
+            reasoning_tokens,
+            attempts: cx.attempts,
+            error_kind: out.error.as_ref().map(|e| e.kind),
+            error_message: out.error.as_ref().map(|e| e.message.clone()),
+            http_status: out.http_status,
+            finish_reason: out.finish_reason.clone(),
+            grounding_score: grounding_score.map(round6),
+            answer_chars: out.answer.chars().count() as u32,
+            answer: cx.keep_answers.then(|| out.answer.clone()),
+            answer_sha256: hex::encode(Sha256::digest(out.answer.as_bytes())),
+            provider_request_id: out.provider_request_id.clone(),
+            temperature: cx.target.params.temperature,
+            max_tokens: cx.target.params.max_tokens,
+            origin: cx.origin.to_string(),
+            llmpulse_version: crate::VERSION.to_string(),
+            config_hash: cx.config_hash.to_string(),
+        }
+    }
+}
+
+/// Microsecond resolution is all a network timing can honestly claim.
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Writes records as JSON Lines.
+pub fn write_jsonl<W: Write>(mut w: W, records: &[Record]) -> std::io::Result<()> {
+    for r in records {
+        serde_json::to_writer(&mut w, r)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+/// Writes records as CSV with a header row, columns in record order.
+pub fn write_csv<W: Write>(w: W, records: &[Record]) -> Result<(), csv::Error> {
+    let mut writer = csv::Writer::from_writer(w);
+    for r in records {
+        writer.serialize(r)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Reads JSON Lines records; an error names the line.
+pub fn read_jsonl(text: &str) -> Result<Vec<Record>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_COLUMNS: [&str; 11] = [
+        "timestamp",
+        "industry",
+        "question",
+        "llm_provider",
+        "llm_model",
+        "latency_sec",
+        "throughput_tps",
+        "success",
+        "coverage_score",
+        "prompt_tokens",
+        "response_tokens",
+    ];
+
+    fn sample() -> Record {
+        serde_json::from_str(
+            r#"{"timestamp": "2026-11-25T10:30:00.000Z", "industry": "retail", "question": "q, with comma",
+            "llm_provider": "groq", "llm_model": "llama3-70b-8192", "latency_sec": 2.34,
+            "throughput_tps": 45.2, "success": true, "coverage_score": 0.78, "prompt_tokens": 150,
+            "response_tokens": 200, "run_id": "r", "campaign": null, "slot": null,
+            "question_id": "retail-01", "target": "t", "repetition": 0, "task": "rag",
+            "streamed": true, "ttfb_sec": 0.1, "ttft_sec": 0.2, "ttfat_sec": 0.2,
+            "output_speed_tps": 90.0, "tpot_sec": 0.011, "chunk_count": 150,
+            "chunk_gap_p50_sec": 0.01, "chunk_gap_p99_sec": 0.03, "chunk_gap_max_sec": 0.05,
+            "token_source": "usage", "reasoning_tokens": null, "attempts": 1, "error_kind": null,
+            "error_message": null, "http_status": 200, "finish_reason": "stop",
+            "grounding_score": 0.9, "answer_chars": 5, "answer": "hello", "answer_sha256": "x",
+            "provider_request_id": null, "temperature": null, "max_tokens": null,
+            "origin": "local:test", "llmpulse_version": "0.1.0", "config_hash": "h"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn seed_columns_come_first_in_both_formats() {
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[sample()]).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        assert_eq!(&header[..11], &SEED_COLUMNS);
+
+        let mut jsonl = Vec::new();
+        write_jsonl(&mut jsonl, &[sample()]).unwrap();
+        let line = String::from_utf8(jsonl).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        // serde_json without preserve_order sorts keys; check the text order instead.
+        assert!(keys.len() > 11);
+        let mut last = 0;
+        for col in SEED_COLUMNS {
+            let at = line.find(&format!("\"{col}\":")).unwrap();
+            assert!(at >= last, "{col} out of order");
+            last = at;
+        }
+    }
+
+    #[test]
+    fn jsonl_round_trips() {
+        let mut jsonl = Vec::new();
+        write_jsonl(&mut jsonl, &[sample(), sample()]).unwrap();
+        let back = read_jsonl(&String::from_utf8(jsonl).unwrap()).unwrap();
+        assert_eq!(back, vec![sample(), sample()]);
+        assert!(read_jsonl("{}\n").unwrap_err().starts_with("line 1:"));
+    }
+
+    #[test]
+    fn csv_quotes_commas_and_leaves_nulls_empty() {
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[sample()]).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.contains("\"q, with comma\""));
+        assert!(row.contains(",r,,,retail-01,")); // campaign and slot are empty
+    }
+}

@@ -1,0 +1,340 @@
+//! Question suites: the questions, their retrieved context, the key facts an answer should
+//! contain, and how they become chat messages.
+//!
+//! A suite is a TOML file (see `suites/rag-retail-finance.toml`) or the built-in copy of the
+//! bundled one, named `builtin:rag-retail-finance`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::score;
+
+/// The bundled suite, compiled in so the quickstart and the cloud functions need no file.
+pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../../suites/rag-retail-finance.toml");
+
+/// The default prompt template: `{context}` and `{question}` are replaced.
+pub const DEFAULT_TEMPLATE: &str = "Use only the context below to answer the question.\n\nContext:\n{context}\n\nQuestion: {question}";
+
+/// A validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub name: String,
+    pub description: String,
+    pub system: Option<String>,
+    pub template: String,
+    pub questions: Vec<Question>,
+    /// sha256 of the suite text, part of every record's `config_hash`.
+    pub sha256: String,
+}
+
+/// One question of a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub industry: String,
+    pub task: String,
+    pub question: String,
+    pub context: Vec<String>,
+    pub key_facts: Vec<String>,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Message {
+    pub role: &'static str,
+    pub content: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("cannot read suite {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: question {index} ({id}): {message}")]
+    Invalid {
+        origin: String,
+        index: usize,
+        id: String,
+        message: String,
+    },
+    #[error("unknown built-in suite '{0}' (built-in suites: builtin:rag-retail-finance)")]
+    UnknownBuiltin(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    questions: Vec<RawQuestion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuestion {
+    id: String,
+    industry: String,
+    #[serde(default = "default_task")]
+    task: String,
+    question: String,
+    #[serde(default)]
+    context: Vec<String>,
+    #[serde(default)]
+    key_facts: Vec<String>,
+}
+
+fn default_task() -> String {
+    "rag".into()
+}
+
+impl Suite {
+    /// Loads `builtin:NAME` or a file path (relative paths against `base_dir`).
+    pub fn load(spec: &str, base_dir: &Path) -> Result<Suite, SuiteError> {
+        if let Some(name) = spec.strip_prefix("builtin:") {
+            return match name {
+                "rag-retail-finance" => Suite::parse(BUILTIN_RAG_RETAIL_FINANCE, spec),
+                _ => Err(SuiteError::UnknownBuiltin(spec.to_string())),
+            };
+        }
+        let path = base_dir.join(spec);
+        let text = std::fs::read_to_string(&path).map_err(|source| SuiteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Suite::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses suite TOML; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
+        let raw: RawSuite = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            SuiteError::Parse {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let template = raw.template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
+        let mut seen = HashSet::new();
+        let mut questions = Vec::with_capacity(raw.questions.len());
+        for (i, q) in raw.questions.into_iter().enumerate() {
+            let invalid = |message: String| SuiteError::Invalid {
+                origin: origin.to_string(),
+                index: i + 1,
+                id: q.id.clone(),
+                message,
+            };
+            if q.id.trim().is_empty() {
+                return Err(invalid("`id` is empty".into()));
+            }
+            if !seen.insert(q.id.clone()) {
+                return Err(invalid(format!("duplicate id '{}'", q.id)));
+            }
+            if q.question.trim().is_empty() {
+                return Err(invalid("`question` is empty".into()));
+            }
+            if q.industry.trim().is_empty() {
+                return Err(invalid("`industry` is empty".into()));
+            }
+            if !q.key_facts.is_empty() && q.context.is_empty() {
+                return Err(invalid(
+                    "`key_facts` given without `context`: facts must come from the context".into(),
+                ));
+            }
+            questions.push(Question {
+                id: q.id,
+                industry: q.industry,
+                task: q.task,
+                question: q.question,
+                context: q.context,
+                key_facts: q.key_facts,
+            });
+        }
+        if questions.is_empty() {
+            return Err(SuiteError::Invalid {
+                origin: origin.to_string(),
+                index: 0,
+                id: String::new(),
+                message: "the suite has no [[questions]]".into(),
+            });
+        }
+        Ok(Suite {
+            name: raw.name,
+            description: raw.description,
+            system: raw.system,
+            template,
+            questions,
+            sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    /// The chat messages for `question`.
+    pub fn messages(&self, question: &Question) -> Vec<Message> {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &self.system {
+            messages.push(Message {
+                role: "system",
+                content: system.clone(),
+            });
+        }
+        let content = if question.context.is_empty() {
+            question.question.clone()
+        } else {
+            let context = question
+                .context
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("[{}] {}", i + 1, c))
+                .collect::<Vec<_>>()
+                .join("\n");
+            self.template
+                .replace("{context}", &context)
+                .replace("{question}", &question.question)
+        };
+        messages.push(Message {
+            role: "user",
+            content,
+        });
+        messages
+    }
+
+    /// Warnings about the suite's content that do not stop a run: key facts whose terms are not
+    /// in the question's context (a fact the model cannot take from the context measures recall
+    /// of world knowledge, not RAG coverage).
+    pub fn lint(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for q in &self.questions {
+            let context = score::term_set(&q.context.join("\n"));
+            for fact in &q.key_facts {
+                if score::fact_found(fact, &context) == Some(false) {
+                    warnings.push(format!(
+                        "{}: key fact not supported by its context: {fact}",
+                        q.id
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// The distinct industries, in first-seen order.
+    pub fn industries(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for q in &self.questions {
+            if !out.contains(&q.industry.as_str()) {
+                out.push(&q.industry);
+            }
+        }
+        out
+    }
+}
+
+/// 1-based line and column of byte offset `pos` in `text`.
+pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = &text[..pos];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_suite_is_ten_retail_and_ten_finance() {
+        let suite = Suite::load("builtin:rag-retail-finance", Path::new(".")).unwrap();
+        let count = |ind: &str| suite.questions.iter().filter(|q| q.industry == ind).count();
+        assert_eq!(count("retail"), 10);
+        assert_eq!(count("finance"), 10);
+        for q in &suite.questions {
+            assert!((1..=3).contains(&q.context.len()), "{}: context", q.id);
+            assert!((2..=5).contains(&q.key_facts.len()), "{}: key facts", q.id);
+        }
+    }
+
+    #[test]
+    fn bundled_suite_facts_come_from_their_context() {
+        let suite = Suite::load("builtin:rag-retail-finance", Path::new(".")).unwrap();
+        assert_eq!(suite.lint(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn builtin_and_file_are_the_same_suite() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let file = Suite::load("suites/rag-retail-finance.toml", &dir).unwrap();
+        let builtin = Suite::load("builtin:rag-retail-finance", &dir).unwrap();
+        assert_eq!(file.questions, builtin.questions);
+    }
+
+    #[test]
+    fn parse_error_names_origin_and_line() {
+        let text = "name = \"x\"\n[[questions]]\nid = \"a\"\nindustry = 5\n";
+        let err = Suite::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(err.starts_with("my.toml:4:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let text = r#"
+name = "x"
+[[questions]]
+id = "a"
+industry = "retail"
+question = "q1"
+[[questions]]
+id = "a"
+industry = "retail"
+question = "q2"
+"#;
+        let err = Suite::parse(text, "s.toml").unwrap_err().to_string();
+        assert!(err.contains("question 2 (a): duplicate id"), "{err}");
+    }
+
+    #[test]
+    fn messages_fill_the_template() {
+        let text = r#"
+name = "x"
+system = "Be brief."
+[[questions]]
+id = "a"
+industry = "retail"
+question = "How much?"
+context = ["Sales were 5.", "Costs were 3."]
+"#;
+        let suite = Suite::parse(text, "s.toml").unwrap();
+        let m = suite.messages(&suite.questions[0]);
+        assert_eq!(m[0].role, "system");
+        assert!(
+            m[1].content
+                .contains("[1] Sales were 5.\n[2] Costs were 3.")
+        );
+        assert!(m[1].content.ends_with("Question: How much?"));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
