@@ -1,1 +1,385 @@
+//! End to end: `llmpulse sim` started as a real HTTP server, `llmpulse run` measuring it, and the
+//! records checked the way a user would read them.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+
+/// A running `llmpulse sim`, killed on drop.
+struct Sim {
+    child: Child,
+    base_url: String,
+}
+
+impl Sim {
+    fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(BIN)
+            .args(["sim", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start llmpulse sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base_url = line
+            .trim()
+            .strip_prefix("llmpulse sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Sim { child, base_url }
+    }
+
+    fn log(&self) -> Vec<Value> {
+        let url = self.base_url.replace("/v1", "/sim/log");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("llmpulse-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const ONE_QUESTION: &str = r#"
+name = "one"
+[[questions]]
+id = "retail-01"
+industry = "retail"
+question = "Which category earned the most?"
+context = ["Outerwear revenue was $18.4 million. Footwear revenue was $12.9 million."]
+key_facts = ["Outerwear revenue was $18.4 million"]
+"#;
+
+fn run(dir: &Scratch, config: &str, envs: &[(&str, &str)]) -> Output {
+    dir.write("suite.toml", ONE_QUESTION);
+    let cfg = dir.write("config.toml", config);
+    Command::new(BIN)
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(dir.0.join("out"))
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// All records below `out`, in file order.
+fn records(out: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for day in std::fs::read_dir(out.join("records")).unwrap() {
+        for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "jsonl") {
+                for line in std::fs::read_to_string(&p).unwrap().lines() {
+                    rows.push(serde_json::from_str(line).unwrap());
+                }
+            }
+        }
+    }
+    rows
+}
+
+fn target(name: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "[[targets]]\nname = \"{name}\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\n{extra}\n"
+    )
+}
+
+fn by_target<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["target"] == name)
+        .unwrap_or_else(|| panic!("no record for {name}"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn timings_match_the_simulators_schedule() {
+    // 300 ms to the first token, then 19 more tokens 20 ms apart: the answer ends at 680 ms.
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "300",
+        "--itl-ms",
+        "20",
+        "--output-tokens",
+        "20",
+    ]);
+    let dir = Scratch::new("timings");
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}",
+        target("stream", &sim.base_url, ""),
+        target("plain", &sim.base_url, "stream = false")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 2);
+
+    let s = by_target(&rows, "stream");
+    assert_eq!(s["success"], true);
+    let (ttft, latency) = (f(&s["ttft_sec"]), f(&s["latency_sec"]));
+    // At least the configured delays, and close to them (loopback adds well under 200 ms).
+    assert!((0.300..0.500).contains(&ttft), "ttft {ttft}");
+    assert!((0.680..0.900).contains(&latency), "latency {latency}");
+    // The role-only chunk came at once, yet it is not the first token.
+    assert!(f(&s["ttfb_sec"]) < 0.2, "ttfb {}", s["ttfb_sec"]);
+    assert_eq!(s["response_tokens"], 20);
+    assert_eq!(s["token_source"], "usage");
+    assert_eq!(s["chunk_count"], 20);
+    let gap = f(&s["chunk_gap_p50_sec"]);
+    assert!((0.015..0.060).contains(&gap), "chunk gap {gap}");
+    // 19 tokens after the first in ~380 ms: about 50 tokens/s.
+    let speed = f(&s["output_speed_tps"]);
+    assert!((35.0..=52.0).contains(&speed), "output speed {speed}");
+
+    let p = by_target(&rows, "plain");
+    assert_eq!(p["success"], true);
+    assert!(p["ttft_sec"].is_null());
+    assert!(f(&p["latency_sec"]) >= 0.680);
+    assert_eq!(p["streamed"], false);
+}
+
+#[test]
+fn faults_become_failed_records_and_keep_partial_answers() {
+    let sim = Sim::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "40"]);
+    let dir = Scratch::new("faults");
+    let with_fault = |f: &str| format!("headers = {{ \"x-sim-fault\" = \"{f}\" }}");
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}{}{}{}",
+        target("cut", &sim.base_url, &with_fault("cut")),
+        target("event", &sim.base_url, &with_fault("error_event")),
+        target("malformed", &sim.base_url, &with_fault("malformed")),
+        target("limited", &sim.base_url, &with_fault("429")),
+        target("broken", &sim.base_url, &with_fault("500")),
+    );
+    let out = run(&dir, &cfg, &[]);
+    // Providers failing is what we measure, not a failure of the run.
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 5);
+
+    let cut = by_target(&rows, "cut");
+    assert_eq!(cut["success"], false);
+    assert_eq!(cut["error_kind"], "stream_broken");
+    assert!(
+        cut["answer_chars"].as_u64().unwrap() > 0,
+        "partial answer kept"
+    );
+    assert!(cut["answer"].as_str().unwrap().len() > 10);
+    assert!(cut["throughput_tps"].is_null());
+
+    let event = by_target(&rows, "event");
+    assert_eq!(
+        event["success"], false,
+        "a 200 stream with an error event is a failure"
+    );
+    assert_eq!(event["http_status"], 200);
+    assert_eq!(event["error_kind"], "stream_error");
+    assert!(
+        event["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded")
+    );
+
+    assert_eq!(by_target(&rows, "malformed")["error_kind"], "bad_response");
+    let limited = by_target(&rows, "limited");
+    assert_eq!(limited["error_kind"], "rate_limited");
+    assert_eq!(limited["http_status"], 429);
+    assert!(
+        limited["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("retry-after")
+    );
+    assert_eq!(by_target(&rows, "broken")["error_kind"], "http_5xx");
+
+    // The simulator saw exactly one request per target.
+    assert_eq!(sim.log().len(), 5);
+}
+
+#[test]
+fn missing_usage_is_estimated_and_says_so() {
+    let sim = Sim::start(&["--ttft-ms", "10", "--itl-ms", "1", "--no-usage"]);
+    let dir = Scratch::new("usage");
+    let cfg = format!("suite = \"suite.toml\"\n{}", target("t", &sim.base_url, ""));
+    let out = run(&dir, &cfg, &[]);
+    assert!(out.status.success());
+    let rows = records(&dir.0.join("out"));
+    let r = &rows[0];
+    assert_eq!(r["success"], true);
+    assert_eq!(r["token_source"], "estimated");
+    // The simulator made 120 tokens; the estimate is in the same range.
+    let n = r["response_tokens"].as_u64().unwrap();
+    assert!((60..=240).contains(&n), "estimated {n}");
+}
+
+#[test]
+fn unreachable_target_is_a_connect_record_not_a_crash() {
+    let dir = Scratch::new("connect");
+    // Port 9 (discard) on loopback: nothing listens there.
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}",
+        target("gone", "http://127.0.0.1:9/v1", "")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows[0]["success"], false);
+    assert_eq!(rows[0]["error_kind"], "connect");
+}
+
+#[test]
+fn malformed_config_names_its_line_and_runs_nothing() {
+    let dir = Scratch::new("badconfig");
+    let cfg = "suite = \"suite.toml\"\n[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\nmax_tokens = \"lots\"\n";
+    let out = run(&dir, cfg, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.toml:6:"), "{err}");
+    assert!(!dir.0.join("out").exists(), "nothing written");
+}
+
+#[test]
+fn api_keys_never_reach_records_or_output() {
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "1",
+        "--fault-500",
+        "0.5",
+        "--seed",
+        "3",
+    ]);
+    let dir = Scratch::new("secrets");
+    let key = "sk-llmpulse-test-4f1c9e";
+    let cfg = format!(
+        "suite = \"suite.toml\"\nrepetitions = 4\n{}",
+        target(
+            "keyed",
+            &sim.base_url,
+            "api_key_env = \"LLMPULSE_TEST_KEY\"\nheaders = { \"X-Api-Key\" = \"${LLMPULSE_TEST_KEY}\" }"
+        )
+    );
+    let out = run(&dir, &cfg, &[("LLMPULSE_TEST_KEY", key)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 4);
+    assert!(String::from_utf8_lossy(&out.stdout).find(key).is_none());
+    assert!(String::from_utf8_lossy(&out.stderr).find(key).is_none());
+    for entry in walk(&dir.0.join("out")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(!text.contains(key), "key found in {}", entry.display());
+    }
+}
+
+#[test]
+fn quickstart_needs_no_config_key_or_network() {
+    let dir = Scratch::new("quickstart");
+    let out = Command::new(BIN)
+        .args(["run", "--output"])
+        .arg(dir.0.join("out"))
+        .env_remove("GROQ_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for t in [
+        "groq-llama3-70b",
+        "groq-kimi-k2",
+        "openrouter-mistral-7b",
+        "openrouter-deepseek-r1-8b",
+    ] {
+        assert!(stdout.contains(t), "summary lacks {t}:\n{stdout}");
+    }
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 80, "20 questions x 4 targets");
+    let csv: Vec<PathBuf> = walk(&dir.0.join("out"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    assert_eq!(csv.len(), 1);
+    let lines = std::fs::read_to_string(&csv[0]).unwrap();
+    assert!(lines.starts_with("timestamp,industry,question,llm_provider,llm_model,latency_sec,throughput_tps,success,coverage_score,prompt_tokens,response_tokens,"));
+    let manifest: Vec<PathBuf> = walk(&dir.0.join("out"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "manifest.json"))
+        .collect();
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest[0]).unwrap()).unwrap();
+    assert_eq!(m["records"], 80);
+    assert_eq!(m["files"].as_array().unwrap().len(), 2);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -67,7 +67,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if progress.is_hidden() {
                 // No terminal: a log line every 10% instead of a bar.
-                if n == total || n % (total / 10).max(1) == 0 {
+                if n == total || n.is_multiple_of((total / 10).max(1)) {
                     tracing::info!(done = n, total, "progress");
                 }
             } else {
@@ -93,9 +93,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         format!("{} ({})", suite.name, config.suite)
     };
-    let (files, manifest) = output::encode(&out, &suite_ref, &targets, &opts.origin)?;
+    let encoded = output::encode(&out, &suite_ref, &targets, &opts.origin)?;
+    let manifest = &encoded.manifest;
     let dir = Path::new(&config.output);
-    let manifest_path = output::write_local(dir, &files, &manifest)
+    let manifest_path = output::write_local(dir, &encoded)
         .with_context(|| format!("writing the run to {}", dir.display()))?;
 
     tracing::info!(
@@ -114,8 +115,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             out.run_id, manifest.records, manifest.successes
         );
         println!("{}", table::render(&summary::by_target(&out.records)));
-        for (key, _) in &files {
-            println!("  {}", dir.join(key).display());
+        for f in &encoded.files {
+            println!("  {}", dir.join(&f.key).display());
         }
         println!("  {}", manifest_path.display());
     }

@@ -93,6 +93,11 @@ impl Meter {
         &self.chunk_offsets
     }
 
+    /// Gives up the arrival offsets (after [`Meter::finish`]), for callers that keep them.
+    pub fn into_chunk_offsets(self) -> Vec<Duration> {
+        self.chunk_offsets
+    }
+
     /// The call ended (complete or not) at `at`.
     pub fn finish(&self, at: Instant) -> Timings {
         let since = |t: Option<Instant>| t.map(|t| secs(t.saturating_duration_since(self.sent)));

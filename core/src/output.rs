@@ -68,13 +68,27 @@ pub fn manifest_key(run_id: &str) -> String {
     format!("runs/{run_id}/manifest.json")
 }
 
-/// Serialises a run into its files (key, bytes) and its manifest, without writing anything.
+/// One file of a run: its key below the output root and its bytes.
+#[derive(Debug, Clone)]
+pub struct RunFile {
+    pub key: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A run ready to store: data files, and the manifest that vouches for them.
+#[derive(Debug, Clone)]
+pub struct EncodedRun {
+    pub files: Vec<RunFile>,
+    pub manifest: Manifest,
+}
+
+/// Serialises a run into its files and its manifest, without writing anything.
 pub fn encode(
     run: &RunOutput,
     suite: &str,
     targets: &[String],
     origin: &str,
-) -> Result<(Vec<(String, Vec<u8>)>, Manifest), OutputError> {
+) -> Result<EncodedRun, OutputError> {
     let mut jsonl = Vec::new();
     record::write_jsonl(&mut jsonl, &run.records).map_err(|source| OutputError::Io {
         path: PathBuf::from(records_key(run, "jsonl")),
@@ -83,8 +97,14 @@ pub fn encode(
     let mut csv = Vec::new();
     record::write_csv(&mut csv, &run.records)?;
     let files = vec![
-        (records_key(run, "jsonl"), jsonl),
-        (records_key(run, "csv"), csv),
+        RunFile {
+            key: records_key(run, "jsonl"),
+            bytes: jsonl,
+        },
+        RunFile {
+            key: records_key(run, "csv"),
+            bytes: csv,
+        },
     ];
     let first = run.records.first();
     let manifest = Manifest {
@@ -102,28 +122,24 @@ pub fn encode(
         successes: run.records.iter().filter(|r| r.success).count(),
         files: files
             .iter()
-            .map(|(key, bytes)| FileEntry {
-                path: key.clone(),
+            .map(|f| FileEntry {
+                path: f.key.clone(),
                 rows: run.records.len(),
-                bytes: bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(bytes)),
+                bytes: f.bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(&f.bytes)),
             })
             .collect(),
     };
-    Ok((files, manifest))
+    Ok(EncodedRun { files, manifest })
 }
 
 /// Writes a run below `dir`: data files first, manifest last. Returns the manifest's path.
-pub fn write_local(
-    dir: &Path,
-    files: &[(String, Vec<u8>)],
-    manifest: &Manifest,
-) -> Result<PathBuf, OutputError> {
-    for (key, bytes) in files {
-        write_atomic(&dir.join(key), bytes)?;
+pub fn write_local(dir: &Path, run: &EncodedRun) -> Result<PathBuf, OutputError> {
+    for f in &run.files {
+        write_atomic(&dir.join(&f.key), &f.bytes)?;
     }
-    let path = dir.join(manifest_key(&manifest.run_id));
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| OutputError::Io {
+    let path = dir.join(manifest_key(&run.manifest.run_id));
+    let json = serde_json::to_vec_pretty(&run.manifest).map_err(|e| OutputError::Io {
         path: path.clone(),
         source: e.into(),
     })?;

@@ -8,6 +8,7 @@ pub mod preset;
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -76,6 +77,11 @@ pub struct CallError {
 pub struct CallOutcome {
     /// When the request was sent (the record's `timestamp`).
     pub sent_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock.
+    pub sent: Instant,
+    /// When each chunk that carried output arrived, after `sent` (not in records: the benchmark
+    /// and the agent's live view use them).
+    pub chunk_offsets: Vec<Duration>,
     pub timings: Timings,
     pub streamed: bool,
     pub answer: String,

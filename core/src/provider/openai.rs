@@ -217,6 +217,8 @@ impl Reading {
             meter: Meter::new(sent),
             out: CallOutcome {
                 sent_at: Utc::now(),
+                sent,
+                chunk_offsets: Vec::new(),
                 timings: Default::default(),
                 streamed,
                 answer: String::new(),
@@ -462,6 +464,7 @@ impl Reading {
     fn finish(mut self) -> CallOutcome {
         let end = self.ended.unwrap_or_else(Instant::now);
         self.out.timings = self.meter.finish(end);
+        self.out.chunk_offsets = self.meter.into_chunk_offsets();
         self.out
     }
 }

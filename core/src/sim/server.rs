@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
@@ -27,8 +28,15 @@ pub fn router(state: Arc<SimState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the simulator on `listener` until the task is dropped.
+/// Serves the simulator on `listener` until the task is dropped. Every connection gets
+/// `TCP_NODELAY`: with Nagle's algorithm on, a small chunk written right after another waits for
+/// the peer's delayed ACK (up to 40 ms), which would make the simulator's timings a lie.
 pub async fn serve(listener: TcpListener, state: Arc<SimState>) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state)).await
 }
 
