@@ -1,133 +1,13 @@
 //! End to end: `llmpulse sim` started as a real HTTP server, `llmpulse run` measuring it, and the
 //! records checked the way a user would read them.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
-
-/// A running `llmpulse sim`, killed on drop.
-struct Sim {
-    child: Child,
-    base_url: String,
-}
-
-impl Sim {
-    fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(BIN)
-            .args(["sim", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start llmpulse sim");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base_url = line
-            .trim()
-            .strip_prefix("llmpulse sim listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Sim { child, base_url }
-    }
-
-    fn log(&self) -> Vec<Value> {
-        let url = self.base_url.replace("/v1", "/sim/log");
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("llmpulse-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const ONE_QUESTION: &str = r#"
-name = "one"
-[[questions]]
-id = "retail-01"
-industry = "retail"
-question = "Which category earned the most?"
-context = ["Outerwear revenue was $18.4 million. Footwear revenue was $12.9 million."]
-key_facts = ["Outerwear revenue was $18.4 million"]
-"#;
-
-fn run(dir: &Scratch, config: &str, envs: &[(&str, &str)]) -> Output {
-    dir.write("suite.toml", ONE_QUESTION);
-    let cfg = dir.write("config.toml", config);
-    Command::new(BIN)
-        .args(["run", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--output")
-        .arg(dir.0.join("out"))
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap()
-}
-
-/// All records below `out`, in file order.
-fn records(out: &Path) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for day in std::fs::read_dir(out.join("records")).unwrap() {
-        for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
-            if p.extension().is_some_and(|e| e == "jsonl") {
-                for line in std::fs::read_to_string(&p).unwrap().lines() {
-                    rows.push(serde_json::from_str(line).unwrap());
-                }
-            }
-        }
-    }
-    rows
-}
-
-fn target(name: &str, base_url: &str, extra: &str) -> String {
-    format!(
-        "[[targets]]\nname = \"{name}\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\n{extra}\n"
-    )
-}
-
-fn by_target<'a>(rows: &'a [Value], name: &str) -> &'a Value {
-    rows.iter()
-        .find(|r| r["target"] == name)
-        .unwrap_or_else(|| panic!("no record for {name}"))
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use support::{BIN, Scratch, Sim, by_target, f, records, run, target, walk};
 
 #[test]
 fn timings_match_the_simulators_schedule() {
@@ -183,7 +63,9 @@ fn timings_match_the_simulators_schedule() {
 fn faults_become_failed_records_and_keep_partial_answers() {
     let sim = Sim::start(&["--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "40"]);
     let dir = Scratch::new("faults");
-    let with_fault = |f: &str| format!("headers = {{ \"x-sim-fault\" = \"{f}\" }}");
+    // One attempt each: this test is about how each fault is recorded, not about retries.
+    let with_fault =
+        |f: &str| format!("max_attempts = 1\nheaders = {{ \"x-sim-fault\" = \"{f}\" }}");
     let cfg = format!(
         "suite = \"suite.toml\"\n{}{}{}{}{}",
         target("cut", &sim.base_url, &with_fault("cut")),
@@ -307,7 +189,7 @@ fn api_keys_never_reach_records_or_output() {
         target(
             "keyed",
             &sim.base_url,
-            "api_key_env = \"LLMPULSE_TEST_KEY\"\nheaders = { \"X-Api-Key\" = \"${LLMPULSE_TEST_KEY}\" }"
+            "max_attempts = 1\napi_key_env = \"LLMPULSE_TEST_KEY\"\nheaders = { \"X-Api-Key\" = \"${LLMPULSE_TEST_KEY}\" }"
         )
     );
     let out = run(&dir, &cfg, &[("LLMPULSE_TEST_KEY", key)]);
@@ -366,20 +248,4 @@ fn quickstart_needs_no_config_key_or_network() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest[0]).unwrap()).unwrap();
     assert_eq!(m["records"], 80);
     assert_eq!(m["files"].as_array().unwrap().len(), 2);
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// Override the config's `concurrency`.
     #[arg(long)]
     pub concurrency: Option<u32>,
+    /// Stop starting calls this long after the start (e.g. `14m`); calls still in flight at the
+    /// deadline are cancelled, unstarted ones recorded as `skipped_deadline`.
+    #[arg(long)]
+    pub deadline: Option<humantime::Duration>,
+    /// How long before the deadline the last call may start (default 10s).
+    #[arg(long)]
+    pub deadline_margin: Option<humantime::Duration>,
     /// No progress bar and no table: print only the manifest path.
     #[arg(long, short)]
     pub quiet: bool,

@@ -42,12 +42,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let suite = Suite::load(&config.suite, &config.base_dir)?;
 
     let started = chrono::Utc::now();
-    let opts = RunOptions {
-        run_id: runner::new_run_id(started),
-        campaign: None,
-        slot: None,
-        origin: format!("local:{}", hostname()),
-    };
+    let mut opts = RunOptions::new(runner::new_run_id(started), format!("local:{}", hostname()));
+    opts.deadline = a.deadline.map(|d| std::time::Instant::now() + *d);
+    if let Some(m) = a.deadline_margin {
+        opts.deadline_margin = *m;
+    }
     let total = suite.questions.len() * config.targets.len() * config.repetitions as usize;
     tracing::info!(
         run_id = %opts.run_id,

@@ -45,8 +45,7 @@ fn setup(profile: SimProfile) -> Setup {
         "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"http://{bound}/v1\"\nmodel = \"sim\"\ntimeout_sec = 60\n"
     );
     let config = Config::parse(&text, "bench", PathBuf::from("."), &|_| None).expect("config");
-    let http = llmpulse_core::provider::http::build_client().expect("http client");
-    let client = Client::new(config.targets[0].clone(), &http);
+    let client = Client::new(config.targets[0].clone()).expect("http client");
     Setup {
         _server_rt: server_rt,
         state,
@@ -78,7 +77,7 @@ fn drive(
             let (client, msgs, permits) = (client.clone(), msgs.clone(), permits.clone());
             tasks.spawn(async move {
                 let _p = permits.acquire_owned().await;
-                client.call(&msgs).await
+                client.call(&msgs, None).await
             });
         }
         let mut out = Vec::with_capacity(total);

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::error_kind::ErrorKind;
 use crate::provider::preset;
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::sim::SimProfile;
 use crate::suite::line_col;
@@ -53,7 +55,13 @@ pub struct Target {
     pub endpoint: Endpoint,
     pub api_key: Option<Secret>,
     pub params: Params,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub limits: Limits,
+    /// The target that answers when this one fails after its retries.
+    pub fallback: Option<String>,
+    /// Asked only as another target's fallback, never on its own.
+    pub fallback_only: bool,
     /// Extra request headers. Values may come from `${VAR}` and are treated as secrets.
     pub headers: Vec<(String, Secret)>,
     /// Extra JSON fields merged into the request body.
@@ -67,6 +75,31 @@ pub enum Endpoint {
     Http { base_url: String },
     /// The built-in simulator, in-process.
     Sim(Box<SimProfile>),
+}
+
+/// A target's time limits. Each gives its own `error_kind` when it fires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connection.
+    pub connect: Duration,
+    /// Request sent → first generated token.
+    pub first_token: Option<Duration>,
+    /// Longest silence between two stream chunks.
+    pub idle: Option<Duration>,
+    /// Request sent → complete answer.
+    pub total: Duration,
+}
+
+/// A target's request budget, enforced before a request is sent (waiting here is never
+/// latency).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// Requests per minute, evenly paced.
+    pub rpm: Option<u32>,
+    /// Tokens per minute, each request weighted by its prompt estimate plus `max_tokens`.
+    pub tpm: Option<u32>,
+    /// Calls of this target in flight at once (besides the run's `concurrency`).
+    pub max_concurrency: Option<u32>,
 }
 
 /// Request parameters sent with every call of a target.
@@ -132,6 +165,17 @@ struct RawTarget {
     top_p: Option<Spanned<f64>>,
     seed: Option<i64>,
     timeout_sec: Option<Spanned<f64>>,
+    connect_timeout_sec: Option<Spanned<f64>>,
+    first_token_timeout_sec: Option<Spanned<f64>>,
+    idle_timeout_sec: Option<Spanned<f64>>,
+    max_attempts: Option<Spanned<i64>>,
+    retry_on: Option<Vec<Spanned<String>>>,
+    retry_max_wait_sec: Option<Spanned<f64>>,
+    rpm: Option<Spanned<i64>>,
+    tpm: Option<Spanned<i64>>,
+    max_concurrency: Option<Spanned<i64>>,
+    fallback: Option<Spanned<String>>,
+    fallback_only: Option<bool>,
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
     extra: Option<Spanned<toml::Table>>,
@@ -214,6 +258,27 @@ impl Config {
                 ));
             }
             targets.push(target);
+        }
+        for (i, t) in raw.targets.iter().enumerate() {
+            let Some(fb) = &t.get_ref().fallback else {
+                continue;
+            };
+            let name = fb.get_ref();
+            let field = format!("targets[{i}].fallback");
+            if name == &targets[i].name {
+                return Err(cx.invalid(
+                    fb.span().start,
+                    field,
+                    "a target cannot be its own fallback".into(),
+                ));
+            }
+            if !targets.iter().any(|t| &t.name == name) {
+                return Err(cx.invalid(
+                    fb.span().start,
+                    field,
+                    format!("no target named '{name}'"),
+                ));
+            }
         }
         Ok(Config {
             origin: origin.to_string(),
@@ -467,9 +532,56 @@ impl Cx<'_> {
             top_p: self.in_range(&t.top_p, field("top_p"), 0.0, 1.0)?,
             seed: t.seed,
         };
-        let timeout = match &t.timeout_sec {
-            Some(v) => self.positive(v, &field("timeout_sec"))?,
-            None => default_timeout,
+        let secs =
+            |v: &Option<Spanned<f64>>, name: &str| -> Result<Option<Duration>, ConfigError> {
+                v.as_ref()
+                    .map(|v| self.positive(v, &field(name)).map(Duration::from_secs_f64))
+                    .transpose()
+            };
+        let timeouts = Timeouts {
+            connect: secs(&t.connect_timeout_sec, "connect_timeout_sec")?
+                .unwrap_or(Duration::from_secs(10)),
+            first_token: secs(&t.first_token_timeout_sec, "first_token_timeout_sec")?,
+            idle: secs(&t.idle_timeout_sec, "idle_timeout_sec")?,
+            total: secs(&t.timeout_sec, "timeout_sec")?
+                .unwrap_or(Duration::from_secs_f64(default_timeout)),
+        };
+        let mut retry = RetryPolicy {
+            max_attempts: self.bounded(
+                t.max_attempts.as_ref(),
+                &field("max_attempts"),
+                3,
+                1,
+                100,
+            )?,
+            ..RetryPolicy::default()
+        };
+        if let Some(w) = secs(&t.retry_max_wait_sec, "retry_max_wait_sec")? {
+            retry.max_wait = w;
+        }
+        if let Some(kinds) = &t.retry_on {
+            retry.retry_on = kinds
+                .iter()
+                .map(|k| {
+                    ErrorKind::parse(k.get_ref()).ok_or_else(|| {
+                        self.invalid(
+                            k.span().start,
+                            field("retry_on"),
+                            format!("'{}' is not an error kind", k.get_ref()),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let optional = |v: &Option<Spanned<i64>>, name: &str| -> Result<Option<u32>, ConfigError> {
+            v.as_ref()
+                .map(|v| self.bounded(Some(v), &field(name), 0, 1, 100_000_000))
+                .transpose()
+        };
+        let limits = Limits {
+            rpm: optional(&t.rpm, "rpm")?,
+            tpm: optional(&t.tpm, "tpm")?,
+            max_concurrency: optional(&t.max_concurrency, "max_concurrency")?,
         };
 
         let mut headers: Vec<(String, Secret)> = preset
@@ -512,7 +624,11 @@ impl Cx<'_> {
             endpoint,
             api_key,
             params,
-            timeout: Duration::from_secs_f64(timeout),
+            timeouts,
+            retry,
+            limits,
+            fallback: t.fallback.as_ref().map(|f| f.get_ref().clone()),
+            fallback_only: t.fallback_only.unwrap_or(false),
             headers,
             extra,
         })
@@ -726,6 +842,59 @@ headers = { "X-Token" = "${TOKEN}" }
         assert_eq!(interpolate("${B:-two}", &env).unwrap(), "two");
         assert_eq!(interpolate("cost $5", &env).unwrap(), "cost $5");
         assert!(interpolate("${A", &env).is_err());
+    }
+
+    #[test]
+    fn limits_retries_timeouts_and_fallback() {
+        let text = r#"
+[[targets]]
+name = "a"
+provider = "sim"
+model = "m"
+rpm = 60
+tpm = 6000
+max_concurrency = 2
+max_attempts = 5
+retry_on = ["rate_limited", "timeout"]
+first_token_timeout_sec = 2.5
+idle_timeout_sec = 1
+fallback = "b"
+[[targets]]
+name = "b"
+provider = "sim"
+model = "m"
+fallback_only = true
+"#;
+        let c = parse(text).unwrap();
+        let a = &c.targets[0];
+        assert_eq!(a.limits.rpm, Some(60));
+        assert_eq!(a.limits.tpm, Some(6000));
+        assert_eq!(a.retry.max_attempts, 5);
+        assert_eq!(
+            a.retry.retry_on,
+            vec![ErrorKind::RateLimited, ErrorKind::Timeout]
+        );
+        assert_eq!(a.timeouts.first_token, Some(Duration::from_millis(2500)));
+        assert_eq!(a.timeouts.total, Duration::from_secs(120));
+        assert_eq!(a.fallback.as_deref(), Some("b"));
+        assert!(c.targets[1].fallback_only);
+    }
+
+    #[test]
+    fn bad_retry_kind_and_unknown_fallback_are_errors() {
+        let text = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\nretry_on = [\"http_500\"]\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("test.toml:5: targets[0].retry_on: 'http_500'"),
+            "{err}"
+        );
+        let text =
+            "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\nfallback = \"z\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("targets[0].fallback: no target named 'z'"),
+            "{err}"
+        );
     }
 
     #[test]

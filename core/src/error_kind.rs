@@ -7,8 +7,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The call ran past its time limit.
+    /// The call ran past its total time limit (`timeout_sec`).
     Timeout,
+    /// No connection within `connect_timeout_sec`.
+    ConnectTimeout,
+    /// No generated token within `first_token_timeout_sec` of sending.
+    FirstTokenTimeout,
+    /// The stream went quiet for longer than `idle_timeout_sec` between chunks.
+    IdleTimeout,
+    /// The run's deadline came while this call was in flight; it was cancelled.
+    Deadline,
     /// HTTP 429, or a rate-limit error reported inside the stream.
     RateLimited,
     /// Any other 4xx: a bad request, a wrong key, an unknown model.
@@ -41,10 +49,19 @@ impl ErrorKind {
         }
     }
 
+    /// The kind named `name` (as written in records and configs).
+    pub fn parse(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+
     /// The snake_case name, as written in records.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::FirstTokenTimeout => "first_token_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::Deadline => "deadline",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
@@ -72,6 +89,10 @@ mod tests {
     fn serde_name_matches_as_str() {
         for kind in [
             ErrorKind::Timeout,
+            ErrorKind::ConnectTimeout,
+            ErrorKind::FirstTokenTimeout,
+            ErrorKind::IdleTimeout,
+            ErrorKind::Deadline,
             ErrorKind::RateLimited,
             ErrorKind::Http4xx,
             ErrorKind::Http5xx,

@@ -14,6 +14,7 @@ pub mod measure;
 pub mod output;
 pub mod provider;
 pub mod record;
+pub mod retry;
 pub mod runner;
 pub mod score;
 pub mod secret;

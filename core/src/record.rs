@@ -57,6 +57,14 @@ pub struct Record {
     pub token_source: Option<TokenSource>,
     pub reasoning_tokens: Option<u32>,
     pub attempts: u32,
+    /// Attempts answered 429 (or a rate-limit error event): availability, not hidden by retries.
+    pub rate_limited_count: u32,
+    pub queue_wait_sec: f64,
+    pub retry_wait_sec: f64,
+    pub ratelimit_remaining_requests: Option<u64>,
+    pub ratelimit_remaining_tokens: Option<u64>,
+    pub failover_from: Option<String>,
+    pub failover_to: Option<String>,
     pub error_kind: Option<ErrorKind>,
     pub error_message: Option<String>,
     pub http_status: Option<u16>,
@@ -87,7 +95,24 @@ pub struct CallContext<'a> {
     pub question: &'a Question,
     pub messages: &'a [Message],
     pub repetition: u32,
+    pub stats: &'a AttemptStats,
+    /// Set on a fallback's record: the target it stood in for.
+    pub failover_from: Option<&'a str>,
+    /// Set on a failed call's record when a fallback answered instead.
+    pub failover_to: Option<&'a str>,
+}
+
+/// How a call went across its attempts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptStats {
+    /// Requests sent (0 when the call was skipped).
     pub attempts: u32,
+    /// Attempts answered with a rate-limit error.
+    pub rate_limited: u32,
+    /// Time spent waiting for a permit or the target's rate limiter (never latency).
+    pub queue_wait: std::time::Duration,
+    /// Time spent waiting between attempts (backoff or the provider's `Retry-After`).
+    pub retry_wait: std::time::Duration,
 }
 
 impl Record {
@@ -169,7 +194,14 @@ impl Record {
             chunk_gap_max_sec: t.chunk_gap_max_sec.map(round6),
             token_source,
             reasoning_tokens,
-            attempts: cx.attempts,
+            attempts: cx.stats.attempts,
+            rate_limited_count: cx.stats.rate_limited,
+            queue_wait_sec: round6(cx.stats.queue_wait.as_secs_f64()),
+            retry_wait_sec: round6(cx.stats.retry_wait.as_secs_f64()),
+            ratelimit_remaining_requests: out.rate_limit.remaining_requests,
+            ratelimit_remaining_tokens: out.rate_limit.remaining_tokens,
+            failover_from: cx.failover_from.map(str::to_string),
+            failover_to: cx.failover_to.map(str::to_string),
             error_kind: out.error.as_ref().map(|e| e.kind),
             error_message: out.error.as_ref().map(|e| e.message.clone()),
             http_status: out.http_status,
@@ -249,7 +281,10 @@ mod tests {
             "streamed": true, "ttfb_sec": 0.1, "ttft_sec": 0.2, "ttfat_sec": 0.2,
             "output_speed_tps": 90.0, "tpot_sec": 0.011, "chunk_count": 150,
             "chunk_gap_p50_sec": 0.01, "chunk_gap_p99_sec": 0.03, "chunk_gap_max_sec": 0.05,
-            "token_source": "usage", "reasoning_tokens": null, "attempts": 1, "error_kind": null,
+            "token_source": "usage", "reasoning_tokens": null, "attempts": 1,
+            "rate_limited_count": 0, "queue_wait_sec": 0.0, "retry_wait_sec": 0.0,
+            "ratelimit_remaining_requests": null, "ratelimit_remaining_tokens": null,
+            "failover_from": null, "failover_to": null, "error_kind": null,
             "error_message": null, "http_status": 200, "finish_reason": "stop",
             "grounding_score": 0.9, "answer_chars": 5, "answer": "hello", "answer_sha256": "x",
             "provider_request_id": null, "temperature": null, "max_tokens": null,

@@ -1,19 +1,25 @@
-//! A run: every (question × target × repetition) called once, with bounded concurrency, each
-//! call turned into a [`Record`]. A failed call is a record, never an error of the run.
+//! A run: every (question × target × repetition) asked once, with bounded concurrency, each
+//! target's rate limits, retries and failover, within the run's deadline; each call turned into
+//! a [`Record`]. A failed call is a record, never an error of the run.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
+use governor::Quota;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
-use crate::provider::Client;
-use crate::provider::http::build_client;
-use crate::record::{CallContext, Record};
+use crate::config::{Config, Target};
+use crate::error_kind::ErrorKind;
+use crate::provider::{CallOutcome, Client};
+use crate::record::{AttemptStats, CallContext, Record};
 use crate::suite::{Message, Suite};
+use crate::tokens;
 
 /// Who and what a run is, besides its configuration.
 #[derive(Debug, Clone)]
@@ -23,6 +29,24 @@ pub struct RunOptions {
     pub slot: Option<u64>,
     /// Where it runs: `local:HOST`, `lambda:REGION`, `agent:ID`.
     pub origin: String,
+    /// When the run must be over (a Lambda's end, `--deadline`). No call starts later than
+    /// `deadline − deadline_margin`; calls still in flight at the deadline are cancelled.
+    pub deadline: Option<Instant>,
+    pub deadline_margin: Duration,
+}
+
+impl RunOptions {
+    /// Options for a run with no deadline, campaign or slot.
+    pub fn new(run_id: String, origin: String) -> Self {
+        RunOptions {
+            run_id,
+            campaign: None,
+            slot: None,
+            origin,
+            deadline: None,
+            deadline_margin: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The result of a run: its records in planned order, and when it happened.
@@ -37,8 +61,11 @@ pub struct RunOutput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error("cannot build the HTTP client for target '{target}': {source}")]
+    HttpClient {
+        target: String,
+        source: reqwest::Error,
+    },
     #[error("a call task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -51,13 +78,13 @@ pub struct PlannedCall {
     pub repetition: u32,
 }
 
-/// Every call of a run, repetition-major and targets interleaved, so that each target is asked
-/// evenly over the run's duration rather than one after another.
-pub fn plan(targets: usize, questions: usize, repetitions: u32) -> Vec<PlannedCall> {
-    let mut calls = Vec::with_capacity(targets * questions * repetitions as usize);
+/// Every call of a run for the given target indexes, repetition-major and targets interleaved,
+/// so that each target is asked evenly over the run's duration rather than one after another.
+pub fn plan(targets: &[usize], questions: usize, repetitions: u32) -> Vec<PlannedCall> {
+    let mut calls = Vec::with_capacity(targets.len() * questions * repetitions as usize);
     for repetition in 0..repetitions {
         for question in 0..questions {
-            for target in 0..targets {
+            for &target in targets {
                 calls.push(PlannedCall {
                     target,
                     question,
@@ -84,8 +111,136 @@ pub fn config_hash(config: &Config, suite: &Suite) -> String {
     hex::encode(h.finalize())[..16].to_string()
 }
 
+type Limiter = governor::DefaultDirectRateLimiter;
+
+/// A target with its client and its budget.
+struct Lane {
+    client: Client,
+    rpm: Option<Limiter>,
+    tpm: Option<(Limiter, u32)>,
+    permits: Option<Semaphore>,
+}
+
+impl Lane {
+    fn new(target: &Target) -> Result<Lane, RunError> {
+        let client = Client::new(target.clone()).map_err(|source| RunError::HttpClient {
+            target: target.name.clone(),
+            source,
+        })?;
+        // Requests are paced evenly (burst 1), so no sliding minute ever holds more than `rpm`.
+        let rpm = target.limits.rpm.and_then(|rpm| {
+            Quota::with_period(Duration::from_secs_f64(60.0 / f64::from(rpm))).map(Limiter::direct)
+        });
+        // Tokens may burst up to a tenth of the minute's budget.
+        let tpm = target.limits.tpm.and_then(|tpm| {
+            let burst = NonZeroU32::new((tpm / 10).max(1))?;
+            let quota = Quota::with_period(Duration::from_secs_f64(60.0 / f64::from(tpm)))?
+                .allow_burst(burst);
+            Some((Limiter::direct(quota), burst.get()))
+        });
+        Ok(Lane {
+            client,
+            rpm,
+            tpm,
+            permits: target
+                .limits
+                .max_concurrency
+                .map(|n| Semaphore::new(n as usize)),
+        })
+    }
+
+    /// Waits until the target's budget allows a request of `weight` tokens.
+    async fn admit(&self, weight: u32) {
+        if let Some(rpm) = &self.rpm {
+            rpm.until_ready().await;
+        }
+        if let Some((tpm, burst)) = &self.tpm
+            && let Some(n) = NonZeroU32::new(weight.clamp(1, *burst))
+        {
+            let _ = tpm.until_n_ready(n).await;
+        }
+    }
+}
+
+/// How a call went across its attempts.
+struct Asked {
+    outcome: CallOutcome,
+    stats: AttemptStats,
+}
+
+/// Asks one question of one lane: limits, retries with backoff or the provider's requested wait,
+/// and the run's deadline. Returns the last attempt's outcome.
+async fn ask(
+    lane: &Lane,
+    messages: &[Message],
+    weight: u32,
+    global: &Semaphore,
+    opts: &RunOptions,
+) -> Asked {
+    let policy = &lane.client.target().retry;
+    let mut rng = ChaCha8Rng::from_rng(&mut rand::rng());
+    let mut stats = AttemptStats::default();
+    loop {
+        let queued = Instant::now();
+        let _global = global.acquire().await;
+        let _own = match &lane.permits {
+            Some(p) => Some(p.acquire().await),
+            None => None,
+        };
+        lane.admit(weight).await;
+        stats.queue_wait += queued.elapsed();
+        if let Some(deadline) = opts.deadline
+            && Instant::now() + opts.deadline_margin >= deadline
+            && stats.attempts == 0
+        {
+            return Asked {
+                outcome: CallOutcome::not_sent(
+                    ErrorKind::SkippedDeadline,
+                    "not started: too close to the run's deadline".into(),
+                ),
+                stats,
+            };
+        }
+        stats.attempts += 1;
+        let outcome = lane.client.call(messages, opts.deadline).await;
+        drop(_own);
+        drop(_global);
+        let Some(error) = &outcome.error else {
+            return Asked { outcome, stats };
+        };
+        if error.kind == ErrorKind::RateLimited {
+            stats.rate_limited += 1;
+        }
+        let wait = policy.next_wait(
+            stats.attempts,
+            error.kind,
+            outcome.rate_limit.retry_after,
+            &mut rng,
+        );
+        let fits = |w: Duration| {
+            opts.deadline
+                .is_none_or(|d| Instant::now() + w + opts.deadline_margin < d)
+        };
+        match wait {
+            Some(w) if fits(w) => {
+                tracing::debug!(
+                    target = %lane.client.target().name,
+                    attempt = stats.attempts,
+                    error = %error.kind,
+                    wait_ms = w.as_millis() as u64,
+                    "retrying"
+                );
+                tokio::time::sleep(w).await;
+                stats.retry_wait += w;
+            }
+            _ => return Asked { outcome, stats },
+        }
+    }
+}
+
 /// Runs `suite` against the config's targets. `on_record` sees each record as it completes
-/// (for progress); the returned records are in planned order.
+/// (for progress); the returned records are in planned order, a fallback's record right after
+/// the record of the call it stood in for.
 pub async fn run(
     config: &Config,
     suite: &Suite,
@@ -93,13 +248,12 @@ pub async fn run(
     on_record: Arc<dyn Fn(&Record) + Send + Sync>,
 ) -> Result<RunOutput, RunError> {
     let started_at = Utc::now();
-    let http = build_client()?;
-    let clients: Arc<Vec<Client>> = Arc::new(
+    let lanes: Arc<Vec<Lane>> = Arc::new(
         config
             .targets
             .iter()
-            .map(|t| Client::new(t.clone(), &http))
-            .collect(),
+            .map(Lane::new)
+            .collect::<Result<_, _>>()?,
     );
     let messages: Arc<Vec<Vec<Message>>> =
         Arc::new(suite.questions.iter().map(|q| suite.messages(q)).collect());
@@ -107,53 +261,77 @@ pub async fn run(
     let hash: Arc<str> = config_hash(config, &suite).into();
     let opts = Arc::new(opts.clone());
     let keep_answers = config.keep_answers;
-    let permits = Arc::new(Semaphore::new(config.concurrency as usize));
+    let global = Arc::new(Semaphore::new(config.concurrency as usize));
 
-    let calls = plan(
-        config.targets.len(),
-        suite.questions.len(),
-        config.repetitions,
-    );
+    let askable: Vec<usize> = (0..config.targets.len())
+        .filter(|i| !config.targets[*i].fallback_only)
+        .collect();
+    let calls = plan(&askable, suite.questions.len(), config.repetitions);
     let total = calls.len();
     let mut tasks = JoinSet::new();
     for (index, call) in calls.into_iter().enumerate() {
-        let (clients, messages, suite, hash, opts, permits, on_record) = (
-            clients.clone(),
+        let (lanes, messages, suite, hash, opts, global, on_record) = (
+            lanes.clone(),
             messages.clone(),
             suite.clone(),
             hash.clone(),
             opts.clone(),
-            permits.clone(),
+            global.clone(),
             on_record.clone(),
         );
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let client = &clients[call.target];
             let question = &suite.questions[call.question];
             let msgs = &messages[call.question];
-            let outcome = client.call(msgs).await;
-            let cx = CallContext {
-                run_id: &opts.run_id,
-                campaign: opts.campaign.as_deref(),
-                slot: opts.slot,
-                origin: &opts.origin,
-                config_hash: &hash,
-                keep_answers,
-                target: client.target(),
-                question,
-                messages: msgs,
-                repetition: call.repetition,
-                attempts: 1,
+            let record = |lane: &Lane, asked: &Asked, from: Option<&str>, to: Option<&str>| {
+                let target = lane.client.target();
+                let cx = CallContext {
+                    run_id: &opts.run_id,
+                    campaign: opts.campaign.as_deref(),
+                    slot: opts.slot,
+                    origin: &opts.origin,
+                    config_hash: &hash,
+                    keep_answers,
+                    target,
+                    question,
+                    messages: msgs,
+                    repetition: call.repetition,
+                    stats: &asked.stats,
+                    failover_from: from,
+                    failover_to: to,
+                };
+                Record::from_call(&cx, &asked.outcome)
             };
-            let record = Record::from_call(&cx, &outcome);
-            on_record(&record);
-            (index, record)
+            let lane = &lanes[call.target];
+            let asked = ask(lane, msgs, weight(lane, msgs), &global, &opts).await;
+            let target = lane.client.target();
+            let fallback = match (&asked.outcome.error, &target.fallback) {
+                (Some(e), Some(name)) if e.kind != ErrorKind::SkippedDeadline => {
+                    lanes.iter().find(|l| &l.client.target().name == name)
+                }
+                _ => None,
+            };
+            let mut out = Vec::with_capacity(2);
+            let primary = record(
+                lane,
+                &asked,
+                None,
+                fallback.map(|l| l.client.target().name.as_str()),
+            );
+            on_record(&primary);
+            out.push(primary);
+            if let Some(fb) = fallback {
+                let answered = ask(fb, msgs, weight(fb, msgs), &global, &opts).await;
+                let r = record(fb, &answered, Some(&target.name), None);
+                on_record(&r);
+                out.push(r);
+            }
+            (index, out)
         });
     }
-    let mut slots: Vec<Option<Record>> = vec![None; total];
+    let mut slots: Vec<Vec<Record>> = vec![Vec::new(); total];
     while let Some(done) = tasks.join_next().await {
-        let (index, record) = done?;
-        slots[index] = Some(record);
+        let (index, records) = done?;
+        slots[index] = records;
     }
     Ok(RunOutput {
         run_id: opts.run_id.clone(),
@@ -164,13 +342,19 @@ pub async fn run(
     })
 }
 
+/// The tokens a request is expected to use: its prompt estimate plus its output budget.
+fn weight(lane: &Lane, messages: &[Message]) -> u32 {
+    let prompt: u32 = messages.iter().map(|m| tokens::estimate(&m.content)).sum();
+    prompt + lane.client.target().params.max_tokens.unwrap_or(512)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn plan_covers_every_combination_once_targets_interleaved() {
-        let calls = plan(3, 2, 2);
+        let calls = plan(&[0, 1, 2], 2, 2);
         assert_eq!(calls.len(), 12);
         assert_eq!(
             calls[..3].iter().map(|c| c.target).collect::<Vec<_>>(),

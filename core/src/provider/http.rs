@@ -17,12 +17,15 @@ impl HttpTransport {
     }
 }
 
-/// The HTTP client every run uses: no overall timeout (each call sets its own deadline), a
-/// connect timeout, and llmpulse's user agent.
-pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+/// The HTTP client of one target: no overall timeout (each call sets its own deadlines), the
+/// target's connect timeout, TCP_NODELAY, and llmpulse's user agent.
+pub fn build_client(
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
         .build()
 }
@@ -41,7 +44,9 @@ impl Transport for HttpTransport {
                 .map_err(|e| {
                     // Without the URL: a URL can carry a key in its query string.
                     let e = e.without_url();
-                    if e.is_timeout() {
+                    if e.is_timeout() && e.is_connect() {
+                        TransportError::ConnectTimeout
+                    } else if e.is_timeout() {
                         TransportError::Timeout
                     } else if e.is_connect() {
                         TransportError::Connect(chain(&e))

@@ -19,6 +19,7 @@ use reqwest::header::HeaderMap;
 use crate::config::{Endpoint, Target};
 use crate::error_kind::ErrorKind;
 use crate::measure::Timings;
+use crate::retry::RateLimitInfo;
 use crate::sim::inprocess::InProcess;
 use crate::suite::Message;
 
@@ -48,6 +49,7 @@ pub struct RawResponse {
 #[derive(Debug, Clone)]
 pub enum TransportError {
     Connect(String),
+    ConnectTimeout,
     Timeout,
     Request(String),
 }
@@ -90,12 +92,33 @@ pub struct CallOutcome {
     pub finish_reason: Option<String>,
     pub http_status: Option<u16>,
     pub provider_request_id: Option<String>,
+    /// What the response headers said about the provider's limits.
+    pub rate_limit: RateLimitInfo,
     pub error: Option<CallError>,
 }
 
 impl CallOutcome {
     pub fn success(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// The outcome of a call that was never sent.
+    pub fn not_sent(kind: ErrorKind, message: String) -> Self {
+        CallOutcome {
+            sent_at: Utc::now(),
+            sent: Instant::now(),
+            chunk_offsets: Vec::new(),
+            timings: Timings::default(),
+            streamed: false,
+            answer: String::new(),
+            reasoning: String::new(),
+            usage: None,
+            finish_reason: None,
+            http_status: None,
+            provider_request_id: None,
+            rate_limit: RateLimitInfo::default(),
+            error: Some(CallError { kind, message }),
+        }
     }
 }
 
@@ -107,26 +130,33 @@ pub struct Client {
 }
 
 impl Client {
-    /// Builds the client for `target`; `http` is shared by all HTTP targets of a run.
-    pub fn new(target: Target, http: &reqwest::Client) -> Self {
+    /// Builds the client for `target`, with its own connection pool.
+    pub fn new(target: Target) -> Result<Self, reqwest::Error> {
         let transport: Arc<dyn Transport> = match &target.endpoint {
             Endpoint::Http { base_url } => {
-                Arc::new(http::HttpTransport::new(http.clone(), base_url.clone()))
+                let http = http::build_client(target.timeouts.connect)?;
+                Arc::new(http::HttpTransport::new(http, base_url.clone()))
             }
             Endpoint::Sim(profile) => Arc::new(InProcess::new((**profile).clone())),
         };
-        Client {
+        Ok(Client {
             target: Arc::new(target),
             transport,
-        }
+        })
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    /// Asks `messages` once and measures the answer.
-    pub async fn call(&self, messages: &[Message]) -> CallOutcome {
-        openai::call(&self.target, self.transport.as_ref(), messages).await
+    /// Asks `messages` once and measures the answer; `run_deadline` cancels the call.
+    pub async fn call(&self, messages: &[Message], run_deadline: Option<Instant>) -> CallOutcome {
+        openai::call(
+            &self.target,
+            self.transport.as_ref(),
+            messages,
+            run_deadline,
+        )
+        .await
     }
 }

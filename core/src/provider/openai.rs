@@ -19,6 +19,7 @@ use super::{CallError, CallOutcome, HttpRequest, RawResponse, Transport, Transpo
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};
+use crate::retry::RateLimitInfo;
 use crate::secret::{Secret, scrub};
 use crate::suite::Message;
 
@@ -88,8 +89,14 @@ fn secrets(target: &Target) -> Vec<&Secret> {
         .collect()
 }
 
-/// Sends one chat request for `target` over `transport` and measures the answer.
-pub async fn call(target: &Target, transport: &dyn Transport, messages: &[Message]) -> CallOutcome {
+/// Sends one chat request for `target` over `transport` and measures the answer. `run_deadline`
+/// cancels the call when the run must end.
+pub async fn call(
+    target: &Target,
+    transport: &dyn Transport,
+    messages: &[Message],
+    run_deadline: Option<Instant>,
+) -> CallOutcome {
     let body = request_body(target, messages).to_string().into_bytes();
     let request = HttpRequest {
         path: "/chat/completions",
@@ -98,37 +105,45 @@ pub async fn call(target: &Target, transport: &dyn Transport, messages: &[Messag
     };
     let sent_at = Utc::now();
     let sent = Instant::now();
-    let deadline = tokio::time::Instant::from_std(sent + target.timeout);
     let mut reading = Reading::new(sent, target.params.stream);
     reading.out.sent_at = sent_at;
+    let deadlines = Deadlines::new(target, sent, run_deadline);
 
-    let response = match timeout_at(deadline, transport.send(request)).await {
-        Err(_) => Err(TransportError::Timeout),
-        Ok(r) => r,
-    };
-    match response {
-        Err(e) => {
+    let (limit, kind) = deadlines.next(false, None);
+    let response = match timeout_at(limit.into(), transport.send(request)).await {
+        Err(_) => {
+            reading.fail(kind, deadlines.message(kind));
+            None
+        }
+        Ok(Err(e)) => {
             let (kind, message) = match e {
-                TransportError::Timeout => (
-                    ErrorKind::Timeout,
-                    format!("no response within {:?}", target.timeout),
+                TransportError::Timeout => {
+                    (ErrorKind::Timeout, deadlines.message(ErrorKind::Timeout))
+                }
+                TransportError::ConnectTimeout => (
+                    ErrorKind::ConnectTimeout,
+                    deadlines.message(ErrorKind::ConnectTimeout),
                 ),
                 TransportError::Connect(m) => (ErrorKind::Connect, m),
                 TransportError::Request(m) => (ErrorKind::Request, m),
             };
             reading.fail(kind, message);
+            None
         }
-        Ok(resp) => {
-            reading.meter.headers(Instant::now());
-            reading.out.http_status = Some(resp.status);
-            reading.out.provider_request_id = request_id(&resp.headers);
-            if !(200..300).contains(&resp.status) {
-                reading.read_error(resp, deadline).await;
-            } else if target.params.stream {
-                reading.read_stream(resp, deadline, target.timeout).await;
-            } else {
-                reading.read_json(resp, deadline, target.timeout).await;
-            }
+        Ok(Ok(r)) => Some(r),
+    };
+    if let Some(resp) = response {
+        reading.meter.headers(Instant::now());
+        reading.out.http_status = Some(resp.status);
+        reading.out.provider_request_id = request_id(&resp.headers);
+        reading.out.rate_limit =
+            RateLimitInfo::from_headers(&resp.headers, resp.status, std::time::SystemTime::now());
+        if !(200..300).contains(&resp.status) {
+            reading.read_error(resp, &deadlines).await;
+        } else if target.params.stream {
+            reading.read_stream(resp, &deadlines).await;
+        } else {
+            reading.read_json(resp, &deadlines).await;
         }
     }
     let mut out = reading.finish();
@@ -136,6 +151,68 @@ pub async fn call(target: &Target, transport: &dyn Transport, messages: &[Messag
         e.message = scrub(&e.message, &secrets(target));
     }
     out
+}
+
+/// The time limits of one call, and which `error_kind` each gives.
+struct Deadlines {
+    sent: Instant,
+    total: Instant,
+    run: Option<Instant>,
+    first_token: Option<Duration>,
+    idle: Option<Duration>,
+    limits: crate::config::Timeouts,
+}
+
+impl Deadlines {
+    fn new(target: &Target, sent: Instant, run: Option<Instant>) -> Self {
+        let t = &target.timeouts;
+        Deadlines {
+            sent,
+            total: sent + t.total,
+            run,
+            first_token: t.first_token,
+            idle: t.idle,
+            limits: t.clone(),
+        }
+    }
+
+    /// The next limit that can fire: before the first token, after activity at `last`.
+    fn next(&self, got_token: bool, last: Option<Instant>) -> (Instant, ErrorKind) {
+        let mut best = (self.total, ErrorKind::Timeout);
+        let mut consider = |at: Instant, kind| {
+            if at < best.0 {
+                best = (at, kind);
+            }
+        };
+        if let Some(run) = self.run {
+            consider(run, ErrorKind::Deadline);
+        }
+        if !got_token && let Some(ft) = self.first_token {
+            consider(self.sent + ft, ErrorKind::FirstTokenTimeout);
+        }
+        if got_token && let (Some(idle), Some(last)) = (self.idle, last) {
+            consider(last + idle, ErrorKind::IdleTimeout);
+        }
+        best
+    }
+
+    fn message(&self, kind: ErrorKind) -> String {
+        match kind {
+            ErrorKind::Deadline => "cancelled: the run's deadline was reached".into(),
+            ErrorKind::FirstTokenTimeout => format!(
+                "no generated token within {:?}",
+                self.first_token.unwrap_or_default()
+            ),
+            ErrorKind::IdleTimeout => format!(
+                "the stream was silent for more than {:?}",
+                self.idle.unwrap_or_default()
+            ),
+            ErrorKind::ConnectTimeout => {
+                format!("no connection within {:?}", self.limits.connect)
+            }
+            _ => format!("the answer was not complete within {:?}", self.limits.total),
+        }
+    }
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
@@ -227,6 +304,7 @@ impl Reading {
                 finish_reason: None,
                 http_status: None,
                 provider_request_id: None,
+                rate_limit: RateLimitInfo::default(),
                 error: None,
             },
             ended: None,
@@ -275,12 +353,7 @@ impl Reading {
         self.fail(kind, format!("error event in the stream: {message}"));
     }
 
-    async fn read_stream(
-        &mut self,
-        resp: RawResponse,
-        deadline: tokio::time::Instant,
-        limit: Duration,
-    ) {
+    async fn read_stream(&mut self, resp: RawResponse, deadlines: &Deadlines) {
         // The instant the latest bytes arrived, stamped before any parsing, in ns after `sent`.
         let sent = self.meter.sent();
         let stamp = Arc::new(AtomicU64::new(0));
@@ -291,13 +364,13 @@ impl Reading {
         });
         let mut events = body.eventsource();
         let mut done = false;
+        let mut got_token = false;
         loop {
-            let event = match timeout_at(deadline, events.next()).await {
+            let (limit, kind) = deadlines.next(got_token, self.ended);
+            let event = match timeout_at(limit.into(), events.next()).await {
                 Err(_) => {
-                    self.fail(
-                        ErrorKind::Timeout,
-                        format!("the answer was not complete within {limit:?}"),
-                    );
+                    self.ended = Some(Instant::now());
+                    self.fail(kind, deadlines.message(kind));
                     break;
                 }
                 Ok(None) => break,
@@ -351,6 +424,7 @@ impl Reading {
             if let Some(u) = chunk.usage {
                 self.out.usage = Some(u.into());
             }
+            got_token |= output != Output::Nothing;
             self.meter.chunk(at, output);
         }
         if self.out.error.is_none() && !done && self.out.finish_reason.is_none() {
@@ -363,13 +437,8 @@ impl Reading {
         }
     }
 
-    async fn read_json(
-        &mut self,
-        resp: RawResponse,
-        deadline: tokio::time::Instant,
-        limit: Duration,
-    ) {
-        let Some(bytes) = self.collect(resp, deadline, usize::MAX, limit).await else {
+    async fn read_json(&mut self, resp: RawResponse, deadlines: &Deadlines) {
+        let Some(bytes) = self.collect(resp, deadlines, usize::MAX).await else {
             return;
         };
         let parsed: ChunkWire = match serde_json::from_slice(&bytes) {
@@ -401,7 +470,7 @@ impl Reading {
         self.out.usage = parsed.usage.map(Into::into);
     }
 
-    async fn read_error(&mut self, resp: RawResponse, deadline: tokio::time::Instant) {
+    async fn read_error(&mut self, resp: RawResponse, deadlines: &Deadlines) {
         let status = resp.status;
         let retry_after = resp
             .headers
@@ -409,7 +478,7 @@ impl Reading {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bytes = self
-            .collect(resp, deadline, ERROR_BODY_LIMIT, Duration::ZERO)
+            .collect(resp, deadlines, ERROR_BODY_LIMIT)
             .await
             .unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
@@ -429,18 +498,17 @@ impl Reading {
     async fn collect(
         &mut self,
         mut resp: RawResponse,
-        deadline: tokio::time::Instant,
+        deadlines: &Deadlines,
         max: usize,
-        limit: Duration,
     ) -> Option<BytesMut> {
         let mut buf = BytesMut::new();
+        // A whole body is one piece: only the total limit and the run's deadline apply.
+        let (limit, kind) = deadlines.next(true, None);
         loop {
-            match timeout_at(deadline, resp.body.next()).await {
+            match timeout_at(limit.into(), resp.body.next()).await {
                 Err(_) => {
-                    self.fail(
-                        ErrorKind::Timeout,
-                        format!("the response was not complete within {limit:?}"),
-                    );
+                    self.ended = Some(Instant::now());
+                    self.fail(kind, deadlines.message(kind));
                     return None;
                 }
                 Ok(None) => break,

@@ -190,6 +190,8 @@ pub struct Reply {
 pub struct LogEntry {
     pub seq: u64,
     pub request_id: String,
+    /// A hash of the request body: a retry of the same call has the same fingerprint.
+    pub fingerprint: String,
     pub model: String,
     pub fault: Fault,
     pub status: u16,
@@ -280,6 +282,7 @@ impl SimState {
         let entry = Arc::new(Mutex::new(LogEntry {
             seq,
             request_id,
+            fingerprint: format!("{:016x}", fnv1a(0, body)),
             model,
             fault,
             status: reply.status,

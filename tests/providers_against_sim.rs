@@ -1,0 +1,279 @@
+//! End to end: retries, `Retry-After`, rate limits, timeouts, deadlines and failover, checked
+//! against the simulator's own request log rather than against wall time.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::Value;
+use support::{Scratch, Sim, by_target, f, records, run, run_with, target};
+
+/// The bundled suite's 20 questions, so a run has many distinct requests.
+const TWENTY: &str = "suite = \"builtin:rag-retail-finance\"\n";
+
+fn ms(v: &Value) -> f64 {
+    f(v)
+}
+
+#[test]
+fn a_run_full_of_faults_loses_no_record() {
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "20",
+        "--itl-ms",
+        "2",
+        "--output-tokens",
+        "30",
+        "--seed",
+        "11",
+        "--fault-429",
+        "0.15",
+        "--retry-after-sec",
+        "0.3",
+        "--fault-500",
+        "0.1",
+        "--fault-cut",
+        "0.1",
+        "--fault-error-event",
+        "0.1",
+        "--fault-malformed",
+        "0.05",
+        "--fault-slow-first-byte",
+        "0.1",
+        "--slow-first-byte-ms",
+        "900",
+    ]);
+    let dir = Scratch::new("faultrun");
+    let opts = "first_token_timeout_sec = 0.5\nmax_attempts = 4";
+    let cfg = format!(
+        "{TWENTY}concurrency = 8\n{}{}",
+        target("a", &sim.base_url, opts),
+        target("b", &sim.base_url, &format!("{opts}\nstream = false"))
+            .replace("model = \"sim\"", "model = \"sim-b\"")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    // One record per planned call: 20 questions x 2 targets.
+    assert_eq!(rows.len(), 40);
+    let log = sim.log();
+    let attempts: u64 = rows.iter().map(|r| r["attempts"].as_u64().unwrap()).sum();
+    assert_eq!(
+        attempts as usize,
+        log.len(),
+        "every request the simulator saw is in a record"
+    );
+
+    let allowed = [
+        "rate_limited",
+        "http_5xx",
+        "stream_broken",
+        "stream_error",
+        "bad_response",
+        "first_token_timeout",
+        "timeout",
+    ];
+    let mut kinds: HashMap<String, usize> = HashMap::new();
+    for r in &rows {
+        assert!(r["attempts"].as_u64().unwrap() >= 1);
+        if r["success"] == false {
+            let k = r["error_kind"].as_str().unwrap().to_string();
+            assert!(allowed.contains(&k.as_str()), "unexpected {k}");
+            *kinds.entry(k).or_default() += 1;
+        }
+    }
+    // 429s are availability: counted even when a retry succeeded.
+    let throttled: u64 = rows
+        .iter()
+        .map(|r| r["rate_limited_count"].as_u64().unwrap())
+        .sum();
+    let logged_429 = log.iter().filter(|e| e["status"] == 429).count() as u64;
+    assert_eq!(throttled, logged_429);
+    assert!(logged_429 > 0, "the seed gives some 429s");
+    // Cut streams and slow first bytes are not retried: they are what was measured.
+    assert!(kinds.contains_key("first_token_timeout"), "{kinds:?}");
+
+    // After every 429, the same request came back no sooner than Retry-After (300 ms).
+    let mut retried_after_429 = 0;
+    for (i, e) in log.iter().enumerate() {
+        if e["status"] != 429 {
+            continue;
+        }
+        if let Some(next) = log[i + 1..]
+            .iter()
+            .find(|n| n["fingerprint"] == e["fingerprint"])
+        {
+            let gap = ms(&next["received_unix_ms"]) - ms(&e["received_unix_ms"]);
+            assert!(
+                gap >= 295.0,
+                "retried {gap:.0} ms after a 429 asking for 300 ms"
+            );
+            retried_after_429 += 1;
+        }
+    }
+    assert!(retried_after_429 > 0);
+}
+
+#[test]
+fn rpm_is_never_exceeded() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "0", "--output-tokens", "5"]);
+    let dir = Scratch::new("rpm");
+    let cfg = format!(
+        "{TWENTY}concurrency = 8\n{}",
+        target("paced", &sim.base_url, "rpm = 60")
+    );
+    let out = run_with(&dir, &cfg, &[], &["--repetitions", "1"]);
+    assert!(out.status.success());
+    // 20 questions at 60 per minute: one a second, never two within a second.
+    let log = sim.log();
+    assert_eq!(log.len(), 20);
+    let mut times: Vec<f64> = log.iter().map(|e| ms(&e["received_unix_ms"])).collect();
+    times.sort_by(f64::total_cmp);
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= 990.0,
+            "two requests {:.0} ms apart",
+            w[1] - w[0]
+        );
+    }
+    // No sliding minute holds more than 60 requests (here: the 20 span at least 19 s).
+    assert!(times[19] - times[0] >= 19.0 * 990.0);
+    // The wait for the limiter is not latency.
+    let rows = records(&dir.0.join("out"));
+    let max_latency = rows
+        .iter()
+        .map(|r| f(&r["latency_sec"]))
+        .fold(0.0, f64::max);
+    assert!(
+        max_latency < 0.5,
+        "latency {max_latency} includes limiter waits"
+    );
+    assert!(rows.iter().any(|r| f(&r["queue_wait_sec"]) > 5.0));
+}
+
+#[test]
+fn each_timeout_has_its_own_kind() {
+    let dir = Scratch::new("timeouts");
+    let profile = dir.write(
+        "sim.toml",
+        "[default]\nttft_ms = 10\nitl_ms = 5\n\
+         [models.slow-start]\nttft_ms = 800\n\
+         [models.stutter]\nttft_ms = 10\nitl_ms = 400\noutput_tokens = 5\n\
+         [models.long]\nttft_ms = 10\nitl_ms = 20\noutput_tokens = 200\n",
+    );
+    let sim = Sim::start(&["--profile", profile.to_str().unwrap()]);
+    let t = |name: &str, model: &str, extra: &str| {
+        target(name, &sim.base_url, &format!("max_attempts = 1\n{extra}"))
+            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+    };
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}{}",
+        t("first", "slow-start", "first_token_timeout_sec = 0.2"),
+        t("idle", "stutter", "idle_timeout_sec = 0.15"),
+        t("total", "long", "timeout_sec = 0.5"),
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    let first = by_target(&rows, "first");
+    assert_eq!(first["error_kind"], "first_token_timeout");
+    assert!((0.2..0.4).contains(&f(&first["latency_sec"])));
+    let idle = by_target(&rows, "idle");
+    assert_eq!(idle["error_kind"], "idle_timeout");
+    assert!(
+        idle["answer_chars"].as_u64().unwrap() > 0,
+        "the first token arrived"
+    );
+    let total = by_target(&rows, "total");
+    assert_eq!(total["error_kind"], "timeout");
+    assert!((0.5..0.7).contains(&f(&total["latency_sec"])));
+}
+
+#[test]
+fn deadline_stops_starting_calls_and_records_the_rest() {
+    // Each call takes ~1.1 s; two at a time; the run must end after 3 s, the last start 1 s
+    // before that.
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "100",
+        "--itl-ms",
+        "10",
+        "--output-tokens",
+        "100",
+    ]);
+    let dir = Scratch::new("deadline");
+    let cfg = format!(
+        "{TWENTY}concurrency = 2\n{}",
+        target("t", &sim.base_url, "")
+    );
+    let started = Instant::now();
+    let out = run_with(
+        &dir,
+        &cfg,
+        &[],
+        &["--deadline", "3s", "--deadline-margin", "1s"],
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < 5.0, "took {took}");
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 20, "every planned call has a record");
+    let done = rows.iter().filter(|r| r["success"] == true).count();
+    let skipped = rows
+        .iter()
+        .filter(|r| r["error_kind"] == "skipped_deadline")
+        .count();
+    assert!((2..=6).contains(&done), "{done} completed");
+    assert_eq!(done + skipped, 20);
+    assert!(
+        rows.iter()
+            .filter(|r| r["error_kind"] == "skipped_deadline")
+            .all(|r| r["attempts"] == 0)
+    );
+    assert_eq!(sim.log().len(), done);
+}
+
+#[test]
+fn fallback_answers_when_the_primary_fails_and_both_are_recorded() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let dir = Scratch::new("failover");
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}",
+        target(
+            "primary",
+            &sim.base_url,
+            "max_attempts = 2\nfallback = \"backup\"\nheaders = { \"x-sim-fault\" = \"500\" }"
+        ),
+        target("backup", &sim.base_url, "fallback_only = true"),
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 2);
+    let p = by_target(&rows, "primary");
+    assert_eq!(p["success"], false);
+    assert_eq!(p["error_kind"], "http_5xx");
+    assert_eq!(p["attempts"], 2);
+    assert_eq!(p["failover_to"], "backup");
+    let b = by_target(&rows, "backup");
+    assert_eq!(b["success"], true);
+    assert_eq!(b["failover_from"], "primary");
+    assert_eq!(b["question_id"], p["question_id"]);
+}

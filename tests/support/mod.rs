@@ -1,0 +1,156 @@
+//! Helpers shared by the end-to-end tests: a `llmpulse sim` process, scratch directories,
+//! `llmpulse run`, and reading records back.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+
+/// A running `llmpulse sim`, killed on drop.
+pub struct Sim {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(BIN)
+            .args(["sim", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start llmpulse sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base_url = line
+            .trim()
+            .strip_prefix("llmpulse sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Sim { child, base_url }
+    }
+
+    pub fn log(&self) -> Vec<Value> {
+        let url = self.base_url.replace("/v1", "/sim/log");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("llmpulse-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub const ONE_QUESTION: &str = r#"
+name = "one"
+[[questions]]
+id = "retail-01"
+industry = "retail"
+question = "Which category earned the most?"
+context = ["Outerwear revenue was $18.4 million. Footwear revenue was $12.9 million."]
+key_facts = ["Outerwear revenue was $18.4 million"]
+"#;
+
+pub fn run(dir: &Scratch, config: &str, envs: &[(&str, &str)]) -> Output {
+    run_with(dir, config, envs, &[])
+}
+
+/// `llmpulse run --quiet --config DIR/config.toml --output DIR/out ARGS…`, with the one-question
+/// suite at `DIR/suite.toml` unless the test wrote its own.
+pub fn run_with(dir: &Scratch, config: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
+    if !dir.0.join("suite.toml").exists() {
+        dir.write("suite.toml", ONE_QUESTION);
+    }
+    let cfg = dir.write("config.toml", config);
+    Command::new(BIN)
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(dir.0.join("out"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// All records below `out`, in file order.
+pub fn records(out: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for day in std::fs::read_dir(out.join("records")).unwrap() {
+        for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "jsonl") {
+                for line in std::fs::read_to_string(&p).unwrap().lines() {
+                    rows.push(serde_json::from_str(line).unwrap());
+                }
+            }
+        }
+    }
+    rows
+}
+
+pub fn target(name: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "[[targets]]\nname = \"{name}\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\n{extra}\n"
+    )
+}
+
+pub fn by_target<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["target"] == name)
+        .unwrap_or_else(|| panic!("no record for {name}"))
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
