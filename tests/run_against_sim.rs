@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -248,4 +248,43 @@ fn quickstart_needs_no_config_key_or_network() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest[0]).unwrap()).unwrap();
     assert_eq!(m["records"], 80);
     assert_eq!(m["files"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn structured_output_and_tool_calls_over_the_wire() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "20"]);
+    let dir = Scratch::new("capabilities");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/capabilities.toml");
+    let cfg = format!(
+        "suite = \"{}\"\n{}{}",
+        suite.display(),
+        target("streamed", &sim.base_url, ""),
+        target("plain", &sim.base_url, "stream = false")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        let id = r["question_id"].as_str().unwrap();
+        if id.starts_with("structured") {
+            assert_eq!(r["json_valid"], true, "{id}");
+            assert!(r["tool_call_valid"].is_null());
+        } else {
+            assert_eq!(r["tool_call_valid"], true, "{id}: {}", r["tool_calls"]);
+            let calls: Value = serde_json::from_str(r["tool_calls"].as_str().unwrap()).unwrap();
+            let expected = if id == "tool-01" {
+                "get_inventory"
+            } else {
+                "convert_currency"
+            };
+            assert_eq!(calls[0]["name"], expected);
+            assert_eq!(r["finish_reason"], "tool_calls");
+        }
+    }
 }

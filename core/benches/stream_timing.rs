@@ -18,7 +18,7 @@ use llmpulse_core::config::Config;
 use llmpulse_core::provider::{CallOutcome, Client};
 use llmpulse_core::sim::{LogEntry, SimProfile, SimState, server};
 use llmpulse_core::stats::percentile;
-use llmpulse_core::suite::Message;
+use llmpulse_core::suite::{Message, Prompt};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -53,12 +53,12 @@ fn setup(profile: SimProfile) -> Setup {
     }
 }
 
-fn messages() -> Vec<Message> {
-    vec![Message {
+fn prompt() -> Prompt {
+    Prompt::messages(vec![Message {
         role: "user",
         content: "Context:\n[1] Revenue was 5 million. Costs were 3 million.\n\nQuestion: Revenue?"
             .into(),
-    }]
+    }])
 }
 
 /// Runs `total` calls, `concurrency` at a time, on the client runtime.
@@ -68,7 +68,7 @@ fn drive(
     concurrency: usize,
     total: usize,
 ) -> (Vec<CallOutcome>, Duration) {
-    let msgs = Arc::new(messages());
+    let msgs = Arc::new(prompt());
     let started = Instant::now();
     let outcomes = rt.block_on(async {
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));

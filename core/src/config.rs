@@ -112,6 +112,18 @@ pub struct Params {
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
     pub seed: Option<i64>,
+    /// How a question's JSON Schema is sent.
+    pub json_mode: JsonMode,
+}
+
+/// The two ways servers take a JSON Schema for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonMode {
+    /// `response_format = {type: "json_schema", json_schema: {name, schema, strict}}` (OpenAI).
+    JsonSchema,
+    /// `response_format = {type: "json_object", schema}` (llama.cpp, some local servers).
+    JsonObject,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +176,7 @@ struct RawTarget {
     max_tokens: Option<Spanned<i64>>,
     top_p: Option<Spanned<f64>>,
     seed: Option<i64>,
+    json_mode: Option<JsonMode>,
     timeout_sec: Option<Spanned<f64>>,
     connect_timeout_sec: Option<Spanned<f64>>,
     first_token_timeout_sec: Option<Spanned<f64>>,
@@ -531,6 +544,7 @@ impl Cx<'_> {
             max_tokens,
             top_p: self.in_range(&t.top_p, field("top_p"), 0.0, 1.0)?,
             seed: t.seed,
+            json_mode: t.json_mode.unwrap_or(preset.json_mode),
         };
         let secs =
             |v: &Option<Spanned<f64>>, name: &str| -> Result<Option<Duration>, ConfigError> {

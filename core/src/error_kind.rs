@@ -33,6 +33,8 @@ pub enum ErrorKind {
     BadResponse,
     /// A 200 stream that carried an error event instead of (the rest of) an answer.
     StreamError,
+    /// The call ended normally but with no answer text and no tool call.
+    EmptyAnswer,
     /// The request could not be sent for a local reason (bad URL, bad header value).
     Request,
     /// The run's deadline came before this call was started.
@@ -69,6 +71,7 @@ impl ErrorKind {
             ErrorKind::StreamBroken => "stream_broken",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::StreamError => "stream_error",
+            ErrorKind::EmptyAnswer => "empty_answer",
             ErrorKind::Request => "request",
             ErrorKind::SkippedDeadline => "skipped_deadline",
         }
@@ -100,6 +103,7 @@ mod tests {
             ErrorKind::StreamBroken,
             ErrorKind::BadResponse,
             ErrorKind::StreamError,
+            ErrorKind::EmptyAnswer,
             ErrorKind::Request,
             ErrorKind::SkippedDeadline,
         ] {

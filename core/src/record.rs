@@ -13,7 +13,7 @@ use crate::error_kind::ErrorKind;
 use crate::measure::Throughput;
 use crate::provider::CallOutcome;
 use crate::score;
-use crate::suite::{Message, Question};
+use crate::suite::{Prompt, Question};
 use crate::tokens::{self, TokenSource};
 
 /// One measured call. Optional fields are `null` in JSON and empty in CSV.
@@ -70,6 +70,13 @@ pub struct Record {
     pub http_status: Option<u16>,
     pub finish_reason: Option<String>,
     pub grounding_score: Option<f64>,
+    /// For questions with a schema: whether the answer parses as JSON.
+    pub json_valid: Option<bool>,
+    /// The tool calls made, as a JSON array of `{id, name, arguments}`.
+    pub tool_calls: Option<String>,
+    /// For questions with tools: whether a call names an offered tool with arguments that
+    /// parse as a JSON object.
+    pub tool_call_valid: Option<bool>,
     pub answer_chars: u32,
     /// The answer text, or `null` when the config sets `keep_answers = false`.
     pub answer: Option<String>,
@@ -93,7 +100,7 @@ pub struct CallContext<'a> {
     pub keep_answers: bool,
     pub target: &'a Target,
     pub question: &'a Question,
-    pub messages: &'a [Message],
+    pub prompt: &'a Prompt,
     pub repetition: u32,
     pub stats: &'a AttemptStats,
     /// Set on a fallback's record: the target it stood in for.
@@ -131,6 +138,7 @@ impl Record {
                 ),
                 _ if generated || success => {
                     let prompt: String = cx
+                        .prompt
                         .messages
                         .iter()
                         .map(|m| m.content.as_str())
@@ -207,6 +215,21 @@ impl Record {
             http_status: out.http_status,
             finish_reason: out.finish_reason.clone(),
             grounding_score: grounding_score.map(round6),
+            json_valid: (success && q.schema.is_some())
+                .then(|| serde_json::from_str::<serde_json::Value>(out.answer.trim()).is_ok()),
+            tool_calls: (!out.tool_calls.is_empty())
+                .then(|| serde_json::to_string(&out.tool_calls).unwrap_or_default()),
+            tool_call_valid: (success && !q.tools.is_empty()).then(|| {
+                out.tool_calls.iter().any(|c| {
+                    q.tools.iter().any(|t| {
+                        t.pointer("/function/name").and_then(|n| n.as_str())
+                            == Some(c.name.as_str())
+                    }) && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+                        &c.arguments,
+                    )
+                    .is_ok()
+                })
+            }),
             answer_chars: out.answer.chars().count() as u32,
             answer: cx.keep_answers.then(|| out.answer.clone()),
             answer_sha256: hex::encode(Sha256::digest(out.answer.as_bytes())),
@@ -286,7 +309,8 @@ mod tests {
             "ratelimit_remaining_requests": null, "ratelimit_remaining_tokens": null,
             "failover_from": null, "failover_to": null, "error_kind": null,
             "error_message": null, "http_status": 200, "finish_reason": "stop",
-            "grounding_score": 0.9, "answer_chars": 5, "answer": "hello", "answer_sha256": "x",
+            "grounding_score": 0.9, "json_valid": null, "tool_calls": null,
+            "tool_call_valid": null, "answer_chars": 5, "answer": "hello", "answer_sha256": "x",
             "provider_request_id": null, "temperature": null, "max_tokens": null,
             "origin": "local:test", "llmpulse_version": "0.1.0", "config_hash": "h"}"#,
         )

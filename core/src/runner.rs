@@ -18,7 +18,7 @@ use crate::config::{Config, Target};
 use crate::error_kind::ErrorKind;
 use crate::provider::{CallOutcome, Client};
 use crate::record::{AttemptStats, CallContext, Record};
-use crate::suite::{Message, Suite};
+use crate::suite::{Prompt, Suite};
 use crate::tokens;
 
 /// Who and what a run is, besides its configuration.
@@ -172,7 +172,7 @@ struct Asked {
 /// and the run's deadline. Returns the last attempt's outcome.
 async fn ask(
     lane: &Lane,
-    messages: &[Message],
+    prompt: &Prompt,
     weight: u32,
     global: &Semaphore,
     opts: &RunOptions,
@@ -202,7 +202,7 @@ async fn ask(
             };
         }
         stats.attempts += 1;
-        let outcome = lane.client.call(messages, opts.deadline).await;
+        let outcome = lane.client.call(prompt, opts.deadline).await;
         drop(_own);
         drop(_global);
         let Some(error) = &outcome.error else {
@@ -255,8 +255,8 @@ pub async fn run(
             .map(Lane::new)
             .collect::<Result<_, _>>()?,
     );
-    let messages: Arc<Vec<Vec<Message>>> =
-        Arc::new(suite.questions.iter().map(|q| suite.messages(q)).collect());
+    let prompts: Arc<Vec<Prompt>> =
+        Arc::new(suite.questions.iter().map(|q| suite.prompt(q)).collect());
     let suite = Arc::new(suite.clone());
     let hash: Arc<str> = config_hash(config, &suite).into();
     let opts = Arc::new(opts.clone());
@@ -270,9 +270,9 @@ pub async fn run(
     let total = calls.len();
     let mut tasks = JoinSet::new();
     for (index, call) in calls.into_iter().enumerate() {
-        let (lanes, messages, suite, hash, opts, global, on_record) = (
+        let (lanes, prompts, suite, hash, opts, global, on_record) = (
             lanes.clone(),
-            messages.clone(),
+            prompts.clone(),
             suite.clone(),
             hash.clone(),
             opts.clone(),
@@ -281,7 +281,7 @@ pub async fn run(
         );
         tasks.spawn(async move {
             let question = &suite.questions[call.question];
-            let msgs = &messages[call.question];
+            let prompt = &prompts[call.question];
             let record = |lane: &Lane, asked: &Asked, from: Option<&str>, to: Option<&str>| {
                 let target = lane.client.target();
                 let cx = CallContext {
@@ -293,7 +293,7 @@ pub async fn run(
                     keep_answers,
                     target,
                     question,
-                    messages: msgs,
+                    prompt,
                     repetition: call.repetition,
                     stats: &asked.stats,
                     failover_from: from,
@@ -302,7 +302,7 @@ pub async fn run(
                 Record::from_call(&cx, &asked.outcome)
             };
             let lane = &lanes[call.target];
-            let asked = ask(lane, msgs, weight(lane, msgs), &global, &opts).await;
+            let asked = ask(lane, prompt, weight(lane, prompt), &global, &opts).await;
             let target = lane.client.target();
             let fallback = match (&asked.outcome.error, &target.fallback) {
                 (Some(e), Some(name)) if e.kind != ErrorKind::SkippedDeadline => {
@@ -320,7 +320,7 @@ pub async fn run(
             on_record(&primary);
             out.push(primary);
             if let Some(fb) = fallback {
-                let answered = ask(fb, msgs, weight(fb, msgs), &global, &opts).await;
+                let answered = ask(fb, prompt, weight(fb, prompt), &global, &opts).await;
                 let r = record(fb, &answered, Some(&target.name), None);
                 on_record(&r);
                 out.push(r);
@@ -343,9 +343,13 @@ pub async fn run(
 }
 
 /// The tokens a request is expected to use: its prompt estimate plus its output budget.
-fn weight(lane: &Lane, messages: &[Message]) -> u32 {
-    let prompt: u32 = messages.iter().map(|m| tokens::estimate(&m.content)).sum();
-    prompt + lane.client.target().params.max_tokens.unwrap_or(512)
+fn weight(lane: &Lane, prompt: &Prompt) -> u32 {
+    let input: u32 = prompt
+        .messages
+        .iter()
+        .map(|m| tokens::estimate(&m.content))
+        .sum();
+    input + lane.client.target().params.max_tokens.unwrap_or(512)
 }
 
 #[cfg(test)]

@@ -39,6 +39,33 @@ pub struct Question {
     pub question: String,
     pub context: Vec<String>,
     pub key_facts: Vec<String>,
+    /// JSON Schema the answer must follow (structured-output questions).
+    pub schema: Option<serde_json::Value>,
+    /// OpenAI-style tool definitions offered to the model (tool-use questions).
+    pub tools: Vec<serde_json::Value>,
+    /// `tool_choice` to send with the tools (`"auto"`, `"required"`, or a named function).
+    pub tool_choice: Option<serde_json::Value>,
+}
+
+/// What is sent for one question: the messages, and any schema or tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub messages: Vec<Message>,
+    pub schema: Option<serde_json::Value>,
+    pub tools: Vec<serde_json::Value>,
+    pub tool_choice: Option<serde_json::Value>,
+}
+
+impl Prompt {
+    /// A prompt of plain messages.
+    pub fn messages(messages: Vec<Message>) -> Self {
+        Prompt {
+            messages,
+            schema: None,
+            tools: Vec::new(),
+            tool_choice: None,
+        }
+    }
 }
 
 /// One chat message.
@@ -99,6 +126,12 @@ struct RawQuestion {
     context: Vec<String>,
     #[serde(default)]
     key_facts: Vec<String>,
+    #[serde(default)]
+    schema: Option<toml::Value>,
+    #[serde(default)]
+    tools: Vec<toml::Value>,
+    #[serde(default)]
+    tool_choice: Option<toml::Value>,
 }
 
 fn default_task() -> String {
@@ -160,7 +193,35 @@ impl Suite {
                     "`key_facts` given without `context`: facts must come from the context".into(),
                 ));
             }
+            let json = |v: &toml::Value, what: &str| {
+                serde_json::to_value(v)
+                    .map_err(|e| invalid(format!("`{what}` cannot be expressed as JSON: {e}")))
+            };
+            let schema = q.schema.as_ref().map(|v| json(v, "schema")).transpose()?;
+            let tools = q
+                .tools
+                .iter()
+                .map(|v| json(v, "tools"))
+                .collect::<Result<Vec<_>, _>>()?;
+            for t in &tools {
+                if t.pointer("/function/name")
+                    .and_then(|n| n.as_str())
+                    .is_none()
+                {
+                    return Err(invalid(
+                        "each of `tools` needs function.name (OpenAI tool format)".into(),
+                    ));
+                }
+            }
+            let tool_choice = q
+                .tool_choice
+                .as_ref()
+                .map(|v| json(v, "tool_choice"))
+                .transpose()?;
             questions.push(Question {
+                schema,
+                tools,
+                tool_choice,
                 id: q.id,
                 industry: q.industry,
                 task: q.task,
@@ -185,6 +246,16 @@ impl Suite {
             questions,
             sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
         })
+    }
+
+    /// Everything sent for `question`.
+    pub fn prompt(&self, question: &Question) -> Prompt {
+        Prompt {
+            messages: self.messages(question),
+            schema: question.schema.clone(),
+            tools: question.tools.clone(),
+            tool_choice: question.tool_choice.clone(),
+        }
     }
 
     /// The chat messages for `question`.

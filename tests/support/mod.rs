@@ -154,3 +154,19 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The URL of a service that `.ci/run` starts (`LLMPULSE_LLAMA_URL`, …). Outside CI a test
+/// without it is skipped with a note; in CI (`CI` set) a missing service fails the test, so a
+/// green CI never hides a test that did not run.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set: .ci/run must start this service")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (.ci/run starts the service and sets it)");
+            None
+        }
+    }
+}

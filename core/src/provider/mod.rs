@@ -21,7 +21,7 @@ use crate::error_kind::ErrorKind;
 use crate::measure::Timings;
 use crate::retry::RateLimitInfo;
 use crate::sim::inprocess::InProcess;
-use crate::suite::Message;
+use crate::suite::Prompt;
 
 /// A request ready to go: a path under the target's base URL, headers (auth values marked
 /// sensitive, so `Debug` hides them) and a JSON body.
@@ -94,7 +94,18 @@ pub struct CallOutcome {
     pub provider_request_id: Option<String>,
     /// What the response headers said about the provider's limits.
     pub rate_limit: RateLimitInfo,
+    /// Tool calls, assembled from their streamed pieces.
+    pub tool_calls: Vec<ToolCall>,
     pub error: Option<CallError>,
+}
+
+/// One tool call the model made.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them (JSON text, unless the model got it wrong).
+    pub arguments: String,
 }
 
 impl CallOutcome {
@@ -117,6 +128,7 @@ impl CallOutcome {
             http_status: None,
             provider_request_id: None,
             rate_limit: RateLimitInfo::default(),
+            tool_calls: Vec::new(),
             error: Some(CallError { kind, message }),
         }
     }
@@ -149,14 +161,8 @@ impl Client {
         &self.target
     }
 
-    /// Asks `messages` once and measures the answer; `run_deadline` cancels the call.
-    pub async fn call(&self, messages: &[Message], run_deadline: Option<Instant>) -> CallOutcome {
-        openai::call(
-            &self.target,
-            self.transport.as_ref(),
-            messages,
-            run_deadline,
-        )
-        .await
+    /// Asks `prompt` once and measures the answer; `run_deadline` cancels the call.
+    pub async fn call(&self, prompt: &Prompt, run_deadline: Option<Instant>) -> CallOutcome {
+        openai::call(&self.target, self.transport.as_ref(), prompt, run_deadline).await
     }
 }

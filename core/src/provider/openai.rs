@@ -15,25 +15,42 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::timeout_at;
 
-use super::{CallError, CallOutcome, HttpRequest, RawResponse, Transport, TransportError, Usage};
-use crate::config::Target;
+use super::{
+    CallError, CallOutcome, HttpRequest, RawResponse, ToolCall, Transport, TransportError, Usage,
+};
+use crate::config::{JsonMode, Target};
 use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};
 use crate::retry::RateLimitInfo;
 use crate::secret::{Secret, scrub};
-use crate::suite::Message;
+use crate::suite::Prompt;
 
 /// The most of an error body kept for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// The JSON body of a chat-completions request for `target`.
-pub fn request_body(target: &Target, messages: &[Message]) -> Value {
+pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
     let p = &target.params;
     let mut body = json!({
         "model": target.model,
-        "messages": messages,
+        "messages": prompt.messages,
         "stream": p.stream,
     });
+    if let Some(schema) = &prompt.schema {
+        body["response_format"] = match p.json_mode {
+            JsonMode::JsonSchema => json!({
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": true},
+            }),
+            JsonMode::JsonObject => json!({"type": "json_object", "schema": schema}),
+        };
+    }
+    if !prompt.tools.is_empty() {
+        body["tools"] = json!(prompt.tools);
+        if let Some(choice) = &prompt.tool_choice {
+            body["tool_choice"] = choice.clone();
+        }
+    }
     if p.stream && p.stream_usage {
         body["stream_options"] = json!({"include_usage": true});
     }
@@ -94,10 +111,10 @@ fn secrets(target: &Target) -> Vec<&Secret> {
 pub async fn call(
     target: &Target,
     transport: &dyn Transport,
-    messages: &[Message],
+    prompt: &Prompt,
     run_deadline: Option<Instant>,
 ) -> CallOutcome {
-    let body = request_body(target, messages).to_string().into_bytes();
+    let body = request_body(target, prompt).to_string().into_bytes();
     let request = HttpRequest {
         path: "/chat/completions",
         headers: request_headers(target),
@@ -305,6 +322,7 @@ impl Reading {
                 http_status: None,
                 provider_request_id: None,
                 rate_limit: RateLimitInfo::default(),
+                tool_calls: Vec::new(),
                 error: None,
             },
             ended: None,
@@ -328,7 +346,8 @@ impl Reading {
             self.out.reasoning.push_str(&r);
             output = Output::Reasoning;
         }
-        if m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
+        for piece in m.tool_calls.unwrap_or_default() {
+            self.tool_call_piece(&piece);
             output = Output::ToolCall;
         }
         if let Some(c) = m.content.filter(|c| !c.is_empty()) {
@@ -336,6 +355,44 @@ impl Reading {
             output = Output::Answer;
         }
         output
+    }
+
+    /// Adds one streamed piece of a tool call (or a whole one): pieces share an `index`; the
+    /// first carries the id and name, the rest carry slices of the arguments.
+    fn tool_call_piece(&mut self, piece: &Value) {
+        let index = piece
+            .get("index")
+            .and_then(Value::as_u64)
+            .map(|i| i as usize);
+        let slot = match index {
+            Some(i) => {
+                while self.out.tool_calls.len() <= i {
+                    self.out.tool_calls.push(ToolCall::default());
+                }
+                &mut self.out.tool_calls[i]
+            }
+            None => {
+                self.out.tool_calls.push(ToolCall::default());
+                let last = self.out.tool_calls.len() - 1;
+                &mut self.out.tool_calls[last]
+            }
+        };
+        if let Some(id) = piece.get("id").and_then(Value::as_str) {
+            slot.id = id.to_string();
+        }
+        if let Some(f) = piece.get("function") {
+            // OpenAI sends the name once; llama.cpp repeats it in every piece.
+            if let Some(name) = f.get("name").and_then(Value::as_str)
+                && slot.name != name
+            {
+                slot.name.push_str(name);
+            }
+            match f.get("arguments") {
+                Some(Value::String(a)) => slot.arguments.push_str(a),
+                Some(other) if !other.is_null() => slot.arguments.push_str(&other.to_string()),
+                _ => {}
+            }
+        }
     }
 
     fn stream_error(&mut self, error: &Value) {
@@ -530,6 +587,16 @@ impl Reading {
     }
 
     fn finish(mut self) -> CallOutcome {
+        if self.out.error.is_none()
+            && self.out.answer.trim().is_empty()
+            && self.out.tool_calls.is_empty()
+        {
+            let why = match &self.out.finish_reason {
+                Some(f) => format!("the answer is empty (finish_reason: {f})"),
+                None => "the answer is empty".to_string(),
+            };
+            self.fail(ErrorKind::EmptyAnswer, why);
+        }
         let end = self.ended.unwrap_or_else(Instant::now);
         self.out.timings = self.meter.finish(end);
         self.out.chunk_offsets = self.meter.into_chunk_offsets();
@@ -564,3 +631,84 @@ impl std::fmt::Display for super::BodyError {
 }
 
 impl std::error::Error for super::BodyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(r: &mut Reading, delta: Value) {
+        let m: MessageWire = serde_json::from_value(delta).unwrap();
+        r.apply(m);
+    }
+
+    #[test]
+    fn tool_call_pieces_assemble_openai_style() {
+        let mut r = Reading::new(Instant::now(), true);
+        apply(
+            &mut r,
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}]}),
+        );
+        apply(
+            &mut r,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
+        );
+        apply(
+            &mut r,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
+        );
+        assert_eq!(r.out.tool_calls.len(), 1);
+        let c = &r.out.tool_calls[0];
+        assert_eq!((c.id.as_str(), c.name.as_str()), ("call_1", "get_weather"));
+        assert_eq!(c.arguments, "{\"city\":\"Paris\"}");
+    }
+
+    #[test]
+    fn tool_call_pieces_assemble_llama_cpp_style() {
+        // llama.cpp repeats the id and the name in every piece, and sends nulls.
+        let mut r = Reading::new(Instant::now(), true);
+        for piece in ["{", " \"city\": \"", "Paris\"}"] {
+            apply(
+                &mut r,
+                json!({"role": null, "content": null, "tool_calls": [{"index": 0,
+                "id": "call__0", "type": "function",
+                "function": {"name": "get_weather", "arguments": piece}}]}),
+            );
+        }
+        apply(
+            &mut r,
+            json!({"role": "assistant", "content": null, "tool_calls": null}),
+        );
+        let c = &r.out.tool_calls[0];
+        assert_eq!(c.name, "get_weather");
+        assert_eq!(c.arguments, "{ \"city\": \"Paris\"}");
+    }
+
+    #[test]
+    fn request_body_sends_schema_the_way_the_target_takes_it() {
+        let cfg = crate::config::Config::parse(
+            "[[targets]]\nname = \"a\"\nprovider = \"llamacpp\"\nmodel = \"m\"\n\
+             [[targets]]\nname = \"b\"\nprovider = \"openai-compatible\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n",
+            "t.toml",
+            ".".into(),
+            &|_| None,
+        )
+        .unwrap();
+        let prompt = Prompt {
+            schema: Some(json!({"type": "object"})),
+            ..Prompt::messages(vec![])
+        };
+        let a = request_body(&cfg.targets[0], &prompt);
+        assert_eq!(
+            a["response_format"],
+            json!({"type": "json_object", "schema": {"type": "object"}})
+        );
+        let b = request_body(&cfg.targets[1], &prompt);
+        assert_eq!(b["response_format"]["type"], "json_schema");
+        assert_eq!(
+            b["response_format"]["json_schema"]["schema"],
+            json!({"type": "object"})
+        );
+        assert_eq!(b["stream_options"], json!({"include_usage": true}));
+    }
+}

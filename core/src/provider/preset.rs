@@ -2,6 +2,8 @@
 //! data. A preset is never a code path of its own; every OpenAI-compatible service goes through
 //! [`super::openai`].
 
+use crate::config::JsonMode;
+
 /// One named preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preset {
@@ -17,6 +19,8 @@ pub struct Preset {
     pub headers: &'static [(&'static str, &'static str)],
     /// Whether the service accepts `stream_options.include_usage`.
     pub stream_usage: bool,
+    /// How the service takes a JSON Schema for the answer.
+    pub json_mode: JsonMode,
 }
 
 const fn hosted(name: &'static str, base_url: &'static str, key: &'static str) -> Preset {
@@ -27,6 +31,7 @@ const fn hosted(name: &'static str, base_url: &'static str, key: &'static str) -
         key_required: true,
         headers: &[],
         stream_usage: true,
+        json_mode: JsonMode::JsonSchema,
     }
 }
 
@@ -38,6 +43,7 @@ const fn local(name: &'static str, base_url: Option<&'static str>) -> Preset {
         key_required: false,
         headers: &[],
         stream_usage: true,
+        json_mode: JsonMode::JsonSchema,
     }
 }
 
@@ -75,7 +81,11 @@ pub const PRESETS: &[Preset] = &[
     local("ollama", Some("http://127.0.0.1:11434/v1")),
     local("lmstudio", Some("http://127.0.0.1:1234/v1")),
     local("vllm", Some("http://127.0.0.1:8000/v1")),
-    local("llamacpp", Some("http://127.0.0.1:8080/v1")),
+    // llama.cpp's server answers 500 to `json_schema` response formats.
+    Preset {
+        json_mode: JsonMode::JsonObject,
+        ..local("llamacpp", Some("http://127.0.0.1:8080/v1"))
+    },
     local("exo", Some("http://127.0.0.1:52415/v1")),
     local("openai-compatible", None),
     local("sim", None),

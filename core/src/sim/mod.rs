@@ -357,6 +357,29 @@ struct ChatRequest {
     max_tokens: Option<u32>,
     #[serde(default)]
     max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    response_format: Option<serde_json::Value>,
+    #[serde(default)]
+    tools: Vec<serde_json::Value>,
+    #[serde(default)]
+    tool_choice: Option<serde_json::Value>,
+}
+
+impl ChatRequest {
+    /// The function the simulated model calls: the named `tool_choice`, else the first tool.
+    fn tool_to_call(&self) -> Option<String> {
+        if self.tool_choice.as_ref().is_some_and(|c| c == "none") {
+            return None;
+        }
+        let named = self
+            .tool_choice
+            .as_ref()
+            .and_then(|c| c.pointer("/function/name"))
+            .and_then(|n| n.as_str());
+        named
+            .or_else(|| self.tools.first()?.pointer("/function/name")?.as_str())
+            .map(str::to_string)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -535,8 +558,26 @@ fn build_reply(
         .into_iter()
         .take(p.reasoning_tokens as usize)
         .collect();
-    let answer: Vec<&str> = tokenize(&text).into_iter().take(n_answer).collect();
-    let completion_tokens = (reasoning.len() + answer.len()) as u32;
+    let mut answer: Vec<&str> = tokenize(&text).into_iter().take(n_answer).collect();
+    // Structured output: the answer wrapped in a JSON object. Tool use: a call instead of text.
+    let json_text;
+    if req.response_format.is_some() {
+        json_text = json!({ "answer": answer.concat().trim() }).to_string();
+        answer = tokenize(&json_text);
+    }
+    let tool = req.tool_to_call();
+    let args_text;
+    let mut finish = finish;
+    let mut tool_args: Vec<&str> = Vec::new();
+    if tool.is_some() {
+        let question = prompt.lines().last().unwrap_or_default();
+        args_text = json!({ "query": question.chars().take(60).collect::<String>() }).to_string();
+        tool_args = tokenize(&args_text);
+        answer = Vec::new();
+        finish = "tool_calls";
+    }
+    let call_id = format!("call_{request_id}");
+    let completion_tokens = (reasoning.len() + answer.len() + tool_args.len()) as u32;
     let usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -555,7 +596,7 @@ fn build_reply(
     let headers = vec![("x-request-id", request_id.to_string())];
 
     // Token times: the first at ttft, then one every itl.
-    let n_tokens = reasoning.len() + answer.len();
+    let n_tokens = reasoning.len() + answer.len() + tool_args.len();
     let mut times = Vec::with_capacity(n_tokens);
     let mut t = start + jittered(p.ttft_ms, p.jitter, rng);
     for i in 0..n_tokens {
@@ -568,6 +609,13 @@ fn build_reply(
 
     if !req.stream {
         let mut message = json!({"role": "assistant", "content": answer.concat()});
+        if let Some(name) = &tool {
+            message["content"] = serde_json::Value::Null;
+            message["tool_calls"] = json!([{
+                "id": call_id, "type": "function",
+                "function": {"name": name, "arguments": tool_args.concat()},
+            }]);
+        }
         if !reasoning.is_empty() {
             message["reasoning_content"] = json!(reasoning.concat());
         }
@@ -611,6 +659,19 @@ fn build_reply(
         for (j, group) in tokens.chunks(per).enumerate() {
             let last = offset + j * per + group.len() - 1;
             chunks.push((times[last], json!({ kind: group.concat() })));
+        }
+    }
+    if let Some(name) = &tool {
+        let offset = reasoning.len();
+        for (j, group) in tool_args.chunks(per).enumerate() {
+            let last = offset + j * per + group.len() - 1;
+            let piece = if j == 0 {
+                json!({"index": 0, "id": call_id, "type": "function",
+                       "function": {"name": name, "arguments": group.concat()}})
+            } else {
+                json!({"index": 0, "function": {"arguments": group.concat()}})
+            };
+            chunks.push((times[last], json!({ "tool_calls": [piece] })));
         }
     }
     let half = chunks.len() / 2;
@@ -825,6 +886,28 @@ mod tests {
         );
         let content = v["choices"][0]["message"]["content"].as_str().unwrap();
         assert_eq!(tokenize(content).len(), 30);
+    }
+
+    #[test]
+    fn tools_get_a_streamed_call_and_schemas_a_json_answer() {
+        let mut b: serde_json::Value = serde_json::from_slice(&body(true)).unwrap();
+        b["tools"] =
+            json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
+        let (r, _) = state(SimProfile::default()).plan(b.to_string().as_bytes(), None);
+        let d = data(&r.events);
+        assert!(d.iter().any(|c| c.contains("\"name\":\"lookup\"")));
+        assert!(
+            d.iter()
+                .any(|c| c.contains("\"finish_reason\":\"tool_calls\""))
+        );
+
+        let mut b: serde_json::Value = serde_json::from_slice(&body(false)).unwrap();
+        b["response_format"] = json!({"type": "json_object"});
+        let (r, _) = state(SimProfile::default()).plan(b.to_string().as_bytes(), None);
+        let v: serde_json::Value = serde_json::from_str(&data(&r.events)[0]).unwrap();
+        let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(content).unwrap();
+        assert!(parsed["answer"].is_string());
     }
 
     #[test]

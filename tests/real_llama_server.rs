@@ -1,0 +1,114 @@
+//! End to end against a real LLM server: llama.cpp's OpenAI-compatible server (from PyPI's
+//! llama-cpp-python) with SmolLM2-135M-Instruct, started by `.ci/run`, which sets
+//! `LLMPULSE_LLAMA_URL`. Known behaviour of that server: no usage chunk in streams, 500 on
+//! `json_schema` response formats (the `llamacpp` preset sends `json_object` + `schema`), tool
+//! calls with a named `tool_choice`.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use support::{Scratch, by_target, f, records, run, service_url, target};
+
+/// The server answers one request at a time: the tests take turns.
+static SERVER: Mutex<()> = Mutex::new(());
+
+fn llama(name: &str, url: &str, max_tokens: u32, extra: &str) -> String {
+    target(
+        name,
+        url,
+        &format!("temperature = 0\nseed = 7\nmax_tokens = {max_tokens}\n{extra}"),
+    )
+    .replace(
+        "provider = \"openai-compatible\"",
+        "provider = \"llamacpp\"",
+    )
+    .replace("model = \"sim\"", "model = \"smollm2\"")
+}
+
+#[test]
+fn streaming_and_plain_answers_are_measured() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-batch");
+    let cfg = format!(
+        "suite = \"suite.toml\"\nrepetitions = 2\nconcurrency = 1\n{}{}",
+        llama("stream", &url, 48, ""),
+        llama("plain", &url, 48, "stream = false")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        assert!(r["answer_chars"].as_u64().unwrap() > 0);
+    }
+    let s = by_target(&rows, "stream");
+    let p = by_target(&rows, "plain");
+    let (ttft, latency) = (f(&s["ttft_sec"]), f(&s["latency_sec"]));
+    assert!(
+        ttft > 0.0 && ttft < latency,
+        "ttft {ttft}, latency {latency}"
+    );
+    assert!(s["chunk_count"].as_u64().unwrap() > 1);
+    // This server sends no usage in streams: the counts are estimates, and say so.
+    assert_eq!(s["token_source"], "estimated");
+    assert_eq!(p["token_source"], "usage");
+    assert!(p["ttft_sec"].is_null());
+    // The estimate is in a reasonable band of the server's own count for the same prompt
+    // (temperature 0, same seed: the same answer).
+    let ratio = |a: &Value, b: &Value| f(a) / f(b);
+    let out_ratio = ratio(&s["response_tokens"], &p["response_tokens"]);
+    let in_ratio = ratio(&s["prompt_tokens"], &p["prompt_tokens"]);
+    assert!(
+        (0.5..=2.0).contains(&out_ratio),
+        "response tokens estimated/usage = {out_ratio}"
+    );
+    assert!(
+        (0.5..=2.0).contains(&in_ratio),
+        "prompt tokens estimated/usage = {in_ratio}"
+    );
+}
+
+#[test]
+fn json_constrained_answers_parse_and_tool_calls_parse() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-capabilities");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/capabilities.toml");
+    let cfg = format!(
+        "suite = \"{}\"\nconcurrency = 1\n{}",
+        suite.display(),
+        llama("smol", &url, 96, "")
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    let row = |id: &str| rows.iter().find(|r| r["question_id"] == id).unwrap();
+    for id in ["structured-01", "structured-02"] {
+        let r = row(id);
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(r["json_valid"], true, "{id}: {}", r["answer"]);
+    }
+    // A named tool_choice makes the server call that tool; its arguments must parse.
+    let r = row("tool-01");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["tool_call_valid"], true, "{}", r["tool_calls"]);
+    let calls: Value = serde_json::from_str(r["tool_calls"].as_str().unwrap()).unwrap();
+    assert_eq!(calls[0]["name"], "get_inventory");
+}
