@@ -2,6 +2,7 @@
 //! simulator) and the protocol that gives them meaning ([`openai`]). [`Client`] puts the two
 //! together for one configured target and turns one question into one [`CallOutcome`].
 
+mod exchange;
 pub mod http;
 pub mod openai;
 pub mod preset;

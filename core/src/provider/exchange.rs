@@ -1,0 +1,437 @@
+//! One request/response exchange, whatever the protocol: time limits ([`Deadlines`]), the
+//! state of a response being read ([`Reading`]), the server-sent-event loop that stamps arrival
+//! times, error bodies, and the final checks. A protocol ([`Dialect`]) only says what each event
+//! or body means.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chrono::Utc;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::time::timeout_at;
+
+use super::{
+    CallError, CallOutcome, HttpRequest, RawResponse, ToolCall, Transport, TransportError,
+};
+use crate::config::Target;
+use crate::error_kind::ErrorKind;
+use crate::measure::{Meter, Output};
+use crate::retry::RateLimitInfo;
+use crate::secret::{Secret, scrub};
+
+/// The most of an error body kept for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What one stream event meant.
+pub(crate) enum Step {
+    /// Nothing to measure (a comment, a ping).
+    Skip,
+    /// A chunk, carrying this kind of output (or none).
+    Chunk(Output),
+    /// The answer is complete.
+    Done,
+    /// Reading must stop (the dialect recorded why with [`Reading::fail`]).
+    Stop,
+}
+
+/// A wire protocol: what its stream events and whole bodies mean.
+pub(crate) trait Dialect: Sync {
+    /// One server-sent event named `event` (`message` when unnamed) with `data`.
+    fn event(&self, r: &mut Reading, event: &str, data: &str) -> Step;
+    /// A whole non-streamed response body.
+    fn body(&self, r: &mut Reading, bytes: &[u8]);
+}
+
+pub(crate) fn secrets(target: &Target) -> Vec<&Secret> {
+    target
+        .api_key
+        .iter()
+        .chain(target.headers.iter().map(|(_, v)| v))
+        .collect()
+}
+
+/// Sends `request` for `target` over `transport` and reads the answer in `dialect`.
+/// `run_deadline` cancels the call when the run must end.
+pub(crate) async fn exchange(
+    target: &Target,
+    transport: &dyn Transport,
+    request: HttpRequest,
+    dialect: &dyn Dialect,
+    run_deadline: Option<Instant>,
+) -> CallOutcome {
+    let sent_at = Utc::now();
+    let sent = Instant::now();
+    let mut reading = Reading::new(sent, target.params.stream);
+    reading.out.sent_at = sent_at;
+    let deadlines = Deadlines::new(target, sent, run_deadline);
+
+    let (limit, kind) = deadlines.next(false, None);
+    let response = match timeout_at(limit.into(), transport.send(request)).await {
+        Err(_) => {
+            reading.fail(kind, deadlines.message(kind));
+            None
+        }
+        Ok(Err(e)) => {
+            let (kind, message) = match e {
+                TransportError::Timeout => {
+                    (ErrorKind::Timeout, deadlines.message(ErrorKind::Timeout))
+                }
+                TransportError::ConnectTimeout => (
+                    ErrorKind::ConnectTimeout,
+                    deadlines.message(ErrorKind::ConnectTimeout),
+                ),
+                TransportError::Connect(m) => (ErrorKind::Connect, m),
+                TransportError::Request(m) => (ErrorKind::Request, m),
+            };
+            reading.fail(kind, message);
+            None
+        }
+        Ok(Ok(r)) => Some(r),
+    };
+    if let Some(resp) = response {
+        reading.meter.headers(Instant::now());
+        reading.out.http_status = Some(resp.status);
+        reading.out.provider_request_id = request_id(&resp.headers);
+        reading.out.rate_limit =
+            RateLimitInfo::from_headers(&resp.headers, resp.status, std::time::SystemTime::now());
+        if !(200..300).contains(&resp.status) {
+            reading.read_error(resp, &deadlines).await;
+        } else if target.params.stream {
+            reading.read_sse(resp, &deadlines, dialect).await;
+        } else if let Some(bytes) = reading.collect(resp, &deadlines, usize::MAX).await {
+            dialect.body(&mut reading, &bytes);
+        }
+    }
+    let mut out = reading.finish();
+    if let Some(e) = &mut out.error {
+        e.message = scrub(&e.message, &secrets(target));
+    }
+    out
+}
+
+/// The time limits of one call, and which `error_kind` each gives.
+pub(crate) struct Deadlines {
+    sent: Instant,
+    total: Instant,
+    run: Option<Instant>,
+    first_token: Option<Duration>,
+    idle: Option<Duration>,
+    limits: crate::config::Timeouts,
+}
+
+impl Deadlines {
+    pub(crate) fn new(target: &Target, sent: Instant, run: Option<Instant>) -> Self {
+        let t = &target.timeouts;
+        Deadlines {
+            sent,
+            total: sent + t.total,
+            run,
+            first_token: t.first_token,
+            idle: t.idle,
+            limits: t.clone(),
+        }
+    }
+
+    /// The next limit that can fire: before the first token, after activity at `last`.
+    pub(crate) fn next(&self, got_token: bool, last: Option<Instant>) -> (Instant, ErrorKind) {
+        let mut best = (self.total, ErrorKind::Timeout);
+        let mut consider = |at: Instant, kind| {
+            if at < best.0 {
+                best = (at, kind);
+            }
+        };
+        if let Some(run) = self.run {
+            consider(run, ErrorKind::Deadline);
+        }
+        if !got_token && let Some(ft) = self.first_token {
+            consider(self.sent + ft, ErrorKind::FirstTokenTimeout);
+        }
+        if got_token && let (Some(idle), Some(last)) = (self.idle, last) {
+            consider(last + idle, ErrorKind::IdleTimeout);
+        }
+        best
+    }
+
+    pub(crate) fn message(&self, kind: ErrorKind) -> String {
+        match kind {
+            ErrorKind::Deadline => "cancelled: the run's deadline was reached".into(),
+            ErrorKind::FirstTokenTimeout => format!(
+                "no generated token within {:?}",
+                self.first_token.unwrap_or_default()
+            ),
+            ErrorKind::IdleTimeout => format!(
+                "the stream was silent for more than {:?}",
+                self.idle.unwrap_or_default()
+            ),
+            ErrorKind::ConnectTimeout => {
+                format!("no connection within {:?}", self.limits.connect)
+            }
+            _ => format!("the answer was not complete within {:?}", self.limits.total),
+        }
+    }
+}
+
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id", "x-groq-id"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The state of one response being read.
+pub(crate) struct Reading {
+    pub(crate) meter: Meter,
+    pub(crate) out: CallOutcome,
+    pub(crate) ended: Option<Instant>,
+}
+
+impl Reading {
+    pub(crate) fn new(sent: Instant, streamed: bool) -> Self {
+        Reading {
+            meter: Meter::new(sent),
+            out: CallOutcome {
+                sent_at: Utc::now(),
+                sent,
+                chunk_offsets: Vec::new(),
+                timings: Default::default(),
+                streamed,
+                answer: String::new(),
+                reasoning: String::new(),
+                usage: None,
+                finish_reason: None,
+                http_status: None,
+                provider_request_id: None,
+                rate_limit: RateLimitInfo::default(),
+                tool_calls: Vec::new(),
+                error: None,
+            },
+            ended: None,
+        }
+    }
+
+    pub(crate) fn fail(&mut self, kind: ErrorKind, message: String) {
+        if self.out.error.is_none() {
+            self.out.error = Some(CallError { kind, message });
+        }
+    }
+
+    /// Adds one streamed piece of a tool call (or a whole one): pieces share an `index`; the
+    /// first carries the id and name, the rest carry slices of the arguments.
+    pub(crate) fn tool_call_piece(&mut self, piece: &Value) {
+        let index = piece
+            .get("index")
+            .and_then(Value::as_u64)
+            .map(|i| i as usize);
+        let slot = match index {
+            Some(i) => {
+                while self.out.tool_calls.len() <= i {
+                    self.out.tool_calls.push(ToolCall::default());
+                }
+                &mut self.out.tool_calls[i]
+            }
+            None => {
+                self.out.tool_calls.push(ToolCall::default());
+                let last = self.out.tool_calls.len() - 1;
+                &mut self.out.tool_calls[last]
+            }
+        };
+        if let Some(id) = piece.get("id").and_then(Value::as_str) {
+            slot.id = id.to_string();
+        }
+        if let Some(f) = piece.get("function") {
+            // OpenAI sends the name once; llama.cpp repeats it in every piece.
+            if let Some(name) = f.get("name").and_then(Value::as_str)
+                && slot.name != name
+            {
+                slot.name.push_str(name);
+            }
+            match f.get("arguments") {
+                Some(Value::String(a)) => slot.arguments.push_str(a),
+                Some(other) if !other.is_null() => slot.arguments.push_str(&other.to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn stream_error(&mut self, error: &Value) {
+        let message = error_message(error).unwrap_or_else(|| error.to_string());
+        let code = error.get("code").or_else(|| error.get("status"));
+        let rate_limited = code.is_some_and(|c| c == 429 || c == "429")
+            || error
+                .get("type")
+                .is_some_and(|t| t == "rate_limit_exceeded");
+        let kind = if rate_limited {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::StreamError
+        };
+        self.fail(kind, format!("error event in the stream: {message}"));
+    }
+
+    /// Reads a server-sent-event stream, handing each event to `dialect`. Arrival instants are
+    /// stamped where the bytes come in, before any parsing.
+    pub(crate) async fn read_sse(
+        &mut self,
+        resp: RawResponse,
+        deadlines: &Deadlines,
+        dialect: &dyn Dialect,
+    ) {
+        let sent = self.meter.sent();
+        let stamp = Arc::new(AtomicU64::new(0));
+        let stamper = stamp.clone();
+        let body = resp.body.map(move |r| {
+            stamper.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            r
+        });
+        let mut events = body.eventsource();
+        let mut done = false;
+        let mut got_token = false;
+        loop {
+            let (limit, kind) = deadlines.next(got_token, self.ended);
+            let event = match timeout_at(limit.into(), events.next()).await {
+                Err(_) => {
+                    self.ended = Some(Instant::now());
+                    self.fail(kind, deadlines.message(kind));
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.fail(ErrorKind::StreamBroken, format!("the stream broke: {e}"));
+                    break;
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let at = sent + Duration::from_nanos(stamp.load(Ordering::Relaxed));
+            self.ended = Some(at);
+            match dialect.event(self, &event.event, event.data.trim()) {
+                Step::Skip => {}
+                Step::Chunk(output) => {
+                    got_token |= output != Output::Nothing;
+                    self.meter.chunk(at, output);
+                }
+                Step::Done => {
+                    done = true;
+                    break;
+                }
+                Step::Stop => break,
+            }
+        }
+        if self.out.error.is_none() && !done && self.out.finish_reason.is_none() {
+            self.ended = Some(Instant::now());
+            self.fail(
+                ErrorKind::StreamBroken,
+                "the stream ended before the answer was complete (no end event, no finish reason)"
+                    .into(),
+            );
+        }
+    }
+
+    pub(crate) async fn read_error(&mut self, resp: RawResponse, deadlines: &Deadlines) {
+        let status = resp.status;
+        let retry_after = resp
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = self
+            .collect(resp, deadlines, ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| error_message(&v))
+            .unwrap_or_else(|| truncate(text.trim(), 300));
+        let mut message = format!("HTTP {status}: {detail}");
+        if let Some(r) = retry_after {
+            message.push_str(&format!(" (retry-after: {r})"));
+        }
+        self.out.error = None;
+        self.fail(ErrorKind::from_status(status), message);
+    }
+
+    /// Reads the whole body (at most `max` bytes). `None` when reading failed (recorded).
+    pub(crate) async fn collect(
+        &mut self,
+        mut resp: RawResponse,
+        deadlines: &Deadlines,
+        max: usize,
+    ) -> Option<BytesMut> {
+        let mut buf = BytesMut::new();
+        // A whole body is one piece: only the total limit and the run's deadline apply.
+        let (limit, kind) = deadlines.next(true, None);
+        loop {
+            match timeout_at(limit.into(), resp.body.next()).await {
+                Err(_) => {
+                    self.ended = Some(Instant::now());
+                    self.fail(kind, deadlines.message(kind));
+                    return None;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.fail(ErrorKind::StreamBroken, format!("the body broke: {}", e.0));
+                    return None;
+                }
+                Ok(Some(Ok(b))) => {
+                    let room = max.saturating_sub(buf.len());
+                    buf.extend_from_slice(&b[..b.len().min(room)]);
+                    if buf.len() >= max {
+                        break;
+                    }
+                }
+            }
+        }
+        self.ended = Some(Instant::now());
+        Some(buf)
+    }
+
+    pub(crate) fn finish(mut self) -> CallOutcome {
+        if self.out.error.is_none()
+            && self.out.answer.trim().is_empty()
+            && self.out.tool_calls.is_empty()
+        {
+            let why = match &self.out.finish_reason {
+                Some(f) => format!("the answer is empty (finish_reason: {f})"),
+                None => "the answer is empty".to_string(),
+            };
+            self.fail(ErrorKind::EmptyAnswer, why);
+        }
+        let end = self.ended.unwrap_or_else(Instant::now);
+        self.out.timings = self.meter.finish(end);
+        self.out.chunk_offsets = self.meter.into_chunk_offsets();
+        self.out
+    }
+}
+/// The human message of an error object: `{"error": {"message": …}}`, `{"error": "…"}` or
+/// `{"message": …}`.
+pub(crate) fn error_message(v: &Value) -> Option<String> {
+    let e = v.get("error").unwrap_or(v);
+    if let Some(s) = e.as_str() {
+        return Some(s.to_string());
+    }
+    e.get("message").and_then(Value::as_str).map(str::to_string)
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+impl std::fmt::Display for super::BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for super::BodyError {}
