@@ -277,3 +277,107 @@ fn fallback_answers_when_the_primary_fails_and_both_are_recorded() {
     assert_eq!(b["failover_from"], "primary");
     assert_eq!(b["question_id"], p["question_id"]);
 }
+
+#[test]
+fn anthropic_messages_are_measured_like_any_other_protocol() {
+    let dir = Scratch::new("anthropic");
+    let profile = dir.write(
+        "sim.toml",
+        "[default]\nttft_ms = 200\nitl_ms = 10\noutput_tokens = 20\n\
+         [models.thinker]\nttft_ms = 100\nitl_ms = 10\nreasoning_tokens = 30\noutput_tokens = 10\n",
+    );
+    let sim = Sim::start(&["--profile", profile.to_str().unwrap()]);
+    let claude = |name: &str, model: &str, extra: &str| {
+        target(name, &sim.base_url, &format!("max_attempts = 1\n{extra}"))
+            .replace(
+                "provider = \"openai-compatible\"",
+                "provider = \"anthropic\"",
+            )
+            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+    };
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}{}{}{}",
+        claude("stream", "claude", ""),
+        claude("plain", "claude", "stream = false"),
+        claude("thinking", "thinker", ""),
+        claude(
+            "overloaded",
+            "claude",
+            "headers = { \"x-sim-fault\" = \"error_event\" }"
+        ),
+        claude("cut", "claude", "headers = { \"x-sim-fault\" = \"cut\" }"),
+    );
+    let key = "sk-ant-llmpulse-7d1e";
+    let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", key)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 5);
+
+    let s = by_target(&rows, "stream");
+    assert_eq!(s["success"], true, "{s}");
+    assert!(
+        (0.2..0.4).contains(&f(&s["ttft_sec"])),
+        "ttft {}",
+        s["ttft_sec"]
+    );
+    assert!(f(&s["latency_sec"]) >= 0.39);
+    assert_eq!(s["token_source"], "usage");
+    assert_eq!(s["response_tokens"], 20);
+    assert_eq!(s["finish_reason"], "end_turn");
+    assert!(s["prompt_tokens"].as_u64().unwrap() > 10);
+
+    let p = by_target(&rows, "plain");
+    assert_eq!(p["success"], true);
+    assert_eq!(
+        p["answer"], s["answer"],
+        "same request, same simulated answer"
+    );
+
+    // Thinking blocks: the first token is reasoning, the first answer token comes later.
+    let t = by_target(&rows, "thinking");
+    assert_eq!(t["success"], true);
+    let (ttft, ttfat) = (f(&t["ttft_sec"]), f(&t["ttfat_sec"]));
+    assert!(ttfat - ttft >= 0.29, "ttft {ttft}, ttfat {ttfat}");
+    assert_eq!(t["response_tokens"], 40);
+
+    let o = by_target(&rows, "overloaded");
+    assert_eq!(o["error_kind"], "stream_error");
+    assert!(o["error_message"].as_str().unwrap().contains("Overloaded"));
+    assert_eq!(by_target(&rows, "cut")["error_kind"], "stream_broken");
+
+    for r in &rows {
+        assert!(!r.to_string().contains(key));
+    }
+}
+
+#[test]
+fn anthropic_tool_use_arrives_as_input_json_deltas() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let dir = Scratch::new("anthropic-tools");
+    let suite =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/capabilities.toml");
+    let cfg = format!(
+        "suite = \"{}\"\n{}",
+        suite.display(),
+        target("claude", &sim.base_url, "").replace(
+            "provider = \"openai-compatible\"",
+            "provider = \"anthropic\""
+        )
+    );
+    let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", "sk-ant-x")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    let tool = rows.iter().find(|r| r["question_id"] == "tool-01").unwrap();
+    assert_eq!(tool["tool_call_valid"], true, "{}", tool["tool_calls"]);
+    assert_eq!(tool["finish_reason"], "tool_use");
+    let calls: Value = serde_json::from_str(tool["tool_calls"].as_str().unwrap()).unwrap();
+    assert_eq!(calls[0]["name"], "get_inventory");
+}

@@ -52,6 +52,7 @@ pub struct Target {
     /// The preset name (`groq`, `sim`, …): the record's `llm_provider`.
     pub provider: String,
     pub model: String,
+    pub protocol: Protocol,
     pub endpoint: Endpoint,
     pub api_key: Option<Secret>,
     pub params: Params,
@@ -116,6 +117,16 @@ pub struct Params {
     pub json_mode: JsonMode,
 }
 
+/// The wire protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OpenAI chat completions (`/chat/completions`): most services and local servers.
+    Openai,
+    /// Anthropic Messages (`/messages`).
+    Anthropic,
+}
+
 /// The two ways servers take a JSON Schema for the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +188,7 @@ struct RawTarget {
     top_p: Option<Spanned<f64>>,
     seed: Option<i64>,
     json_mode: Option<JsonMode>,
+    protocol: Option<Protocol>,
     timeout_sec: Option<Spanned<f64>>,
     connect_timeout_sec: Option<Spanned<f64>>,
     first_token_timeout_sec: Option<Spanned<f64>>,
@@ -635,6 +647,7 @@ impl Cx<'_> {
             name,
             provider: provider.to_string(),
             model,
+            protocol: t.protocol.unwrap_or(preset.protocol),
             endpoint,
             api_key,
             params,

@@ -265,7 +265,7 @@ impl Reading {
         let rate_limited = code.is_some_and(|c| c == 429 || c == "429")
             || error
                 .get("type")
-                .is_some_and(|t| t == "rate_limit_exceeded");
+                .is_some_and(|t| t == "rate_limit_exceeded" || t == "rate_limit_error");
         let kind = if rate_limited {
             ErrorKind::RateLimited
         } else {

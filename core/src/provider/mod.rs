@@ -2,6 +2,7 @@
 //! simulator) and the protocol that gives them meaning ([`openai`]). [`Client`] puts the two
 //! together for one configured target and turns one question into one [`CallOutcome`].
 
+pub mod anthropic;
 mod exchange;
 pub mod http;
 pub mod openai;
@@ -17,7 +18,7 @@ use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;
 
-use crate::config::{Endpoint, Target};
+use crate::config::{Endpoint, Protocol, Target};
 use crate::error_kind::ErrorKind;
 use crate::measure::Timings;
 use crate::retry::RateLimitInfo;
@@ -164,6 +165,12 @@ impl Client {
 
     /// Asks `prompt` once and measures the answer; `run_deadline` cancels the call.
     pub async fn call(&self, prompt: &Prompt, run_deadline: Option<Instant>) -> CallOutcome {
-        openai::call(&self.target, self.transport.as_ref(), prompt, run_deadline).await
+        let transport = self.transport.as_ref();
+        match self.target.protocol {
+            Protocol::Openai => openai::call(&self.target, transport, prompt, run_deadline).await,
+            Protocol::Anthropic => {
+                anthropic::call(&self.target, transport, prompt, run_deadline).await
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! data. A preset is never a code path of its own; every OpenAI-compatible service goes through
 //! [`super::openai`].
 
-use crate::config::JsonMode;
+use crate::config::{JsonMode, Protocol};
 
 /// One named preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct Preset {
     pub stream_usage: bool,
     /// How the service takes a JSON Schema for the answer.
     pub json_mode: JsonMode,
+    /// The wire protocol.
+    pub protocol: Protocol,
 }
 
 const fn hosted(name: &'static str, base_url: &'static str, key: &'static str) -> Preset {
@@ -32,6 +34,7 @@ const fn hosted(name: &'static str, base_url: &'static str, key: &'static str) -
         headers: &[],
         stream_usage: true,
         json_mode: JsonMode::JsonSchema,
+        protocol: Protocol::Openai,
     }
 }
 
@@ -44,6 +47,7 @@ const fn local(name: &'static str, base_url: Option<&'static str>) -> Preset {
         headers: &[],
         stream_usage: true,
         json_mode: JsonMode::JsonSchema,
+        protocol: Protocol::Openai,
     }
 }
 
@@ -78,6 +82,14 @@ pub const PRESETS: &[Preset] = &[
         "DEEPINFRA_API_KEY",
     ),
     hosted("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    Preset {
+        protocol: Protocol::Anthropic,
+        ..hosted(
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            "ANTHROPIC_API_KEY",
+        )
+    },
     local("ollama", Some("http://127.0.0.1:11434/v1")),
     local("lmstudio", Some("http://127.0.0.1:1234/v1")),
     local("vllm", Some("http://127.0.0.1:8000/v1")),

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{FAULT_HEADER, Fault, SimProfile, SimState, play};
+use super::{FAULT_HEADER, Fault, SimProfile, SimState, Wire, play};
 use crate::provider::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
 
 /// A simulated model, answering in-process.
@@ -33,7 +33,12 @@ impl Transport for InProcess {
                 .get(FAULT_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(Fault::from_header);
-            let (reply, entry) = self.state.plan(&req.body, forced);
+            let wire = if req.path == "/messages" {
+                Wire::Anthropic
+            } else {
+                Wire::OpenAi
+            };
+            let (reply, entry) = self.state.plan(wire, &req.body, forced);
             let received = entry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -9,6 +9,10 @@
 
 pub mod inprocess;
 pub mod server;
+mod wire;
+
+pub use wire::Wire;
+use wire::{Answer, Piece};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -260,7 +264,12 @@ impl SimState {
 
     /// Decides the reply to one request (`body` as sent, `forced` from [`FAULT_HEADER`]) and
     /// opens its log entry.
-    pub fn plan(&self, body: &[u8], forced: Option<Fault>) -> (Reply, Arc<Mutex<LogEntry>>) {
+    pub fn plan(
+        &self,
+        wire: Wire,
+        body: &[u8],
+        forced: Option<Fault>,
+    ) -> (Reply, Arc<Mutex<LogEntry>>) {
         let received = Instant::now();
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request_id = format!("sim-{seq}");
@@ -269,7 +278,7 @@ impl SimState {
                 let profile = self.models.get(&req.model).unwrap_or(&self.default);
                 let mut rng = self.rng(profile.seed, body);
                 let fault = forced.unwrap_or_else(|| pick_fault(profile, &mut rng));
-                let reply = build_reply(profile, &req, fault, &request_id, &mut rng);
+                let reply = build_reply(wire, profile, &req, fault, &request_id, &mut rng);
                 (reply, req.model, fault, req.stream)
             }
             Err(e) => (
@@ -347,6 +356,9 @@ fn pick_fault(p: &SimProfile, rng: &mut ChaCha8Rng) -> Fault {
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     model: String,
+    /// Anthropic's system prompt (a string or text blocks).
+    #[serde(default)]
+    system: serde_json::Value,
     #[serde(default)]
     messages: Vec<ChatMessage>,
     #[serde(default)]
@@ -371,14 +383,24 @@ impl ChatRequest {
         if self.tool_choice.as_ref().is_some_and(|c| c == "none") {
             return None;
         }
-        let named = self
+        // OpenAI names a function as {function: {name}}, Anthropic as {type: "tool", name}.
+        let name_of = |v: &serde_json::Value| {
+            v.pointer("/function/name")
+                .or_else(|| v.get("name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+        };
+        if self
             .tool_choice
             .as_ref()
-            .and_then(|c| c.pointer("/function/name"))
-            .and_then(|n| n.as_str());
-        named
-            .or_else(|| self.tools.first()?.pointer("/function/name")?.as_str())
-            .map(str::to_string)
+            .is_some_and(|c| c.get("type") == Some(&json!("none")))
+        {
+            return None;
+        }
+        self.tool_choice
+            .as_ref()
+            .and_then(name_of)
+            .or_else(|| self.tools.first().and_then(name_of))
     }
 }
 
@@ -496,6 +518,7 @@ fn error_reply(status: u16, message: &str, request_id: &str) -> Reply {
 }
 
 fn build_reply(
+    wire: Wire,
     p: &SimProfile,
     req: &ChatRequest,
     fault: Fault,
@@ -528,12 +551,13 @@ fn build_reply(
         .map(message_text)
         .next_back()
         .unwrap_or_default();
-    let all_text: String = req
-        .messages
-        .iter()
-        .map(message_text)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let all_text: String = std::iter::once(message_text(&ChatMessage {
+        role: "system".into(),
+        content: req.system.clone(),
+    }))
+    .chain(req.messages.iter().map(message_text))
+    .collect::<Vec<_>>()
+    .join("\n");
     let prompt_tokens = tokenize(&all_text).len() as u32;
 
     let mut text = answer_text(&prompt, p.recall, rng);
@@ -578,12 +602,6 @@ fn build_reply(
     }
     let call_id = format!("call_{request_id}");
     let completion_tokens = (reasoning.len() + answer.len() + tool_args.len()) as u32;
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "completion_tokens_details": {"reasoning_tokens": reasoning.len()},
-    });
 
     let start = if fault == Fault::SlowFirstByte {
         jittered(p.slow_first_byte_ms, p.jitter, rng)
@@ -607,117 +625,71 @@ fn build_reply(
     }
     let end = times.last().copied().unwrap_or(start);
 
+    // The neutral pieces of the answer, each at the time of its last token.
+    let per = p.tokens_per_chunk as usize;
+    let mut pieces: Vec<(Duration, Piece)> = Vec::with_capacity(n_tokens / per + 2);
+    let mut offset = 0;
+    for (j, group) in reasoning.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Reasoning(group.concat()),
+        ));
+    }
+    offset += reasoning.len();
+    for (j, group) in answer.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Answer(group.concat()),
+        ));
+    }
+    offset += answer.len();
+    if let Some(name) = &tool {
+        for (j, group) in tool_args.chunks(per).enumerate() {
+            let at = times[offset + j * per + group.len() - 1];
+            let piece = if j == 0 {
+                Piece::ToolStart {
+                    id: call_id.clone(),
+                    name: name.clone(),
+                    args: group.concat(),
+                }
+            } else {
+                Piece::ToolArgs(group.concat())
+            };
+            pieces.push((at, piece));
+        }
+    }
+    let answer = Answer {
+        request_id,
+        model: &req.model,
+        created,
+        pieces,
+        finish,
+        prompt_tokens,
+        completion_tokens,
+        reasoning_tokens: reasoning.len() as u32,
+        usage: p.usage,
+        include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage)
+            || wire == Wire::Anthropic,
+        role_chunk: p.role_chunk,
+        start,
+        end,
+        fault,
+    };
     if !req.stream {
-        let mut message = json!({"role": "assistant", "content": answer.concat()});
-        if let Some(name) = &tool {
-            message["content"] = serde_json::Value::Null;
-            message["tool_calls"] = json!([{
-                "id": call_id, "type": "function",
-                "function": {"name": name, "arguments": tool_args.concat()},
-            }]);
-        }
-        if !reasoning.is_empty() {
-            message["reasoning_content"] = json!(reasoning.concat());
-        }
-        let mut body = json!({
-            "id": request_id, "object": "chat.completion", "created": created, "model": req.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        });
-        if p.usage {
-            body["usage"] = usage;
-        }
         return Reply {
             status: 200,
             headers,
             content_type: "application/json",
             headers_at: end,
-            events: vec![(end, Event::Data(Bytes::from(body.to_string())))],
+            events: vec![(end, Event::Data(wire.body(&answer)))],
         };
     }
-
-    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
-        let c = json!({
-            "id": request_id, "object": "chat.completion.chunk", "created": created,
-            "model": req.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        Event::Data(Bytes::from(format!("data: {c}\n\n")))
-    };
-    let mut events = Vec::with_capacity(n_tokens + 4);
-    if p.role_chunk {
-        events.push((
-            start,
-            chunk(json!({"role": "assistant", "content": ""}), None),
-        ));
-    }
-    let per = p.tokens_per_chunk as usize;
-    let mut chunks: Vec<(Duration, serde_json::Value)> = Vec::new();
-    for (kind, tokens, offset) in [
-        ("reasoning_content", &reasoning, 0),
-        ("content", &answer, reasoning.len()),
-    ] {
-        for (j, group) in tokens.chunks(per).enumerate() {
-            let last = offset + j * per + group.len() - 1;
-            chunks.push((times[last], json!({ kind: group.concat() })));
-        }
-    }
-    if let Some(name) = &tool {
-        let offset = reasoning.len();
-        for (j, group) in tool_args.chunks(per).enumerate() {
-            let last = offset + j * per + group.len() - 1;
-            let piece = if j == 0 {
-                json!({"index": 0, "id": call_id, "type": "function",
-                       "function": {"name": name, "arguments": group.concat()}})
-            } else {
-                json!({"index": 0, "function": {"arguments": group.concat()}})
-            };
-            chunks.push((times[last], json!({ "tool_calls": [piece] })));
-        }
-    }
-    let half = chunks.len() / 2;
-    for (i, (at, delta)) in chunks.into_iter().enumerate() {
-        if i == half && fault != Fault::None && fault != Fault::SlowFirstByte {
-            match fault {
-                Fault::Cut => events.push((at, Event::Cut)),
-                Fault::Malformed => events.push((
-                    at,
-                    Event::Data(Bytes::from_static(
-                        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tru\n\n",
-                    )),
-                )),
-                _ => {
-                    let e = json!({"error": {"message": "Upstream provider overloaded (simulated)", "code": 502}});
-                    events.push((at, Event::Data(Bytes::from(format!("data: {e}\n\n")))));
-                }
-            }
-            if fault == Fault::Cut || fault == Fault::ErrorEvent {
-                return Reply {
-                    status: 200,
-                    headers,
-                    content_type: "text/event-stream",
-                    headers_at: start,
-                    events,
-                };
-            }
-        }
-        events.push((at, chunk(delta, None)));
-    }
-    events.push((end, chunk(json!({}), Some(finish))));
-    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    if p.usage && include_usage {
-        let c = json!({
-            "id": request_id, "object": "chat.completion.chunk", "created": created,
-            "model": req.model, "choices": [], "usage": usage,
-        });
-        events.push((end, Event::Data(Bytes::from(format!("data: {c}\n\n")))));
-    }
-    events.push((end, Event::Data(Bytes::from_static(b"data: [DONE]\n\n"))));
     Reply {
         status: 200,
         headers,
         content_type: "text/event-stream",
         headers_at: start,
-        events,
+        events: wire.stream(&answer),
     }
 }
 
@@ -806,7 +778,7 @@ mod tests {
             tokens_per_chunk: 2,
             ..Default::default()
         };
-        let (reply, _) = state(p).plan(&body(true), None);
+        let (reply, _) = state(p).plan(Wire::OpenAi, &body(true), None);
         assert_eq!(reply.status, 200);
         let d = data(&reply.events);
         assert!(d[0].contains("\"role\":\"assistant\""));
@@ -828,16 +800,16 @@ mod tests {
     #[test]
     fn faults_can_be_forced() {
         let s = state(SimProfile::default());
-        let (r, _) = s.plan(&body(true), Some(Fault::RateLimited));
+        let (r, _) = s.plan(Wire::OpenAi, &body(true), Some(Fault::RateLimited));
         assert_eq!(r.status, 429);
         assert!(
             r.headers
                 .iter()
                 .any(|(k, v)| *k == "retry-after" && v == "1")
         );
-        let (r, _) = s.plan(&body(true), Some(Fault::Cut));
+        let (r, _) = s.plan(Wire::OpenAi, &body(true), Some(Fault::Cut));
         assert!(matches!(r.events.last().unwrap().1, Event::Cut));
-        let (r, _) = s.plan(&body(true), Some(Fault::ErrorEvent));
+        let (r, _) = s.plan(Wire::OpenAi, &body(true), Some(Fault::ErrorEvent));
         assert!(data(&r.events).last().unwrap().contains("\"error\""));
     }
 
@@ -852,8 +824,8 @@ mod tests {
         let a = state(p.clone());
         let b = state(p);
         for _ in 0..10 {
-            let (ra, _) = a.plan(&body(true), None);
-            let (rb, _) = b.plan(&body(true), None);
+            let (ra, _) = a.plan(Wire::OpenAi, &body(true), None);
+            let (rb, _) = b.plan(Wire::OpenAi, &body(true), None);
             let times = |r: &Reply| r.events.iter().map(|(t, _)| *t).collect::<Vec<_>>();
             assert_eq!(times(&ra), times(&rb));
         }
@@ -876,7 +848,7 @@ mod tests {
             reasoning_tokens: 5,
             ..Default::default()
         };
-        let (r, _) = state(p).plan(&body(false), None);
+        let (r, _) = state(p).plan(Wire::OpenAi, &body(false), None);
         let d = data(&r.events);
         let v: serde_json::Value = serde_json::from_str(&d[0]).unwrap();
         assert_eq!(v["usage"]["completion_tokens"], 35);
@@ -893,7 +865,8 @@ mod tests {
         let mut b: serde_json::Value = serde_json::from_slice(&body(true)).unwrap();
         b["tools"] =
             json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
-        let (r, _) = state(SimProfile::default()).plan(b.to_string().as_bytes(), None);
+        let (r, _) =
+            state(SimProfile::default()).plan(Wire::OpenAi, b.to_string().as_bytes(), None);
         let d = data(&r.events);
         assert!(d.iter().any(|c| c.contains("\"name\":\"lookup\"")));
         assert!(
@@ -903,7 +876,8 @@ mod tests {
 
         let mut b: serde_json::Value = serde_json::from_slice(&body(false)).unwrap();
         b["response_format"] = json!({"type": "json_object"});
-        let (r, _) = state(SimProfile::default()).plan(b.to_string().as_bytes(), None);
+        let (r, _) =
+            state(SimProfile::default()).plan(Wire::OpenAi, b.to_string().as_bytes(), None);
         let v: serde_json::Value = serde_json::from_str(&data(&r.events)[0]).unwrap();
         let content = v["choices"][0]["message"]["content"].as_str().unwrap();
         let parsed: serde_json::Value = serde_json::from_str(content).unwrap();
@@ -914,7 +888,8 @@ mod tests {
     fn max_tokens_cuts_with_finish_reason_length() {
         let mut b: serde_json::Value = serde_json::from_slice(&body(false)).unwrap();
         b["max_tokens"] = json!(7);
-        let (r, _) = state(SimProfile::default()).plan(b.to_string().as_bytes(), None);
+        let (r, _) =
+            state(SimProfile::default()).plan(Wire::OpenAi, b.to_string().as_bytes(), None);
         let v: serde_json::Value = serde_json::from_str(&data(&r.events)[0]).unwrap();
         assert_eq!(v["choices"][0]["finish_reason"], "length");
         assert_eq!(v["usage"]["completion_tokens"], 7);

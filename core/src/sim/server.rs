@@ -15,13 +15,14 @@ use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
-use super::{FAULT_HEADER, Fault, SimState, play};
+use super::{FAULT_HEADER, Fault, SimState, Wire, play};
 
 /// Builds the router over a shared simulator state.
 pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .route("/sim/log", get(log))
         .route("/health", get(|| async { "ok" }))
@@ -50,11 +51,19 @@ pub async fn spawn(addr: SocketAddr, state: Arc<SimState>) -> std::io::Result<So
 }
 
 async fn chat(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(state, Wire::OpenAi, headers, body).await
+}
+
+async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(state, Wire::Anthropic, headers, body).await
+}
+
+async fn answer(state: Arc<SimState>, wire: Wire, headers: HeaderMap, body: Bytes) -> Response {
     let forced = headers
         .get(FAULT_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(Fault::from_header);
-    let (reply, entry) = state.plan(&body, forced);
+    let (reply, entry) = state.plan(wire, &body, forced);
     let received = entry
         .lock()
         .unwrap_or_else(|e| e.into_inner())
