@@ -300,12 +300,13 @@ fn anthropic_messages_are_measured_like_any_other_protocol() {
         claude("stream", "claude", ""),
         claude("plain", "claude", "stream = false"),
         claude("thinking", "thinker", ""),
+        // Other model names: their requests must not count as repeats of the "stream" target's.
         claude(
             "overloaded",
-            "claude",
+            "claude-a",
             "headers = { \"x-sim-fault\" = \"error_event\" }"
         ),
-        claude("cut", "claude", "headers = { \"x-sim-fault\" = \"cut\" }"),
+        claude("cut", "claude-b", "headers = { \"x-sim-fault\" = \"cut\" }"),
     );
     let key = "sk-ant-llmpulse-7d1e";
     let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", key)]);
@@ -334,7 +335,7 @@ fn anthropic_messages_are_measured_like_any_other_protocol() {
     assert_eq!(p["success"], true);
     assert_eq!(
         p["answer"], s["answer"],
-        "same request, same simulated answer"
+        "same question, same simulated answer"
     );
 
     // Thinking blocks: the first token is reasoning, the first answer token comes later.
@@ -380,4 +381,80 @@ fn anthropic_tool_use_arrives_as_input_json_deltas() {
     assert_eq!(tool["finish_reason"], "tool_use");
     let calls: Value = serde_json::from_str(tool["tool_calls"].as_str().unwrap()).unwrap();
     assert_eq!(calls[0]["name"], "get_inventory");
+}
+
+#[test]
+fn ollama_native_reports_server_timings_beside_ours() {
+    // 300 ms to the first token, 19 more 10 ms apart: prefill 0.3 s, decode 19 tokens in 0.19 s.
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "300",
+        "--itl-ms",
+        "10",
+        "--output-tokens",
+        "20",
+    ]);
+    let dir = Scratch::new("ollama");
+    let base = sim.base_url.replace("/v1", "/api");
+    let native = |name: &str, model: &str, extra: &str| {
+        target(name, &base, extra)
+            .replace(
+                "provider = \"openai-compatible\"",
+                "provider = \"ollama-native\"",
+            )
+            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+    };
+    let cfg = format!(
+        "suite = \"suite.toml\"\n{}{}{}",
+        native("stream", "llama3.2", ""),
+        native("plain", "llama3.2", "stream = false"),
+        native(
+            "broken",
+            "other",
+            "max_attempts = 1\nheaders = { \"x-sim-fault\" = \"error_event\" }"
+        ),
+    );
+    let out = run(&dir, &cfg, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&dir.0.join("out"));
+    let s = by_target(&rows, "stream");
+    assert_eq!(s["success"], true, "{s}");
+    assert_eq!(s["token_source"], "usage");
+    assert_eq!(s["response_tokens"], 20);
+    assert!((0.3..0.45).contains(&f(&s["ttft_sec"])));
+    // The server's own view: prefill 0.3 s; eval_count 20 over the 0.19 s after the first.
+    assert!(
+        (f(&s["server_prefill_sec"]) - 0.3).abs() < 0.01,
+        "{}",
+        s["server_prefill_sec"]
+    );
+    let decode = f(&s["server_decode_tps"]);
+    assert!((100.0..=110.0).contains(&decode), "server decode {decode}");
+    assert!(s["chunk_count"].as_u64().unwrap() >= 20);
+    let p = by_target(&rows, "plain");
+    assert_eq!(p["success"], true);
+    assert_eq!(p["answer"], s["answer"]);
+    assert!(p["server_prefill_sec"].is_number());
+    let b = by_target(&rows, "broken");
+    assert_eq!(b["error_kind"], "stream_error");
+    assert!(b["error_message"].as_str().unwrap().contains("overloaded"));
+}
+
+#[test]
+fn provider_reported_cost_is_kept() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "0", "--cost-per-mtok", "2.5"]);
+    let dir = Scratch::new("cost");
+    let cfg = format!("suite = \"suite.toml\"\n{}", target("t", &sim.base_url, ""));
+    let out = run(&dir, &cfg, &[]);
+    assert!(out.status.success());
+    let r = &records(&dir.0.join("out"))[0];
+    let tokens = r["prompt_tokens"].as_f64().unwrap() + r["response_tokens"].as_f64().unwrap();
+    assert!(
+        (f(&r["cost_usd"]) - tokens * 2.5 / 1e6).abs() < 1e-12,
+        "{r}"
+    );
 }

@@ -80,7 +80,8 @@ fn apply_flags(p: &mut SimProfile, a: &SimArgs) {
         fault_malformed,
         fault_error_event,
         fault_slow_first_byte,
-        slow_first_byte_ms
+        slow_first_byte_ms,
+        cost_per_mtok
     );
     if a.no_usage {
         p.usage = false;

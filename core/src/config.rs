@@ -125,6 +125,9 @@ pub enum Protocol {
     Openai,
     /// Anthropic Messages (`/messages`).
     Anthropic,
+    /// Ollama's native chat API (`/chat` under `…/api`), which reports the server's own
+    /// prefill and decode timings.
+    Ollama,
 }
 
 /// The two ways servers take a JSON Schema for the answer.

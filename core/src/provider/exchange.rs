@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio::time::timeout_at;
 
 use super::{
-    CallError, CallOutcome, HttpRequest, RawResponse, ToolCall, Transport, TransportError,
+    BodyError, CallError, CallOutcome, HttpRequest, RawResponse, ToolCall, Transport,
+    TransportError,
 };
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
@@ -39,8 +40,21 @@ pub(crate) enum Step {
     Stop,
 }
 
+/// How a protocol frames a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Server-sent events (`event:` / `data:` lines, blank line between events).
+    Sse,
+    /// One JSON object per line (Ollama's native API).
+    Ndjson,
+}
+
 /// A wire protocol: what its stream events and whole bodies mean.
 pub(crate) trait Dialect: Sync {
+    /// How its streams are framed.
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
     /// One server-sent event named `event` (`message` when unnamed) with `data`.
     fn event(&self, r: &mut Reading, event: &str, data: &str) -> Step;
     /// A whole non-streamed response body.
@@ -102,7 +116,7 @@ pub(crate) async fn exchange(
         if !(200..300).contains(&resp.status) {
             reading.read_error(resp, &deadlines).await;
         } else if target.params.stream {
-            reading.read_sse(resp, &deadlines, dialect).await;
+            reading.read_stream(resp, &deadlines, dialect).await;
         } else if let Some(bytes) = reading.collect(resp, &deadlines, usize::MAX).await {
             dialect.body(&mut reading, &bytes);
         }
@@ -184,6 +198,51 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Events as (name, data), whatever the framing.
+type EventStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<(String, String), String>> + Send>>;
+
+/// Splits a body into its non-empty lines (NDJSON). A last line without a newline counts; a
+/// body error ends the stream after it is passed on.
+fn ndjson_lines(
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError>> + Send + Unpin,
+) -> impl futures_util::Stream<Item = Result<String, BodyError>> + Send {
+    futures_util::stream::unfold(
+        (body, BytesMut::new(), false),
+        |(mut body, mut buf, mut ended)| async move {
+            loop {
+                if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line = buf.split_to(pos + 1);
+                    let text = String::from_utf8_lossy(&line[..pos]).trim().to_string();
+                    if !text.is_empty() {
+                        return Some((Ok(text), (body, buf, ended)));
+                    }
+                    continue;
+                }
+                if ended {
+                    if buf.is_empty() {
+                        return None;
+                    }
+                    let text = String::from_utf8_lossy(&buf).trim().to_string();
+                    buf.clear();
+                    if text.is_empty() {
+                        return None;
+                    }
+                    return Some((Ok(text), (body, buf, true)));
+                }
+                match body.next().await {
+                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Err(e)) => {
+                        buf.clear();
+                        return Some((Err(e), (body, buf, true)));
+                    }
+                    None => ended = true,
+                }
+            }
+        },
+    )
+}
+
 /// The state of one response being read.
 pub(crate) struct Reading {
     pub(crate) meter: Meter,
@@ -209,6 +268,7 @@ impl Reading {
                 provider_request_id: None,
                 rate_limit: RateLimitInfo::default(),
                 tool_calls: Vec::new(),
+                server: Default::default(),
                 error: None,
             },
             ended: None,
@@ -274,9 +334,9 @@ impl Reading {
         self.fail(kind, format!("error event in the stream: {message}"));
     }
 
-    /// Reads a server-sent-event stream, handing each event to `dialect`. Arrival instants are
-    /// stamped where the bytes come in, before any parsing.
-    pub(crate) async fn read_sse(
+    /// Reads a stream, handing each event (an SSE event, or an NDJSON line) to `dialect`.
+    /// Arrival instants are stamped where the bytes come in, before any parsing.
+    pub(crate) async fn read_stream(
         &mut self,
         resp: RawResponse,
         deadlines: &Deadlines,
@@ -289,7 +349,16 @@ impl Reading {
             stamper.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
             r
         });
-        let mut events = body.eventsource();
+        let mut events: EventStream = match dialect.framing() {
+            Framing::Sse => Box::pin(
+                body.eventsource()
+                    .map(|r| r.map(|e| (e.event, e.data)).map_err(|e| e.to_string())),
+            ),
+            Framing::Ndjson => Box::pin(
+                ndjson_lines(body)
+                    .map(|r| r.map(|line| ("message".to_string(), line)).map_err(|e| e.0)),
+            ),
+        };
         let mut done = false;
         let mut got_token = false;
         loop {
@@ -309,7 +378,7 @@ impl Reading {
             };
             let at = sent + Duration::from_nanos(stamp.load(Ordering::Relaxed));
             self.ended = Some(at);
-            match dialect.event(self, &event.event, event.data.trim()) {
+            match dialect.event(self, &event.0, event.1.trim()) {
                 Step::Skip => {}
                 Step::Chunk(output) => {
                     got_token |= output != Output::Nothing;

@@ -5,6 +5,7 @@
 pub mod anthropic;
 mod exchange;
 pub mod http;
+pub mod ollama;
 pub mod openai;
 pub mod preset;
 
@@ -62,11 +63,24 @@ pub trait Transport: Send + Sync {
 }
 
 /// Token usage as reported by the provider.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub reasoning_tokens: Option<u32>,
+    /// What the provider says the call cost, in USD (OpenRouter's `usage.cost`).
+    pub cost_usd: Option<f64>,
+}
+
+/// Timings the server measured itself (Ollama's native API reports them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerTimings {
+    /// Loading the model, when the call had to.
+    pub load_sec: Option<f64>,
+    /// Processing the prompt (prefill).
+    pub prefill_sec: Option<f64>,
+    /// Generated tokens per second of decode time.
+    pub decode_tps: Option<f64>,
 }
 
 /// Why a call failed, with a message safe to store (no secrets).
@@ -98,6 +112,8 @@ pub struct CallOutcome {
     pub rate_limit: RateLimitInfo,
     /// Tool calls, assembled from their streamed pieces.
     pub tool_calls: Vec<ToolCall>,
+    /// The server's own timings, when it reports them.
+    pub server: ServerTimings,
     pub error: Option<CallError>,
 }
 
@@ -131,6 +147,7 @@ impl CallOutcome {
             provider_request_id: None,
             rate_limit: RateLimitInfo::default(),
             tool_calls: Vec::new(),
+            server: ServerTimings::default(),
             error: Some(CallError { kind, message }),
         }
     }
@@ -171,6 +188,7 @@ impl Client {
             Protocol::Anthropic => {
                 anthropic::call(&self.target, transport, prompt, run_deadline).await
             }
+            Protocol::Ollama => ollama::call(&self.target, transport, prompt, run_deadline).await,
         }
     }
 }

@@ -220,6 +220,9 @@ struct UsageWire {
     completion_tokens: Option<u32>,
     #[serde(default)]
     completion_tokens_details: Option<DetailsWire>,
+    /// OpenRouter reports what the call cost.
+    #[serde(default)]
+    cost: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +237,7 @@ impl From<UsageWire> for Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+            cost_usd: u.cost,
         }
     }
 }

@@ -91,6 +91,10 @@ pub const PRESETS: &[Preset] = &[
         )
     },
     local("ollama", Some("http://127.0.0.1:11434/v1")),
+    Preset {
+        protocol: Protocol::Ollama,
+        ..local("ollama-native", Some("http://127.0.0.1:11434/api"))
+    },
     local("lmstudio", Some("http://127.0.0.1:1234/v1")),
     local("vllm", Some("http://127.0.0.1:8000/v1")),
     // llama.cpp's server answers 500 to `json_schema` response formats.

@@ -33,10 +33,10 @@ impl Transport for InProcess {
                 .get(FAULT_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(Fault::from_header);
-            let wire = if req.path == "/messages" {
-                Wire::Anthropic
-            } else {
-                Wire::OpenAi
+            let wire = match req.path {
+                "/messages" => Wire::Anthropic,
+                "/chat" => Wire::Ollama,
+                _ => Wire::OpenAi,
             };
             let (reply, entry) = self.state.plan(wire, &req.body, forced);
             let received = entry

@@ -65,6 +65,9 @@ pub struct SimProfile {
     /// Rate of replies whose headers come only after `slow_first_byte_ms`.
     pub fault_slow_first_byte: f64,
     pub slow_first_byte_ms: f64,
+    /// Report a cost in usage (`usage.cost`, as OpenRouter does) at this price per million
+    /// tokens; 0 reports none.
+    pub cost_per_mtok: f64,
 }
 
 impl Default for SimProfile {
@@ -88,6 +91,7 @@ impl Default for SimProfile {
             fault_error_event: 0.0,
             fault_slow_first_byte: 0.0,
             slow_first_byte_ms: 2000.0,
+            cost_per_mtok: 0.0,
         }
     }
 }
@@ -100,6 +104,7 @@ impl SimProfile {
             ("itl_ms", self.itl_ms),
             ("retry_after_sec", self.retry_after_sec),
             ("slow_first_byte_ms", self.slow_first_byte_ms),
+            ("cost_per_mtok", self.cost_per_mtok),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be a non-negative number, found {v}"));
@@ -279,7 +284,8 @@ impl SimState {
                 let mut rng = self.rng(profile.seed, body);
                 let fault = forced.unwrap_or_else(|| pick_fault(profile, &mut rng));
                 let reply = build_reply(wire, profile, &req, fault, &request_id, &mut rng);
-                (reply, req.model, fault, req.stream)
+                let stream = req.stream.unwrap_or(wire.streams_by_default());
+                (reply, req.model, fault, stream)
             }
             Err(e) => (
                 error_reply(400, &format!("invalid request body: {e}"), &request_id),
@@ -312,15 +318,30 @@ impl SimState {
         (reply, entry)
     }
 
-    /// A generator seeded by the profile seed, the request body and how many times this exact
-    /// body was seen before: the same requests get the same replies, whatever their order.
+    /// A generator seeded by the profile seed, what the request asks (not how it wants it
+    /// delivered: see [`content_key`]) and how many times this exact body was seen before: the
+    /// same requests get the same replies, whatever their order, and the first streamed and the
+    /// first plain request for a question get the same answer.
     fn rng(&self, seed: u64, body: &[u8]) -> ChaCha8Rng {
-        let h = fnv1a(seed, body);
+        let h = fnv1a(seed, &content_key(body));
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let n = seen.entry(h).or_insert(0);
+        let n = seen.entry(fnv1a(seed, body)).or_insert(0);
         let occurrence = *n;
         *n += 1;
         ChaCha8Rng::seed_from_u64(h ^ u64::from(occurrence).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+}
+
+/// The part of a request that decides its answer: everything but how it is delivered (`stream`,
+/// `stream_options`). The same question gets the same answer, streamed or not.
+fn content_key(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove("stream");
+            map.remove("stream_options");
+            serde_json::to_vec(&map).unwrap_or_else(|_| body.to_vec())
+        }
+        _ => body.to_vec(),
     }
 }
 
@@ -362,7 +383,7 @@ struct ChatRequest {
     #[serde(default)]
     messages: Vec<ChatMessage>,
     #[serde(default)]
-    stream: bool,
+    stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
     #[serde(default)]
@@ -674,8 +695,10 @@ fn build_reply(
         start,
         end,
         fault,
+        cost_usd: (p.cost_per_mtok > 0.0)
+            .then(|| f64::from(prompt_tokens + completion_tokens) * p.cost_per_mtok / 1e6),
     };
-    if !req.stream {
+    if !req.stream.unwrap_or(wire.streams_by_default()) {
         return Reply {
             status: 200,
             headers,
@@ -687,7 +710,7 @@ fn build_reply(
     Reply {
         status: 200,
         headers,
-        content_type: "text/event-stream",
+        content_type: wire.stream_content_type(),
         headers_at: start,
         events: wire.stream(&answer),
     }
@@ -828,6 +851,33 @@ mod tests {
             let (rb, _) = b.plan(Wire::OpenAi, &body(true), None);
             let times = |r: &Reply| r.events.iter().map(|(t, _)| *t).collect::<Vec<_>>();
             assert_eq!(times(&ra), times(&rb));
+        }
+    }
+
+    #[test]
+    fn streamed_or_not_the_same_question_gets_the_same_answer() {
+        let p = SimProfile {
+            recall: 0.5,
+            seed: 9,
+            ..Default::default()
+        };
+        for _ in 0..5 {
+            let s = state(p.clone());
+            let text = |r: &Reply| {
+                data(&r.events)
+                    .iter()
+                    .map(|d| {
+                        d.split("\"content\":\"")
+                            .nth(1)
+                            .and_then(|c| c.split('"').next())
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect::<String>()
+            };
+            let (streamed, _) = s.plan(Wire::OpenAi, &body(true), None);
+            let (plain, _) = s.plan(Wire::OpenAi, &body(false), None);
+            assert_eq!(text(&streamed), text(&plain));
         }
     }
 

@@ -23,6 +23,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
+        .route("/api/chat", post(ollama_chat))
         .route("/v1/models", get(models))
         .route("/sim/log", get(log))
         .route("/health", get(|| async { "ok" }))
@@ -56,6 +57,14 @@ async fn chat(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Byte
 
 async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
     answer(state, Wire::Anthropic, headers, body).await
+}
+
+async fn ollama_chat(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, Wire::Ollama, headers, body).await
 }
 
 async fn answer(state: Arc<SimState>, wire: Wire, headers: HeaderMap, body: Bytes) -> Response {

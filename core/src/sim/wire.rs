@@ -16,6 +16,8 @@ pub enum Wire {
     OpenAi,
     /// `POST /v1/messages`
     Anthropic,
+    /// `POST /api/chat` (Ollama's native API: NDJSON, server timings in the last line)
+    Ollama,
 }
 
 /// One piece of generated output.
@@ -52,6 +54,8 @@ pub(super) struct Answer<'a> {
     pub start: Duration,
     pub end: Duration,
     pub fault: Fault,
+    /// What the call "cost", reported as OpenRouter does (`usage.cost`).
+    pub cost_usd: Option<f64>,
 }
 
 fn sse(event: Option<&str>, data: &Value) -> Event {
@@ -69,7 +73,43 @@ fn anthropic_stop(finish: &str) -> &'static str {
     }
 }
 
+fn ndjson(v: &Value) -> Event {
+    Event::Data(Bytes::from(format!("{v}\n")))
+}
+
 impl Wire {
+    /// Whether a request that does not say streams (Ollama's native API streams by default).
+    pub(super) fn streams_by_default(self) -> bool {
+        self == Wire::Ollama
+    }
+
+    /// The content type of a streamed answer.
+    pub(super) fn stream_content_type(self) -> &'static str {
+        match self {
+            Wire::Ollama => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
+    }
+
+    /// Ollama's last line: the finish, the counts and the server's own timings (ns).
+    fn ollama_done(a: &Answer, created_at: &str) -> Value {
+        let first = a.pieces.first().map_or(a.end, |(t, _)| *t);
+        let mut v = json!({
+            "model": a.model, "created_at": created_at,
+            "message": {"role": "assistant", "content": ""},
+            "done": true, "done_reason": if a.finish == "length" { "length" } else { "stop" },
+            "total_duration": a.end.as_nanos() as u64,
+            "load_duration": 1_000_000u64,
+        });
+        if a.usage {
+            v["prompt_eval_count"] = json!(a.prompt_tokens);
+            v["prompt_eval_duration"] = json!(first.saturating_sub(a.start).as_nanos() as u64);
+            v["eval_count"] = json!(a.completion_tokens);
+            v["eval_duration"] = json!(a.end.saturating_sub(first).as_nanos() as u64);
+        }
+        v
+    }
+
     /// A whole (non-streamed) response body.
     pub(super) fn body(self, a: &Answer) -> Bytes {
         let text = |want: fn(&Piece) -> Option<&str>| -> String {
@@ -114,6 +154,20 @@ impl Wire {
                 }
                 body
             }
+            Wire::Ollama => {
+                let mut done = Self::ollama_done(a, "1970-01-01T00:00:00Z");
+                let mut message = json!({"role": "assistant", "content": answer});
+                if !reasoning.is_empty() {
+                    message["thinking"] = json!(reasoning);
+                }
+                if let Some((_, name)) = &tool {
+                    let input: Value = serde_json::from_str(&args).unwrap_or(json!({}));
+                    message["tool_calls"] =
+                        json!([{"function": {"name": name, "arguments": input}}]);
+                }
+                done["message"] = message;
+                done
+            }
             Wire::Anthropic => {
                 let mut content = Vec::new();
                 if !reasoning.is_empty() {
@@ -142,12 +196,18 @@ impl Wire {
 
     fn usage(self, a: &Answer) -> Value {
         match self {
-            Wire::OpenAi => json!({
-                "prompt_tokens": a.prompt_tokens,
-                "completion_tokens": a.completion_tokens,
-                "total_tokens": a.prompt_tokens + a.completion_tokens,
-                "completion_tokens_details": {"reasoning_tokens": a.reasoning_tokens},
-            }),
+            Wire::OpenAi | Wire::Ollama => {
+                let mut u = json!({
+                    "prompt_tokens": a.prompt_tokens,
+                    "completion_tokens": a.completion_tokens,
+                    "total_tokens": a.prompt_tokens + a.completion_tokens,
+                    "completion_tokens_details": {"reasoning_tokens": a.reasoning_tokens},
+                });
+                if let Some(cost) = a.cost_usd {
+                    u["cost"] = json!(cost);
+                }
+                u
+            }
             Wire::Anthropic => json!({
                 "input_tokens": a.prompt_tokens,
                 "output_tokens": a.completion_tokens,
@@ -162,6 +222,10 @@ impl Wire {
             (Wire::OpenAi, Fault::Malformed) => Event::Data(Bytes::from_static(
                 b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tru\n\n",
             )),
+            (Wire::Ollama, Fault::Malformed) => {
+                Event::Data(Bytes::from_static(b"{\"message\":{\"content\":\"tru\n"))
+            }
+            (Wire::Ollama, _) => ndjson(&json!({"error": "model overloaded (simulated)"})),
             (Wire::Anthropic, Fault::Malformed) => Event::Data(Bytes::from_static(
                 b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"tru\n\n",
             )),
@@ -182,6 +246,47 @@ impl Wire {
         let half = a.pieces.len() / 2;
         let faulty = !matches!(a.fault, Fault::None | Fault::SlowFirstByte);
         match self {
+            Wire::Ollama => {
+                let created_at = "1970-01-01T00:00:00Z";
+                let line = |message: Value| {
+                    ndjson(&json!({"model": a.model, "created_at": created_at,
+                                   "message": message, "done": false}))
+                };
+                let mut tool_args = String::new();
+                let mut tool_name = String::new();
+                for (i, (at, piece)) in a.pieces.iter().enumerate() {
+                    if i == half && faulty {
+                        events.push((*at, self.fault_event(a.fault)));
+                        if a.fault != Fault::Malformed {
+                            return events;
+                        }
+                    }
+                    match piece {
+                        Piece::Reasoning(t) => events.push((
+                            *at,
+                            line(json!(
+                            {"role": "assistant", "content": "", "thinking": t})),
+                        )),
+                        Piece::Answer(t) => {
+                            events.push((*at, line(json!({"role": "assistant", "content": t}))))
+                        }
+                        Piece::ToolStart { name, args, .. } => {
+                            tool_name = name.clone();
+                            tool_args.push_str(args);
+                        }
+                        Piece::ToolArgs(t) => tool_args.push_str(t),
+                    }
+                    // Ollama sends a tool call whole, once its arguments are complete.
+                    let last_tool = matches!(piece, Piece::ToolStart { .. } | Piece::ToolArgs(_))
+                        && !matches!(a.pieces.get(i + 1), Some((_, Piece::ToolArgs(_))));
+                    if last_tool {
+                        let input: Value = serde_json::from_str(&tool_args).unwrap_or(json!({}));
+                        events.push((*at, line(json!({"role": "assistant", "content": "",
+                            "tool_calls": [{"function": {"name": tool_name, "arguments": input}}]}))));
+                    }
+                }
+                events.push((a.end, ndjson(&Self::ollama_done(a, created_at))));
+            }
             Wire::OpenAi => {
                 let chunk = |delta: Value, finish: Option<&str>| {
                     sse(

@@ -1,0 +1,244 @@
+//! Ollama's native chat API (`POST {base}/chat`, base `http://127.0.0.1:11434/api`): NDJSON
+//! streams whose last line carries the server's own timings (`load_duration`,
+//! `prompt_eval_duration`, `eval_count`, `eval_duration`, in nanoseconds). Those go into the
+//! record beside llmpulse's client-side figures, so the two can be compared. Ollama's
+//! OpenAI-compatible endpoint is the `ollama` preset; this one is `ollama-native`.
+
+use std::time::Instant;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::exchange::{Dialect, Framing, Reading, Step, exchange, truncate};
+use super::{CallOutcome, HttpRequest, ServerTimings, Transport, Usage};
+use crate::config::Target;
+use crate::error_kind::ErrorKind;
+use crate::measure::Output;
+use crate::suite::Prompt;
+
+/// The JSON body of a native chat request: parameters go under `options`, a schema under
+/// `format`, tools as they are (Ollama takes the OpenAI tool format).
+pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
+    let p = &target.params;
+    let mut options = serde_json::Map::new();
+    if let Some(t) = p.temperature {
+        options.insert("temperature".into(), json!(t));
+    }
+    if let Some(t) = p.top_p {
+        options.insert("top_p".into(), json!(t));
+    }
+    if let Some(s) = p.seed {
+        options.insert("seed".into(), json!(s));
+    }
+    if let Some(m) = p.max_tokens {
+        options.insert("num_predict".into(), json!(m));
+    }
+    let mut body = json!({
+        "model": target.model,
+        "messages": prompt.messages,
+        "stream": p.stream,
+    });
+    if !options.is_empty() {
+        body["options"] = Value::Object(options);
+    }
+    if let Some(schema) = &prompt.schema {
+        body["format"] = schema.clone();
+    }
+    if !prompt.tools.is_empty() {
+        body["tools"] = json!(prompt.tools);
+    }
+    if let Value::Object(map) = &mut body {
+        for (k, v) in &target.extra {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+fn request_headers(target: &Target) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (k, v) in &target.headers {
+        if let (Ok(name), Ok(mut value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v.expose()),
+        ) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+/// Sends one native chat request for `target` over `transport` and measures the answer.
+pub async fn call(
+    target: &Target,
+    transport: &dyn Transport,
+    prompt: &Prompt,
+    run_deadline: Option<Instant>,
+) -> CallOutcome {
+    let request = HttpRequest {
+        path: "/chat",
+        headers: request_headers(target),
+        body: request_body(target, prompt).to_string().into_bytes(),
+    };
+    exchange(target, transport, request, &Ollama, run_deadline).await
+}
+
+struct Ollama;
+
+#[derive(Deserialize)]
+struct LineWire {
+    #[serde(default)]
+    message: Option<MessageWire>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    load_duration: Option<u64>,
+    #[serde(default)]
+    prompt_eval_count: Option<u32>,
+    #[serde(default)]
+    prompt_eval_duration: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u32>,
+    #[serde(default)]
+    eval_duration: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct MessageWire {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+fn ns(v: Option<u64>) -> Option<f64> {
+    v.map(|n| n as f64 / 1e9)
+}
+
+/// Applies one line; returns what it carried, and whether it was the last.
+fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
+    let mut output = Output::Nothing;
+    if let Some(m) = l.message {
+        if let Some(t) = m.thinking.filter(|t| !t.is_empty()) {
+            r.out.reasoning.push_str(&t);
+            output = Output::Reasoning;
+        }
+        for call in m.tool_calls.unwrap_or_default() {
+            // Ollama sends each call whole, its arguments as an object.
+            let f = call.get("function").cloned().unwrap_or_default();
+            let args = match f.get("arguments") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            r.tool_call_piece(&json!({"function": {"name": f.get("name"), "arguments": args}}));
+            output = Output::ToolCall;
+        }
+        if let Some(c) = m.content.filter(|c| !c.is_empty()) {
+            r.out.answer.push_str(&c);
+            output = Output::Answer;
+        }
+    }
+    if l.done {
+        r.out.finish_reason = Some(l.done_reason.unwrap_or_else(|| "stop".into()));
+        r.out.usage = Some(Usage {
+            prompt_tokens: l.prompt_eval_count,
+            completion_tokens: l.eval_count,
+            ..Usage::default()
+        });
+        r.out.server = ServerTimings {
+            load_sec: ns(l.load_duration),
+            prefill_sec: ns(l.prompt_eval_duration),
+            decode_tps: match (l.eval_count, ns(l.eval_duration)) {
+                (Some(n), Some(d)) if d > 0.0 => Some(f64::from(n) / d),
+                _ => None,
+            },
+        };
+    }
+    (output, l.done)
+}
+
+impl Dialect for Ollama {
+    fn framing(&self) -> Framing {
+        Framing::Ndjson
+    }
+
+    fn event(&self, r: &mut Reading, _event: &str, data: &str) -> Step {
+        let l: LineWire = match serde_json::from_str(data) {
+            Ok(l) => l,
+            Err(e) => {
+                r.fail(
+                    ErrorKind::BadResponse,
+                    format!("malformed stream line ({e}): {}", truncate(data, 200)),
+                );
+                return Step::Stop;
+            }
+        };
+        if let Some(error) = &l.error {
+            r.stream_error(&json!({ "message": error }));
+            return Step::Stop;
+        }
+        match line(r, l) {
+            (_, true) => Step::Done,
+            (output, false) => Step::Chunk(output),
+        }
+    }
+
+    fn body(&self, r: &mut Reading, bytes: &[u8]) {
+        match serde_json::from_slice::<LineWire>(bytes) {
+            Ok(l) if l.error.is_some() => {
+                let error = l.error.unwrap_or_default();
+                r.stream_error(&json!({ "message": error }));
+            }
+            Ok(l) => {
+                line(r, l);
+            }
+            Err(e) => r.fail(
+                ErrorKind::BadResponse,
+                format!(
+                    "the response is not a chat response ({e}): {}",
+                    truncate(&String::from_utf8_lossy(bytes), 200)
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn body_puts_parameters_under_options() {
+        let t = Config::parse(
+            "[[targets]]\nname = \"o\"\nprovider = \"ollama-native\"\nmodel = \"llama3.2\"\ntemperature = 0.2\nmax_tokens = 64\nseed = 3\n",
+            "t.toml",
+            ".".into(),
+            &|_| None,
+        )
+        .unwrap()
+        .targets
+        .remove(0);
+        let prompt = Prompt {
+            schema: Some(json!({"type": "object"})),
+            ..Prompt::messages(vec![])
+        };
+        let b = request_body(&t, &prompt);
+        assert_eq!(
+            b["options"],
+            json!({"temperature": 0.2, "num_predict": 64, "seed": 3})
+        );
+        assert_eq!(b["format"], json!({"type": "object"}));
+        assert_eq!(b["stream"], true);
+    }
+}
