@@ -20,6 +20,7 @@ pub mod score;
 pub mod secret;
 pub mod sim;
 pub mod stats;
+pub mod store;
 pub mod suite;
 pub mod summary;
 pub mod tokens;

@@ -170,3 +170,34 @@ pub fn service_url(var: &str) -> Option<String> {
         }
     }
 }
+
+/// Creates a bucket on the local S3 server (`s3`) or GCS emulator (`gs`); an existing one is
+/// fine.
+pub async fn create_bucket(kind: &str, name: &str) {
+    let http = reqwest::Client::new();
+    match kind {
+        "s3" => {
+            let url = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+            let r = http.put(format!("{url}/{name}")).send().await.unwrap();
+            assert!(
+                r.status().is_success() || r.status().as_u16() == 409,
+                "{}",
+                r.status()
+            );
+        }
+        _ => {
+            let host = std::env::var("STORAGE_EMULATOR_HOST").expect("STORAGE_EMULATOR_HOST");
+            let r = http
+                .post(format!("http://{host}/storage/v1/b?project=llmpulse"))
+                .json(&serde_json::json!({"name": name}))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_success() || r.status().as_u16() == 409,
+                "{}",
+                r.status()
+            );
+        }
+    }
+}
