@@ -33,6 +33,59 @@ pub enum Command {
     /// Work with question suites.
     #[command(subcommand)]
     Suite(SuiteCommand),
+    /// Print a campaign's slots and expected output, and check triggers against its cadence.
+    Plan(PlanArgs),
+    /// Campaigns: what ran, what is missing.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Upload runs that wait in a spool because their store refused them.
+    Upload(UploadArgs),
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The config with a [campaign].
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// A trigger to check: `rate(5 minutes)`, `cron(0/5 * * * ? *)` or `*/51 * * * *`.
+    /// May be given several times.
+    #[arg(long)]
+    pub trigger: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CampaignCommand {
+    /// Expected against present runs and records, missing and late slots, dead claims.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The config with a [campaign].
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Where to read, overriding the config's `output`.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Judge as of this time (RFC 3339) instead of now.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct UploadArgs {
+    /// The spool directory (default ~/.cache/llmpulse/spool).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
+    /// Upload here instead of where each run was going.
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 #[derive(Args)]
@@ -59,6 +112,17 @@ pub struct RunArgs {
     /// How long before the deadline the last call may start (default 10s).
     #[arg(long)]
     pub deadline_margin: Option<humantime::Duration>,
+    /// Run a campaign slot: `auto` (the slot due now) or a slot number. The slot is claimed
+    /// with a create-only write first; if another run holds it, this exits cleanly.
+    #[arg(long)]
+    pub slot: Option<String>,
+    /// With --slot N: take over a claim whose run died (older than the campaign's
+    /// claim_timeout, no manifest).
+    #[arg(long, requires = "slot")]
+    pub reclaim: bool,
+    /// Where a run waits if the store refuses it (default ~/.cache/llmpulse/spool).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
     /// No progress bar and no table: print only the manifest path.
     #[arg(long, short)]
     pub quiet: bool,

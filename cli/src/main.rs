@@ -2,18 +2,21 @@
 //! the core, prints, and turns errors into exit codes in one place.
 
 mod args;
+mod campaign;
 mod logging;
+mod plan;
 mod run;
 mod sim;
 mod suite;
 mod table;
+mod upload;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command, SuiteCommand};
+use args::{CampaignCommand, Cli, Command, SuiteCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,6 +25,9 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Sim(a) => sim::sim(a),
         Command::Suite(SuiteCommand::Check(a)) => suite::check(a),
+        Command::Plan(a) => plan::plan(a),
+        Command::Campaign(CampaignCommand::Status(a)) => campaign::status(a),
+        Command::Upload(a) => upload::upload(a),
     };
     match result {
         Ok(code) => code,

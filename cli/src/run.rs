@@ -1,6 +1,6 @@
 //! `llmpulse run`: load the config and suite, run, write, summarise.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use llmpulse_core::config::Config;
+use llmpulse_core::job::{self, JobOptions, JobOutcome, SlotChoice};
+use llmpulse_core::output::Publication;
 use llmpulse_core::record::Record;
 use llmpulse_core::runner::{self, RunOptions};
+use llmpulse_core::store::{self, Location};
 use llmpulse_core::suite::Suite;
-use llmpulse_core::{output, summary};
+use llmpulse_core::summary;
 
 use crate::args::RunArgs;
 use crate::table;
@@ -34,11 +37,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
         config.concurrency = c;
     }
-    anyhow::ensure!(
-        !config.output.contains("://"),
-        "output '{}': only local directories are supported so far (S3 and GCS are coming)",
-        config.output
-    );
+    let location = Location::parse(&config.output)?;
     let suite = Suite::load(&config.suite, &config.base_dir)?;
 
     let started = chrono::Utc::now();
@@ -82,44 +81,104 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         })
     };
 
+    let slot = match a.slot.as_deref() {
+        None => SlotChoice::None,
+        Some("auto") => SlotChoice::Auto,
+        Some(n) => SlotChoice::Index(
+            n.parse()
+                .with_context(|| format!("--slot {n}: give a slot number or 'auto'"))?,
+        ),
+    };
+    let spool = match location {
+        Location::Local(_) => None,
+        _ => Some(a.spool.clone().unwrap_or_else(default_spool)),
+    };
+    let job = JobOptions {
+        slot,
+        reclaim: a.reclaim,
+        run: opts,
+        spool,
+        now: chrono::Utc::now(),
+    };
+
     let runtime = tokio::runtime::Runtime::new()?;
-    let out = runtime.block_on(runner::run(&config, &suite, &opts, on_record))?;
+    let outcome = runtime.block_on(async {
+        let store = store::open(&config.output, &env).await?;
+        anyhow::Ok(job::run_job(&config, &suite, store.as_ref(), job, on_record).await?)
+    })?;
     progress.finish_and_clear();
 
-    let targets: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
-    let suite_ref = if config.suite.starts_with("builtin:") {
-        config.suite.clone()
-    } else {
-        format!("{} ({})", suite.name, config.suite)
+    let (manifest, records, publication) = match outcome {
+        JobOutcome::Ran {
+            manifest,
+            records,
+            publication,
+        } => (manifest, records, publication),
+        JobOutcome::AlreadyClaimed { slot, claim } => {
+            let by = claim.map_or_else(
+                || "another run".to_string(),
+                |c| format!("run {} ({}, at {})", c.run_id, c.origin, c.claimed_at),
+            );
+            println!("slot {} already claimed by {by}: nothing to do", slot.index);
+            return Ok(ExitCode::SUCCESS);
+        }
+        JobOutcome::NothingDue { reason } => {
+            println!("no slot due: {reason}");
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    let encoded = output::encode(&out, &suite_ref, &targets, &opts.origin)?;
-    let manifest = &encoded.manifest;
-    let dir = Path::new(&config.output);
-    let manifest_path = output::write_local(dir, &encoded)
-        .with_context(|| format!("writing the run to {}", dir.display()))?;
-
+    let stored = match &publication {
+        Publication::Stored {
+            location,
+            manifest_key,
+        } => format!("{}/{manifest_key}", location.trim_end_matches('/')),
+        Publication::Spooled { dir, error } => {
+            tracing::error!(%error, spool = %dir.display(), "the store refused the run");
+            eprintln!(
+                "warning: {error}\n  the run is kept in {}; finish it with: llmpulse upload --spool {}",
+                dir.display(),
+                dir.parent().map_or(dir.as_path(), |p| p).display()
+            );
+            dir.display().to_string()
+        }
+    };
     tracing::info!(
-        run_id = %out.run_id,
+        run_id = %manifest.run_id,
         records = manifest.records,
         successes = manifest.successes,
-        manifest = %manifest_path.display(),
+        manifest = %stored,
         "run written"
     );
     if a.quiet {
-        println!("{}", manifest_path.display());
+        println!("{stored}");
     } else {
-        let secs = (out.finished_at - out.started_at).num_milliseconds() as f64 / 1000.0;
         println!(
-            "run {}: {} records ({} ok) in {secs:.1} s",
-            out.run_id, manifest.records, manifest.successes
+            "run {}: {} records ({} ok){}",
+            manifest.run_id,
+            manifest.records,
+            manifest.successes,
+            manifest
+                .slot
+                .map(|s| format!(
+                    ", slot {s} of {}",
+                    manifest.campaign.as_deref().unwrap_or("")
+                ))
+                .unwrap_or_default()
         );
-        println!("{}", table::render(&summary::by_target(&out.records)));
-        for f in &encoded.files {
-            println!("  {}", dir.join(&f.key).display());
-        }
-        println!("  {}", manifest_path.display());
+        println!("{}", table::render(&summary::by_target(&records)));
+        println!("  {stored}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `~/.cache/llmpulse/spool` (or under `$XDG_CACHE_HOME`): where runs wait when a store is down.
+pub fn default_spool() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("llmpulse")
+        .join("spool")
 }
 
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {

@@ -17,9 +17,11 @@ use toml::Spanned;
 use crate::error_kind::ErrorKind;
 use crate::provider::preset;
 use crate::retry::RetryPolicy;
+use crate::schedule::{self, Campaign};
 use crate::secret::Secret;
 use crate::sim::SimProfile;
 use crate::suite::line_col;
+use chrono::{DateTime, Utc};
 
 /// The built-in quickstart: four simulated targets, no keys, no network.
 pub const BUILTIN_QUICKSTART: &str = include_str!("../../examples/quickstart.toml");
@@ -40,6 +42,8 @@ pub struct Config {
     /// Keep answer texts in records; when false only their sha256 is kept.
     pub keep_answers: bool,
     pub targets: Vec<Target>,
+    /// The campaign scheduled runs belong to, if any.
+    pub campaign: Option<Campaign>,
     /// sha256 of the configuration text as written (before `${VAR}` interpolation, so no secret
     /// that an interpolation brings in can be recovered from it).
     pub sha256: String,
@@ -174,6 +178,20 @@ struct RawConfig {
     timeout_sec: Option<Spanned<f64>>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
+    campaign: Option<Spanned<RawCampaign>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    name: Spanned<String>,
+    start: Spanned<toml::Value>,
+    end: Spanned<toml::Value>,
+    count: Option<Spanned<i64>>,
+    per: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
+    catch_up: Option<bool>,
+    claim_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -215,12 +233,29 @@ const DEFAULT_TIMEOUT_SEC: f64 = 120.0;
 impl Config {
     /// Reads and validates the config file at `path`; `env` looks up environment variables.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::load_with(path, env, true)
+    }
+
+    /// Like [`Config::load`], for commands that read results and call no target (`plan`,
+    /// `campaign status`): a missing API key is not an error there.
+    pub fn load_for_reading(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::load_with(path, env, false)
+    }
+
+    fn load_with(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        need_keys: bool,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        Config::parse(&text, &path.display().to_string(), base_dir, env)
+        Config::parse_with(&text, &path.display().to_string(), base_dir, env, need_keys)
     }
 
     /// The built-in quickstart configuration.
@@ -241,6 +276,16 @@ impl Config {
         base_dir: PathBuf,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::parse_with(text, origin, base_dir, env, true)
+    }
+
+    fn parse_with(
+        text: &str,
+        origin: &str,
+        base_dir: PathBuf,
+        env: &dyn Fn(&str) -> Option<String>,
+        need_keys: bool,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
             ConfigError::Parse {
@@ -250,7 +295,12 @@ impl Config {
                 message: e.message().trim().to_string(),
             }
         })?;
-        let cx = Cx { text, origin, env };
+        let cx = Cx {
+            text,
+            origin,
+            env,
+            need_keys,
+        };
 
         let suite = match &raw.suite {
             Some(s) => cx.interpolate(s, "suite")?,
@@ -308,7 +358,9 @@ impl Config {
                 ));
             }
         }
+        let campaign = raw.campaign.as_ref().map(|c| cx.campaign(c)).transpose()?;
         Ok(Config {
+            campaign,
             origin: origin.to_string(),
             base_dir,
             suite,
@@ -347,6 +399,8 @@ struct Cx<'a> {
     text: &'a str,
     origin: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether a hosted target without its key is an error (not for read-only commands).
+    need_keys: bool,
 }
 
 impl Cx<'_> {
@@ -413,6 +467,96 @@ impl Cx<'_> {
             ));
         }
         Ok(Some(x))
+    }
+
+    fn campaign(&self, spanned: &Spanned<RawCampaign>) -> Result<Campaign, ConfigError> {
+        let c = spanned.get_ref();
+        let name = c.name.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            return Err(self.invalid(
+                c.name.span().start,
+                "campaign.name".into(),
+                format!(
+                    "'{name}' is not a valid campaign name: use letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        let time = |v: &Spanned<toml::Value>, field: &str| -> Result<DateTime<Utc>, ConfigError> {
+            let text = match v.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Datetime(d) => d.to_string(),
+                other => other.to_string(),
+            };
+            DateTime::parse_from_rfc3339(&text)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| {
+                    self.invalid(
+                        v.span().start,
+                        format!("campaign.{field}"),
+                        format!("'{text}' is not an RFC 3339 time with a zone ({e}), e.g. 2026-12-01T00:00:00Z"),
+                    )
+                })
+        };
+        let start = time(&c.start, "start")?;
+        let end = time(&c.end, "end")?;
+        if end <= start {
+            return Err(self.invalid(
+                c.end.span().start,
+                "campaign.end".into(),
+                "must be after start".into(),
+            ));
+        }
+        let duration = |v: &Spanned<String>, field: &str| {
+            schedule::parse_duration(v.get_ref())
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err(format!("'{}' must be longer than zero", v.get_ref()))
+                    } else {
+                        Ok(d)
+                    }
+                })
+                .map_err(|m| self.invalid(v.span().start, format!("campaign.{field}"), m))
+        };
+        let (per_window, window, cadence) = match (&c.count, &c.per, &c.every) {
+            (Some(count), Some(per), None) => {
+                let n = self.bounded(Some(count), "campaign.count", 1, 1, 1_000_000)?;
+                (
+                    n,
+                    duration(per, "per")?,
+                    format!("{n} per {}", per.get_ref()),
+                )
+            }
+            (None, None, Some(every)) => (
+                1,
+                duration(every, "every")?,
+                format!("every {}", every.get_ref()),
+            ),
+            _ => {
+                return Err(self.invalid(
+                    spanned.span().start,
+                    "campaign".into(),
+                    "give a cadence: count = 14 with per = \"12h\", or every = \"51m\"".into(),
+                ));
+            }
+        };
+        let claim_timeout = match &c.claim_timeout {
+            Some(v) => duration(v, "claim_timeout")?,
+            None => std::time::Duration::from_secs(3600),
+        };
+        Ok(Campaign {
+            name,
+            start,
+            end,
+            per_window,
+            window,
+            cadence,
+            catch_up: c.catch_up.unwrap_or(false),
+            claim_timeout,
+        })
     }
 
     fn target(
@@ -519,7 +663,7 @@ impl Cx<'_> {
         let api_key = match &key_env {
             Some(var) => match (self.env)(var) {
                 Some(v) if !v.trim().is_empty() => Some(Secret::new(v.trim())),
-                _ if preset.key_required => {
+                _ if preset.key_required && self.need_keys => {
                     let pos = t
                         .api_key_env
                         .as_ref()
@@ -924,6 +1068,27 @@ fallback_only = true
         assert!(
             err.contains("targets[0].fallback: no target named 'z'"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn campaign_of_the_seed() {
+        let text = "[campaign]\nname = \"seed-4day\"\nstart = 2026-12-01T00:00:00Z\nend = \"2026-12-05T00:00:00Z\"\ncount = 14\nper = \"12h\"\n\
+                    [[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        let c = parse(text).unwrap().campaign.unwrap();
+        assert_eq!(c.slot_count(), 112);
+        assert_eq!(c.cadence, "14 per 12h");
+        let bad = "[campaign]\nname = \"x\"\nstart = \"2026-12-01\"\nend = \"2026-12-05T00:00:00Z\"\nevery = \"51m\"\n\
+                   [[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.starts_with("test.toml:3: campaign.start:"), "{err}");
+        let none = "[campaign]\nname = \"x\"\nstart = \"2026-12-01T00:00:00Z\"\nend = \"2026-12-05T00:00:00Z\"\n\
+                    [[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        assert!(
+            parse(none)
+                .unwrap_err()
+                .to_string()
+                .contains("give a cadence")
         );
     }
 

@@ -10,16 +10,19 @@
 
 pub mod config;
 pub mod error_kind;
+pub mod job;
 pub mod measure;
 pub mod output;
 pub mod provider;
 pub mod record;
 pub mod retry;
 pub mod runner;
+pub mod schedule;
 pub mod score;
 pub mod secret;
 pub mod sim;
 pub mod stats;
+pub mod status;
 pub mod store;
 pub mod suite;
 pub mod summary;

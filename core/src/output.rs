@@ -1,4 +1,5 @@
-//! Writing a run to a local directory in the storage layout of DESIGN.md:
+//! Writing a run in the storage layout of DESIGN.md, to a local directory or any [`Store`]
+//! (with a local spool that keeps the run until the remote manifest is confirmed):
 //!
 //! ```text
 //! {dir}/records/date=YYYY-MM-DD/{run_id}.jsonl
@@ -13,8 +14,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use bytes::Bytes;
+
 use crate::record;
 use crate::runner::RunOutput;
+use crate::store::{Store, StoreError, StoreErrorKind, with_retries};
 
 /// The manifest of one run: what it wrote and how to check it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +56,10 @@ pub enum OutputError {
     },
     #[error("cannot encode records as CSV: {0}")]
     Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
 }
 
 /// The key (path below the output root) of a run's records file with extension `ext`.
@@ -139,11 +147,7 @@ pub fn write_local(dir: &Path, run: &EncodedRun) -> Result<PathBuf, OutputError>
         write_atomic(&dir.join(&f.key), &f.bytes)?;
     }
     let path = dir.join(manifest_key(&run.manifest.run_id));
-    let json = serde_json::to_vec_pretty(&run.manifest).map_err(|e| OutputError::Io {
-        path: path.clone(),
-        source: e.into(),
-    })?;
-    write_atomic(&path, &json)?;
+    write_atomic(&path, &manifest_bytes(&run.manifest))?;
     Ok(path)
 }
 
@@ -158,4 +162,162 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The manifest as stored: pretty JSON.
+pub fn manifest_bytes(manifest: &Manifest) -> Vec<u8> {
+    serde_json::to_vec_pretty(manifest).unwrap_or_default()
+}
+
+/// Where a run ended up.
+#[derive(Debug)]
+pub enum Publication {
+    /// In the store, manifest confirmed.
+    Stored {
+        location: String,
+        manifest_key: String,
+    },
+    /// The store kept failing: the run is whole in the local spool, for `llmpulse upload`.
+    Spooled { dir: PathBuf, error: StoreError },
+}
+
+/// Attempts per object before a remote store counts as down.
+const STORE_ATTEMPTS: u32 = 4;
+
+/// Writes `run` to `store`: data files first, the manifest last, then reads the manifest back.
+/// With a `spool` directory (for remote stores) the run is first written there, whole, and
+/// removed only once the remote manifest is confirmed; if the store keeps failing the run stays
+/// spooled and this returns [`Publication::Spooled`]. Nothing is lost either way.
+pub async fn publish(
+    store: &dyn Store,
+    run: &EncodedRun,
+    spool: Option<&Path>,
+) -> Result<Publication, OutputError> {
+    let spooled = match spool {
+        Some(dir) => Some(spool_run(dir, run, &store.describe())?),
+        None => None,
+    };
+    match upload(store, run).await {
+        Ok(manifest_key) => {
+            if let Some(dir) = &spooled {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Ok(Publication::Stored {
+                location: store.describe(),
+                manifest_key,
+            })
+        }
+        Err(error) => match spooled {
+            Some(dir) => {
+                tracing::error!(%error, spool = %dir.display(), "the store refused the run; it is kept in the spool");
+                Ok(Publication::Spooled { dir, error })
+            }
+            None => Err(OutputError::Store(error)),
+        },
+    }
+}
+
+/// Uploads files, then the manifest, then checks the stored manifest. Returns its key.
+async fn upload(store: &dyn Store, run: &EncodedRun) -> Result<String, StoreError> {
+    let wait = std::time::Duration::from_millis(500);
+    for f in &run.files {
+        let bytes = Bytes::from(f.bytes.clone());
+        with_retries(STORE_ATTEMPTS, wait, || store.put(&f.key, bytes.clone())).await?;
+    }
+    let key = manifest_key(&run.manifest.run_id);
+    let bytes = Bytes::from(manifest_bytes(&run.manifest));
+    with_retries(STORE_ATTEMPTS, wait, || store.put(&key, bytes.clone())).await?;
+    let stored = with_retries(STORE_ATTEMPTS, wait, || store.get(&key)).await?;
+    if stored.as_deref() != Some(&bytes[..]) {
+        return Err(StoreError::new(
+            StoreErrorKind::Other,
+            &store.describe(),
+            format!("{key} reads back different from what was written"),
+        ));
+    }
+    Ok(key)
+}
+
+/// The file in a spooled run's directory naming where it was going.
+const DESTINATION: &str = "destination";
+
+/// Writes a whole run under `spool/{run_id}/`, with its destination.
+fn spool_run(spool: &Path, run: &EncodedRun, destination: &str) -> Result<PathBuf, OutputError> {
+    let dir = spool.join(&run.manifest.run_id);
+    write_local(&dir, run)?;
+    let dest = dir.join(DESTINATION);
+    std::fs::write(&dest, destination).map_err(|source| OutputError::Io { path: dest, source })?;
+    Ok(dir)
+}
+
+/// A run waiting in the spool.
+#[derive(Debug)]
+pub struct SpooledRun {
+    pub dir: PathBuf,
+    pub destination: String,
+    pub run: EncodedRun,
+}
+
+/// Reads every run in `spool`, checking each file against its manifest's sha256.
+pub fn read_spool(spool: &Path) -> Result<Vec<SpooledRun>, OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, source }
+    };
+    let mut runs = Vec::new();
+    let entries = match std::fs::read_dir(spool) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(runs),
+        Err(e) => return Err(io(spool)(e)),
+    };
+    for entry in entries {
+        let dir = entry.map_err(io(spool))?.path();
+        let dest_path = dir.join(DESTINATION);
+        if !dest_path.is_file() {
+            continue;
+        }
+        let destination = std::fs::read_to_string(&dest_path).map_err(io(&dest_path))?;
+        let run_id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let manifest_path = dir.join(manifest_key(&run_id));
+        let text = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|e| OutputError::Corrupt {
+                path: manifest_path.clone(),
+                message: e.to_string(),
+            })?;
+        let mut files = Vec::new();
+        for f in &manifest.files {
+            let path = dir.join(&f.path);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let sum = hex::encode(Sha256::digest(&bytes));
+            if sum != f.sha256 {
+                return Err(OutputError::Corrupt {
+                    path,
+                    message: format!("sha256 {sum} does not match the manifest's {}", f.sha256),
+                });
+            }
+            files.push(RunFile {
+                key: f.path.clone(),
+                bytes,
+            });
+        }
+        runs.push(SpooledRun {
+            dir,
+            destination: destination.trim().to_string(),
+            run: EncodedRun { files, manifest },
+        });
+    }
+    runs.sort_by(|a, b| a.run.manifest.run_id.cmp(&b.run.manifest.run_id));
+    Ok(runs)
+}
+
+/// Uploads one spooled run to `store` and, once its manifest is confirmed, removes it from the
+/// spool.
+pub async fn upload_spooled(store: &dyn Store, spooled: &SpooledRun) -> Result<String, StoreError> {
+    let key = upload(store, &spooled.run).await?;
+    let _ = std::fs::remove_dir_all(&spooled.dir);
+    Ok(key)
 }

@@ -1,0 +1,174 @@
+//! Campaign status: what a campaign should have produced by now against what its store holds —
+//! the seed's success criteria (runs per window, records, every target and industry covered),
+//! computed from manifests, claims and records.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::job;
+use crate::output::Manifest;
+use crate::record::read_jsonl;
+use crate::schedule::{Campaign, Claim};
+use crate::store::{Store, StoreError};
+
+/// Expected against present, for one target or industry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub expected: u64,
+    pub present: u64,
+    pub successes: u64,
+}
+
+/// A campaign's state in a store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignStatus {
+    pub campaign: String,
+    pub location: String,
+    pub as_of: DateTime<Utc>,
+    pub slots_total: u64,
+    /// Slots that have started by `as_of`.
+    pub slots_due: u64,
+    /// Slots with a run (a manifest).
+    pub runs_present: u64,
+    pub missing_slots: Vec<u64>,
+    /// Slots whose run started more than a quarter of a slot after the slot did.
+    pub late_slots: Vec<u64>,
+    /// Slots with more than one run (should never happen: claims are create-only).
+    pub duplicate_slots: Vec<u64>,
+    /// Claims whose run died: older than the claim timeout, no manifest.
+    pub dead_claims: Vec<u64>,
+    pub records_expected: u64,
+    pub records_present: u64,
+    pub by_target: BTreeMap<String, Tally>,
+    pub by_industry: BTreeMap<String, Tally>,
+}
+
+/// Reads a campaign's manifests, claims and records from `store` and compares them with what
+/// the campaign should have produced by `as_of`. `per_run` is the number of records a run
+/// makes per target and per industry: `(targets, industries → records per target)`.
+pub async fn campaign_status(
+    campaign: &Campaign,
+    store: &dyn Store,
+    targets: &[String],
+    per_industry_per_target: &BTreeMap<String, u64>,
+    as_of: DateTime<Utc>,
+) -> Result<CampaignStatus, StoreError> {
+    let slots: Vec<_> = campaign.slots().filter(|s| s.start <= as_of).collect();
+    let due = slots.len() as u64;
+
+    // Runs of this campaign, by slot.
+    let mut runs: HashMap<u64, Vec<Manifest>> = HashMap::new();
+    for key in store.list("runs/").await? {
+        if !key.ends_with("/manifest.json") {
+            continue;
+        }
+        let Some(bytes) = store.get(&key).await? else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) else {
+            tracing::warn!(%key, "unreadable manifest skipped");
+            continue;
+        };
+        if m.campaign.as_deref() == Some(campaign.name.as_str())
+            && let Some(slot) = m.slot
+        {
+            runs.entry(slot).or_default().push(m);
+        }
+    }
+
+    let per_target: u64 = per_industry_per_target.values().sum();
+    let mut by_target: BTreeMap<String, Tally> = targets
+        .iter()
+        .map(|t| {
+            (
+                t.clone(),
+                Tally {
+                    expected: per_target * due,
+                    ..Tally::default()
+                },
+            )
+        })
+        .collect();
+    let mut by_industry: BTreeMap<String, Tally> = per_industry_per_target
+        .iter()
+        .map(|(i, n)| {
+            (
+                i.clone(),
+                Tally {
+                    expected: n * targets.len() as u64 * due,
+                    ..Tally::default()
+                },
+            )
+        })
+        .collect();
+
+    let mut missing = Vec::new();
+    let mut late = Vec::new();
+    let mut duplicates = Vec::new();
+    let mut records_present = 0;
+    let quarter = chrono::Duration::from_std(campaign.interval() / 4).unwrap_or_default();
+    for slot in &slots {
+        let Some(ms) = runs.get(&slot.index) else {
+            missing.push(slot.index);
+            continue;
+        };
+        if ms.len() > 1 {
+            duplicates.push(slot.index);
+        }
+        let m = &ms[0];
+        if let Ok(started) = DateTime::parse_from_rfc3339(&m.started_at)
+            && started.with_timezone(&Utc) - slot.start > quarter
+        {
+            late.push(slot.index);
+        }
+        records_present += m.records as u64;
+        for f in m.files.iter().filter(|f| f.path.ends_with(".jsonl")) {
+            let Some(bytes) = store.get(&f.path).await? else {
+                continue;
+            };
+            let Ok(records) = read_jsonl(&String::from_utf8_lossy(&bytes)) else {
+                continue;
+            };
+            for r in records {
+                for (tally, key) in [(&mut by_target, &r.target), (&mut by_industry, &r.industry)] {
+                    let t = tally.entry(key.clone()).or_default();
+                    t.present += 1;
+                    t.successes += u64::from(r.success);
+                }
+            }
+        }
+    }
+
+    let mut dead = Vec::new();
+    for key in store.list(&format!("claims/{}/", campaign.name)).await? {
+        let Some(bytes) = store.get(&key).await? else {
+            continue;
+        };
+        let Ok(claim) = serde_json::from_slice::<Claim>(&bytes) else {
+            continue;
+        };
+        if !runs.contains_key(&claim.slot) && job::dead(campaign, store, &claim, as_of).await? {
+            dead.push(claim.slot);
+        }
+    }
+    dead.sort_unstable();
+
+    Ok(CampaignStatus {
+        campaign: campaign.name.clone(),
+        location: store.describe(),
+        as_of,
+        slots_total: campaign.slot_count(),
+        slots_due: due,
+        runs_present: slots.iter().filter(|s| runs.contains_key(&s.index)).count() as u64,
+        missing_slots: missing,
+        late_slots: late,
+        duplicate_slots: duplicates,
+        dead_claims: dead,
+        records_expected: per_target * targets.len() as u64 * due,
+        records_present,
+        by_target,
+        by_industry,
+    })
+}
