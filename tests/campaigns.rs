@@ -401,3 +401,66 @@ fn plan_counts_the_seed_campaign_and_explains_cron_steps() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 slots would never run"));
 }
+
+/// Three shards of one slot (a Cloud Run Job's tasks, a CI matrix) make one complete run:
+/// no record missing or doubled.
+#[test]
+fn shards_of_a_slot_make_one_complete_run() {
+    let dir = Scratch::new("shards");
+    let out_dir = dir.0.join("out");
+    let cfg = config(&dir, out_dir.to_str().unwrap());
+    let shard = |i: u32| {
+        let o = llmpulse(
+            &[
+                "run",
+                "--quiet",
+                "--slot",
+                "auto",
+                "--shard",
+                &format!("{i}/3"),
+                "--config",
+                cfg.to_str().unwrap(),
+            ],
+            &dir,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    shard(0);
+    shard(1);
+    // Two of three shards: the slot has its run, but the run is not complete.
+    let st = status(&cfg, &dir, None);
+    assert_eq!(st["incomplete_slots"], serde_json::json!([0]));
+    shard(2);
+    let st = status(&cfg, &dir, None);
+    assert_eq!(st["runs_present"], 1);
+    assert_eq!(st["duplicate_slots"], serde_json::json!([]));
+    assert_eq!(st["incomplete_slots"], serde_json::json!([]));
+    assert_eq!(st["records_present"], 4);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rows = read_records(out_dir.to_str().unwrap(), &rt);
+    let mut keys: Vec<String> = rows
+        .iter()
+        .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        4,
+        "every (question, target, repetition) once: {rows:?}"
+    );
+
+    // A second run of shard 1 is a clean no-op.
+    let again = llmpulse(
+        &[
+            "run",
+            "--slot",
+            "auto",
+            "--shard",
+            "1/3",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already claimed"));
+}

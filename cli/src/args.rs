@@ -120,6 +120,13 @@ pub struct RunArgs {
     /// claim_timeout, no manifest).
     #[arg(long, requires = "slot")]
     pub reclaim: bool,
+    /// Run only shard INDEX/COUNT of the calls (0-based), e.g. `0/3`: shards of one slot form
+    /// one run, with a manifest each.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Use this run id (shards outside a campaign must share one, e.g. a CI run number).
+    #[arg(long)]
+    pub run_id: Option<String>,
     /// Where a run waits if the store refuses it (default ~/.cache/llmpulse/spool).
     #[arg(long)]
     pub spool: Option<PathBuf>,

@@ -95,6 +95,10 @@ pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     println!("duplicate runs: {}", list(&st.duplicate_slots));
     println!(
+        "sharded runs missing shards: {}",
+        list(&st.incomplete_slots)
+    );
+    println!(
         "dead claims (rerun with --slot N --reclaim): {}",
         list(&st.dead_claims)
     );

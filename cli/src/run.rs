@@ -11,7 +11,7 @@ use llmpulse_core::config::Config;
 use llmpulse_core::job::{self, JobOptions, JobOutcome, SlotChoice};
 use llmpulse_core::output::Publication;
 use llmpulse_core::record::Record;
-use llmpulse_core::runner::{self, RunOptions};
+use llmpulse_core::runner::{self, RunOptions, Shard};
 use llmpulse_core::store::{self, Location};
 use llmpulse_core::suite::Suite;
 use llmpulse_core::summary;
@@ -43,10 +43,27 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let started = chrono::Utc::now();
     let mut opts = RunOptions::new(runner::new_run_id(started), format!("local:{}", hostname()));
     opts.deadline = a.deadline.map(|d| std::time::Instant::now() + *d);
+    if let Some(s) = &a.shard {
+        opts.shard = Some(Shard::parse(s).map_err(|m| anyhow::anyhow!("--shard {m}"))?);
+    }
+    if let Some(id) = &a.run_id {
+        anyhow::ensure!(
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            "--run-id '{id}': use letters, digits, '-', '_' or '.'"
+        );
+        opts.run_id = id.clone();
+    }
     if let Some(m) = a.deadline_margin {
         opts.deadline_margin = *m;
     }
-    let total = suite.questions.len() * config.targets.len() * config.repetitions as usize;
+    let planned = suite.questions.len() * config.targets.len() * config.repetitions as usize;
+    // A shard gets every count-th call, starting at its index.
+    let total = opts.shard.map_or(planned, |s| {
+        (planned + (s.count - 1 - s.index) as usize) / s.count as usize
+    });
     tracing::info!(
         run_id = %opts.run_id,
         config = %config.origin,

@@ -89,6 +89,10 @@ pub async fn run_job(
             Claimed::Won(slot) => {
                 opts.run.campaign = Some(campaign.name.clone());
                 opts.run.slot = Some(slot.index);
+                if opts.run.shard.is_some() {
+                    // The shards of a slot are one run: they agree on its id.
+                    opts.run.run_id = slot_run_id(campaign, slot);
+                }
             }
             Claimed::Taken(slot, claim) => return Ok(JobOutcome::AlreadyClaimed { slot, claim }),
             Claimed::Nothing(reason) => return Ok(JobOutcome::NothingDue { reason }),
@@ -108,6 +112,16 @@ pub async fn run_job(
         records: out.records,
         publication,
     })
+}
+
+/// The run id all shards of a slot share: the campaign, the slot and its start.
+pub fn slot_run_id(campaign: &Campaign, slot: Slot) -> String {
+    format!(
+        "{}-{}-slot{}",
+        slot.start.format("%Y%m%dT%H%M%SZ"),
+        campaign.name,
+        slot.index
+    )
 }
 
 enum Claimed {
@@ -143,7 +157,7 @@ async fn claim(
                 let open: Vec<Slot> = campaign
                     .slots()
                     .take_while(|s| s.index <= due.index)
-                    .filter(|s| !claimed.contains(&campaign.claim_key(s.index)))
+                    .filter(|s| !claimed.contains(&campaign.claim_key(s.index, opts.run.shard)))
                     .collect();
                 if open.is_empty() { vec![due] } else { open }
             } else {
@@ -158,12 +172,13 @@ async fn claim(
             slot: slot.index,
             slot_start: slot.start,
             run_id: opts.run.run_id.clone(),
+            shard: opts.run.shard,
             claimed_at: Utc::now(),
             origin: opts.run.origin.clone(),
             llmpulse_version: crate::VERSION.to_string(),
         };
         let bytes = Bytes::from(serde_json::to_vec_pretty(&record).unwrap_or_default());
-        let key = campaign.claim_key(slot.index);
+        let key = campaign.claim_key(slot.index, opts.run.shard);
         match store.create(&key, bytes.clone()).await? {
             Created::Won => return Ok(Claimed::Won(slot)),
             Created::Exists => {
@@ -199,7 +214,7 @@ pub async fn dead(
         return Ok(false);
     }
     Ok(store
-        .get(&output::manifest_key(&claim.run_id))
+        .get(&output::manifest_key(&claim.run_id, claim.shard))
         .await?
         .is_none())
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use bytes::Bytes;
 
 use crate::record;
-use crate::runner::RunOutput;
+use crate::runner::{RunOutput, Shard};
 use crate::store::{Store, StoreError, StoreErrorKind, with_retries};
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -36,6 +36,9 @@ pub struct Manifest {
     pub records: usize,
     pub successes: usize,
     pub files: Vec<FileEntry>,
+    /// Set when this manifest covers one shard of the run.
+    #[serde(default)]
+    pub shard: Option<Shard>,
 }
 
 /// One data file of a run, its path relative to the output root.
@@ -65,15 +68,16 @@ pub enum OutputError {
 /// The key (path below the output root) of a run's records file with extension `ext`.
 pub fn records_key(run: &RunOutput, ext: &str) -> String {
     format!(
-        "records/date={}/{}.{ext}",
+        "records/date={}/{}{}.{ext}",
         run.started_at.format("%Y-%m-%d"),
-        run.run_id
+        run.run_id,
+        Shard::suffix(run.shard)
     )
 }
 
-/// The key of a run's manifest.
-pub fn manifest_key(run_id: &str) -> String {
-    format!("runs/{run_id}/manifest.json")
+/// The key of a run's manifest (one per shard for a sharded run).
+pub fn manifest_key(run_id: &str, shard: Option<Shard>) -> String {
+    format!("runs/{run_id}/manifest{}.json", Shard::suffix(shard))
 }
 
 /// One file of a run: its key below the output root and its bytes.
@@ -137,6 +141,7 @@ pub fn encode(
                 sha256: hex::encode(Sha256::digest(&f.bytes)),
             })
             .collect(),
+        shard: run.shard,
     };
     Ok(EncodedRun { files, manifest })
 }
@@ -146,7 +151,7 @@ pub fn write_local(dir: &Path, run: &EncodedRun) -> Result<PathBuf, OutputError>
     for f in &run.files {
         write_atomic(&dir.join(&f.key), &f.bytes)?;
     }
-    let path = dir.join(manifest_key(&run.manifest.run_id));
+    let path = dir.join(manifest_key(&run.manifest.run_id, run.manifest.shard));
     write_atomic(&path, &manifest_bytes(&run.manifest))?;
     Ok(path)
 }
@@ -224,7 +229,7 @@ async fn upload(store: &dyn Store, run: &EncodedRun) -> Result<String, StoreErro
         let bytes = Bytes::from(f.bytes.clone());
         with_retries(STORE_ATTEMPTS, wait, || store.put(&f.key, bytes.clone())).await?;
     }
-    let key = manifest_key(&run.manifest.run_id);
+    let key = manifest_key(&run.manifest.run_id, run.manifest.shard);
     let bytes = Bytes::from(manifest_bytes(&run.manifest));
     with_retries(STORE_ATTEMPTS, wait, || store.put(&key, bytes.clone())).await?;
     let stored = with_retries(STORE_ATTEMPTS, wait, || store.get(&key)).await?;
@@ -243,7 +248,11 @@ const DESTINATION: &str = "destination";
 
 /// Writes a whole run under `spool/{run_id}/`, with its destination.
 fn spool_run(spool: &Path, run: &EncodedRun, destination: &str) -> Result<PathBuf, OutputError> {
-    let dir = spool.join(&run.manifest.run_id);
+    let dir = spool.join(format!(
+        "{}{}",
+        run.manifest.run_id,
+        Shard::suffix(run.manifest.shard)
+    ));
     write_local(&dir, run)?;
     let dest = dir.join(DESTINATION);
     std::fs::write(&dest, destination).map_err(|source| OutputError::Io { path: dest, source })?;
@@ -277,11 +286,26 @@ pub fn read_spool(spool: &Path) -> Result<Vec<SpooledRun>, OutputError> {
             continue;
         }
         let destination = std::fs::read_to_string(&dest_path).map_err(io(&dest_path))?;
-        let run_id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let manifest_path = dir.join(manifest_key(&run_id));
+        // The one manifest below runs/ (a spooled run or shard has exactly one).
+        let runs_dir = dir.join("runs");
+        let manifest_path = std::fs::read_dir(&runs_dir)
+            .map_err(io(&runs_dir))?
+            .filter_map(|e| e.ok())
+            .flat_map(|e| {
+                std::fs::read_dir(e.path())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.ok())
+            })
+            .map(|f| f.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("manifest"))
+            })
+            .ok_or_else(|| OutputError::Corrupt {
+                path: runs_dir.clone(),
+                message: "no manifest in this spooled run".into(),
+            })?;
         let text = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| OutputError::Corrupt {

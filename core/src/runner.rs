@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use governor::Quota;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -33,6 +34,45 @@ pub struct RunOptions {
     /// `deadline − deadline_margin`; calls still in flight at the deadline are cancelled.
     pub deadline: Option<Instant>,
     pub deadline_margin: Duration,
+    /// Run only this shard of the planned calls (Cloud Run Job tasks, CI matrices, parallel
+    /// Lambda invocations); the shards of one run share its `run_id`.
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` of `count` (0-based): planned call `j` belongs to shard `j mod count`, so
+/// every shard gets an even share of every target and question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `i/n` (0 ≤ i < n).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not a shard: write INDEX/COUNT, e.g. 0/3"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}': bad shard index"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}': bad shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("'{s}': the index must be from 0 to count − 1"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The suffix that keeps a shard's files apart from its siblings': `-shard-1-of-3`.
+    pub fn suffix(shard: Option<Shard>) -> String {
+        shard.map_or_else(String::new, |s| {
+            format!("-shard-{}-of-{}", s.index, s.count)
+        })
+    }
 }
 
 impl RunOptions {
@@ -45,6 +85,7 @@ impl RunOptions {
             origin,
             deadline: None,
             deadline_margin: Duration::from_secs(10),
+            shard: None,
         }
     }
 }
@@ -56,6 +97,7 @@ pub struct RunOutput {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub config_hash: String,
+    pub shard: Option<Shard>,
     pub records: Vec<Record>,
 }
 
@@ -266,7 +308,15 @@ pub async fn run(
     let askable: Vec<usize> = (0..config.targets.len())
         .filter(|i| !config.targets[*i].fallback_only)
         .collect();
-    let calls = plan(&askable, suite.questions.len(), config.repetitions);
+    let calls: Vec<PlannedCall> = plan(&askable, suite.questions.len(), config.repetitions)
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| {
+            opts.shard
+                .is_none_or(|s| *j as u64 % u64::from(s.count) == u64::from(s.index))
+        })
+        .map(|(_, c)| c)
+        .collect();
     let total = calls.len();
     let mut tasks = JoinSet::new();
     for (index, call) in calls.into_iter().enumerate() {
@@ -338,6 +388,7 @@ pub async fn run(
         started_at,
         finished_at: Utc::now(),
         config_hash: hash.to_string(),
+        shard: opts.shard,
         records: slots.into_iter().flatten().collect(),
     })
 }
@@ -371,6 +422,29 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 12);
+    }
+
+    #[test]
+    fn shards_split_the_plan_evenly_and_completely() {
+        let calls = plan(&[0, 1, 2, 3], 20, 1);
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let shard = Shard { index, count: 3 };
+            let mine: Vec<_> = calls
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j as u32 % shard.count == shard.index)
+                .map(|(_, c)| (c.target, c.question, c.repetition))
+                .collect();
+            assert!((26..=27).contains(&mine.len()));
+            seen.extend(mine);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 80);
+        assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
+        assert!(Shard::parse("3/3").is_err());
+        assert!(Shard::parse("1").is_err());
     }
 
     #[test]

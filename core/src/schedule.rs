@@ -12,6 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::runner::Shard;
+
 /// A validated campaign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
@@ -43,6 +45,8 @@ pub struct Claim {
     pub slot: u64,
     pub slot_start: DateTime<Utc>,
     pub run_id: String,
+    #[serde(default)]
+    pub shard: Option<Shard>,
     pub claimed_at: DateTime<Utc>,
     pub origin: String,
     pub llmpulse_version: String,
@@ -98,9 +102,9 @@ impl Campaign {
         self.slot(index)
     }
 
-    /// The key of slot `index`'s claim.
-    pub fn claim_key(&self, index: u64) -> String {
-        format!("claims/{}/{index}.json", self.name)
+    /// The key of slot `index`'s claim (one per shard for a sharded run).
+    pub fn claim_key(&self, index: u64, shard: Option<Shard>) -> String {
+        format!("claims/{}/{index}{}.json", self.name, Shard::suffix(shard))
     }
 }
 

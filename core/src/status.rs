@@ -37,6 +37,8 @@ pub struct CampaignStatus {
     pub late_slots: Vec<u64>,
     /// Slots with more than one run (should never happen: claims are create-only).
     pub duplicate_slots: Vec<u64>,
+    /// Sharded slots some of whose shards have no manifest yet.
+    pub incomplete_slots: Vec<u64>,
     /// Claims whose run died: older than the claim timeout, no manifest.
     pub dead_claims: Vec<u64>,
     pub records_expected: u64,
@@ -61,7 +63,8 @@ pub async fn campaign_status(
     // Runs of this campaign, by slot.
     let mut runs: HashMap<u64, Vec<Manifest>> = HashMap::new();
     for key in store.list("runs/").await? {
-        if !key.ends_with("/manifest.json") {
+        let file = key.rsplit('/').next().unwrap_or_default();
+        if !(file.starts_with("manifest") && file.ends_with(".json")) {
             continue;
         }
         let Some(bytes) = store.get(&key).await? else {
@@ -107,6 +110,7 @@ pub async fn campaign_status(
     let mut missing = Vec::new();
     let mut late = Vec::new();
     let mut duplicates = Vec::new();
+    let mut incomplete = Vec::new();
     let mut records_present = 0;
     let quarter = chrono::Duration::from_std(campaign.interval() / 4).unwrap_or_default();
     for slot in &slots {
@@ -114,28 +118,48 @@ pub async fn campaign_status(
             missing.push(slot.index);
             continue;
         };
-        if ms.len() > 1 {
+        // One run per slot; a sharded run has one manifest per shard.
+        let run_id = &ms[0].run_id;
+        if ms.iter().any(|m| &m.run_id != run_id) {
             duplicates.push(slot.index);
         }
-        let m = &ms[0];
-        if let Ok(started) = DateTime::parse_from_rfc3339(&m.started_at)
-            && started.with_timezone(&Utc) - slot.start > quarter
-        {
+        let parts: Vec<&Manifest> = ms.iter().filter(|m| &m.run_id == run_id).collect();
+        if let Some(shard) = parts[0].shard {
+            let mut have: Vec<u32> = parts
+                .iter()
+                .filter_map(|m| m.shard.map(|s| s.index))
+                .collect();
+            have.sort_unstable();
+            have.dedup();
+            if have.len() < shard.count as usize {
+                incomplete.push(slot.index);
+            }
+        }
+        let first_start = parts
+            .iter()
+            .filter_map(|m| DateTime::parse_from_rfc3339(&m.started_at).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .min();
+        if first_start.is_some_and(|started| started - slot.start > quarter) {
             late.push(slot.index);
         }
-        records_present += m.records as u64;
-        for f in m.files.iter().filter(|f| f.path.ends_with(".jsonl")) {
-            let Some(bytes) = store.get(&f.path).await? else {
-                continue;
-            };
-            let Ok(records) = read_jsonl(&String::from_utf8_lossy(&bytes)) else {
-                continue;
-            };
-            for r in records {
-                for (tally, key) in [(&mut by_target, &r.target), (&mut by_industry, &r.industry)] {
-                    let t = tally.entry(key.clone()).or_default();
-                    t.present += 1;
-                    t.successes += u64::from(r.success);
+        for m in &parts {
+            records_present += m.records as u64;
+            for f in m.files.iter().filter(|f| f.path.ends_with(".jsonl")) {
+                let Some(bytes) = store.get(&f.path).await? else {
+                    continue;
+                };
+                let Ok(records) = read_jsonl(&String::from_utf8_lossy(&bytes)) else {
+                    continue;
+                };
+                for r in records {
+                    for (tally, key) in
+                        [(&mut by_target, &r.target), (&mut by_industry, &r.industry)]
+                    {
+                        let t = tally.entry(key.clone()).or_default();
+                        t.present += 1;
+                        t.successes += u64::from(r.success);
+                    }
                 }
             }
         }
@@ -165,6 +189,7 @@ pub async fn campaign_status(
         missing_slots: missing,
         late_slots: late,
         duplicate_slots: duplicates,
+        incomplete_slots: incomplete,
         dead_claims: dead,
         records_expected: per_target * targets.len() as u64 * due,
         records_present,
