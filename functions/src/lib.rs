@@ -1,2 +1,313 @@
-//! Cloud entry points over `llmpulse-core`. Empty until the Lambda and Cloud Run handlers land
-//! (issue: cloud entry points); the crate exists so the workspace has its final shape.
+//! Cloud entry points over `llmpulse-core`: what a scheduled invocation asks for
+//! ([`RunRequest`]), where the config comes from ([`load_config`]), secrets, and the one handler
+//! both the Lambda and the Cloud Run binaries call ([`handle`]). The binaries only adapt their
+//! platform's event, deadline and response to it.
+
+pub mod logs;
+pub mod oidc;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use llmpulse_core::config::Config;
+use llmpulse_core::job::{self, JobOptions, JobOutcome, SlotChoice};
+use llmpulse_core::output::Publication;
+use llmpulse_core::runner::{self, RunOptions, Shard};
+use llmpulse_core::store::{self, Location};
+use llmpulse_core::suite::Suite;
+use serde::{Deserialize, Serialize};
+
+/// What one invocation asks for. Every field is optional: an empty payload runs the due slot
+/// of the configured campaign (or a plain run without one).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunRequest {
+    /// `"auto"` (default when the config has a campaign), a slot number, or `"none"`.
+    pub slot: Option<serde_json::Value>,
+    /// Re-run the slot if its claim is dead.
+    pub reclaim: bool,
+    /// Only these targets.
+    pub targets: Vec<String>,
+    /// `i/n`: run one shard.
+    pub shard: Option<String>,
+    /// Override the config's output location.
+    pub output: Option<String>,
+}
+
+impl RunRequest {
+    /// Reads an invocation payload: a request as above, or EventBridge's classic scheduled
+    /// event envelope (`detail-type`, `detail`), whose `detail` is the request.
+    pub fn from_event(event: &serde_json::Value) -> Result<RunRequest, String> {
+        let body = match (event.get("detail-type"), event.get("detail")) {
+            (Some(_), Some(detail)) => detail.clone(),
+            (Some(_), None) => serde_json::Value::Object(Default::default()),
+            _ => event.clone(),
+        };
+        let body = if body.is_null() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            body
+        };
+        serde_json::from_value(body).map_err(|e| format!("bad run request: {e}"))
+    }
+
+    fn slot_choice(&self, has_campaign: bool) -> Result<SlotChoice, String> {
+        match &self.slot {
+            None if has_campaign => Ok(SlotChoice::Auto),
+            None => Ok(SlotChoice::None),
+            Some(serde_json::Value::String(s)) if s == "auto" => Ok(SlotChoice::Auto),
+            Some(serde_json::Value::String(s)) if s == "none" => Ok(SlotChoice::None),
+            Some(serde_json::Value::String(s)) => s
+                .parse()
+                .map(SlotChoice::Index)
+                .map_err(|_| format!("slot '{s}': give a number, \"auto\" or \"none\"")),
+            Some(serde_json::Value::Number(n)) => n
+                .as_u64()
+                .map(SlotChoice::Index)
+                .ok_or_else(|| format!("slot {n}: not a slot number")),
+            Some(other) => Err(format!("slot {other}: give a number, \"auto\" or \"none\"")),
+        }
+    }
+}
+
+/// What an invocation did, as the function's response and its last log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// `ran`, `already_claimed`, `nothing_due`.
+    pub outcome: String,
+    pub campaign: Option<String>,
+    pub slot: Option<u64>,
+    pub run_id: Option<String>,
+    pub records: usize,
+    pub successes: usize,
+    /// Where the manifest is, or the spool directory when the store refused the run.
+    pub location: Option<String>,
+    pub spooled: bool,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FnError {
+    #[error("{0}")]
+    Request(String),
+    #[error(transparent)]
+    Config(#[from] llmpulse_core::config::ConfigError),
+    #[error(transparent)]
+    Suite(#[from] llmpulse_core::suite::SuiteError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Job(#[from] job::JobError),
+}
+
+/// Where the function is, for every record's `origin`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub origin: String,
+    pub deadline: Option<Instant>,
+    pub now: DateTime<Utc>,
+    /// Environment variables plus secrets: what `${VAR}` and `api_key_env` resolve against.
+    pub env: HashMap<String, String>,
+}
+
+/// Reads the config named by `LLMPULSE_CONFIG`: a file path, an `s3://`/`gs://` object, or the
+/// TOML itself.
+pub async fn load_config(spec: &str, env: &HashMap<String, String>) -> Result<Config, FnError> {
+    let lookup = |k: &str| env.get(k).cloned();
+    if spec.starts_with("s3://") || spec.starts_with("gs://") {
+        let (bucket_part, key) = match spec.split_once("://").and_then(|(scheme, rest)| {
+            rest.split_once('/')
+                .map(|(b, k)| (format!("{scheme}://{b}"), k.to_string()))
+        }) {
+            Some(x) => x,
+            None => {
+                return Err(FnError::Request(format!(
+                    "'{spec}': name an object, e.g. s3://bucket/llmpulse.toml"
+                )));
+            }
+        };
+        let s = store::open(&bucket_part, &lookup).await?;
+        let bytes = s
+            .get(&key)
+            .await?
+            .ok_or_else(|| FnError::Request(format!("{spec}: no such object")))?;
+        let text = String::from_utf8_lossy(&bytes);
+        return Ok(Config::parse(&text, spec, ".".into(), &lookup)?);
+    }
+    let path = std::path::Path::new(spec);
+    if !spec.contains('\n') && path.is_file() {
+        return Ok(Config::load(path, &lookup)?);
+    }
+    if spec.contains('=') {
+        return Ok(Config::parse(spec, "LLMPULSE_CONFIG", ".".into(), &lookup)?);
+    }
+    Err(FnError::Request(format!(
+        "LLMPULSE_CONFIG '{spec}' is neither a file, an s3:// or gs:// object, nor TOML"
+    )))
+}
+
+/// Runs one invocation: the config, the request, the job. A provider's failures are records;
+/// only a run that could not happen is an error.
+pub async fn handle(
+    config_spec: &str,
+    req: RunRequest,
+    inv: Invocation,
+) -> Result<RunSummary, FnError> {
+    let mut config = load_config(config_spec, &inv.env).await?;
+    config.select_targets(&req.targets)?;
+    if let Some(o) = &req.output {
+        config.output = o.clone();
+    }
+    let suite = Suite::load(&config.suite, &config.base_dir)?;
+    let mut run = RunOptions::new(runner::new_run_id(inv.now), inv.origin.clone());
+    run.deadline = inv.deadline;
+    if let Some(s) = &req.shard {
+        run.shard = Some(Shard::parse(s).map_err(FnError::Request)?);
+    }
+    let slot = req
+        .slot_choice(config.campaign.is_some())
+        .map_err(FnError::Request)?;
+    let remote = !matches!(Location::parse(&config.output)?, Location::Local(_));
+    let opts = JobOptions {
+        slot,
+        reclaim: req.reclaim,
+        run,
+        spool: remote.then(|| std::env::temp_dir().join("llmpulse-spool")),
+        now: inv.now,
+    };
+    let lookup = |k: &str| inv.env.get(k).cloned();
+    let store = store::open(&config.output, &lookup).await?;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let on_record: Arc<dyn Fn(&llmpulse_core::record::Record) + Send + Sync> = {
+        let done = done.clone();
+        Arc::new(move |_| {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let campaign = config.campaign.as_ref().map(|c| c.name.clone());
+    Ok(
+        match job::run_job(&config, &suite, store.as_ref(), opts, on_record).await? {
+            JobOutcome::Ran {
+                manifest,
+                publication,
+                ..
+            } => {
+                let (location, spooled, message) = match publication {
+                    Publication::Stored {
+                        location,
+                        manifest_key,
+                    } => (
+                        format!("{}/{manifest_key}", location.trim_end_matches('/')),
+                        false,
+                        "run stored".to_string(),
+                    ),
+                    Publication::Spooled { dir, error } => (
+                        dir.display().to_string(),
+                        true,
+                        format!("the store refused the run ({error}); it is kept in the spool"),
+                    ),
+                };
+                RunSummary {
+                    outcome: "ran".into(),
+                    campaign: manifest.campaign.clone(),
+                    slot: manifest.slot,
+                    run_id: Some(manifest.run_id.clone()),
+                    records: manifest.records,
+                    successes: manifest.successes,
+                    location: Some(location),
+                    spooled,
+                    message,
+                }
+            }
+            JobOutcome::AlreadyClaimed { slot, claim } => RunSummary {
+                outcome: "already_claimed".into(),
+                campaign,
+                slot: Some(slot.index),
+                run_id: claim.as_ref().map(|c| c.run_id.clone()),
+                records: 0,
+                successes: 0,
+                location: None,
+                spooled: false,
+                message: format!("slot {} already claimed: nothing to do", slot.index),
+            },
+            JobOutcome::NothingDue { reason } => RunSummary {
+                outcome: "nothing_due".into(),
+                campaign,
+                slot: None,
+                run_id: None,
+                records: 0,
+                successes: 0,
+                location: None,
+                spooled: false,
+                message: reason,
+            },
+        },
+    )
+}
+
+/// The process environment, plus the key-value pairs of a JSON secret when `LLMPULSE_SECRETS`
+/// holds one (Secret Manager and Secrets Manager both expose a secret as an environment
+/// variable; AWS's Parameters and Secrets extension can fill it). Secrets never override an
+/// existing variable.
+pub fn environment() -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    if let Some(json) = env.get("LLMPULSE_SECRETS").cloned()
+        && let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&json)
+    {
+        for (k, v) in map {
+            if let serde_json::Value::String(v) = v {
+                env.entry(k).or_insert(v);
+            }
+        }
+    }
+    env
+}
+
+/// JSON log lines on stderr, in the shape the platform's log service reads (`severity` and
+/// `message` for Cloud Logging when `cloud_logging` is set).
+pub fn init_logs(cloud_logging: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=error,aws_smithy_runtime=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false);
+    if cloud_logging {
+        builder.event_format(logs::CloudLogging).init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_payloads() {
+        let r = RunRequest::from_event(&serde_json::json!({"slot": 3, "targets": ["a"]})).unwrap();
+        assert_eq!(r.slot, Some(serde_json::json!(3)));
+        assert_eq!(r.slot_choice(true), Ok(SlotChoice::Index(3)));
+        // EventBridge's scheduled-event envelope: the detail is the request.
+        let env = serde_json::json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "time": "2026-12-01T00:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}
+        });
+        let r = RunRequest::from_event(&env).unwrap();
+        assert_eq!(r, RunRequest::default());
+        assert_eq!(r.slot_choice(true), Ok(SlotChoice::Auto));
+        assert_eq!(r.slot_choice(false), Ok(SlotChoice::None));
+        assert!(RunRequest::from_event(&serde_json::json!({"slto": 1})).is_err());
+        assert!(
+            RunRequest::from_event(&serde_json::json!({"slot": "soon"}))
+                .unwrap()
+                .slot_choice(true)
+                .is_err()
+        );
+    }
+}

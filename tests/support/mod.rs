@@ -8,7 +8,11 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+/// The `llmpulse` binary (tests of the `cli` package; other packages' tests do not use it).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_llmpulse") {
+    Some(b) => b,
+    None => "llmpulse",
+};
 
 /// A running `llmpulse sim`, killed on drop.
 pub struct Sim {

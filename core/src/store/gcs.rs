@@ -31,7 +31,7 @@ impl GcsStore {
     pub async fn new(
         bucket: String,
         prefix: String,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Self, StoreError> {
         let where_ = format!("gs://{bucket}/{prefix}");
         let fail = |m: String| StoreError::new(StoreErrorKind::Other, &where_, m);

@@ -134,7 +134,7 @@ pub trait Store: Send + Sync {
 /// `env` is asked for endpoint overrides (`AWS_ENDPOINT_URL`, `STORAGE_EMULATOR_HOST`).
 pub async fn open(
     location: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Box<dyn Store>, StoreError> {
     Ok(match Location::parse(location)? {
         Location::Local(dir) => Box::new(local::LocalStore::new(dir)),

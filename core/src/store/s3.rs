@@ -23,7 +23,11 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    pub async fn new(bucket: String, prefix: String, env: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub async fn new(
+        bucket: String,
+        prefix: String,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let mut b = aws_sdk_s3::config::Builder::from(&sdk);
         if sdk.region().is_none() {
