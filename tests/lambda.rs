@@ -57,11 +57,31 @@ fn scheduled_invocations_run_each_slot_once_into_s3() {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let end = (chrono::Utc::now() + chrono::Duration::hours(2))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The provider keys live in Secrets Manager (here: the S3 server's twin, moto): the function
+    // reads them at start. This one is a model name, so the test can see it arrived.
+    let secret = format!("llmpulse-test/{}", std::process::id());
+    rt.block_on(async {
+        let url = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("x-amz-target", "secretsmanager.CreateSecret")
+            // moto routes a request by the service its credential scope names.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20261125/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(json!({"Name": secret, "SecretString": "{\"LLMPULSE_TEST_MODEL\": \"from-the-secret\"}"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
     // The config is passed inline, as an environment variable can carry it.
     let config = format!(
         "suite = \"builtin:rag-retail-finance\"\noutput = \"s3://{bucket}/llmpulse\"\nconcurrency = 16\n\
          [campaign]\nname = \"lambda\"\nstart = \"{start}\"\nend = \"{end}\"\nevery = \"30m\"\n\
-         [[targets]]\nname = \"sim\"\nprovider = \"sim\"\nmodel = \"sim\"\n[targets.sim]\nttft_ms = 5\nitl_ms = 1\n"
+         [[targets]]\nname = \"sim\"\nprovider = \"sim\"\nmodel = \"${{LLMPULSE_TEST_MODEL}}\"\n[targets.sim]\nttft_ms = 5\nitl_ms = 1\n"
     );
 
     let port = free_port();
@@ -93,6 +113,7 @@ fn scheduled_invocations_run_each_slot_once_into_s3() {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
             .env("LLMPULSE_CONFIG", &config)
+            .env("LLMPULSE_SECRET_ID", &secret)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -147,5 +168,9 @@ fn scheduled_invocations_run_each_slot_once_into_s3() {
         let text = String::from_utf8(store.get(jsonl).await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(text.lines().count(), 20);
         assert!(text.lines().all(|l| l.contains("\"origin\":\"lambda:")));
+        assert!(
+            text.lines()
+                .all(|l| l.contains("\"llm_model\":\"from-the-secret\""))
+        );
     });
 }

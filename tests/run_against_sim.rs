@@ -211,9 +211,12 @@ fn api_keys_never_reach_records_or_output() {
 #[test]
 fn quickstart_needs_no_config_key_or_network() {
     let dir = Scratch::new("quickstart");
+    let md = dir.0.join("summary.md");
     let out = Command::new(BIN)
         .args(["run", "--output"])
         .arg(dir.0.join("out"))
+        .arg("--summary-markdown")
+        .arg(&md)
         .env_remove("GROQ_API_KEY")
         .env_remove("OPENROUTER_API_KEY")
         .output()
@@ -234,6 +237,15 @@ fn quickstart_needs_no_config_key_or_network() {
     }
     let rows = records(&dir.0.join("out"));
     assert_eq!(rows.len(), 80, "20 questions x 4 targets");
+    // The same summary as Markdown, one row per target (for a CI step summary).
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("| target | n | ok % |"), "{md}");
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| groq-") || l.starts_with("| openrouter-"))
+            .count(),
+        4
+    );
     let csv: Vec<PathBuf> = walk(&dir.0.join("out"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "csv"))

@@ -130,6 +130,9 @@ pub struct RunArgs {
     /// Where a run waits if the store refuses it (default ~/.cache/llmpulse/spool).
     #[arg(long)]
     pub spool: Option<PathBuf>,
+    /// Also write the summary as a Markdown table to this file (e.g. for a CI step summary).
+    #[arg(long)]
+    pub summary_markdown: Option<PathBuf>,
     /// No progress bar and no table: print only the manifest path.
     #[arg(long, short)]
     pub quiet: bool,

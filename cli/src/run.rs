@@ -136,11 +136,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 || "another run".to_string(),
                 |c| format!("run {} ({}, at {})", c.run_id, c.origin, c.claimed_at),
             );
-            println!("slot {} already claimed by {by}: nothing to do", slot.index);
+            let line = format!("slot {} already claimed by {by}: nothing to do", slot.index);
+            println!("{line}");
+            if let Some(p) = &a.summary_markdown {
+                std::fs::write(p, format!("{line}\n"))?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         JobOutcome::NothingDue { reason } => {
             println!("no slot due: {reason}");
+            if let Some(p) = &a.summary_markdown {
+                std::fs::write(p, format!("no slot due: {reason}\n"))?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -166,6 +173,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         manifest = %stored,
         "run written"
     );
+    if let Some(p) = &a.summary_markdown {
+        let md = format!(
+            "### llmpulse run {}\n\n{} records ({} ok), stored at `{stored}`\n\n{}",
+            manifest.run_id,
+            manifest.records,
+            manifest.successes,
+            table::render_markdown(&summary::by_target(&records))
+        );
+        std::fs::write(p, md).with_context(|| format!("writing {}", p.display()))?;
+    }
     if a.quiet {
         println!("{stored}");
     } else {

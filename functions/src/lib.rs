@@ -247,22 +247,68 @@ pub async fn handle(
     )
 }
 
-/// The process environment, plus the key-value pairs of a JSON secret when `LLMPULSE_SECRETS`
-/// holds one (Secret Manager and Secrets Manager both expose a secret as an environment
-/// variable; AWS's Parameters and Secrets extension can fill it). Secrets never override an
-/// existing variable.
-pub fn environment() -> HashMap<String, String> {
+/// The process environment, plus the key-value pairs of a JSON secret: read from AWS Secrets
+/// Manager when `LLMPULSE_SECRET_ID` names one (the Lambda), or taken from `LLMPULSE_SECRETS`
+/// (Cloud Run maps a Secret Manager secret to an environment variable). Secrets never override
+/// an existing variable, and their values are never logged.
+pub async fn environment() -> Result<HashMap<String, String>, String> {
     let mut env: HashMap<String, String> = std::env::vars().collect();
-    if let Some(json) = env.get("LLMPULSE_SECRETS").cloned()
-        && let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&json)
-    {
-        for (k, v) in map {
-            if let serde_json::Value::String(v) = v {
-                env.entry(k).or_insert(v);
+    let mut add = |json: &str, from: &str| -> Result<(), String> {
+        match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(map)) => {
+                for (k, v) in map {
+                    if let serde_json::Value::String(v) = v {
+                        env.entry(k).or_insert(v);
+                    }
+                }
+                Ok(())
             }
+            _ => Err(format!("{from} is not a JSON object of names to values")),
         }
+    };
+    if let Some(json) = std::env::var("LLMPULSE_SECRETS")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        add(&json, "LLMPULSE_SECRETS")?;
     }
-    env
+    if let Some(id) = std::env::var("LLMPULSE_SECRET_ID")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let json = aws_secret(&id).await?;
+        add(&json, &format!("secret {id}"))?;
+    }
+    Ok(env)
+}
+
+/// The string value of an AWS Secrets Manager secret, with the default credential chain
+/// (`AWS_ENDPOINT_URL` points at another server).
+async fn aws_secret(id: &str) -> Result<String, String> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let mut b = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+    if let Ok(url) = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+    {
+        b = b.endpoint_url(url);
+    }
+    let client = aws_sdk_secretsmanager::Client::from_conf(b.build());
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read secret {id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| format!("secret {id} has no string value"))
 }
 
 /// JSON log lines on stderr, in the shape the platform's log service reads (`severity` and

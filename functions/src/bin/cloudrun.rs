@@ -68,7 +68,10 @@ async fn run(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
             Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
         }
     };
-    let env = environment();
+    let env = match environment().await {
+        Ok(e) => e,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
     tracing::info!(caller = ?claims.email, ?req, "run requested");
     let inv = Invocation {
         origin: origin(&env),
@@ -126,7 +129,13 @@ async fn job(config: String, env: std::collections::HashMap<String, String>) -> 
 #[tokio::main]
 async fn main() -> ExitCode {
     init_logs(true);
-    let env = environment();
+    let env = match environment().await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the secrets");
+            return ExitCode::FAILURE;
+        }
+    };
     let Some(config) = env.get("LLMPULSE_CONFIG").cloned() else {
         tracing::error!(
             "LLMPULSE_CONFIG is not set: a file path, a gs:// object, or the TOML itself"

@@ -9,7 +9,7 @@ use llmpulse_functions::{Invocation, RunRequest, RunSummary, environment, handle
 use serde_json::Value;
 
 async fn invocation(event: LambdaEvent<Value>) -> Result<RunSummary, Error> {
-    let env = environment();
+    let env = environment().await?;
     let spec = env
         .get("LLMPULSE_CONFIG")
         .cloned()

@@ -1,0 +1,50 @@
+variable "project" {
+  description = "Google Cloud project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of this stack. Deploy it in several regions to measure from several vantage points; records name their region in `origin`."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "name" {
+  description = "Prefix for every resource name."
+  type        = string
+  default     = "llmpulse"
+}
+
+variable "bucket_name" {
+  description = "Bucket for records, manifests and claims (globally unique)."
+  type        = string
+}
+
+variable "image" {
+  description = "The container image built from the repository's Dockerfile, e.g. europe-west1-docker.pkg.dev/PROJECT/llmpulse/llmpulse:TAG."
+  type        = string
+}
+
+variable "config_file" {
+  description = "The llmpulse config (with a [campaign]); its `output` must be gs://<bucket_name>/llmpulse."
+  type        = string
+  default     = "../../examples/seed-campaign.toml"
+}
+
+variable "schedule" {
+  description = "Cloud Scheduler cron (UTC). It must fire at least once inside every slot: check it with `llmpulse plan --trigger`."
+  type        = string
+  default     = "*/10 * * * *"
+}
+
+variable "use_job" {
+  description = "Trigger the Cloud Run Job (sharded over task_count tasks) instead of the service."
+  type        = bool
+  default     = false
+}
+
+variable "task_count" {
+  description = "Tasks (shards) per job execution."
+  type        = number
+  default     = 3
+}
