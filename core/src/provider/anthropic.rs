@@ -5,11 +5,13 @@
 
 use std::time::Instant;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::exchange::{Dialect, Reading, Step, exchange, truncate};
+use super::exchange::{
+    Dialect, Reading, Step, add_target_headers, exchange, merge_extra, truncate,
+};
 use super::{CallOutcome, HttpRequest, Transport, Usage};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
@@ -81,11 +83,7 @@ pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
             };
         }
     }
-    if let Value::Object(map) = &mut body {
-        for (k, v) in &target.extra {
-            map.insert(k.clone(), v.clone());
-        }
-    }
+    merge_extra(&mut body, target);
     body
 }
 
@@ -102,15 +100,7 @@ fn request_headers(target: &Target) -> HeaderMap {
         v.set_sensitive(true);
         headers.insert("x-api-key", v);
     }
-    for (k, v) in &target.headers {
-        if let (Ok(name), Ok(mut value)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v.expose()),
-        ) {
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-    }
+    add_target_headers(&mut headers, target);
     headers
 }
 

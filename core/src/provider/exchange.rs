@@ -69,6 +69,28 @@ pub(crate) fn secrets(target: &Target) -> Vec<&Secret> {
         .collect()
 }
 
+/// Adds the target's own headers (values may carry secrets: all marked sensitive).
+pub(crate) fn add_target_headers(headers: &mut HeaderMap, target: &Target) {
+    for (k, v) in &target.headers {
+        if let (Ok(name), Ok(mut value)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+            reqwest::header::HeaderValue::from_str(v.expose()),
+        ) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Merges the target's `extra` fields into a request body (they win over llmpulse's own).
+pub(crate) fn merge_extra(body: &mut Value, target: &Target) {
+    if let Value::Object(map) = body {
+        for (k, v) in &target.extra {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+}
+
 /// Sends `request` for `target` over `transport` and reads the answer in `dialect`.
 /// `run_deadline` cancels the call when the run must end.
 pub(crate) async fn exchange(

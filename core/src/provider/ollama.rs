@@ -6,11 +6,13 @@
 
 use std::time::Instant;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::exchange::{Dialect, Framing, Reading, Step, exchange, truncate};
+use super::exchange::{
+    Dialect, Framing, Reading, Step, add_target_headers, exchange, merge_extra, truncate,
+};
 use super::{CallOutcome, HttpRequest, ServerTimings, Transport, Usage};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
@@ -48,26 +50,14 @@ pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
     if !prompt.tools.is_empty() {
         body["tools"] = json!(prompt.tools);
     }
-    if let Value::Object(map) = &mut body {
-        for (k, v) in &target.extra {
-            map.insert(k.clone(), v.clone());
-        }
-    }
+    merge_extra(&mut body, target);
     body
 }
 
 fn request_headers(target: &Target) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (k, v) in &target.headers {
-        if let (Ok(name), Ok(mut value)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v.expose()),
-        ) {
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-    }
+    add_target_headers(&mut headers, target);
     headers
 }
 
