@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{Scratch, Sim, by_target, f, records, run, run_with, target};
+use support::{Scratch, Sim, by_target, f, records, run, run_with, target, target_as};
 
 /// The bundled suite's 20 questions, so a run has many distinct requests.
 const TWENTY: &str = "suite = \"builtin:rag-retail-finance\"\n";
@@ -49,8 +49,13 @@ fn a_run_full_of_faults_loses_no_record() {
     let cfg = format!(
         "{TWENTY}concurrency = 8\n{}{}",
         target("a", &sim.base_url, opts),
-        target("b", &sim.base_url, &format!("{opts}\nstream = false"))
-            .replace("model = \"sim\"", "model = \"sim-b\"")
+        target_as(
+            "b",
+            "openai-compatible",
+            &sim.base_url,
+            "sim-b",
+            &format!("{opts}\nstream = false")
+        )
     );
     let out = run(&dir, &cfg, &[]);
     assert!(
@@ -168,8 +173,8 @@ fn each_timeout_has_its_own_kind() {
     );
     let sim = Sim::start(&["--profile", profile.to_str().unwrap()]);
     let t = |name: &str, model: &str, extra: &str| {
-        target(name, &sim.base_url, &format!("max_attempts = 1\n{extra}"))
-            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+        let extra = format!("max_attempts = 1\n{extra}");
+        target_as(name, "openai-compatible", &sim.base_url, model, &extra)
     };
     let cfg = format!(
         "suite = \"suite.toml\"\n{}{}{}",
@@ -288,12 +293,8 @@ fn anthropic_messages_are_measured_like_any_other_protocol() {
     );
     let sim = Sim::start(&["--profile", profile.to_str().unwrap()]);
     let claude = |name: &str, model: &str, extra: &str| {
-        target(name, &sim.base_url, &format!("max_attempts = 1\n{extra}"))
-            .replace(
-                "provider = \"openai-compatible\"",
-                "provider = \"anthropic\"",
-            )
-            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+        let extra = format!("max_attempts = 1\n{extra}");
+        target_as(name, "anthropic", &sim.base_url, model, &extra)
     };
     let cfg = format!(
         "suite = \"suite.toml\"\n{}{}{}{}{}",
@@ -364,10 +365,7 @@ fn anthropic_tool_use_arrives_as_input_json_deltas() {
     let cfg = format!(
         "suite = \"{}\"\n{}",
         suite.display(),
-        target("claude", &sim.base_url, "").replace(
-            "provider = \"openai-compatible\"",
-            "provider = \"anthropic\""
-        )
+        target_as("claude", "anthropic", &sim.base_url, "sim", "")
     );
     let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", "sk-ant-x")]);
     assert!(
@@ -397,12 +395,7 @@ fn ollama_native_reports_server_timings_beside_ours() {
     let dir = Scratch::new("ollama");
     let base = sim.base_url.replace("/v1", "/api");
     let native = |name: &str, model: &str, extra: &str| {
-        target(name, &base, extra)
-            .replace(
-                "provider = \"openai-compatible\"",
-                "provider = \"ollama-native\"",
-            )
-            .replace("model = \"sim\"", &format!("model = \"{model}\""))
+        target_as(name, "ollama-native", &base, model, extra)
     };
     let cfg = format!(
         "suite = \"suite.toml\"\n{}{}{}",

@@ -10,22 +10,14 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
-use support::{Scratch, by_target, f, records, run, service_url, target};
+use support::{Scratch, by_target, f, records, run, service_url, target_as};
 
 /// The server answers one request at a time: the tests take turns.
 static SERVER: Mutex<()> = Mutex::new(());
 
 fn llama(name: &str, url: &str, max_tokens: u32, extra: &str) -> String {
-    target(
-        name,
-        url,
-        &format!("temperature = 0\nseed = 7\nmax_tokens = {max_tokens}\n{extra}"),
-    )
-    .replace(
-        "provider = \"openai-compatible\"",
-        "provider = \"llamacpp\"",
-    )
-    .replace("model = \"sim\"", "model = \"smollm2\"")
+    let extra = format!("temperature = 0\nseed = 7\nmax_tokens = {max_tokens}\n{extra}");
+    target_as(name, "llamacpp", url, "smollm2", &extra)
 }
 
 #[test]

@@ -127,9 +127,15 @@ pub fn records(out: &Path) -> Vec<Value> {
     rows
 }
 
+/// A `[[targets]]` table for an OpenAI-compatible server at `base_url`, model `sim`.
 pub fn target(name: &str, base_url: &str, extra: &str) -> String {
+    target_as(name, "openai-compatible", base_url, "sim", extra)
+}
+
+/// A `[[targets]]` table with any provider preset and model, pointed at `base_url`.
+pub fn target_as(name: &str, provider: &str, base_url: &str, model: &str, extra: &str) -> String {
     format!(
-        "[[targets]]\nname = \"{name}\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\n{extra}\n"
+        "[[targets]]\nname = \"{name}\"\nprovider = \"{provider}\"\nbase_url = \"{base_url}\"\nmodel = \"{model}\"\n{extra}\n"
     )
 }
 
