@@ -1,4 +1,12 @@
-//! Small, exact statistics over in-memory samples: percentiles and means.
+//! Statistics over in-memory samples, honest for small n: percentiles, means, a Wilson interval
+//! for success rates, bootstrap intervals for percentiles, and the Mann–Whitney U and
+//! two-proportion tests for comparing two targets or two windows.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// z for a two-sided 95% interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
 
 /// The `q`-th percentile (0..=100) of `values` by linear interpolation between closest ranks
 /// (the definition numpy uses by default). `None` for an empty sample. NaNs are ignored.
@@ -29,9 +37,205 @@ pub fn mean(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// The Wilson score interval for `successes` out of `n` at normal quantile `z` (1.96 for 95%):
+/// unlike the normal approximation it stays inside [0, 1] and is sensible at 0 or n successes
+/// and for small n. `None` for n = 0.
+pub fn wilson(successes: u64, n: u64, z: f64) -> Option<(f64, f64)> {
+    if n == 0 || successes > n {
+        return None;
+    }
+    let (k, n) = (successes as f64, n as f64);
+    let p = k / n;
+    let z2 = z * z;
+    let denom = 1.0 + z2 / n;
+    let center = (p + z2 / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
+    // At 0 or n successes the bound is exactly 0 or 1; say so without rounding error.
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (center - half).max(0.0)
+    };
+    let hi = if successes as f64 == n {
+        1.0
+    } else {
+        (center + half).min(1.0)
+    };
+    Some((lo, hi))
+}
+
+/// A percentile bootstrap interval for the `q`-th percentile of `values`: `resamples`
+/// resamples drawn with a generator seeded by `seed` (so a report is reproducible), and the
+/// central `level` (e.g. 0.95) of their percentiles. `None` for an empty sample.
+pub fn bootstrap_percentile(
+    values: &[f64],
+    q: f64,
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    if values.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = vec![0.0; values.len()];
+    let mut estimates = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        for slot in sample.iter_mut() {
+            *slot = values[rng.random_range(0..values.len())];
+        }
+        sample.sort_by(f64::total_cmp);
+        estimates.push(percentile_sorted(&sample, q));
+    }
+    estimates.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0 * 100.0;
+    Some((
+        percentile_sorted(&estimates, tail),
+        percentile_sorted(&estimates, 100.0 - tail),
+    ))
+}
+
+/// The complementary error function (Abramowitz and Stegun 7.1.26, absolute error < 1.5e-7).
+fn erfc(x: f64) -> f64 {
+    let sign = x < 0.0;
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let e = poly * (-x * x).exp();
+    if sign { 2.0 - e } else { e }
+}
+
+/// Two-sided p-value of a standard normal statistic.
+pub fn two_sided_p(z: f64) -> f64 {
+    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+}
+
+/// The Mann–Whitney U test of `a` against `b` (normal approximation with tie correction, no
+/// continuity correction): `(U of a, z, two-sided p)`. `None` when either sample is empty or
+/// every value is tied.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
+    let (n1, n2) = (a.len(), b.len());
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|v| (*v, true))
+        .chain(b.iter().map(|v| (*v, false)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let n = all.len();
+    let mut rank_sum_a = 0.0;
+    let mut ties = 0.0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        ties += t * t * t - t;
+        rank_sum_a += all[i..=j].iter().filter(|(_, in_a)| *in_a).count() as f64 * rank;
+        i = j + 1;
+    }
+    let (n1f, n2f, nf) = (n1 as f64, n2 as f64, n as f64);
+    let u = rank_sum_a - n1f * (n1f + 1.0) / 2.0;
+    let var = n1f * n2f / 12.0 * ((nf + 1.0) - ties / (nf * (nf - 1.0)));
+    if var <= 0.0 {
+        return None;
+    }
+    let z = (u - n1f * n2f / 2.0) / var.sqrt();
+    Some((u, z, two_sided_p(z)))
+}
+
+/// The two-proportion z-test (pooled): `(difference a − b, z, two-sided p)`. `None` when a
+/// sample is empty or the pooled rate is 0 or 1.
+pub fn two_proportions(
+    success_a: u64,
+    n_a: u64,
+    success_b: u64,
+    n_b: u64,
+) -> Option<(f64, f64, f64)> {
+    if n_a == 0 || n_b == 0 {
+        return None;
+    }
+    let (pa, pb) = (success_a as f64 / n_a as f64, success_b as f64 / n_b as f64);
+    let pooled = (success_a + success_b) as f64 / (n_a + n_b) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n_a as f64 + 1.0 / n_b as f64)).sqrt();
+    if se == 0.0 {
+        return None;
+    }
+    let z = (pa - pb) / se;
+    Some((pa - pb, z, two_sided_p(z)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn wilson_matches_hand_computation() {
+        // 18 of 20: center 0.83556, half-width 0.13658 → [0.6990, 0.9721].
+        let (lo, hi) = wilson(18, 20, Z95).unwrap();
+        assert!(
+            close(lo, 0.6990, 1e-4) && close(hi, 0.9721, 1e-4),
+            "{lo} {hi}"
+        );
+        // All successes: the upper bound is 1, the lower bound is not.
+        let (lo, hi) = wilson(10, 10, Z95).unwrap();
+        assert!(close(lo, 0.7225, 1e-4) && hi == 1.0, "{lo} {hi}");
+        assert_eq!(wilson(0, 0, Z95), None);
+    }
+
+    #[test]
+    fn bootstrap_interval_brackets_the_estimate_and_narrows_with_n() {
+        let small: Vec<f64> = (1..=20).map(f64::from).collect();
+        let large: Vec<f64> = (1..=2000).map(|i| f64::from(i % 20 + 1)).collect();
+        let (lo, hi) = bootstrap_percentile(&small, 50.0, 0.95, 1000, 7).unwrap();
+        let median = percentile(&small, 50.0).unwrap();
+        assert!(lo <= median && median <= hi, "{lo} {median} {hi}");
+        let (llo, lhi) = bootstrap_percentile(&large, 50.0, 0.95, 1000, 7).unwrap();
+        assert!(lhi - llo < hi - lo);
+        // Reproducible with the same seed.
+        assert_eq!(
+            bootstrap_percentile(&small, 50.0, 0.95, 1000, 7),
+            Some((lo, hi))
+        );
+    }
+
+    #[test]
+    fn mann_whitney_matches_scipy_asymptotic() {
+        // scipy.stats.mannwhitneyu([1,2,3], [4,5,6], method="asymptotic", use_continuity=False)
+        // → U = 0, p = 0.0495
+        let (u, z, p) = mann_whitney(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(u, 0.0);
+        assert!(close(z, -1.9640, 1e-4), "{z}");
+        assert!(close(p, 0.04953, 1e-4), "{p}");
+        // With ties: [1,2,2,3] vs [2,3,4,5]: midranks give R = 12.5, U = 2.5; tie-corrected
+        // variance 16/12 × (9 − 30/56) = 11.2857, z = −1.6372, p = 0.1016.
+        let (u, z, p) = mann_whitney(&[1.0, 2.0, 2.0, 3.0], &[2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!(u, 2.5);
+        assert!(close(z, -1.6372, 1e-4), "{z}");
+        assert!(close(p, 0.1016, 1e-3), "{p}");
+        assert_eq!(mann_whitney(&[1.0], &[1.0]), None);
+    }
+
+    #[test]
+    fn two_proportions_hand_computation() {
+        // 90/100 vs 80/100: pooled 0.85, se 0.050498, z = 1.9803, p = 0.0477
+        let (d, z, p) = two_proportions(90, 100, 80, 100).unwrap();
+        assert!(close(d, 0.1, 1e-12));
+        assert!(close(z, 1.9803, 1e-4), "{z}");
+        assert!(close(p, 0.0477, 1e-3), "{p}");
+    }
 
     #[test]
     fn percentile_interpolates_like_numpy() {
