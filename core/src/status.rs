@@ -48,8 +48,8 @@ pub struct CampaignStatus {
 }
 
 /// Reads a campaign's manifests, claims and records from `store` and compares them with what
-/// the campaign should have produced by `as_of`. `per_run` is the number of records a run
-/// makes per target and per industry: `(targets, industries → records per target)`.
+/// the campaign should have produced by `as_of`. `per_industry_per_target` maps each industry to
+/// the records one run makes for one target (its questions × repetitions).
 pub async fn campaign_status(
     campaign: &Campaign,
     store: &dyn Store,

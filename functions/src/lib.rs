@@ -179,13 +179,8 @@ pub async fn handle(
     };
     let lookup = |k: &str| inv.env.get(k).cloned();
     let store = store::open(&config.output, &lookup).await?;
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let on_record: Arc<dyn Fn(&llmpulse_core::record::Record) + Send + Sync> = {
-        let done = done.clone();
-        Arc::new(move |_| {
-            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        })
-    };
+    // No progress display in a function: the summary and the logs say how it went.
+    let on_record: Arc<dyn Fn(&llmpulse_core::record::Record) + Send + Sync> = Arc::new(|_| {});
     let campaign = config.campaign.as_ref().map(|c| c.name.clone());
     Ok(
         match job::run_job(&config, &suite, store.as_ref(), opts, on_record).await? {

@@ -3,16 +3,12 @@
 //! thinking and tool-use deltas, `message_delta` with the stop reason and output usage,
 //! `message_stop`, `ping`, `error`). Measured by the same exchange as every other protocol.
 
-use std::time::Instant;
-
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::exchange::{
-    Dialect, Reading, Step, add_target_headers, exchange, merge_extra, truncate,
-};
-use super::{CallOutcome, HttpRequest, Transport, Usage};
+use super::Usage;
+use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
@@ -104,23 +100,8 @@ fn request_headers(target: &Target) -> HeaderMap {
     headers
 }
 
-/// Sends one Messages request for `target` over `transport` and measures the answer.
-pub async fn call(
-    target: &Target,
-    transport: &dyn Transport,
-    prompt: &Prompt,
-    run_deadline: Option<Instant>,
-) -> CallOutcome {
-    let request = HttpRequest {
-        path: "/messages",
-        headers: request_headers(target),
-        body: request_body(target, prompt).to_string().into_bytes(),
-    };
-    exchange(target, transport, request, &Anthropic, run_deadline).await
-}
-
 /// The Messages dialect.
-struct Anthropic;
+pub(crate) struct Anthropic;
 
 #[derive(Deserialize)]
 struct EventWire {
@@ -211,6 +192,18 @@ fn block(r: &mut Reading, b: &Value) -> Output {
 }
 
 impl Dialect for Anthropic {
+    fn path(&self) -> &'static str {
+        "/messages"
+    }
+
+    fn headers(&self, target: &Target) -> HeaderMap {
+        request_headers(target)
+    }
+
+    fn request(&self, target: &Target, prompt: &Prompt) -> Value {
+        request_body(target, prompt)
+    }
+
     fn event(&self, r: &mut Reading, event: &str, data: &str) -> Step {
         if data.is_empty() || event == "ping" {
             return Step::Skip;

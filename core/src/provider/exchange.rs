@@ -24,6 +24,7 @@ use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};
 use crate::retry::RateLimitInfo;
 use crate::secret::{Secret, scrub};
+use crate::suite::Prompt;
 
 /// The most of an error body kept for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -51,6 +52,12 @@ pub(crate) enum Framing {
 
 /// A wire protocol: what its stream events and whole bodies mean.
 pub(crate) trait Dialect: Sync {
+    /// The path of the request under the target's base URL.
+    fn path(&self) -> &'static str;
+    /// The request's headers (content type, auth, the target's own).
+    fn headers(&self, target: &Target) -> HeaderMap;
+    /// The request's JSON body.
+    fn request(&self, target: &Target, prompt: &Prompt) -> Value;
     /// How its streams are framed.
     fn framing(&self) -> Framing {
         Framing::Sse
@@ -91,9 +98,26 @@ pub(crate) fn merge_extra(body: &mut Value, target: &Target) {
     }
 }
 
+/// Asks `prompt` of `target` in `dialect` and measures the answer; `run_deadline` cancels the
+/// call when the run must end.
+pub(crate) async fn call(
+    target: &Target,
+    transport: &dyn Transport,
+    prompt: &Prompt,
+    dialect: &dyn Dialect,
+    run_deadline: Option<Instant>,
+) -> CallOutcome {
+    let request = HttpRequest {
+        path: dialect.path(),
+        headers: dialect.headers(target),
+        body: dialect.request(target, prompt).to_string().into_bytes(),
+    };
+    exchange(target, transport, request, dialect, run_deadline).await
+}
+
 /// Sends `request` for `target` over `transport` and reads the answer in `dialect`.
 /// `run_deadline` cancels the call when the run must end.
-pub(crate) async fn exchange(
+async fn exchange(
     target: &Target,
     transport: &dyn Transport,
     request: HttpRequest,

@@ -182,13 +182,18 @@ impl Client {
 
     /// Asks `prompt` once and measures the answer; `run_deadline` cancels the call.
     pub async fn call(&self, prompt: &Prompt, run_deadline: Option<Instant>) -> CallOutcome {
-        let transport = self.transport.as_ref();
-        match self.target.protocol {
-            Protocol::Openai => openai::call(&self.target, transport, prompt, run_deadline).await,
-            Protocol::Anthropic => {
-                anthropic::call(&self.target, transport, prompt, run_deadline).await
-            }
-            Protocol::Ollama => ollama::call(&self.target, transport, prompt, run_deadline).await,
-        }
+        let dialect: &dyn exchange::Dialect = match self.target.protocol {
+            Protocol::Openai => &openai::OpenAi,
+            Protocol::Anthropic => &anthropic::Anthropic,
+            Protocol::Ollama => &ollama::Ollama,
+        };
+        exchange::call(
+            &self.target,
+            self.transport.as_ref(),
+            prompt,
+            dialect,
+            run_deadline,
+        )
+        .await
     }
 }

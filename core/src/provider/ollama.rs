@@ -4,16 +4,12 @@
 //! record beside llmpulse's client-side figures, so the two can be compared. Ollama's
 //! OpenAI-compatible endpoint is the `ollama` preset; this one is `ollama-native`.
 
-use std::time::Instant;
-
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::exchange::{
-    Dialect, Framing, Reading, Step, add_target_headers, exchange, merge_extra, truncate,
-};
-use super::{CallOutcome, HttpRequest, ServerTimings, Transport, Usage};
+use super::exchange::{Dialect, Framing, Reading, Step, add_target_headers, merge_extra, truncate};
+use super::{ServerTimings, Usage};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
@@ -61,22 +57,8 @@ fn request_headers(target: &Target) -> HeaderMap {
     headers
 }
 
-/// Sends one native chat request for `target` over `transport` and measures the answer.
-pub async fn call(
-    target: &Target,
-    transport: &dyn Transport,
-    prompt: &Prompt,
-    run_deadline: Option<Instant>,
-) -> CallOutcome {
-    let request = HttpRequest {
-        path: "/chat",
-        headers: request_headers(target),
-        body: request_body(target, prompt).to_string().into_bytes(),
-    };
-    exchange(target, transport, request, &Ollama, run_deadline).await
-}
-
-struct Ollama;
+/// The native chat dialect.
+pub(crate) struct Ollama;
 
 #[derive(Deserialize)]
 struct LineWire {
@@ -158,6 +140,18 @@ fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
 }
 
 impl Dialect for Ollama {
+    fn path(&self) -> &'static str {
+        "/chat"
+    }
+
+    fn headers(&self, target: &Target) -> HeaderMap {
+        request_headers(target)
+    }
+
+    fn request(&self, target: &Target, prompt: &Prompt) -> Value {
+        request_body(target, prompt)
+    }
+
     fn framing(&self) -> Framing {
         Framing::Ndjson
     }

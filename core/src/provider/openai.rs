@@ -2,16 +2,12 @@
 //! reading of answers, usage and errors as they arrive. Every OpenAI-compatible service goes
 //! through here (Groq, OpenRouter, vLLM, llama.cpp, Ollama, LM Studio, Exo, the simulator).
 
-use std::time::Instant;
-
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::exchange::{
-    Dialect, Reading, Step, add_target_headers, exchange, merge_extra, truncate,
-};
-use super::{CallOutcome, HttpRequest, Transport, Usage};
+use super::Usage;
+use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
 use crate::config::{JsonMode, Target};
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
@@ -75,26 +71,22 @@ fn request_headers(target: &Target) -> HeaderMap {
     headers
 }
 
-/// Sends one chat request for `target` over `transport` and measures the answer. `run_deadline`
-/// cancels the call when the run must end.
-pub async fn call(
-    target: &Target,
-    transport: &dyn Transport,
-    prompt: &Prompt,
-    run_deadline: Option<Instant>,
-) -> CallOutcome {
-    let request = HttpRequest {
-        path: "/chat/completions",
-        headers: request_headers(target),
-        body: request_body(target, prompt).to_string().into_bytes(),
-    };
-    exchange(target, transport, request, &OpenAi, run_deadline).await
-}
-
 /// The chat-completions dialect.
-struct OpenAi;
+pub(crate) struct OpenAi;
 
 impl Dialect for OpenAi {
+    fn path(&self) -> &'static str {
+        "/chat/completions"
+    }
+
+    fn headers(&self, target: &Target) -> HeaderMap {
+        request_headers(target)
+    }
+
+    fn request(&self, target: &Target, prompt: &Prompt) -> Value {
+        request_body(target, prompt)
+    }
+
     fn event(&self, r: &mut Reading, event: &str, data: &str) -> Step {
         if data == "[DONE]" {
             return Step::Done;
@@ -257,6 +249,7 @@ fn apply(r: &mut Reading, m: MessageWire) -> Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn feed(r: &mut Reading, delta: Value) {
         let m: MessageWire = serde_json::from_value(delta).unwrap();
