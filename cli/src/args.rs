@@ -40,6 +40,111 @@ pub enum Command {
     Campaign(CampaignCommand),
     /// Upload runs that wait in a spool because their store refused them.
     Upload(UploadArgs),
+    /// Read runs back and write index.html, summary.md, comparison.txt and summary.json.
+    Report(ReportArgs),
+    /// Recommend the measured model for a task or agent type, under limits.
+    Select(SelectArgs),
+    /// SYNTHETIC DATA for tests and benchmarks: write a made-up record history.
+    Synth(SynthArgs),
+}
+
+/// Which records: where, when, which campaign and targets.
+#[derive(Args)]
+pub struct SourceArgs {
+    /// Where the runs are: a directory, s3://bucket/prefix or gs://bucket/prefix.
+    #[arg(long)]
+    pub from: String,
+    /// Only records sent at or after this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records sent before this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this campaign's runs.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// Only these targets (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The directory to write the report into.
+    #[arg(long, short, default_value = "report")]
+    pub out: PathBuf,
+    /// Compare two targets (`--compare groq-8b openrouter-8b`) or two windows
+    /// (`--compare 2026-11-01..2026-11-08 2026-11-08..2026-11-15`, with --target for one
+    /// target; all targets together otherwise).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub compare: Vec<String>,
+    /// With two windows: compare this target only.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A config whose [campaign] defines the expected slots (otherwise: up to the highest slot
+    /// seen).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Time bucket of the charts (e.g. 1h, 6h, 1d); chosen from the span when absent.
+    #[arg(long)]
+    pub bucket: Option<humantime::Duration>,
+}
+
+#[derive(Args)]
+pub struct SelectArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Task type: speed_critical, memory_constrained, structured_output, tool_use,
+    /// creative_content, complex_reasoning, rag_coverage.
+    #[arg(long, conflicts_with = "agent", required_unless_present = "agent")]
+    pub task: Option<String>,
+    /// Agent type: creative, analytical, assistant, chat, coding, summarization, translation.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Largest memory use in MB (targets without a memory measurement are left out).
+    #[arg(long)]
+    pub max_memory: Option<f64>,
+    /// Smallest median output speed in tokens/s.
+    #[arg(long)]
+    pub min_speed: Option<f64>,
+    /// Largest p95 latency in seconds.
+    #[arg(long)]
+    pub max_p95_latency: Option<f64>,
+    /// Largest mean cost per call in USD (targets that report no cost pass).
+    #[arg(long)]
+    pub max_cost: Option<f64>,
+    /// Fewest calls a target needs to be considered.
+    #[arg(long, default_value_t = llmpulse_core::select::MIN_CALLS)]
+    pub min_calls: u64,
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Records to write (rounded up to whole runs).
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+    /// Targets per run.
+    #[arg(long, default_value_t = 4)]
+    pub targets: u32,
+    /// Questions per target per run.
+    #[arg(long, default_value_t = 20)]
+    pub questions: u32,
+    /// Time between runs.
+    #[arg(long, default_value = "30m")]
+    pub every: humantime::Duration,
+    /// First run's start (RFC 3339); default: far enough back that the last run is now.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Mark the runs as this campaign's slots.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The directory to write into.
+    #[arg(long, short)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]

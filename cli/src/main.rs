@@ -5,9 +5,12 @@ mod args;
 mod campaign;
 mod logging;
 mod plan;
+mod report;
 mod run;
+mod select;
 mod sim;
 mod suite;
+mod synth;
 mod table;
 mod upload;
 
@@ -28,6 +31,9 @@ fn main() -> ExitCode {
         Command::Plan(a) => plan::plan(a),
         Command::Campaign(CampaignCommand::Status(a)) => campaign::status(a),
         Command::Upload(a) => upload::upload(a),
+        Command::Report(a) => report::report(a),
+        Command::Select(a) => select::select(a),
+        Command::Synth(a) => synth::synth(a),
     };
     match result {
         Ok(code) => code,

@@ -15,17 +15,20 @@ pub mod measure;
 pub mod output;
 pub mod provider;
 pub mod record;
+pub mod report;
 pub mod retry;
 pub mod runner;
 pub mod schedule;
 pub mod score;
 pub mod secret;
+pub mod select;
 pub mod sim;
 pub mod stats;
 pub mod status;
 pub mod store;
 pub mod suite;
 pub mod summary;
+pub mod synth;
 pub mod tokens;
 
 /// The version written into every record and manifest.

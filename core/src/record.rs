@@ -94,6 +94,10 @@ pub struct Record {
     pub origin: String,
     pub llmpulse_version: String,
     pub config_hash: String,
+    /// The model's resident memory in MB while it answered, when the host can tell (an agent's
+    /// telemetry, a server that reports it); `null` otherwise, and for every hosted API.
+    #[serde(default)]
+    pub memory_mb: Option<f64>,
 }
 
 /// What the runner knows about a call besides its outcome.
@@ -249,6 +253,7 @@ impl Record {
             origin: cx.origin.to_string(),
             llmpulse_version: crate::VERSION.to_string(),
             config_hash: cx.config_hash.to_string(),
+            memory_mb: None,
         }
     }
 }

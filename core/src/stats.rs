@@ -95,6 +95,62 @@ pub fn bootstrap_percentile(
     ))
 }
 
+/// [`bootstrap_percentile`] for several percentiles at once, over one set of resamples (each
+/// resample is sorted once). Returns one interval per entry of `qs`, or `None` for an empty
+/// sample.
+pub fn bootstrap_percentiles(
+    values: &[f64],
+    qs: &[f64],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Vec<(f64, f64)>> {
+    if values.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = vec![0.0; values.len()];
+    let mut estimates = vec![Vec::with_capacity(resamples); qs.len()];
+    for _ in 0..resamples {
+        for slot in sample.iter_mut() {
+            *slot = values[rng.random_range(0..values.len())];
+        }
+        sample.sort_unstable_by(f64::total_cmp);
+        for (e, q) in estimates.iter_mut().zip(qs) {
+            e.push(percentile_sorted(&sample, *q));
+        }
+    }
+    let tail = (1.0 - level) / 2.0 * 100.0;
+    Some(
+        estimates
+            .into_iter()
+            .map(|mut e| {
+                e.sort_by(f64::total_cmp);
+                (
+                    percentile_sorted(&e, tail),
+                    percentile_sorted(&e, 100.0 - tail),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The distribution-free confidence interval for the `q`-th quantile (0..=1) of `n` values: the
+/// 1-based ranks `(l, u)` of the order statistics that bound it at normal quantile `z` (the
+/// binomial interval, normal approximation). Needs no resampling, so it works on a histogram of
+/// any size. `None` for n = 0.
+pub fn quantile_rank_interval(n: u64, q: f64, z: f64) -> Option<(u64, u64)> {
+    if n == 0 {
+        return None;
+    }
+    let nf = n as f64;
+    let q = q.clamp(0.0, 1.0);
+    let half = z * (nf * q * (1.0 - q)).sqrt();
+    let lo = (nf * q - half).floor().max(1.0) as u64;
+    let hi = ((nf * q + half).ceil() as u64 + 1).min(n);
+    Some((lo.min(n), hi.max(lo.min(n))))
+}
+
 /// The complementary error function (Abramowitz and Stegun 7.1.26, absolute error < 1.5e-7).
 fn erfc(x: f64) -> f64 {
     let sign = x < 0.0;

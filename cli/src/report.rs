@@ -1,0 +1,143 @@
+//! `llmpulse report` and the reading shared with `llmpulse select`: records from any store,
+//! filtered, folded and written as a report.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use llmpulse_core::config::Config;
+use llmpulse_core::report::aggregate::{Aggregate, Plan, Side, parse_time};
+use llmpulse_core::report::figures::{self, Context as FigContext};
+use llmpulse_core::report::read::{self, Filter, ReadStats};
+use llmpulse_core::report::{self, text};
+use llmpulse_core::store;
+
+use crate::args::{ReportArgs, SourceArgs};
+
+/// The filter the source arguments describe.
+pub fn filter(a: &SourceArgs) -> anyhow::Result<Filter> {
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<_> {
+        v.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    Ok(Filter {
+        since: time("--since", &a.since)?,
+        until: time("--until", &a.until)?,
+        campaign: a.campaign.clone(),
+        targets: a.targets.clone(),
+    })
+}
+
+/// Reads and folds the records at `a.from`, with a progress bar on a terminal.
+pub fn load(
+    a: &SourceArgs,
+    plan: impl FnOnce(Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)>) -> Plan,
+) -> anyhow::Result<(Aggregate, ReadStats)> {
+    let filter = filter(a)?;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} runs read  {elapsed}") {
+        bar.set_style(style);
+    }
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let out = runtime.block_on(async {
+        let store = store::open(&a.from, &env).await?;
+        anyhow::Ok(read::read(store.as_ref(), &filter, plan, &progress).await?)
+    });
+    bar.finish_and_clear();
+    let (agg, stats) = out.with_context(|| format!("reading {}", a.from))?;
+    for p in stats.problems.iter().chain(&agg.bad_lines) {
+        tracing::warn!("{p}");
+    }
+    Ok((agg, stats))
+}
+
+pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let compare = match a.compare.as_slice() {
+        [] => None,
+        [x, y] => Some((
+            Side::parse(x).map_err(|e| anyhow::anyhow!("--compare: {e}"))?,
+            Side::parse(y).map_err(|e| anyhow::anyhow!("--compare: {e}"))?,
+        )),
+        _ => anyhow::bail!("--compare takes two targets or two windows"),
+    };
+    let campaigns = match &a.config {
+        Some(path) => {
+            let env = |k: &str| std::env::var(k).ok();
+            Config::load_for_reading(path, &env)?
+                .campaign
+                .into_iter()
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let bucket = a.bucket.map(|d| d.as_secs() as i64);
+    if bucket == Some(0) {
+        anyhow::bail!("--bucket must be at least one second");
+    }
+    let (agg, stats) = load(&a.source, |span| Plan {
+        bucket_sec: bucket.unwrap_or_else(|| figures::bucket_for(span)),
+        compare: compare.clone(),
+        compare_target: a.target.clone(),
+    })?;
+    if agg.records == 0 {
+        anyhow::bail!(
+            "no records at {} match (runs seen: {}); check --since, --until, --campaign and \
+             --targets",
+            a.source.from,
+            stats.runs.len()
+        );
+    }
+    if let Some((Side::Target(x), Side::Target(y))) = &compare {
+        for t in [x, y] {
+            if !agg.targets.contains_key(t) {
+                anyhow::bail!(
+                    "--compare: no records of target '{t}'; targets seen: {}",
+                    agg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    let filter = filter(&a.source)?;
+    let cx = FigContext {
+        source: a.source.from.clone(),
+        since: filter.since,
+        until: filter.until,
+        campaign: filter.campaign.clone(),
+        campaigns: &campaigns,
+        now: Utc::now(),
+    };
+    let r = figures::compute(&agg, &stats, &cx);
+    let files = report::write(&r, &a.out)
+        .with_context(|| format!("writing the report into {}", a.out.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", text::comparison_table(&r))?;
+    if let Some(c) = &r.comparison {
+        writeln!(stdout, "{}", text::comparison_text(c))?;
+    }
+    writeln!(
+        stdout,
+        "{} records from {} run{}; wrote {}",
+        r.records,
+        r.runs,
+        if r.runs == 1 { "" } else { "s" },
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,356 @@
+//! Charts as inline SVG, drawn with plotters' SVG backend: lines over time, box plots, bars with
+//! intervals, and a campaign's slot strip. Each function returns one `<svg>` element as text;
+//! text is left to the browser's fonts, so the SVG needs no font files.
+
+use chrono::{DateTime, Utc};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Tableau 10: distinguishable, and legible in greyscale print by order.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x4e, 0x79, 0xa7),
+    RGBColor(0xf2, 0x8e, 0x2b),
+    RGBColor(0xe1, 0x57, 0x59),
+    RGBColor(0x76, 0xb7, 0xb2),
+    RGBColor(0x59, 0xa1, 0x4f),
+    RGBColor(0xed, 0xc9, 0x48),
+    RGBColor(0xb0, 0x7a, 0xa1),
+    RGBColor(0xff, 0x9d, 0xa7),
+    RGBColor(0x9c, 0x75, 0x5f),
+    RGBColor(0xba, 0xb0, 0xac),
+];
+
+/// The colour of series `i`.
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const WIDTH: u32 = 760;
+const FONT: &str = "sans-serif";
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Result<T> = std::result::Result<T, String>;
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("chart: {e:?}")
+}
+
+fn svg(height: u32, draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// One named line over time.
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(DateTime<Utc>, f64)>,
+}
+
+/// Lines over time, one colour per line, with a legend.
+pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> Result<String> {
+    let all = lines.iter().flat_map(|l| l.points.iter());
+    let (mut t0, mut t1, mut ymax) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>, 0.0f64);
+    for (t, y) in all {
+        t0 = Some(t0.map_or(*t, |a| a.min(*t)));
+        t1 = Some(t1.map_or(*t, |a| a.max(*t)));
+        ymax = ymax.max(*y);
+    }
+    let (Some(t0), Some(mut t1)) = (t0, t1) else {
+        return Err(format!("{title}: no points"));
+    };
+    if t1 <= t0 {
+        t1 = t0 + chrono::Duration::hours(1);
+    }
+    let ymax = if percent {
+        100.0
+    } else if ymax > 0.0 {
+        ymax * 1.1
+    } else {
+        1.0
+    };
+    let span_days = (t1 - t0).num_hours() > 48;
+    svg(340, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(34)
+            .y_label_area_size(56)
+            .build_cartesian_2d(t0..t1, 0.0..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&|t: &DateTime<Utc>| {
+                if span_days {
+                    t.format("%m-%d").to_string()
+                } else {
+                    t.format("%m-%d %H:%M").to_string()
+                }
+            })
+            .y_desc(y_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        for (i, l) in lines.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(l.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                });
+            if l.points.len() <= 60 {
+                chart
+                    .draw_series(l.points.iter().map(|p| Circle::new(*p, 2, c.filled())))
+                    .map_err(err)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+            .label_font((FONT, 12))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// The five numbers of one box: whiskers at p5 and p95, box from p25 to p75, line at p50.
+pub struct BoxRow {
+    pub name: String,
+    pub p05: f64,
+    pub p25: f64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p95: f64,
+    pub n: u64,
+}
+
+/// Horizontal box plots, one row per target.
+pub fn boxes(title: &str, x_desc: &str, rows: &[BoxRow]) -> Result<String> {
+    if rows.is_empty() {
+        return Err(format!("{title}: no rows"));
+    }
+    let xmax = rows.iter().map(|r| r.p95).fold(0.0, f64::max).max(1e-3) * 1.08;
+    let n = rows.len() as f64;
+    svg(90 + 42 * rows.len() as u32, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(34)
+            .y_label_area_size(170)
+            .build_cartesian_2d(0.0..xmax, -0.5..(n - 0.5))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(x_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        for (i, r) in rows.iter().enumerate() {
+            let y = n - 1.0 - i as f64;
+            let c = color(i);
+            let plot = chart.plotting_area();
+            plot.draw(&PathElement::new(
+                vec![(r.p05, y), (r.p95, y)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+            for x in [r.p05, r.p95] {
+                plot.draw(&PathElement::new(
+                    vec![(x, y - 0.15), (x, y + 0.15)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(err)?;
+            }
+            plot.draw(&Rectangle::new(
+                [(r.p25, y - 0.3), (r.p75, y + 0.3)],
+                c.mix(0.75).filled(),
+            ))
+            .map_err(err)?;
+            plot.draw(&PathElement::new(
+                vec![(r.p50, y - 0.3), (r.p50, y + 0.3)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(0.0, y));
+            root.draw(&Text::new(
+                format!("{} (n={})", r.name, r.n),
+                (px - 164, py - 6),
+                (FONT, 12).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// One bar with its interval.
+pub struct Bar {
+    pub name: String,
+    pub value: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: u64,
+}
+
+/// Horizontal bars with 95% interval whiskers, one colour per bar group.
+pub fn bars(title: &str, x_desc: &str, rows: &[Bar], xmax: Option<f64>) -> Result<String> {
+    if rows.is_empty() {
+        return Err(format!("{title}: no rows"));
+    }
+    let xmax = xmax.unwrap_or_else(|| {
+        rows.iter()
+            .map(|r| r.hi.max(r.value))
+            .fold(0.0, f64::max)
+            .max(1e-3)
+            * 1.08
+    });
+    let n = rows.len() as f64;
+    svg(90 + 34 * rows.len() as u32, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(34)
+            .y_label_area_size(220)
+            .build_cartesian_2d(0.0..xmax, -0.5..(n - 0.5))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(x_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        for (i, r) in rows.iter().enumerate() {
+            let y = n - 1.0 - i as f64;
+            let plot = chart.plotting_area();
+            plot.draw(&Rectangle::new(
+                [(0.0, y - 0.32), (r.value, y + 0.32)],
+                color(i).mix(0.85).filled(),
+            ))
+            .map_err(err)?;
+            plot.draw(&PathElement::new(
+                vec![(r.lo, y), (r.hi, y)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+            for x in [r.lo, r.hi] {
+                plot.draw(&PathElement::new(
+                    vec![(x, y - 0.12), (x, y + 0.12)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(err)?;
+            }
+            let (px, py) = chart.backend_coord(&(0.0, y));
+            root.draw(&Text::new(
+                format!("{} (n={})", r.name, r.n),
+                (px - 214, py - 6),
+                (FONT, 12).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// A campaign's slots as a strip of cells: present, incomplete (shards missing) or missing.
+pub fn slot_strip(
+    title: &str,
+    expected: u64,
+    present: &dyn Fn(u64) -> bool,
+    incomplete: &dyn Fn(u64) -> bool,
+) -> Result<String> {
+    let per_row = 56u64;
+    let rows = expected.div_ceil(per_row).max(1);
+    let cell = 12i32;
+    svg(70 + rows as u32 * 14 + 24, |root| {
+        root.draw(&Text::new(
+            title.to_string(),
+            (12, 10),
+            (FONT, 18).into_font(),
+        ))
+        .map_err(err)?;
+        for s in 0..expected {
+            let (col, row) = ((s % per_row) as i32, (s / per_row) as i32);
+            let (x, y) = (12 + col * (cell + 1), 40 + row * (cell + 2));
+            let fill = if !present(s) {
+                RGBColor(0xe1, 0x57, 0x59)
+            } else if incomplete(s) {
+                RGBColor(0xed, 0xc9, 0x48)
+            } else {
+                RGBColor(0x59, 0xa1, 0x4f)
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
+        }
+        let y = 44 + rows as i32 * (cell + 2);
+        for (i, (label, c)) in [
+            ("present", RGBColor(0x59, 0xa1, 0x4f)),
+            ("shards missing", RGBColor(0xed, 0xc9, 0x48)),
+            ("missing", RGBColor(0xe1, 0x57, 0x59)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let x = 12 + i as i32 * 150;
+            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], c.filled()))
+                .map_err(err)?;
+            root.draw(&Text::new(label, (x + cell + 6, y), (FONT, 12).into_font()))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_chart_is_one_svg_with_a_path_per_series_and_a_legend() {
+        let t0 = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let line = |name: &str, k: f64| Line {
+            name: name.into(),
+            points: (0..5)
+                .map(|i| (t0 + chrono::Duration::hours(i), k + i as f64))
+                .collect(),
+        };
+        let s = time_lines("Latency", "s", &[line("a", 1.0), line("b", 2.0)], false).unwrap();
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        // Each series draws its line and its legend mark in its own colour.
+        for c in ["#4E79A7", "#F28E2B"] {
+            let marks = format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{c}\"");
+            assert_eq!(s.matches(&marks).count(), 2, "{c}");
+        }
+        assert!(s.contains(">\na\n</text>") && s.contains(">\nb\n</text>"));
+    }
+
+    #[test]
+    fn an_empty_chart_is_an_error_not_a_blank_picture() {
+        assert!(time_lines("x", "s", &[], false).is_err());
+        assert!(boxes("x", "s", &[]).is_err());
+    }
+}

@@ -1,0 +1,588 @@
+//! Figures: the statistics of a report, computed from an [`Aggregate`] and written as
+//! `summary.json`. Every figure carries its n. Percentiles come with 95% intervals: a seeded
+//! bootstrap while a group's exact values are kept (up to [`EXACT_CAP`]), the distribution-free
+//! order-statistic interval read off the histogram beyond that. Rates carry Wilson intervals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::aggregate::{Aggregate, BucketAgg, Dist, Mean, Rate};
+use super::compare::{self, Comparison};
+use super::read::{ReadStats, campaign_slots};
+use crate::schedule::Campaign;
+use crate::stats::{self, Z95};
+
+/// Bootstrap resamples per interval.
+pub const RESAMPLES: usize = 1_000;
+/// The bootstrap's seed: the same records give the same report.
+pub const SEED: u64 = 0x11_e5_0b_5e;
+/// The window of the rolling median, as public provider leaderboards report it.
+pub const ROLLING_HOURS: i64 = 72;
+
+/// A value with its 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// A rate with its Wilson interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateFigure {
+    pub n: u64,
+    pub k: u64,
+    pub rate: Estimate,
+}
+
+impl RateFigure {
+    pub fn of(r: Rate) -> Option<RateFigure> {
+        let (lo, hi) = stats::wilson(r.ok, r.n, Z95)?;
+        Some(RateFigure {
+            n: r.n,
+            k: r.ok,
+            rate: Estimate {
+                value: r.ok as f64 / r.n as f64,
+                lo,
+                hi,
+            },
+        })
+    }
+}
+
+/// A mean with its n.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MeanFigure {
+    pub n: u64,
+    pub mean: f64,
+}
+
+impl MeanFigure {
+    pub fn of(m: Mean) -> Option<MeanFigure> {
+        Some(MeanFigure {
+            n: m.n,
+            mean: m.value()?,
+        })
+    }
+}
+
+/// How an interval was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CiMethod {
+    Bootstrap,
+    OrderStatistic,
+}
+
+/// Percentiles of one distribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub n: u64,
+    pub p50: Estimate,
+    pub p90: Estimate,
+    pub p95: Estimate,
+    pub p99: Estimate,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub ci_method: CiMethod,
+    /// For the box plot: the 5th and 25th, 75th percentiles (no intervals).
+    pub p05: f64,
+    pub p25: f64,
+    pub p75: f64,
+}
+
+const QS: [f64; 7] = [50.0, 90.0, 95.0, 99.0, 5.0, 25.0, 75.0];
+
+impl Quantiles {
+    pub fn of(d: &Dist, seed: u64) -> Option<Quantiles> {
+        if d.is_empty() {
+            return None;
+        }
+        if let Some(sorted) = d.exact_sorted() {
+            let cis = stats::bootstrap_percentiles(&sorted, &QS[..4], 0.95, RESAMPLES, seed)?;
+            let at = |q: f64| stats::percentile_sorted(&sorted, q);
+            let est = |i: usize| Estimate {
+                value: at(QS[i]),
+                lo: cis[i].0,
+                hi: cis[i].1,
+            };
+            return Some(Quantiles {
+                n: sorted.len() as u64,
+                p50: est(0),
+                p90: est(1),
+                p95: est(2),
+                p99: est(3),
+                mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
+                min: sorted[0],
+                max: sorted[sorted.len() - 1],
+                ci_method: CiMethod::Bootstrap,
+                p05: at(5.0),
+                p25: at(25.0),
+                p75: at(75.0),
+            });
+        }
+        let n = d.len();
+        let est = |q: f64| -> Option<Estimate> {
+            let (l, u) = stats::quantile_rank_interval(n, q, Z95)?;
+            Some(Estimate {
+                value: d.hist_quantile(q)?,
+                lo: d.hist_quantile(l as f64 / n as f64)?,
+                hi: d.hist_quantile(u as f64 / n as f64)?,
+            })
+        };
+        Some(Quantiles {
+            n,
+            p50: est(0.5)?,
+            p90: est(0.9)?,
+            p95: est(0.95)?,
+            p99: est(0.99)?,
+            mean: d.mean()?,
+            min: d.hist_quantile(0.0)?,
+            max: d.hist_quantile(1.0)?,
+            ci_method: CiMethod::OrderStatistic,
+            p05: d.hist_quantile(0.05)?,
+            p25: d.hist_quantile(0.25)?,
+            p75: d.hist_quantile(0.75)?,
+        })
+    }
+}
+
+/// One target's figures. Timings are over successful calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetFigures {
+    pub target: String,
+    pub provider: String,
+    pub model: String,
+    pub calls: u64,
+    pub success: RateFigure,
+    /// Calls that met a 429 (retried or not).
+    pub rate_limited: RateFigure,
+    pub latency_sec: Option<Quantiles>,
+    pub ttft_sec: Option<Quantiles>,
+    pub throughput_tps: Option<Quantiles>,
+    pub output_speed_tps: Option<Quantiles>,
+    pub coverage: Option<MeanFigure>,
+    pub grounding: Option<MeanFigure>,
+    pub json_valid: Option<RateFigure>,
+    pub tool_call_valid: Option<RateFigure>,
+    pub prompt_tokens: Option<MeanFigure>,
+    pub response_tokens: Option<MeanFigure>,
+    pub answer_chars: Option<MeanFigure>,
+    pub memory_mb: Option<MeanFigure>,
+    pub cost_usd_per_call: Option<MeanFigure>,
+    pub errors: BTreeMap<String, u64>,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// Quality in one (target, industry) cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellFigures {
+    pub target: String,
+    pub industry: String,
+    pub success: RateFigure,
+    pub coverage: Option<MeanFigure>,
+    pub grounding: Option<MeanFigure>,
+}
+
+/// One point of a target's time series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub start: DateTime<Utc>,
+    pub n: u64,
+    pub success_rate: f64,
+    pub rate_limited_rate: f64,
+    pub latency_p50_sec: Option<f64>,
+    pub ttft_p50_sec: Option<f64>,
+    /// Median latency over the 72 hours ending with this bucket.
+    pub rolling_latency_p50_sec: Option<f64>,
+    /// `slower` or `faster` when this bucket's median interval lies wholly above or below the
+    /// median of the 72 hours before it.
+    pub regression: Option<&'static str>,
+}
+
+/// A target's time series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    pub target: String,
+    pub points: Vec<Point>,
+}
+
+/// How complete a campaign is in the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignFigures {
+    pub campaign: String,
+    /// Slots expected: the campaign's slots due by the report's end when its definition was
+    /// given, otherwise every slot up to the highest seen.
+    pub expected_slots: u64,
+    pub expected_from: &'static str,
+    pub present_slots: u64,
+    pub completeness: f64,
+    pub missing_slots: Vec<u64>,
+    /// Sharded slots with some shard missing.
+    pub incomplete_slots: Vec<u64>,
+    pub runs: u64,
+    pub records: u64,
+    pub successes: u64,
+}
+
+/// Everything `summary.json` says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub generated_at: DateTime<Utc>,
+    pub source: String,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub campaign: Option<String>,
+    pub records: u64,
+    pub runs: usize,
+    /// True when any record comes from the synthetic history generator.
+    pub synthetic: bool,
+    pub bucket_sec: i64,
+    pub targets: Vec<TargetFigures>,
+    pub industries: Vec<CellFigures>,
+    pub series: Vec<Series>,
+    pub campaigns: Vec<CampaignFigures>,
+    pub comparison: Option<Comparison>,
+    pub problems: Vec<String>,
+    pub bad_lines: u64,
+}
+
+/// Inputs besides the aggregate.
+pub struct Context<'a> {
+    pub source: String,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub campaign: Option<String>,
+    /// Campaign definitions, when a config was given: exact expected slot counts.
+    pub campaigns: &'a [Campaign],
+    pub now: DateTime<Utc>,
+}
+
+/// Picks the time bucket for a span: hours up to two days, six hours up to two weeks, days
+/// beyond.
+pub fn bucket_for(span: Option<(DateTime<Utc>, DateTime<Utc>)>) -> i64 {
+    let hours = span.map_or(0, |(a, b)| (b - a).num_hours());
+    if hours <= 48 {
+        3_600
+    } else if hours <= 24 * 14 {
+        6 * 3_600
+    } else {
+        86_400
+    }
+}
+
+/// Computes every figure.
+pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
+    let targets: Vec<TargetFigures> = agg
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, (name, t))| {
+            let seed = SEED.wrapping_add(i as u64);
+            TargetFigures {
+                target: name.clone(),
+                provider: t.provider.clone(),
+                model: t.model.clone(),
+                calls: t.calls.n,
+                success: RateFigure::of(t.calls).unwrap_or(RateFigure {
+                    n: 0,
+                    k: 0,
+                    rate: Estimate {
+                        value: 0.0,
+                        lo: 0.0,
+                        hi: 1.0,
+                    },
+                }),
+                rate_limited: RateFigure::of(t.rate_limited).unwrap_or(RateFigure {
+                    n: 0,
+                    k: 0,
+                    rate: Estimate {
+                        value: 0.0,
+                        lo: 0.0,
+                        hi: 1.0,
+                    },
+                }),
+                latency_sec: Quantiles::of(&t.latency, seed),
+                ttft_sec: Quantiles::of(&t.ttft, seed),
+                throughput_tps: Quantiles::of(&t.throughput, seed),
+                output_speed_tps: Quantiles::of(&t.output_speed, seed),
+                coverage: MeanFigure::of(t.coverage),
+                grounding: MeanFigure::of(t.grounding),
+                json_valid: RateFigure::of(t.json_valid),
+                tool_call_valid: RateFigure::of(t.tool_call_valid),
+                prompt_tokens: MeanFigure::of(t.prompt_tokens),
+                response_tokens: MeanFigure::of(t.response_tokens),
+                answer_chars: MeanFigure::of(t.answer_chars),
+                memory_mb: MeanFigure::of(t.memory_mb),
+                cost_usd_per_call: MeanFigure::of(t.cost_usd),
+                errors: t.errors.clone(),
+                first: t.first,
+                last: t.last,
+            }
+        })
+        .collect();
+
+    let industries = agg
+        .industries
+        .iter()
+        .filter_map(|((target, industry), c)| {
+            Some(CellFigures {
+                target: target.clone(),
+                industry: industry.clone(),
+                success: RateFigure::of(c.calls)?,
+                coverage: MeanFigure::of(c.coverage),
+                grounding: MeanFigure::of(c.grounding),
+            })
+        })
+        .collect();
+
+    let mut by_target: BTreeMap<&str, Vec<(i64, &BucketAgg)>> = BTreeMap::new();
+    for ((t, start), b) in &agg.buckets {
+        by_target.entry(t).or_default().push((*start, b));
+    }
+    let series = by_target
+        .into_iter()
+        .map(|(t, buckets)| Series {
+            target: t.to_string(),
+            points: series_points(&buckets),
+        })
+        .collect();
+
+    Report {
+        generated_at: cx.now,
+        source: cx.source.clone(),
+        since: cx.since,
+        until: cx.until,
+        campaign: cx.campaign.clone(),
+        records: agg.records,
+        runs: read.runs.len(),
+        synthetic: agg.origins.iter().any(|o| o.starts_with("synthetic")),
+        bucket_sec: agg.plan.bucket_sec,
+        targets,
+        industries,
+        series,
+        campaigns: campaigns(read, cx),
+        comparison: compare::compute(agg),
+        problems: read
+            .problems
+            .iter()
+            .chain(&agg.bad_lines)
+            .cloned()
+            .collect(),
+        bad_lines: agg.bad_line_count,
+    }
+}
+
+/// Points of one target's series (buckets sorted by start), with the rolling median and the
+/// regression flags.
+pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
+    let rolling = ROLLING_HOURS * 3_600;
+    buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (start, b))| {
+            let window = |from: i64, to: i64| -> BucketAgg {
+                let mut merged = BucketAgg::default();
+                for (s, other) in &buckets[..=i] {
+                    if *s >= from && *s < to {
+                        merged.merge(other);
+                    }
+                }
+                merged
+            };
+            let end = start + 1;
+            let last72 = window(start - rolling + 1, end);
+            let before = window(start - rolling, *start);
+            let regression = regression(&b.latency, &before.latency);
+            Point {
+                start: DateTime::from_timestamp(*start, 0).unwrap_or_default(),
+                n: b.calls.n,
+                success_rate: ratio(b.calls),
+                rate_limited_rate: ratio(b.rate_limited),
+                latency_p50_sec: b.latency.hist_quantile(0.5),
+                ttft_p50_sec: b.ttft.hist_quantile(0.5),
+                rolling_latency_p50_sec: last72.latency.hist_quantile(0.5),
+                regression,
+            }
+        })
+        .collect()
+}
+
+/// Fewest successful calls in a bucket, and in the 72 hours before it, for a regression flag.
+pub const REGRESSION_MIN_BUCKET: u64 = 5;
+pub const REGRESSION_MIN_BASELINE: u64 = 20;
+
+/// z of the 99% interval used for flags: a report tests every bucket of every target, so a 95%
+/// interval would raise a false alarm in one bucket of twenty.
+pub const REGRESSION_Z: f64 = 2.575_829_303_548_901;
+/// The smallest move of the median, relative to the baseline, worth a flag.
+pub const REGRESSION_MIN_CHANGE: f64 = 0.10;
+
+/// `slower` when the bucket's 99% median interval lies wholly above the baseline median and the
+/// median moved by at least 10%; `faster` when wholly below, likewise.
+fn regression(bucket: &Dist, baseline: &Dist) -> Option<&'static str> {
+    if bucket.len() < REGRESSION_MIN_BUCKET || baseline.len() < REGRESSION_MIN_BASELINE {
+        return None;
+    }
+    let n = bucket.len();
+    let median = bucket.hist_quantile(0.5)?;
+    let (l, u) = stats::quantile_rank_interval(n, 0.5, REGRESSION_Z)?;
+    let lo = bucket.hist_quantile(l as f64 / n as f64)?;
+    let hi = bucket.hist_quantile(u as f64 / n as f64)?;
+    let base = baseline.hist_quantile(0.5)?;
+    let moved = (median - base).abs() >= REGRESSION_MIN_CHANGE * base;
+    if !moved {
+        None
+    } else if lo > base {
+        Some("slower")
+    } else if hi < base {
+        Some("faster")
+    } else {
+        None
+    }
+}
+
+fn ratio(r: Rate) -> f64 {
+    if r.n == 0 {
+        0.0
+    } else {
+        r.ok as f64 / r.n as f64
+    }
+}
+
+fn campaigns(read: &ReadStats, cx: &Context<'_>) -> Vec<CampaignFigures> {
+    let slots = campaign_slots(&read.runs);
+    let end = cx.until.unwrap_or(cx.now);
+    slots
+        .into_iter()
+        .map(|(name, present)| {
+            let def = cx.campaigns.iter().find(|c| c.name == name);
+            let (expected, from) = match def {
+                Some(c) => (
+                    c.slots().take_while(|s| s.start < end).count() as u64,
+                    "campaign definition",
+                ),
+                None => (
+                    present.keys().next_back().map_or(0, |m| m + 1),
+                    "highest slot seen",
+                ),
+            };
+            let expected_set: BTreeSet<u64> = (0..expected).collect();
+            let missing: Vec<u64> = expected_set
+                .iter()
+                .filter(|s| !present.contains_key(s))
+                .copied()
+                .collect();
+            let counts: BTreeMap<u64, u32> = read
+                .runs
+                .iter()
+                .filter(|r| r.campaign.as_deref() == Some(name.as_str()))
+                .filter_map(|r| Some((r.slot?, r.shard?.1)))
+                .collect();
+            let incomplete = present
+                .iter()
+                .filter(|(slot, shards)| {
+                    counts
+                        .get(slot)
+                        .is_some_and(|count| shards.len() < *count as usize)
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            let runs: Vec<_> = read
+                .runs
+                .iter()
+                .filter(|r| r.campaign.as_deref() == Some(name.as_str()))
+                .collect();
+            let present_slots = expected_set
+                .iter()
+                .filter(|s| present.contains_key(s))
+                .count() as u64;
+            CampaignFigures {
+                campaign: name,
+                expected_slots: expected,
+                expected_from: from,
+                present_slots,
+                completeness: if expected == 0 {
+                    0.0
+                } else {
+                    present_slots as f64 / expected as f64
+                },
+                missing_slots: missing,
+                incomplete_slots: incomplete,
+                runs: runs.len() as u64,
+                records: runs.iter().map(|r| r.records as u64).sum(),
+                successes: runs.iter().map(|r| r.successes as u64).sum(),
+            }
+        })
+        .collect()
+}
+
+/// Whole hours or days, for labels.
+pub fn bucket_label(sec: i64) -> String {
+    let d = Duration::seconds(sec);
+    if sec % 86_400 == 0 {
+        format!("{} d", d.num_days())
+    } else {
+        format!("{} h", d.num_hours())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::aggregate::EXACT_CAP;
+    use super::*;
+
+    #[test]
+    fn small_samples_get_exact_percentiles_and_bootstrap_intervals() {
+        let mut d = Dist::seconds();
+        for v in [1.0, 2.0, 3.0, 4.0, 10.0] {
+            d.add(v);
+        }
+        let q = Quantiles::of(&d, 1).unwrap();
+        assert_eq!(q.n, 5);
+        assert_eq!(q.ci_method, CiMethod::Bootstrap);
+        // numpy: percentile([1,2,3,4,10], 50) = 3, 90 → 4 + 0.6 × 6 = 7.6.
+        assert_eq!(q.p50.value, 3.0);
+        assert!((q.p90.value - 7.6).abs() < 1e-12);
+        assert!(q.p50.lo <= 3.0 && q.p50.hi >= 3.0);
+        assert!(q.p50.lo >= 1.0 && q.p50.hi <= 10.0);
+    }
+
+    #[test]
+    fn large_samples_use_the_histogram_and_order_statistics() {
+        let mut d = Dist::seconds();
+        for i in 0..(EXACT_CAP * 5) {
+            d.add(1.0 + (i % 1000) as f64 / 1000.0);
+        }
+        let q = Quantiles::of(&d, 1).unwrap();
+        assert_eq!(q.ci_method, CiMethod::OrderStatistic);
+        assert!((q.p50.value - 1.5).abs() < 0.002, "{}", q.p50.value);
+        assert!(q.p50.lo <= q.p50.value && q.p50.value <= q.p50.hi);
+        assert!(q.p50.hi - q.p50.lo < 0.05);
+    }
+
+    #[test]
+    fn a_bucket_whose_median_interval_clears_the_baseline_is_flagged() {
+        let mut base = BucketAgg::default();
+        for i in 0..100 {
+            base.latency.add(1.0 + (i % 10) as f64 * 0.01);
+        }
+        let mut same = BucketAgg::default();
+        let mut slow = BucketAgg::default();
+        for i in 0..10 {
+            same.latency.add(1.0 + (i % 10) as f64 * 0.01);
+            slow.latency.add(2.0 + (i % 10) as f64 * 0.01);
+        }
+        let h = 3_600;
+        let pts = series_points(&[(0, &base), (h, &same), (2 * h, &slow)]);
+        assert_eq!(pts[1].regression, None);
+        assert_eq!(pts[2].regression, Some("slower"));
+        // The rolling median at the last bucket covers all 120 calls: still about 1.05 s.
+        let rolling = pts[2].rolling_latency_p50_sec.unwrap();
+        assert!((1.0..1.1).contains(&rolling), "{rolling}");
+    }
+}

@@ -1,0 +1,498 @@
+//! `index.html`: one self-contained page (no network): the key tables, charts as inline SVG, a
+//! sortable target table, and styles for a phone and for print. A few lines of script sort the
+//! table and check, on load, that every chart drew (`<html data-charts="ok N">`), which CI reads.
+
+use std::fmt::Write;
+
+use super::charts::{self, Bar, BoxRow, Line};
+use super::figures::{Quantiles, Report, bucket_label};
+use super::text::{comparison_text, num, pct_ci, period, slot_list, with_ci};
+
+/// Escapes text for HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root{--ink:#1d2330;--muted:#5b6472;--line:#d9dde3;--bg:#fff;--band:#f5f7fa}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg);margin:0 auto;max-width:1080px;padding:16px}
+h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin:1.6em 0 .5em;border-bottom:1px solid var(--line);padding-bottom:.2em}
+p.meta,figcaption,.note{color:var(--muted);font-size:.9em}
+.banner{background:#fff3cd;border:1px solid #e0c46c;padding:8px 12px;border-radius:6px}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;font-size:.9em}
+th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th:first-child,td:first-child,td.l,th.l{text-align:left}
+thead th{background:var(--band);position:sticky;top:0}
+th.sortable{cursor:pointer}th.sortable:after{content:" \2195";color:#9aa3af}
+figure{margin:14px 0;page-break-inside:avoid;break-inside:avoid}
+figure svg{width:100%;height:auto;display:block}
+pre{background:var(--band);padding:10px;overflow-x:auto;font-size:.85em}
+.grid{display:grid;grid-template-columns:1fr;gap:8px}
+@media print{body{max-width:none;font-size:11px}thead th{position:static}.scroll{overflow:visible}a{color:inherit}}
+"#;
+
+const SCRIPT: &str = r#"
+(function(){
+  function key(td){var v=td.getAttribute('data-v');if(v!==null&&v!==''){return parseFloat(v);}return td.textContent.trim().toLowerCase();}
+  document.querySelectorAll('table.sortable').forEach(function(t){
+    t.querySelectorAll('th').forEach(function(th,i){
+      th.classList.add('sortable');th.setAttribute('tabindex','0');
+      var dir=1;
+      var sort=function(){var body=t.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+        rows.sort(function(a,b){var x=key(a.cells[i]),y=key(b.cells[i]);
+          if(typeof x==='number'&&typeof y==='number'){return (x-y)*dir;}
+          return String(x).localeCompare(String(y))*dir;});
+        rows.forEach(function(r){body.appendChild(r);});dir=-dir;};
+      th.addEventListener('click',sort);
+      th.addEventListener('keydown',function(e){if(e.key==='Enter'){sort();}});
+    });
+  });
+  var figs=document.querySelectorAll('figure.chart');var bad=[];
+  figs.forEach(function(f){var s=f.querySelector('svg');
+    if(!s){bad.push(f.id);return;}
+    var b=s.getBBox();var marks=s.querySelectorAll('polyline,rect,circle,path,line').length;
+    if(!(b.width>0&&b.height>0&&marks>3)){bad.push(f.id);}});
+  document.documentElement.setAttribute('data-charts',bad.length?('failed '+bad.join(' ')):('ok '+figs.length));
+  if(bad.length){console.error('charts that did not render: '+bad.join(', '));}
+})();
+"#;
+
+fn figure(out: &mut String, id: &str, svg: Result<String, String>, caption: &str) {
+    match svg {
+        Ok(svg) => {
+            let _ = write!(
+                out,
+                "<figure class=\"chart\" id=\"{id}\">{svg}<figcaption>{}</figcaption></figure>",
+                escape(caption)
+            );
+        }
+        Err(e) => {
+            let _ = write!(out, "<p class=\"note\">{}</p>", escape(&e));
+        }
+    }
+}
+
+/// A sortable table cell with a numeric key.
+fn td(v: Option<f64>, text: &str) -> String {
+    format!(
+        "<td data-v=\"{}\">{}</td>",
+        v.filter(|v| v.is_finite())
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        escape(text)
+    )
+}
+
+fn qv(q: &Option<Quantiles>, f: fn(&Quantiles) -> f64) -> Option<f64> {
+    q.as_ref().map(f)
+}
+
+/// The whole page.
+pub fn page(r: &Report) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>llmpulse report</title><style>{STYLE}</style></head><body>"
+    );
+    let _ = write!(
+        h,
+        "<h1>llmpulse report</h1><p class=\"meta\">{} records from {} {} at <code>{}</code>; \
+         {}. Generated {}. Intervals are 95% (bootstrap for percentiles of up to 2,000 values, \
+         order statistics beyond; Wilson for rates). Timings are over successful calls.</p>",
+        r.records,
+        r.runs,
+        if r.runs == 1 { "run" } else { "runs" },
+        escape(&r.source),
+        escape(&period(r)),
+        r.generated_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    if r.synthetic {
+        h.push_str(
+            "<p class=\"banner\"><strong>Synthetic data.</strong> Some records come from \
+             <code>llmpulse synth</code>, not from any model.</p>",
+        );
+    }
+
+    // The target table.
+    h.push_str("<h2>Targets</h2><div class=\"scroll\"><table class=\"sortable\" id=\"targets\"><thead><tr>");
+    for c in [
+        "target",
+        "model",
+        "n",
+        "success [95% CI]",
+        "latency p50 s [CI]",
+        "p90 s",
+        "p95 s [CI]",
+        "p99 s",
+        "TTFT p50 s [CI]",
+        "output tok/s p50",
+        "tok/s (seed)",
+        "coverage",
+        "grounding",
+        "429 rate",
+        "errors",
+    ] {
+        let _ = write!(h, "<th>{}</th>", escape(c));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for f in &r.targets {
+        let errors: Vec<String> = f.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}{}{}{}{}<td class=\"l\">{}</td></tr>",
+            escape(&f.target),
+            escape(&format!("{}/{}", f.provider, f.model)),
+            td(Some(f.calls as f64), &f.calls.to_string()),
+            td(Some(f.success.rate.value), &pct_ci(&f.success.rate)),
+            td(
+                qv(&f.latency_sec, |q| q.p50.value),
+                &with_ci(f.latency_sec.as_ref().map(|q| &q.p50), 3)
+            ),
+            td(
+                qv(&f.latency_sec, |q| q.p90.value),
+                &num(qv(&f.latency_sec, |q| q.p90.value), 3)
+            ),
+            td(
+                qv(&f.latency_sec, |q| q.p95.value),
+                &with_ci(f.latency_sec.as_ref().map(|q| &q.p95), 3)
+            ),
+            td(
+                qv(&f.latency_sec, |q| q.p99.value),
+                &num(qv(&f.latency_sec, |q| q.p99.value), 3)
+            ),
+            td(
+                qv(&f.ttft_sec, |q| q.p50.value),
+                &with_ci(f.ttft_sec.as_ref().map(|q| &q.p50), 3)
+            ),
+            td(
+                qv(&f.output_speed_tps, |q| q.p50.value),
+                &num(qv(&f.output_speed_tps, |q| q.p50.value), 1)
+            ),
+            td(
+                qv(&f.throughput_tps, |q| q.p50.value),
+                &num(qv(&f.throughput_tps, |q| q.p50.value), 1)
+            ),
+            td(
+                f.coverage.map(|m| m.mean),
+                &num(f.coverage.map(|m| m.mean), 3)
+            ),
+            td(
+                f.grounding.map(|m| m.mean),
+                &num(f.grounding.map(|m| m.mean), 3)
+            ),
+            td(
+                Some(f.rate_limited.rate.value),
+                &format!("{:.1}%", f.rate_limited.rate.value * 100.0)
+            ),
+            escape(&errors.join(", "))
+        );
+    }
+    h.push_str("</tbody></table></div>");
+
+    // Over time.
+    let lines = |f: fn(&super::figures::Point) -> Option<f64>, scale: f64| -> Vec<Line> {
+        r.series
+            .iter()
+            .map(|s| Line {
+                name: s.target.clone(),
+                points: s
+                    .points
+                    .iter()
+                    .filter_map(|p| Some((p.start, f(p)? * scale)))
+                    .collect(),
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect()
+    };
+    let bucket = bucket_label(r.bucket_sec);
+    let buckets = r.series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    let _ = write!(h, "<h2>Over time</h2>");
+    if buckets < 2 {
+        let _ = write!(
+            h,
+            "<p class=\"note\">All records fall in one {bucket} bucket: the charts over time \
+             need at least two (pass <code>--bucket</code> for finer ones).</p><div>"
+        );
+    } else {
+        let _ = write!(
+            h,
+            "<p class=\"note\">One point per target per {bucket} bucket.</p><div class=\"grid\">"
+        );
+    }
+    if buckets >= 2 {
+        figure(
+            &mut h,
+            "latency-over-time",
+            charts::time_lines(
+                "Latency p50 (s)",
+                "seconds",
+                &lines(|p| p.latency_p50_sec, 1.0),
+                false,
+            ),
+            &format!("Median end-to-end latency per {bucket}."),
+        );
+        figure(
+            &mut h,
+            "ttft-over-time",
+            charts::time_lines(
+                "Time to first token p50 (s)",
+                "seconds",
+                &lines(|p| p.ttft_p50_sec, 1.0),
+                false,
+            ),
+            &format!("Median TTFT per {bucket}."),
+        );
+        figure(
+            &mut h,
+            "rolling-latency",
+            charts::time_lines(
+                "Latency p50, rolling 72 h (s)",
+                "seconds",
+                &lines(|p| p.rolling_latency_p50_sec, 1.0),
+                false,
+            ),
+            "Median latency over the 72 hours ending at each point.",
+        );
+        figure(
+            &mut h,
+            "success-over-time",
+            charts::time_lines(
+                "Success rate (%)",
+                "%",
+                &lines(|p| Some(p.success_rate), 100.0),
+                true,
+            ),
+            "Share of calls that returned a complete answer.",
+        );
+        figure(
+            &mut h,
+            "rate-limited-over-time",
+            charts::time_lines(
+                "Calls that met a 429 (%)",
+                "%",
+                &lines(|p| Some(p.rate_limited_rate), 100.0),
+                true,
+            ),
+            "Share of calls answered 429 at least once, retried or not.",
+        );
+    }
+    h.push_str("</div>");
+
+    let flags: Vec<String> = r
+        .series
+        .iter()
+        .flat_map(|se| {
+            se.points.iter().filter_map(move |p| {
+                p.regression.map(|w| {
+                    format!(
+                        "<li><strong>{}</strong> {} at {} (median {} s, n={})</li>",
+                        escape(&se.target),
+                        w,
+                        p.start.format("%Y-%m-%d %H:%M UTC"),
+                        num(p.latency_p50_sec, 3),
+                        p.n
+                    )
+                })
+            })
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "<h3>Latency shifts</h3><p class=\"note\">A bucket is flagged when its median moved at \
+         least 10% from the median of the 72 hours before it and its 99% interval clears that \
+         median.</p>{}",
+        if flags.is_empty() {
+            "<p>None.</p>".to_string()
+        } else {
+            format!("<ul>{}</ul>", flags.join(""))
+        }
+    );
+
+    // Distributions and speed.
+    let box_rows = |f: fn(&super::figures::TargetFigures) -> &Option<Quantiles>| -> Vec<BoxRow> {
+        r.targets
+            .iter()
+            .filter_map(|t| {
+                let q = f(t).as_ref()?;
+                Some(BoxRow {
+                    name: t.target.clone(),
+                    p05: q.p05,
+                    p25: q.p25,
+                    p50: q.p50.value,
+                    p75: q.p75,
+                    p95: q.p95.value,
+                    n: q.n,
+                })
+            })
+            .collect()
+    };
+    h.push_str("<h2>Distributions</h2><div class=\"grid\">");
+    figure(
+        &mut h,
+        "latency-distribution",
+        charts::boxes("Latency (s)", "seconds", &box_rows(|t| &t.latency_sec)),
+        "Box: 25th–75th percentile, line: median, whiskers: 5th–95th percentile.",
+    );
+    figure(
+        &mut h,
+        "ttft-distribution",
+        charts::boxes(
+            "Time to first token (s)",
+            "seconds",
+            &box_rows(|t| &t.ttft_sec),
+        ),
+        "Box: 25th–75th percentile, line: median, whiskers: 5th–95th percentile.",
+    );
+    let speed: Vec<Bar> = r
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let q = t.output_speed_tps.as_ref()?;
+            Some(Bar {
+                name: t.target.clone(),
+                value: q.p50.value,
+                lo: q.p50.lo,
+                hi: q.p50.hi,
+                n: q.n,
+            })
+        })
+        .collect();
+    figure(
+        &mut h,
+        "speed",
+        charts::bars("Output speed p50 (tokens/s)", "tokens/s", &speed, None),
+        "Decode speed after the first token; whiskers: 95% interval of the median.",
+    );
+    let success: Vec<Bar> = r
+        .targets
+        .iter()
+        .map(|t| Bar {
+            name: t.target.clone(),
+            value: t.success.rate.value * 100.0,
+            lo: t.success.rate.lo * 100.0,
+            hi: t.success.rate.hi * 100.0,
+            n: t.success.n,
+        })
+        .collect();
+    figure(
+        &mut h,
+        "success",
+        charts::bars("Success rate (%)", "%", &success, Some(100.0)),
+        "Whiskers: Wilson 95% interval.",
+    );
+    h.push_str("</div>");
+
+    // Quality by industry.
+    if !r.industries.is_empty() {
+        h.push_str("<h2>RAG quality by target and industry</h2><div class=\"grid\">");
+        let cells = |f: fn(&super::figures::CellFigures) -> Option<super::figures::MeanFigure>| {
+            r.industries
+                .iter()
+                .filter_map(|c| {
+                    let m = f(c)?;
+                    Some(Bar {
+                        name: format!("{} · {}", c.target, c.industry),
+                        value: m.mean,
+                        lo: m.mean,
+                        hi: m.mean,
+                        n: m.n,
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        figure(
+            &mut h,
+            "coverage",
+            charts::bars(
+                "Coverage (mean)",
+                "share of key facts",
+                &cells(|c| c.coverage),
+                Some(1.0),
+            ),
+            "Share of the question's key facts found in the answer.",
+        );
+        figure(
+            &mut h,
+            "grounding",
+            charts::bars(
+                "Grounding (mean)",
+                "share grounded",
+                &cells(|c| c.grounding),
+                Some(1.0),
+            ),
+            "Share of the answer's content supported by the retrieved context.",
+        );
+        h.push_str("</div>");
+    }
+
+    // Campaigns.
+    for c in &r.campaigns {
+        let missing: std::collections::BTreeSet<u64> = c.missing_slots.iter().copied().collect();
+        let incomplete: std::collections::BTreeSet<u64> =
+            c.incomplete_slots.iter().copied().collect();
+        let _ = write!(
+            h,
+            "<h2>Campaign {}</h2><p>{} of {} slots present ({:.1}%, expected from the {}); {} \
+             runs, {} records, {} successful. Missing: {}.</p>",
+            escape(&c.campaign),
+            c.present_slots,
+            c.expected_slots,
+            c.completeness * 100.0,
+            c.expected_from,
+            c.runs,
+            c.records,
+            c.successes,
+            escape(&slot_list(&c.missing_slots))
+        );
+        figure(
+            &mut h,
+            &format!(
+                "campaign-{}",
+                c.campaign
+                    .replace(|ch: char| !ch.is_ascii_alphanumeric(), "-")
+            ),
+            charts::slot_strip(
+                &format!("Slots of {}", c.campaign),
+                c.expected_slots,
+                &|s| !missing.contains(&s),
+                &|s| incomplete.contains(&s),
+            ),
+            "One cell per slot, in order.",
+        );
+    }
+
+    if let Some(c) = &r.comparison {
+        let _ = write!(
+            h,
+            "<h2>Comparison</h2><pre>{}</pre><p class=\"note\">Differences are B − A with 95% \
+             bootstrap intervals; p-values from Mann–Whitney U (timings) and the two-proportion \
+             z-test (success).</p>",
+            escape(&comparison_text(c))
+        );
+    }
+
+    if !r.problems.is_empty() {
+        h.push_str("<h2>Data problems</h2><ul>");
+        for p in &r.problems {
+            let _ = write!(h, "<li>{}</li>", escape(p));
+        }
+        h.push_str("</ul>");
+    }
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
+    h
+}

@@ -1,0 +1,43 @@
+//! Reports: runs read back from any store and turned into figures, charts and tables.
+//!
+//! [`read`] streams each run's records (found through its manifest) into an
+//! [`aggregate::Aggregate`], whose size depends on the number of groups, not records;
+//! [`figures`] computes the statistics (`summary.json`); [`compare`] sets two targets or two
+//! windows side by side; [`html`], [`charts`] and [`text`] render `index.html`, `summary.md` and
+//! `comparison.txt`.
+
+pub mod aggregate;
+pub mod charts;
+pub mod compare;
+pub mod figures;
+pub mod html;
+pub mod read;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+
+pub use figures::Report;
+
+/// The four files of a report, written into `dir` (created if needed). Returns their paths.
+pub fn write(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    let files = [
+        ("index.html", html::page(report).into_bytes()),
+        ("summary.md", text::markdown(report).into_bytes()),
+        (
+            "comparison.txt",
+            text::comparison_table(report).into_bytes(),
+        ),
+        ("summary.json", json),
+    ];
+    let mut written = Vec::new();
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}

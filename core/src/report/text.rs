@@ -1,0 +1,314 @@
+//! The report as text: `summary.md` (GitHub-flavoured tables for step summaries),
+//! `comparison.txt` (the seed's fixed-width model comparison table) and the text of a
+//! `--compare`.
+
+use std::fmt::Write;
+
+use comfy_table::presets::{ASCII_FULL, ASCII_MARKDOWN};
+use comfy_table::{CellAlignment, Table};
+
+use super::compare::{Comparison, verdict};
+use super::figures::{Estimate, Quantiles, Report, bucket_label};
+
+/// `3.210` — three decimals, or `n/a`.
+pub fn num(v: Option<f64>, decimals: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(|| "n/a".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+/// `1.234 [1.100–1.400]`.
+pub fn with_ci(e: Option<&Estimate>, decimals: usize) -> String {
+    match e {
+        Some(e) => format!("{:.d$} [{:.d$}–{:.d$}]", e.value, e.lo, e.hi, d = decimals),
+        None => "n/a".to_string(),
+    }
+}
+
+/// `97.5% [93.1–99.2]`.
+pub fn pct_ci(e: &Estimate) -> String {
+    format!(
+        "{:.1}% [{:.1}–{:.1}]",
+        e.value * 100.0,
+        e.lo * 100.0,
+        e.hi * 100.0
+    )
+}
+
+fn q(q: &Option<Quantiles>, f: fn(&Quantiles) -> &Estimate, d: usize) -> String {
+    with_ci(q.as_ref().map(f), d)
+}
+
+fn right(t: &mut Table, from: usize) {
+    let n = t.column_count();
+    for i in from..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// The key per-target table.
+fn target_table(r: &Report, preset: &str) -> Table {
+    let mut t = Table::new();
+    t.load_preset(preset);
+    t.set_header(vec![
+        "target",
+        "n",
+        "success [95% CI]",
+        "latency p50 s [CI]",
+        "p95 s [CI]",
+        "p99 s",
+        "TTFT p50 s [CI]",
+        "output tok/s p50",
+        "coverage",
+        "grounding",
+        "429 rate",
+    ]);
+    for f in &r.targets {
+        t.add_row(vec![
+            f.target.clone(),
+            f.calls.to_string(),
+            pct_ci(&f.success.rate),
+            q(&f.latency_sec, |q| &q.p50, 3),
+            q(&f.latency_sec, |q| &q.p95, 3),
+            num(f.latency_sec.as_ref().map(|q| q.p99.value), 3),
+            q(&f.ttft_sec, |q| &q.p50, 3),
+            num(f.output_speed_tps.as_ref().map(|q| q.p50.value), 1),
+            num(f.coverage.map(|m| m.mean), 3),
+            num(f.grounding.map(|m| m.mean), 3),
+            format!("{:.1}%", f.rate_limited.rate.value * 100.0),
+        ]);
+    }
+    right(&mut t, 1);
+    t
+}
+
+/// `summary.md`.
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# llmpulse report\n");
+    if r.synthetic {
+        let _ = writeln!(
+            s,
+            "> **Synthetic data.** Some records come from `llmpulse synth`, not from any model.\n"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{} records from {} {} at `{}`; {}. Intervals are 95%; timings are over successful \
+         calls.\n",
+        r.records,
+        r.runs,
+        if r.runs == 1 { "run" } else { "runs" },
+        r.source,
+        period(r)
+    );
+    let _ = writeln!(s, "## Targets\n\n{}\n", target_table(r, ASCII_MARKDOWN));
+
+    if !r.industries.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(ASCII_MARKDOWN);
+        t.set_header(vec![
+            "target",
+            "industry",
+            "n",
+            "success",
+            "coverage",
+            "grounding",
+        ]);
+        for c in &r.industries {
+            t.add_row(vec![
+                c.target.clone(),
+                c.industry.clone(),
+                c.success.n.to_string(),
+                format!("{:.1}%", c.success.rate.value * 100.0),
+                num(c.coverage.map(|m| m.mean), 3),
+                num(c.grounding.map(|m| m.mean), 3),
+            ]);
+        }
+        right(&mut t, 2);
+        let _ = writeln!(s, "## RAG quality by industry\n\n{t}\n");
+    }
+
+    let flags: Vec<String> = r
+        .series
+        .iter()
+        .flat_map(|se| {
+            se.points.iter().filter_map(move |p| {
+                p.regression.map(|w| {
+                    format!(
+                        "- `{}` {} at {} (median {} s, n={})",
+                        se.target,
+                        w,
+                        p.start.format("%Y-%m-%d %H:%M UTC"),
+                        num(p.latency_p50_sec, 3),
+                        p.n
+                    )
+                })
+            })
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "## Latency shifts\n\nA {} bucket is flagged when its median moved at least 10% from the \
+         median of the 72 hours before it and its 99% interval lies wholly above (slower) or \
+         below (faster) that median.\n",
+        bucket_label(r.bucket_sec)
+    );
+    if flags.is_empty() {
+        let _ = writeln!(s, "None.\n");
+    } else {
+        let _ = writeln!(s, "{}\n", flags.join("\n"));
+    }
+
+    for c in &r.campaigns {
+        let _ = writeln!(
+            s,
+            "## Campaign `{}`\n\n{} of {} slots present ({:.1}%, expected from the {}); {} runs, \
+             {} records, {} successful. Missing slots: {}.\n",
+            c.campaign,
+            c.present_slots,
+            c.expected_slots,
+            c.completeness * 100.0,
+            c.expected_from,
+            c.runs,
+            c.records,
+            c.successes,
+            slot_list(&c.missing_slots)
+        );
+    }
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(s, "## Comparison\n\n```text\n{}```\n", comparison_text(c));
+    }
+    if !r.problems.is_empty() {
+        let _ = writeln!(s, "## Data problems\n");
+        for p in &r.problems {
+            let _ = writeln!(s, "- {p}");
+        }
+        if r.bad_lines > 20 {
+            let _ = writeln!(s, "- … {} unreadable lines in all", r.bad_lines);
+        }
+    }
+    s
+}
+
+pub fn slot_list(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = v.iter().take(30).map(u64::to_string).collect();
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if v.len() > 30 { ", …" } else { "" }
+    )
+}
+
+/// The time the report covers, in words.
+pub fn period(r: &Report) -> String {
+    let first = r.targets.iter().filter_map(|t| t.first).min();
+    let last = r.targets.iter().filter_map(|t| t.last).max();
+    match (first, last) {
+        (Some(a), Some(b)) => format!(
+            "{} to {}",
+            a.format("%Y-%m-%d %H:%M UTC"),
+            b.format("%Y-%m-%d %H:%M UTC")
+        ),
+        _ => "no records".into(),
+    }
+}
+
+/// `comparison.txt`: the seed's table (`003_*`): total latency, first token, memory, average
+/// output length, average tokens, tokens per second — one row per model, means as the seed
+/// reported them, with n.
+pub fn comparison_table(r: &Report) -> String {
+    let mut t = Table::new();
+    t.load_preset(ASCII_FULL);
+    t.set_header(vec![
+        "Model",
+        "Runs",
+        "Total Latency (s)",
+        "First Token (s)",
+        "Memory (MB)",
+        "Avg Output Len",
+        "Avg Tokens",
+        "Tokens/Second",
+    ]);
+    for f in &r.targets {
+        t.add_row(vec![
+            format!("{} ({})", f.model, f.target),
+            f.success.k.to_string(),
+            num(f.latency_sec.as_ref().map(|q| q.mean), 3),
+            num(f.ttft_sec.as_ref().map(|q| q.mean), 3),
+            num(f.memory_mb.map(|m| m.mean), 0),
+            num(f.answer_chars.map(|m| m.mean), 0),
+            num(f.response_tokens.map(|m| m.mean), 1),
+            num(f.throughput_tps.as_ref().map(|q| q.mean), 1),
+        ]);
+    }
+    right(&mut t, 1);
+    format!(
+        "Model comparison ({})\nLower is better for Total Latency, First Token and Memory; higher \
+         for Tokens/Second. Means over successful calls; Runs = successful calls.\n{t}\n",
+        period(r)
+    )
+}
+
+/// A comparison as text.
+pub fn comparison_text(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "A = {}   B = {}{}",
+        c.a,
+        c.b,
+        c.target
+            .as_ref()
+            .map(|t| format!("   (target {t})"))
+            .unwrap_or_default()
+    );
+    let mut t = Table::new();
+    t.load_preset(ASCII_FULL);
+    t.set_header(vec![
+        "metric",
+        "n A",
+        "n B",
+        "median A",
+        "median B",
+        "B − A [95% CI]",
+        "Mann–Whitney p",
+        "verdict",
+    ]);
+    for m in &c.metrics {
+        t.add_row(vec![
+            m.metric.to_string(),
+            m.n_a.to_string(),
+            m.n_b.to_string(),
+            format!("{:.3}", m.median_a),
+            format!("{:.3}", m.median_b),
+            with_ci(Some(&m.difference), 3),
+            format!("{:.4}", m.p_value),
+            verdict(m.p_value, c.alpha).to_string(),
+        ]);
+    }
+    if let Some(r) = &c.success {
+        t.add_row(vec![
+            "success rate".to_string(),
+            r.a.n.to_string(),
+            r.b.n.to_string(),
+            format!("{:.1}%", r.a.rate.value * 100.0),
+            format!("{:.1}%", r.b.rate.value * 100.0),
+            format!(
+                "{:+.1} pp [{:+.1}–{:+.1}]",
+                r.difference.value * 100.0,
+                r.difference.lo * 100.0,
+                r.difference.hi * 100.0
+            ),
+            r.p_value.map_or("n/a".into(), |p| format!("{p:.4}")),
+            r.p_value.map_or("n/a", |p| verdict(p, c.alpha)).to_string(),
+        ]);
+    }
+    right(&mut t, 1);
+    let _ = writeln!(s, "{t}");
+    s
+}

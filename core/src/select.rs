@@ -1,0 +1,439 @@
+//! Model selection (the seed's dynamic model selector): the best measured target for a task or
+//! an agent type, under memory, speed, latency and cost limits, with its alternatives, the
+//! reasons, and a refusal when the records are too few to say.
+//!
+//! Each task is scored in [0, 1] from the records, conservatively: rates use the lower bound of
+//! their Wilson interval, so 3 of 3 does not beat 95 of 100. An agent type is a weighting of
+//! tasks. The final score is the weighted task score times the lower bound of the target's
+//! overall success rate.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::report::aggregate::{Aggregate, CellAgg, Mean, Rate};
+use crate::stats::{self, Z95};
+
+/// The task types of the seed, plus `rag_coverage`.
+pub const TASKS: [&str; 7] = [
+    "speed_critical",
+    "memory_constrained",
+    "structured_output",
+    "tool_use",
+    "creative_content",
+    "complex_reasoning",
+    "rag_coverage",
+];
+
+/// The agent types of the seed, as task weights.
+pub fn agent_weights(agent: &str) -> Option<Vec<(&'static str, f64)>> {
+    Some(match agent {
+        "creative" => vec![("creative_content", 1.0)],
+        "analytical" => vec![("complex_reasoning", 0.5), ("structured_output", 0.5)],
+        "assistant" => vec![
+            ("tool_use", 0.4),
+            ("structured_output", 0.4),
+            ("speed_critical", 0.2),
+        ],
+        "chat" => vec![("speed_critical", 0.5), ("creative_content", 0.5)],
+        "coding" => vec![("structured_output", 0.5), ("complex_reasoning", 0.5)],
+        "summarization" => vec![("speed_critical", 0.5), ("complex_reasoning", 0.5)],
+        "translation" => vec![("speed_critical", 0.5), ("structured_output", 0.5)],
+        _ => return None,
+    })
+}
+
+pub const AGENTS: [&str; 7] = [
+    "creative",
+    "analytical",
+    "assistant",
+    "chat",
+    "coding",
+    "summarization",
+    "translation",
+];
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Criteria {
+    /// Task weights (one task with weight 1 for `--task`).
+    pub weights: Vec<(&'static str, f64)>,
+    pub max_memory_mb: Option<f64>,
+    pub min_speed_tps: Option<f64>,
+    pub max_p95_latency_sec: Option<f64>,
+    /// Mean cost per successful call, in USD.
+    pub max_cost_usd: Option<f64>,
+    /// Fewest calls a target needs to be considered at all.
+    pub min_calls: u64,
+    /// Fewest relevant calls behind each task score.
+    pub min_task_calls: u64,
+}
+
+/// Defaults for the evidence a choice needs.
+pub const MIN_CALLS: u64 = 20;
+pub const MIN_TASK_CALLS: u64 = 5;
+
+/// Resolves `--task` or `--agent` into weights.
+pub fn weights(
+    task: Option<&str>,
+    agent: Option<&str>,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    match (task, agent) {
+        (Some(t), None) => TASKS
+            .iter()
+            .find(|x| **x == t)
+            .map(|x| vec![(*x, 1.0)])
+            .ok_or_else(|| format!("unknown task '{t}': one of {}", TASKS.join(", "))),
+        (None, Some(a)) => agent_weights(a)
+            .ok_or_else(|| format!("unknown agent type '{a}': one of {}", AGENTS.join(", "))),
+        _ => Err("give exactly one of --task or --agent".into()),
+    }
+}
+
+/// The recommended way to run the chosen target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecommendedConfig {
+    pub target: String,
+    pub provider: String,
+    pub model: String,
+    /// The measured temperature that did best for these tasks (`null`: the provider default).
+    pub temperature: Option<f64>,
+    /// Not measured by llmpulse; kept for the seed's callers, which read it.
+    pub quantization: Option<String>,
+}
+
+/// One candidate's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub target: String,
+    pub model: String,
+    pub score: f64,
+    pub task_scores: BTreeMap<&'static str, f64>,
+    pub calls: u64,
+    pub success_rate_lower: f64,
+}
+
+/// A target left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Excluded {
+    pub target: String,
+    pub reason: String,
+}
+
+/// The answer, as the seed's callers read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Selection {
+    pub selected_model: String,
+    pub recommended_config: RecommendedConfig,
+    pub score: f64,
+    pub alternatives: Vec<Candidate>,
+    pub why: Vec<String>,
+    pub excluded: Vec<Excluded>,
+    pub records: u64,
+}
+
+/// No answer: the evidence is too thin or every target was excluded.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refusal {
+    pub reason: String,
+    pub excluded: Vec<Excluded>,
+    pub records: u64,
+}
+
+fn lower(r: Rate) -> Option<f64> {
+    stats::wilson(r.ok, r.n, Z95).map(|(lo, _)| lo)
+}
+
+fn sum_cells<'a>(cells: impl Iterator<Item = &'a CellAgg>) -> CellAgg {
+    let mut out = CellAgg::default();
+    for c in cells {
+        out.calls.merge(&c.calls);
+        out.coverage.merge(&c.coverage);
+        out.grounding.merge(&c.grounding);
+        out.json_valid.merge(&c.json_valid);
+        out.tool_call_valid.merge(&c.tool_call_valid);
+        out.output_speed.merge(&c.output_speed);
+    }
+    out
+}
+
+/// The raw (unnormalised) evidence of one task for one target: a value and the calls behind it.
+fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
+    let t = agg.targets.get(target)?;
+    let cells = |name: &str| {
+        agg.tasks
+            .get(&(target.to_string(), name.to_string()))
+            .into_iter()
+    };
+    match task {
+        "speed_critical" => {
+            let speed = t.output_speed.hist_quantile(0.5)?;
+            let p95 = t.latency.hist_quantile(0.95)?;
+            Some((speed / p95.max(1e-6), t.output_speed.len()))
+        }
+        "memory_constrained" => {
+            let m = t.memory_mb.value()?;
+            Some((1.0 / m.max(1.0), t.memory_mb.n))
+        }
+        "structured_output" => {
+            let c = sum_cells(cells("structured_output"));
+            Some((lower(c.json_valid)?, c.json_valid.n))
+        }
+        "tool_use" => {
+            let c = sum_cells(cells("tool_use"));
+            Some((lower(c.tool_call_valid)?, c.tool_call_valid.n))
+        }
+        "creative_content" => {
+            let v = agg.variety.get(target)?;
+            let (mut distinct, mut answers) = (0u64, 0u64);
+            for (q, n) in &v.answers {
+                distinct += v.distinct.get(q).map_or(0, |s| s.len() as u64);
+                answers += n;
+            }
+            (answers > 0).then(|| (distinct as f64 / answers as f64, answers))
+        }
+        "complex_reasoning" => {
+            let c = sum_cells(cells("reasoning"));
+            let cov = c.coverage.value()?;
+            Some((cov * lower(c.calls)?, c.calls.n))
+        }
+        "rag_coverage" => {
+            let c = sum_cells(cells("rag"));
+            let cov = c.coverage.value()?;
+            let grd = c.grounding.value().unwrap_or(cov);
+            Some((0.7 * cov + 0.3 * grd, c.coverage.n))
+        }
+        _ => None,
+    }
+}
+
+/// Chooses a target for `criteria` from the records in `agg`.
+pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal> {
+    let mut excluded = Vec::new();
+    let mut raw: BTreeMap<&str, BTreeMap<&'static str, f64>> = BTreeMap::new();
+    for (name, t) in &agg.targets {
+        let mut out = |reason: String| {
+            excluded.push(Excluded {
+                target: name.clone(),
+                reason,
+            })
+        };
+        if t.calls.n < criteria.min_calls {
+            out(format!(
+                "only {} calls; at least {} are needed",
+                t.calls.n, criteria.min_calls
+            ));
+            continue;
+        }
+        if let Some(max) = criteria.max_memory_mb {
+            match t.memory_mb.value() {
+                None => {
+                    out("no memory measurement, and a memory limit was given".into());
+                    continue;
+                }
+                Some(m) if m > max => {
+                    out(format!("uses {m:.0} MB, above the {max:.0} MB limit"));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if let Some(min) = criteria.min_speed_tps {
+            match t.output_speed.hist_quantile(0.5) {
+                Some(s) if s >= min => {}
+                s => {
+                    out(format!(
+                        "median output speed {} tok/s, below {min}",
+                        s.map_or("unknown".into(), |s| format!("{s:.1}"))
+                    ));
+                    continue;
+                }
+            }
+        }
+        if let Some(max) = criteria.max_p95_latency_sec {
+            match t.latency.hist_quantile(0.95) {
+                Some(l) if l <= max => {}
+                l => {
+                    out(format!(
+                        "p95 latency {} s, above {max}",
+                        l.map_or("unknown".into(), |l| format!("{l:.2}"))
+                    ));
+                    continue;
+                }
+            }
+        }
+        if let Some(max) = criteria.max_cost_usd
+            && let Some(c) = mean_of(t.cost_usd)
+            && c > max
+        {
+            out(format!("costs ${c:.5} a call, above ${max}"));
+            continue;
+        }
+        let mut scores = BTreeMap::new();
+        let mut missing = None;
+        for (task, _) in &criteria.weights {
+            match raw_task(agg, name, task) {
+                Some((v, n)) if n >= criteria.min_task_calls => {
+                    scores.insert(*task, v);
+                }
+                Some((_, n)) => {
+                    missing = Some(format!(
+                        "{task}: only {n} relevant calls; at least {} are needed",
+                        criteria.min_task_calls
+                    ));
+                    break;
+                }
+                None => {
+                    missing = Some(format!("{task}: no records measure it"));
+                    break;
+                }
+            }
+        }
+        match missing {
+            Some(reason) => out(reason),
+            None => {
+                raw.insert(name, scores);
+            }
+        }
+    }
+    if raw.is_empty() {
+        return Err(Refusal {
+            reason: format!(
+                "too few records to choose: no target has enough evidence for {} ({} records read)",
+                criteria
+                    .weights
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                agg.records
+            ),
+            excluded,
+            records: agg.records,
+        });
+    }
+
+    // Speed and memory are relative: normalise by the best candidate.
+    for task in ["speed_critical", "memory_constrained"] {
+        let best = raw
+            .values()
+            .filter_map(|s| s.get(task))
+            .fold(0.0f64, |a, b| a.max(*b));
+        if best > 0.0 {
+            for s in raw.values_mut() {
+                if let Some(v) = s.get_mut(task) {
+                    *v /= best;
+                }
+            }
+        }
+    }
+    let total_weight: f64 = criteria.weights.iter().map(|(_, w)| w).sum();
+    let mut candidates: Vec<Candidate> = raw
+        .into_iter()
+        .map(|(name, task_scores)| {
+            let t = &agg.targets[name];
+            let reliability = lower(t.calls).unwrap_or(0.0);
+            let weighted: f64 = criteria
+                .weights
+                .iter()
+                .map(|(task, w)| w * task_scores.get(task).copied().unwrap_or(0.0))
+                .sum::<f64>()
+                / total_weight.max(1e-9);
+            Candidate {
+                target: name.to_string(),
+                model: t.model.clone(),
+                score: round4(weighted * reliability),
+                task_scores: task_scores
+                    .into_iter()
+                    .map(|(k, v)| (k, round4(v)))
+                    .collect(),
+                calls: t.calls.n,
+                success_rate_lower: round4(reliability),
+            }
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.target.cmp(&b.target)));
+    let best = candidates.remove(0);
+    let t = &agg.targets[&best.target];
+    let temperature = best_temperature(agg, &best.target, &criteria.weights);
+    let mut why = vec![format!(
+        "{} scores {:.3}: weighted task score × success-rate lower bound ({:.3}, from {} calls).",
+        best.target, best.score, best.success_rate_lower, best.calls
+    )];
+    for (task, s) in &best.task_scores {
+        why.push(format!("{task}: {s:.3}{}", explain(task)));
+    }
+    if let Some(next) = candidates.first() {
+        why.push(format!(
+            "Next best: {} at {:.3}{}.",
+            next.target,
+            next.score,
+            if best.score - next.score < 0.02 {
+                " (close: within 0.02)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(temp) = temperature {
+        why.push(format!(
+            "Temperature {temp} had the best success and quality among those measured."
+        ));
+    }
+    Ok(Selection {
+        selected_model: best.model.clone(),
+        recommended_config: RecommendedConfig {
+            target: best.target.clone(),
+            provider: t.provider.clone(),
+            model: t.model.clone(),
+            temperature,
+            quantization: None,
+        },
+        score: best.score,
+        alternatives: candidates,
+        why,
+        excluded,
+        records: agg.records,
+    })
+}
+
+fn explain(task: &str) -> &'static str {
+    match task {
+        "speed_critical" => " (median output speed ÷ p95 latency, relative to the best)",
+        "memory_constrained" => " (least memory = 1)",
+        "structured_output" => " (valid JSON rate, Wilson lower bound)",
+        "tool_use" => " (valid tool-call rate, Wilson lower bound)",
+        "creative_content" => " (distinct answers per repeated question)",
+        "complex_reasoning" => " (coverage of reasoning questions × success lower bound)",
+        "rag_coverage" => " (0.7 × coverage + 0.3 × grounding)",
+        _ => "",
+    }
+}
+
+fn mean_of(m: Mean) -> Option<f64> {
+    m.value()
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+/// The temperature whose calls did best: highest success lower bound times mean coverage (or
+/// valid-output rate) — `None` when no temperature was recorded.
+fn best_temperature(agg: &Aggregate, target: &str, _weights: &[(&str, f64)]) -> Option<f64> {
+    agg.temperatures
+        .iter()
+        .filter(|((t, _), _)| t == target)
+        .filter_map(|((_, temp), c)| {
+            let temp: f64 = temp.parse().ok()?;
+            let quality = c
+                .coverage
+                .value()
+                .or_else(|| lower(c.json_valid))
+                .unwrap_or(1.0);
+            Some((temp, lower(c.calls)? * quality, c.calls.n))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)))
+        .map(|(t, _, _)| t)
+}

@@ -1,0 +1,196 @@
+//! SYNTHETIC record histories, for tests and benchmarks only: runs of made-up records in the
+//! real storage layout, so reports and selection can be exercised at any scale without a model.
+//! Every synthetic record says so: `origin = "synthetic"`, provider `synthetic`, run ids that
+//! start with `synthetic-`, and reports print a banner when they read any.
+//!
+//! The targets differ on purpose: target `i` is slower than target `i − 1`, the first meets
+//! 429s, and target 1 slows down by 40% over the last quarter of the history, so that reports
+//! have a regression to flag.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::error_kind::ErrorKind;
+use crate::output::{self, OutputError};
+use crate::record::Record;
+use crate::runner::RunOutput;
+use crate::tokens::TokenSource;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Records in all (rounded up to whole runs).
+    pub records: u64,
+    pub targets: u32,
+    /// Questions per target per run.
+    pub questions: u32,
+    pub start: DateTime<Utc>,
+    /// Time between runs.
+    pub every: Duration,
+    pub campaign: Option<String>,
+    pub seed: u64,
+}
+
+/// The questions' (industry, task) by index: mostly RAG, with every task the selector scores.
+const QUESTIONS: [(&str, &str); 10] = [
+    ("retail", "rag"),
+    ("finance", "rag"),
+    ("retail", "rag"),
+    ("finance", "rag"),
+    ("retail", "structured_output"),
+    ("finance", "tool_use"),
+    ("retail", "creative"),
+    ("finance", "reasoning"),
+    ("retail", "rag"),
+    ("finance", "rag"),
+];
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn lognormal(rng: &mut ChaCha8Rng, median: f64, sigma: f64) -> f64 {
+    median * (sigma * normal(rng)).exp()
+}
+
+/// The runs of a history, one at a time (so any number fits in memory).
+pub fn runs(spec: &Spec) -> impl Iterator<Item = RunOutput> + '_ {
+    let per_run = u64::from(spec.targets.max(1)) * u64::from(spec.questions.max(1));
+    let count = spec.records.div_ceil(per_run);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    (0..count).map(move |k| run(spec, k, count, &mut rng))
+}
+
+fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> RunOutput {
+    let started = spec.start + spec.every * k as i32;
+    let run_id = format!("synthetic-{}-{k:06}", started.format("%Y%m%dT%H%M%SZ"));
+    let late = k * 4 >= count * 3;
+    let mut records = Vec::new();
+    let mut at = started;
+    for t in 0..spec.targets {
+        for q in 0..spec.questions {
+            let (industry, task) = QUESTIONS[q as usize % QUESTIONS.len()];
+            let slow = 1.0 + 0.5 * f64::from(t) + if t == 1 && late { 0.4 } else { 0.0 };
+            let diurnal = if (14..18).contains(&at.format("%H").to_string().parse().unwrap_or(0)) {
+                1.1
+            } else {
+                1.0
+            };
+            let ttft = lognormal(rng, 0.12 * slow * diurnal, 0.3);
+            let tokens: u32 = rng.random_range(60..260);
+            let speed = lognormal(rng, 180.0 / slow, 0.15);
+            let latency = ttft + f64::from(tokens - 1) / speed;
+            let rate_limited = t == 0 && rng.random_bool(0.03);
+            let failed = rng.random_bool(0.01 + 0.01 * f64::from(t))
+                || (rate_limited && rng.random_bool(0.3));
+            let answer_hash = if task == "creative" {
+                hex::encode(Sha256::digest(rng.random::<u64>().to_le_bytes()))
+            } else {
+                hex::encode(Sha256::digest(format!("{t}-{q}")))
+            };
+            let coverage = (0.95 - 0.08 * f64::from(t) + 0.05 * normal(rng)).clamp(0.0, 1.0);
+            let r = Record {
+                timestamp: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                industry: industry.into(),
+                question: format!("Synthetic question {q}"),
+                llm_provider: "synthetic".into(),
+                llm_model: format!("synthetic-model-{t}"),
+                latency_sec: round6(latency),
+                throughput_tps: (!failed).then(|| round6(f64::from(tokens) / latency)),
+                success: !failed,
+                coverage_score: (!failed).then_some(round6(coverage)),
+                prompt_tokens: Some(400 + q * 7),
+                response_tokens: (!failed).then_some(tokens),
+                run_id: run_id.clone(),
+                campaign: spec.campaign.clone(),
+                slot: spec.campaign.as_ref().map(|_| k),
+                question_id: format!("q{q:02}"),
+                target: format!("synthetic-{t}"),
+                repetition: 0,
+                task: task.into(),
+                streamed: true,
+                ttfb_sec: Some(round6(ttft * 0.9)),
+                ttft_sec: Some(round6(ttft)),
+                ttfat_sec: Some(round6(ttft)),
+                output_speed_tps: (!failed).then(|| round6(speed)),
+                tpot_sec: (!failed).then(|| round6(1.0 / speed)),
+                chunk_count: Some(tokens),
+                chunk_gap_p50_sec: Some(round6(1.0 / speed)),
+                chunk_gap_p99_sec: Some(round6(3.0 / speed)),
+                chunk_gap_max_sec: Some(round6(5.0 / speed)),
+                token_source: Some(TokenSource::Usage),
+                reasoning_tokens: None,
+                attempts: 1 + u32::from(rate_limited),
+                rate_limited_count: u32::from(rate_limited),
+                queue_wait_sec: 0.0,
+                retry_wait_sec: 0.0,
+                ratelimit_remaining_requests: None,
+                ratelimit_remaining_tokens: None,
+                failover_from: None,
+                failover_to: None,
+                cost_usd: Some(f64::from(tokens) * 1e-7 * f64::from(t + 1)),
+                server_load_sec: None,
+                server_prefill_sec: None,
+                server_decode_tps: None,
+                error_kind: failed.then_some(if rate_limited {
+                    ErrorKind::RateLimited
+                } else {
+                    ErrorKind::Http5xx
+                }),
+                error_message: failed.then(|| "synthetic failure".into()),
+                http_status: Some(if failed { 503 } else { 200 }),
+                finish_reason: Some("stop".into()),
+                grounding_score: (!failed).then_some(round6(coverage * 0.95)),
+                json_valid: (task == "structured_output").then_some(!failed && t != 2),
+                tool_calls: None,
+                tool_call_valid: (task == "tool_use").then_some(!failed),
+                answer_chars: tokens * 4,
+                answer: None,
+                answer_sha256: answer_hash,
+                provider_request_id: None,
+                temperature: Some(0.7),
+                max_tokens: Some(300),
+                origin: "synthetic".into(),
+                llmpulse_version: crate::VERSION.into(),
+                config_hash: "synthetic".into(),
+                memory_mb: Some(1_000.0 + 2_000.0 * f64::from(t)),
+            };
+            at += Duration::milliseconds((latency * 1000.0) as i64 / 4);
+            records.push(r);
+        }
+    }
+    RunOutput {
+        run_id,
+        started_at: started,
+        finished_at: at,
+        config_hash: "synthetic".into(),
+        shard: None,
+        records,
+    }
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+/// Writes a whole history below `dir` in the storage layout. Returns (runs, records).
+pub fn write(spec: &Spec, dir: &Path) -> Result<(u64, u64), OutputError> {
+    let targets: Vec<String> = (0..spec.targets)
+        .map(|t| format!("synthetic-{t}"))
+        .collect();
+    let (mut runs_written, mut records) = (0, 0);
+    for run in runs(spec) {
+        records += run.records.len() as u64;
+        let encoded = output::encode(&run, "synthetic", &targets, "synthetic")?;
+        output::write_local(dir, &encoded)?;
+        runs_written += 1;
+    }
+    Ok((runs_written, records))
+}
