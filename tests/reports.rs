@@ -448,7 +448,12 @@ fn select_returns_the_known_best_and_refuses_to_guess() {
         &dir.0,
         &["select", "--from", "thin", "--task", "speed_critical"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let refusal: Value = serde_json::from_slice(&out.stdout).unwrap();
     let reason = refusal["error"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("too few records"), "{reason}");
