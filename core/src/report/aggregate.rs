@@ -32,9 +32,10 @@ impl Dist {
         Dist::new(1e3, 3, true)
     }
 
-    /// A cheap seconds distribution for time buckets: 2 significant digits, no exact values.
+    /// A cheap seconds distribution for time buckets: whole milliseconds, 2 significant digits,
+    /// no exact values (a few KiB, where a microsecond one takes about 9).
     pub fn coarse_seconds() -> Dist {
-        Dist::new(1e6, 2, false)
+        Dist::new(1e3, 2, false)
     }
 
     fn new(scale: f64, sigfig: u8, exact: bool) -> Dist {
@@ -348,7 +349,10 @@ impl BucketAgg {
 }
 
 /// Answers to questions of the `creative` task, by content hash: how varied a target's answers
-/// to the same question are.
+/// to the same question are. Only the first [`VARIETY_CAP`] answers per question count, so the
+/// sets stay small for any history.
+pub const VARIETY_CAP: u64 = 1_000;
+
 #[derive(Debug, Clone, Default)]
 pub struct Variety {
     /// (question id) → distinct answer hashes (first 16 hex digits).
@@ -603,13 +607,16 @@ impl Aggregate {
 
         if r.task == "creative" && r.success {
             let v = self.variety.entry(target.to_string()).or_default();
-            let hash = u64::from_str_radix(r.answer_sha256.get(..16).unwrap_or("0"), 16)
-                .unwrap_or_default();
-            v.distinct
-                .entry(r.question_id.to_string())
-                .or_default()
-                .insert(hash);
-            *v.answers.entry(r.question_id.to_string()).or_default() += 1;
+            let answers = v.answers.entry(r.question_id.to_string()).or_default();
+            if *answers < VARIETY_CAP {
+                *answers += 1;
+                let hash = u64::from_str_radix(r.answer_sha256.get(..16).unwrap_or("0"), 16)
+                    .unwrap_or_default();
+                v.distinct
+                    .entry(r.question_id.to_string())
+                    .or_default()
+                    .insert(hash);
+            }
         }
 
         if let (Some((sa, sb)), Some((a, b))) = (&mut self.sides, &self.plan.compare) {
@@ -662,10 +669,17 @@ impl Aggregate {
         for (k, v) in o.variety {
             let mine = self.variety.entry(k).or_default();
             for (q, set) in v.distinct {
-                mine.distinct.entry(q).or_default().extend(set);
-            }
-            for (q, n) in v.answers {
-                *mine.answers.entry(q).or_default() += n;
+                let n = v.answers.get(&q).copied().unwrap_or(0);
+                let have = mine.answers.entry(q.clone()).or_default();
+                // Keep the cap across workers: take what fits (distinct hashes beyond it are
+                // dropped together with their answers).
+                let room = VARIETY_CAP.saturating_sub(*have);
+                let take = n.min(room);
+                if take > 0 {
+                    *have += take;
+                    let slot = mine.distinct.entry(q).or_default();
+                    slot.extend(set.into_iter().take(take as usize));
+                }
             }
         }
         if let (Some((a, b)), Some((oa, ob))) = (&mut self.sides, &o.sides) {

@@ -93,17 +93,15 @@ pub async fn read(
         return Err(ReadError::Empty(store.describe()));
     }
     stats.manifests = keys.len();
-    let fetched: Vec<(String, Option<Bytes>)> = stream::iter(keys)
+    // Manifests are parsed as they arrive; only the parsed form is kept.
+    let mut manifests = stream::iter(keys)
         .map(|k| async move {
             let b = store.get(&k).await?;
             Ok::<_, StoreError>((k, b))
         })
-        .buffered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-
+        .buffered(IN_FLIGHT);
     let mut runs: Vec<Manifest> = Vec::new();
-    for (key, bytes) in fetched {
+    while let Some((key, bytes)) = manifests.try_next().await? {
         let Some(bytes) = bytes else { continue };
         match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => runs.push(m),
