@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Opens llmpulse reports in headless Chromium (Debian's package, installed if missing) and
+# fails on any console message or on a chart that did not render (the page's own check sets
+# <html data-charts="ok N"> or "failed IDS"). Saves desktop and phone screenshots.
+#   .ci/check-report.sh BIN OUT_DIR
+set -euo pipefail
+BIN=$(realpath "${1:?llmpulse binary}")
+OUT=$(realpath -m "${2:?output directory}")
+mkdir -p "$OUT"
+
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+fi
+chromium --version
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# 1. The README's path: the quickstart run (one run, one time bucket), then its report.
+(cd "$work" && "$BIN" run --quiet >/dev/null 2>&1 && "$BIN" report --from results --out quickstart >/dev/null)
+# 2. A SYNTHETIC week of hourly runs, so the charts over time, the regression flags and the
+#    campaign strip have something to draw.
+"$BIN" synth --records 13440 --every 1h --start 2026-11-01 --campaign synthetic-week \
+  --out "$work/history" 2>/dev/null
+"$BIN" report --from "$work/history" --out "$work/history-report" >/dev/null
+
+chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
+  --disable-dev-shm-usage --hide-scrollbars)
+status=0
+for name in quickstart history-report; do
+  page="file://$work/$name/index.html"
+  timeout 120 "${chrome[@]}" --enable-logging=stderr --v=0 --dump-dom "$page" \
+    >"$OUT/$name.dom.html" 2>"$OUT/$name.chromium.log"
+  verdict=$(grep -o 'data-charts="[^"]*"' "$OUT/$name.dom.html" | head -1 || true)
+  console=$(grep -E ':CONSOLE[:(]' "$OUT/$name.chromium.log" || true)
+  timeout 120 "${chrome[@]}" --window-size=1280,4800 --screenshot="$OUT/$name.png" "$page" 2>/dev/null
+  timeout 120 "${chrome[@]}" --window-size=390,8000 --screenshot="$OUT/$name-phone.png" "$page" 2>/dev/null
+  echo "$name: ${verdict:-no verdict} (screenshots in $OUT/$name.png, $name-phone.png)"
+  if [[ "$verdict" != data-charts=\"ok* ]]; then
+    echo "FAIL: $name: the page's chart check did not pass: ${verdict:-the script did not run}"
+    status=1
+  fi
+  if [ -n "$console" ]; then
+    echo "FAIL: $name: console messages:"; echo "$console"
+    status=1
+  fi
+done
+exit $status
