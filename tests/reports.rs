@@ -224,6 +224,11 @@ fn figures_match_values_worked_out_by_hand() {
     assert_eq!(c["present_slots"], 3);
     close(&c["completeness"], 0.75);
     assert_eq!(c["missing_slots"], json!([2]));
+    // Every fixture call is a RAG question: one task cell per target.
+    let tasks = s["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0]["key"], "rag");
+    assert_eq!(tasks[0]["success"]["n"], 6);
     // Hourly buckets: a has calls at hours 0, 1 and 3.
     let series = s["series"].as_array().unwrap();
     let sa = series.iter().find(|x| x["target"] == "a").unwrap();
@@ -311,6 +316,35 @@ fn compare_two_targets_with_mann_whitney_and_two_proportions() {
     assert!(stdout.contains("no evidence of a difference"), "{stdout}");
     let html = std::fs::read_to_string(dir.0.join("r/index.html")).unwrap();
     assert!(html.contains("<h2>Comparison</h2>"));
+    // Two windows of target a: hours 0–2 ([1, 2, 3] s and the failure) against hour 3 onwards
+    // ([4, 10] s): medians 2 and 7.
+    ok(&llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            "store",
+            "--out",
+            "w",
+            "--compare",
+            "2026-11-20..2026-11-20T02:00:00Z",
+            "2026-11-20T02:00:00Z..2026-11-21",
+            "--target",
+            "a",
+        ],
+    ));
+    let w = &read_json(&dir.0.join("w/summary.json"))["comparison"];
+    assert_eq!(w["target"], "a");
+    let lat = &w["metrics"][0];
+    assert_eq!(lat["metric"], "latency_sec");
+    assert_eq!(
+        (lat["n_a"].as_u64(), lat["n_b"].as_u64()),
+        (Some(3), Some(2))
+    );
+    close(&lat["median_a"], 2.0);
+    close(&lat["median_b"], 7.0);
+    assert_eq!(w["success"]["a"]["n"], 4);
+
     // An unknown target is an error that lists the ones there are.
     let out = llmpulse(
         &dir.0,

@@ -325,6 +325,91 @@ pub fn slot_strip(
     })
 }
 
+/// One target on a radar: a value in [0, 1] per axis (`None`: not measured, drawn at 0 and
+/// named in the caption by the caller).
+pub struct RadarSeries {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A capability radar: one axis per capability, one polygon per target.
+pub fn radar(title: &str, axes: &[String], series: &[RadarSeries]) -> Result<String> {
+    if axes.len() < 3 || series.is_empty() {
+        return Err(format!("{title}: a radar needs three axes and a series"));
+    }
+    let (cx, cy, radius) = (WIDTH as f64 / 2.0 - 90.0, 250.0, 170.0);
+    let n = axes.len();
+    let at = |i: usize, v: f64| -> (i32, i32) {
+        let angle = std::f64::consts::TAU * i as f64 / n as f64 - std::f64::consts::FRAC_PI_2;
+        (
+            (cx + radius * v * angle.cos()).round() as i32,
+            (cy + radius * v * angle.sin()).round() as i32,
+        )
+    };
+    svg(500, |root| {
+        root.draw(&Text::new(
+            title.to_string(),
+            (12, 10),
+            (FONT, 18).into_font(),
+        ))
+        .map_err(err)?;
+        let grid = RGBColor(0xd9, 0xdd, 0xe3);
+        for ring in [0.25, 0.5, 0.75, 1.0] {
+            let mut pts: Vec<_> = (0..n).map(|i| at(i, ring)).collect();
+            pts.push(pts[0]);
+            root.draw(&PathElement::new(pts, grid.stroke_width(1)))
+                .map_err(err)?;
+        }
+        for (i, label) in axes.iter().enumerate() {
+            root.draw(&PathElement::new(
+                vec![at(i, 0.0), at(i, 1.0)],
+                grid.stroke_width(1),
+            ))
+            .map_err(err)?;
+            let (x, y) = at(i, 1.08);
+            // Labels sit outside the rim: left of it on the left, right of it on the right.
+            let width = label.chars().count() as i32 * 7;
+            let x = if f64::from(x) > cx + 10.0 {
+                x + 4
+            } else if f64::from(x) < cx - 10.0 {
+                x - width - 4
+            } else {
+                x - width / 2
+            };
+            root.draw(&Text::new(
+                label.clone(),
+                (x, y - 6),
+                (FONT, 12).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        for (k, s) in series.iter().enumerate() {
+            let c = color(k);
+            let mut pts: Vec<_> = s
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| at(i, v.unwrap_or(0.0).clamp(0.0, 1.0)))
+                .collect();
+            root.draw(&Polygon::new(pts.clone(), c.mix(0.15).filled()))
+                .map_err(err)?;
+            pts.push(pts[0]);
+            root.draw(&PathElement::new(pts, c.stroke_width(2)))
+                .map_err(err)?;
+            let (lx, ly) = (WIDTH as i32 - 170, 50 + 20 * k as i32);
+            root.draw(&Rectangle::new([(lx, ly), (lx + 12, ly + 12)], c.filled()))
+                .map_err(err)?;
+            root.draw(&Text::new(
+                s.name.clone(),
+                (lx + 18, ly),
+                (FONT, 12).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,6 +188,49 @@ pub struct CellFigures {
     pub grounding: Option<MeanFigure>,
 }
 
+/// Capability figures of one (target, task) or (target, temperature) cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskFigures {
+    pub target: String,
+    /// The task, or the temperature as text.
+    pub key: String,
+    pub success: RateFigure,
+    pub coverage: Option<MeanFigure>,
+    pub json_valid: Option<RateFigure>,
+    pub tool_call_valid: Option<RateFigure>,
+    pub output_speed_tps: Option<MeanFigure>,
+    /// For the creative task: distinct answers per answer to the same question.
+    pub distinct_answer_share: Option<f64>,
+}
+
+fn task_figures(
+    map: &BTreeMap<(String, String), super::aggregate::CellAgg>,
+    agg: &Aggregate,
+) -> Vec<TaskFigures> {
+    map.iter()
+        .filter_map(|((target, key), c)| {
+            let variety = (key == "creative")
+                .then(|| agg.variety.get(target))
+                .flatten()
+                .and_then(|v| {
+                    let answers: u64 = v.answers.values().sum();
+                    let distinct: usize = v.distinct.values().map(|s| s.len()).sum();
+                    (answers > 0).then(|| distinct as f64 / answers as f64)
+                });
+            Some(TaskFigures {
+                target: target.clone(),
+                key: key.clone(),
+                success: RateFigure::of(c.calls)?,
+                coverage: MeanFigure::of(c.coverage),
+                json_valid: RateFigure::of(c.json_valid),
+                tool_call_valid: RateFigure::of(c.tool_call_valid),
+                output_speed_tps: MeanFigure::of(c.output_speed),
+                distinct_answer_share: variety,
+            })
+        })
+        .collect()
+}
+
 /// One point of a target's time series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
@@ -244,6 +287,11 @@ pub struct Report {
     pub bucket_sec: i64,
     pub targets: Vec<TargetFigures>,
     pub industries: Vec<CellFigures>,
+    /// Per target and task (`rag`, `structured_output`, `tool_use`, `reasoning`, `creative`):
+    /// the seed's task performance.
+    pub tasks: Vec<TaskFigures>,
+    /// Per target and temperature: the seed's temperature effect.
+    pub temperatures: Vec<TaskFigures>,
     pub series: Vec<Series>,
     pub campaigns: Vec<CampaignFigures>,
     pub comparison: Option<Comparison>,
@@ -364,6 +412,8 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         bucket_sec: agg.plan.bucket_sec,
         targets,
         industries,
+        tasks: task_figures(&agg.tasks, agg),
+        temperatures: task_figures(&agg.temperatures, agg),
         series,
         campaigns: campaigns(read, cx),
         comparison: compare::compute(agg),

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::charts::{self, Bar, BoxRow, Line};
-use super::figures::{Quantiles, Report, bucket_label};
+use super::charts::{self, Bar, BoxRow, Line, RadarSeries};
+use super::figures::{Quantiles, RateFigure, Report, TargetFigures, bucket_label};
 use super::text::{comparison_text, num, pct_ci, period, slot_list, with_ci};
 
 /// Escapes text for HTML.
@@ -98,6 +98,158 @@ fn td(v: Option<f64>, text: &str) -> String {
 
 fn qv(q: &Option<Quantiles>, f: fn(&Quantiles) -> f64) -> Option<f64> {
     q.as_ref().map(f)
+}
+
+/// The capability radar (seed 000), the task table and, where a target ran at several
+/// temperatures, the temperature effect.
+fn capabilities(h: &mut String, r: &Report) {
+    let task = |t: &str, k: &str| r.tasks.iter().find(|c| c.target == t && c.key == k);
+    let best_speed = r
+        .targets
+        .iter()
+        .filter_map(|t| Some(t.output_speed_tps.as_ref()?.p50.value))
+        .fold(0.0f64, f64::max);
+    type Axis<'a> = (
+        &'static str,
+        Box<dyn Fn(&TargetFigures) -> Option<f64> + 'a>,
+    );
+    let axes: Vec<Axis<'_>> = vec![
+        ("success", Box::new(|t| Some(t.success.rate.value))),
+        (
+            "speed",
+            Box::new(move |t| {
+                let s = t.output_speed_tps.as_ref()?.p50.value;
+                (best_speed > 0.0).then(|| s / best_speed)
+            }),
+        ),
+        (
+            "RAG coverage",
+            Box::new(move |t| Some(task(&t.target, "rag")?.coverage?.mean)),
+        ),
+        ("grounding", Box::new(|t| Some(t.grounding?.mean))),
+        (
+            "valid JSON",
+            Box::new(move |t| Some(task(&t.target, "structured_output")?.json_valid?.rate.value)),
+        ),
+        (
+            "tool calls",
+            Box::new(move |t| Some(task(&t.target, "tool_use")?.tool_call_valid?.rate.value)),
+        ),
+        (
+            "reasoning",
+            Box::new(move |t| Some(task(&t.target, "reasoning")?.coverage?.mean)),
+        ),
+        (
+            "creative variety",
+            Box::new(move |t| task(&t.target, "creative")?.distinct_answer_share),
+        ),
+    ];
+    let measured: Vec<&Axis<'_>> = axes
+        .iter()
+        .filter(|(_, f)| r.targets.iter().any(|t| f(t).is_some()))
+        .collect();
+    let _ = write!(h, "<h2>Capabilities</h2>");
+    if measured.len() >= 3 {
+        let series: Vec<RadarSeries> = r
+            .targets
+            .iter()
+            .map(|t| RadarSeries {
+                name: t.target.clone(),
+                values: measured.iter().map(|(_, f)| f(t)).collect(),
+            })
+            .collect();
+        let names: Vec<String> = measured.iter().map(|(n, _)| n.to_string()).collect();
+        figure(
+            h,
+            "capability-radar",
+            charts::radar(
+                "Capabilities (0 at the centre, 1 at the rim)",
+                &names,
+                &series,
+            ),
+            "Success rate; output speed relative to the fastest; mean RAG coverage and grounding; \
+             valid JSON and valid tool-call rates; coverage of reasoning questions; distinct \
+             answers per repeated creative question. Axes no suite question measured are left \
+             out; a target not measured on an axis sits at 0 there.",
+        );
+    }
+    h.push_str(
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"tasks\"><thead><tr><th>target</th>\
+         <th>task</th><th>n</th><th>success</th><th>coverage</th><th>valid JSON</th>\
+         <th>valid tool call</th><th>distinct answers</th><th>output tok/s</th></tr></thead><tbody>",
+    );
+    let rate = |r: &Option<RateFigure>| -> (Option<f64>, String) {
+        match r {
+            Some(r) => (Some(r.rate.value), pct_ci(&r.rate)),
+            None => (None, String::new()),
+        }
+    };
+    for c in &r.tasks {
+        let (jv, jt) = rate(&c.json_valid);
+        let (tv, tt) = rate(&c.tool_call_valid);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}</tr>",
+            escape(&c.target),
+            escape(&c.key),
+            td(Some(c.success.n as f64), &c.success.n.to_string()),
+            td(Some(c.success.rate.value), &pct_ci(&c.success.rate)),
+            td(
+                c.coverage.map(|m| m.mean),
+                &num(c.coverage.map(|m| m.mean), 3)
+            ),
+            td(jv, &jt),
+            td(tv, &tt),
+            td(
+                c.distinct_answer_share,
+                &c.distinct_answer_share
+                    .map(|v| format!("{:.0}%", v * 100.0))
+                    .unwrap_or_default()
+            ),
+            td(
+                c.output_speed_tps.map(|m| m.mean),
+                &num(c.output_speed_tps.map(|m| m.mean), 1)
+            ),
+        );
+    }
+    h.push_str("</tbody></table></div>");
+
+    let several: Vec<&str> = r
+        .targets
+        .iter()
+        .map(|t| t.target.as_str())
+        .filter(|t| r.temperatures.iter().filter(|c| c.target == *t).count() > 1)
+        .collect();
+    if !several.is_empty() {
+        h.push_str(
+            "<h3>Temperature effect</h3><div class=\"scroll\"><table class=\"sortable\" \
+             id=\"temperatures\"><thead><tr><th>target</th><th>temperature</th><th>n</th>\
+             <th>success</th><th>coverage</th><th>output tok/s</th></tr></thead><tbody>",
+        );
+        for c in r
+            .temperatures
+            .iter()
+            .filter(|c| several.contains(&c.target.as_str()))
+        {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td>{}{}{}{}{}</tr>",
+                escape(&c.target),
+                td(c.key.parse().ok(), &c.key),
+                td(Some(c.success.n as f64), &c.success.n.to_string()),
+                td(Some(c.success.rate.value), &pct_ci(&c.success.rate)),
+                td(
+                    c.coverage.map(|m| m.mean),
+                    &num(c.coverage.map(|m| m.mean), 3)
+                ),
+                td(
+                    c.output_speed_tps.map(|m| m.mean),
+                    &num(c.output_speed_tps.map(|m| m.mean), 1)
+                ),
+            );
+        }
+        h.push_str("</tbody></table></div>");
+    }
 }
 
 /// The whole page.
@@ -396,6 +548,8 @@ pub fn page(r: &Report) -> String {
         "Whiskers: Wilson 95% interval.",
     );
     h.push_str("</div>");
+
+    capabilities(&mut h, r);
 
     // Quality by industry.
     if !r.industries.is_empty() {

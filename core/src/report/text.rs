@@ -130,6 +130,40 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "## RAG quality by industry\n\n{t}\n");
     }
 
+    if r.tasks.iter().any(|c| c.key != "rag") {
+        let mut t = Table::new();
+        t.load_preset(ASCII_MARKDOWN);
+        t.set_header(vec![
+            "target",
+            "task",
+            "n",
+            "success",
+            "coverage",
+            "valid JSON",
+            "valid tool call",
+            "distinct answers",
+        ]);
+        let rate = |r: &Option<super::figures::RateFigure>| {
+            r.as_ref()
+                .map_or(String::new(), |r| format!("{:.1}%", r.rate.value * 100.0))
+        };
+        for c in &r.tasks {
+            t.add_row(vec![
+                c.target.clone(),
+                c.key.clone(),
+                c.success.n.to_string(),
+                format!("{:.1}%", c.success.rate.value * 100.0),
+                num(c.coverage.map(|m| m.mean), 3),
+                rate(&c.json_valid),
+                rate(&c.tool_call_valid),
+                c.distinct_answer_share
+                    .map_or(String::new(), |v| format!("{:.0}%", v * 100.0)),
+            ]);
+        }
+        right(&mut t, 2);
+        let _ = writeln!(s, "## Capabilities by task\n\n{t}\n");
+    }
+
     let flags: Vec<String> = r
         .series
         .iter()
