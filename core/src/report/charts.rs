@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Tableau 10: distinguishable, and legible in greyscale print by order.
@@ -127,6 +128,73 @@ pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> R
     })
 }
 
+type Plot<'a> = DrawingArea<SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart of horizontal rows, one per label, over `0..xmax`; `draw_row(plot, i, y)` draws row
+/// `i` around height `y`, and the label (with its n) goes left of the axis.
+fn rows_chart(
+    title: &str,
+    x_desc: &str,
+    xmax: f64,
+    labels: &[String],
+    row_height: u32,
+    draw_row: impl Fn(&Plot<'_>, usize, f64) -> Result<()>,
+) -> Result<String> {
+    if labels.is_empty() {
+        return Err(format!("{title}: no rows"));
+    }
+    let n = labels.len() as f64;
+    let label_width = 220;
+    svg(90 + row_height * labels.len() as u32, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(34)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d(0.0..xmax, -0.5..(n - 0.5))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(x_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        for (i, label) in labels.iter().enumerate() {
+            let y = n - 1.0 - i as f64;
+            draw_row(chart.plotting_area(), i, y)?;
+            let (px, py) = chart.backend_coord(&(0.0, y));
+            root.draw(&Text::new(
+                label.clone(),
+                (px - label_width + 6, py - 6),
+                (FONT, 12).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// A horizontal whisker from `lo` to `hi` at height `y`, with end ticks of half-height `tick`.
+fn whisker(plot: &Plot<'_>, lo: f64, hi: f64, y: f64, tick: f64) -> Result<()> {
+    plot.draw(&PathElement::new(
+        vec![(lo, y), (hi, y)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
+    for x in [lo, hi] {
+        plot.draw(&PathElement::new(
+            vec![(x, y - tick), (x, y + tick)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// The five numbers of one box: whiskers at p5 and p95, box from p25 to p75, line at p50.
 pub struct BoxRow {
     pub name: String,
@@ -140,64 +208,24 @@ pub struct BoxRow {
 
 /// Horizontal box plots, one row per target.
 pub fn boxes(title: &str, x_desc: &str, rows: &[BoxRow]) -> Result<String> {
-    if rows.is_empty() {
-        return Err(format!("{title}: no rows"));
-    }
     let xmax = rows.iter().map(|r| r.p95).fold(0.0, f64::max).max(1e-3) * 1.08;
-    let n = rows.len() as f64;
-    svg(90 + 42 * rows.len() as u32, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .margin_right(28)
-            .x_label_area_size(34)
-            .y_label_area_size(170)
-            .build_cartesian_2d(0.0..xmax, -0.5..(n - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_desc(x_desc)
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(err)?;
-        for (i, r) in rows.iter().enumerate() {
-            let y = n - 1.0 - i as f64;
-            let c = color(i);
-            let plot = chart.plotting_area();
-            plot.draw(&PathElement::new(
-                vec![(r.p05, y), (r.p95, y)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-            for x in [r.p05, r.p95] {
-                plot.draw(&PathElement::new(
-                    vec![(x, y - 0.15), (x, y + 0.15)],
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(err)?;
-            }
-            plot.draw(&Rectangle::new(
-                [(r.p25, y - 0.3), (r.p75, y + 0.3)],
-                c.mix(0.75).filled(),
-            ))
-            .map_err(err)?;
-            plot.draw(&PathElement::new(
-                vec![(r.p50, y - 0.3), (r.p50, y + 0.3)],
-                BLACK.stroke_width(2),
-            ))
-            .map_err(err)?;
-            let (px, py) = chart.backend_coord(&(0.0, y));
-            root.draw(&Text::new(
-                format!("{} (n={})", r.name, r.n),
-                (px - 164, py - 6),
-                (FONT, 12).into_font(),
-            ))
-            .map_err(err)?;
-        }
-        Ok(())
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} (n={})", r.name, r.n))
+        .collect();
+    rows_chart(title, x_desc, xmax, &labels, 42, |plot, i, y| {
+        let r = &rows[i];
+        whisker(plot, r.p05, r.p95, y, 0.15)?;
+        plot.draw(&Rectangle::new(
+            [(r.p25, y - 0.3), (r.p75, y + 0.3)],
+            color(i).mix(0.75).filled(),
+        ))
+        .map_err(err)?;
+        plot.draw(&PathElement::new(
+            vec![(r.p50, y - 0.3), (r.p50, y + 0.3)],
+            BLACK.stroke_width(2),
+        ))
+        .map_err(err)
     })
 }
 
@@ -210,11 +238,8 @@ pub struct Bar {
     pub n: u64,
 }
 
-/// Horizontal bars with 95% interval whiskers, one colour per bar group.
+/// Horizontal bars with 95% interval whiskers (none where `lo == hi`), one colour per bar.
 pub fn bars(title: &str, x_desc: &str, rows: &[Bar], xmax: Option<f64>) -> Result<String> {
-    if rows.is_empty() {
-        return Err(format!("{title}: no rows"));
-    }
     let xmax = xmax.unwrap_or_else(|| {
         rows.iter()
             .map(|r| r.hi.max(r.value))
@@ -222,52 +247,19 @@ pub fn bars(title: &str, x_desc: &str, rows: &[Bar], xmax: Option<f64>) -> Resul
             .max(1e-3)
             * 1.08
     });
-    let n = rows.len() as f64;
-    svg(90 + 34 * rows.len() as u32, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .margin_right(28)
-            .x_label_area_size(34)
-            .y_label_area_size(220)
-            .build_cartesian_2d(0.0..xmax, -0.5..(n - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_desc(x_desc)
-            .light_line_style(RGBColor(0xee, 0xee, 0xee))
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(err)?;
-        for (i, r) in rows.iter().enumerate() {
-            let y = n - 1.0 - i as f64;
-            let plot = chart.plotting_area();
-            plot.draw(&Rectangle::new(
-                [(0.0, y - 0.32), (r.value, y + 0.32)],
-                color(i).mix(0.85).filled(),
-            ))
-            .map_err(err)?;
-            plot.draw(&PathElement::new(
-                vec![(r.lo, y), (r.hi, y)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-            for x in [r.lo, r.hi] {
-                plot.draw(&PathElement::new(
-                    vec![(x, y - 0.12), (x, y + 0.12)],
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(err)?;
-            }
-            let (px, py) = chart.backend_coord(&(0.0, y));
-            root.draw(&Text::new(
-                format!("{} (n={})", r.name, r.n),
-                (px - 214, py - 6),
-                (FONT, 12).into_font(),
-            ))
-            .map_err(err)?;
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} (n={})", r.name, r.n))
+        .collect();
+    rows_chart(title, x_desc, xmax, &labels, 34, |plot, i, y| {
+        let r = &rows[i];
+        plot.draw(&Rectangle::new(
+            [(0.0, y - 0.32), (r.value, y + 0.32)],
+            color(i).mix(0.85).filled(),
+        ))
+        .map_err(err)?;
+        if r.hi > r.lo {
+            whisker(plot, r.lo, r.hi, y, 0.12)?;
         }
         Ok(())
     })

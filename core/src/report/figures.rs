@@ -38,6 +38,19 @@ pub struct RateFigure {
 }
 
 impl RateFigure {
+    /// [`RateFigure::of`], or 0 of 0 with the uninformative interval [0, 1].
+    pub fn of_or_empty(r: Rate) -> RateFigure {
+        RateFigure::of(r).unwrap_or(RateFigure {
+            n: 0,
+            k: 0,
+            rate: Estimate {
+                value: 0.0,
+                lo: 0.0,
+                hi: 1.0,
+            },
+        })
+    }
+
     pub fn of(r: Rate) -> Option<RateFigure> {
         let (lo, hi) = stats::wilson(r.ok, r.n, Z95)?;
         Some(RateFigure {
@@ -50,6 +63,15 @@ impl RateFigure {
             },
         })
     }
+}
+
+/// Every flagged bucket of every target: (target, point, `slower` or `faster`).
+pub fn shifts(r: &Report) -> impl Iterator<Item = (&str, &Point, &'static str)> {
+    r.series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .filter_map(move |p| Some((s.target.as_str(), p, p.regression?)))
+    })
 }
 
 /// A mean with its n.
@@ -336,24 +358,8 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
                 provider: t.provider.clone(),
                 model: t.model.clone(),
                 calls: t.calls.n,
-                success: RateFigure::of(t.calls).unwrap_or(RateFigure {
-                    n: 0,
-                    k: 0,
-                    rate: Estimate {
-                        value: 0.0,
-                        lo: 0.0,
-                        hi: 1.0,
-                    },
-                }),
-                rate_limited: RateFigure::of(t.rate_limited).unwrap_or(RateFigure {
-                    n: 0,
-                    k: 0,
-                    rate: Estimate {
-                        value: 0.0,
-                        lo: 0.0,
-                        hi: 1.0,
-                    },
-                }),
+                success: RateFigure::of_or_empty(t.calls),
+                rate_limited: RateFigure::of_or_empty(t.rate_limited),
                 latency_sec: Quantiles::of(&t.latency, seed),
                 ttft_sec: Quantiles::of(&t.ttft, seed),
                 throughput_tps: Quantiles::of(&t.throughput, seed),

@@ -5,8 +5,10 @@
 use std::fmt::Write;
 
 use super::charts::{self, Bar, BoxRow, Line, RadarSeries};
-use super::figures::{Quantiles, RateFigure, Report, TargetFigures, bucket_label};
-use super::text::{comparison_text, num, pct_ci, period, slot_list, with_ci};
+use super::figures::{
+    Estimate, Quantiles, RateFigure, Report, TargetFigures, bucket_label, shifts,
+};
+use super::text::{campaign_sentence, comparison_text, num, pct_ci, period, with_ci};
 
 /// Escapes text for HTML.
 pub fn escape(s: &str) -> String {
@@ -96,7 +98,17 @@ fn td(v: Option<f64>, text: &str) -> String {
     )
 }
 
-fn qv(q: &Option<Quantiles>, f: fn(&Quantiles) -> f64) -> Option<f64> {
+/// A cell showing a value with its interval, sorted by the value.
+fn td_ci(e: Option<&Estimate>, decimals: usize) -> String {
+    td(e.map(|e| e.value), &with_ci(e, decimals))
+}
+
+/// A cell showing a number, sorted by it.
+fn td_num(v: Option<f64>, decimals: usize) -> String {
+    td(v, &num(v, decimals))
+}
+
+fn est(q: &Option<Quantiles>, f: fn(&Quantiles) -> &Estimate) -> Option<&Estimate> {
     q.as_ref().map(f)
 }
 
@@ -206,10 +218,7 @@ fn capabilities(h: &mut String, r: &Report) {
                     .map(|v| format!("{:.0}%", v * 100.0))
                     .unwrap_or_default()
             ),
-            td(
-                c.output_speed_tps.map(|m| m.mean),
-                &num(c.output_speed_tps.map(|m| m.mean), 1)
-            ),
+            td_num(c.output_speed_tps.map(|m| m.mean), 1),
         );
     }
     h.push_str("</tbody></table></div>");
@@ -242,10 +251,7 @@ fn capabilities(h: &mut String, r: &Report) {
                     c.coverage.map(|m| m.mean),
                     &num(c.coverage.map(|m| m.mean), 3)
                 ),
-                td(
-                    c.output_speed_tps.map(|m| m.mean),
-                    &num(c.output_speed_tps.map(|m| m.mean), 1)
-                ),
+                td_num(c.output_speed_tps.map(|m| m.mean), 1),
             );
         }
         h.push_str("</tbody></table></div>");
@@ -311,42 +317,15 @@ pub fn page(r: &Report) -> String {
             escape(&format!("{}/{}", f.provider, f.model)),
             td(Some(f.calls as f64), &f.calls.to_string()),
             td(Some(f.success.rate.value), &pct_ci(&f.success.rate)),
-            td(
-                qv(&f.latency_sec, |q| q.p50.value),
-                &with_ci(f.latency_sec.as_ref().map(|q| &q.p50), 3)
-            ),
-            td(
-                qv(&f.latency_sec, |q| q.p90.value),
-                &num(qv(&f.latency_sec, |q| q.p90.value), 3)
-            ),
-            td(
-                qv(&f.latency_sec, |q| q.p95.value),
-                &with_ci(f.latency_sec.as_ref().map(|q| &q.p95), 3)
-            ),
-            td(
-                qv(&f.latency_sec, |q| q.p99.value),
-                &num(qv(&f.latency_sec, |q| q.p99.value), 3)
-            ),
-            td(
-                qv(&f.ttft_sec, |q| q.p50.value),
-                &with_ci(f.ttft_sec.as_ref().map(|q| &q.p50), 3)
-            ),
-            td(
-                qv(&f.output_speed_tps, |q| q.p50.value),
-                &num(qv(&f.output_speed_tps, |q| q.p50.value), 1)
-            ),
-            td(
-                qv(&f.throughput_tps, |q| q.p50.value),
-                &num(qv(&f.throughput_tps, |q| q.p50.value), 1)
-            ),
-            td(
-                f.coverage.map(|m| m.mean),
-                &num(f.coverage.map(|m| m.mean), 3)
-            ),
-            td(
-                f.grounding.map(|m| m.mean),
-                &num(f.grounding.map(|m| m.mean), 3)
-            ),
+            td_ci(est(&f.latency_sec, |q| &q.p50), 3),
+            td_num(est(&f.latency_sec, |q| &q.p90).map(|e| e.value), 3),
+            td_ci(est(&f.latency_sec, |q| &q.p95), 3),
+            td_num(est(&f.latency_sec, |q| &q.p99).map(|e| e.value), 3),
+            td_ci(est(&f.ttft_sec, |q| &q.p50), 3),
+            td_num(est(&f.output_speed_tps, |q| &q.p50).map(|e| e.value), 1),
+            td_num(est(&f.throughput_tps, |q| &q.p50).map(|e| e.value), 1),
+            td_num(f.coverage.map(|m| m.mean), 3),
+            td_num(f.grounding.map(|m| m.mean), 3),
             td(
                 Some(f.rate_limited.rate.value),
                 &format!("{:.1}%", f.rate_limited.rate.value * 100.0)
@@ -445,22 +424,15 @@ pub fn page(r: &Report) -> String {
     }
     h.push_str("</div>");
 
-    let flags: Vec<String> = r
-        .series
-        .iter()
-        .flat_map(|se| {
-            se.points.iter().filter_map(move |p| {
-                p.regression.map(|w| {
-                    format!(
-                        "<li><strong>{}</strong> {} at {} (median {} s, n={})</li>",
-                        escape(&se.target),
-                        w,
-                        p.start.format("%Y-%m-%d %H:%M UTC"),
-                        num(p.latency_p50_sec, 3),
-                        p.n
-                    )
-                })
-            })
+    let flags: Vec<String> = shifts(r)
+        .map(|(target, p, w)| {
+            format!(
+                "<li><strong>{}</strong> {w} at {} (median {} s, n={})</li>",
+                escape(target),
+                p.start.format("%Y-%m-%d %H:%M UTC"),
+                num(p.latency_p50_sec, 3),
+                p.n
+            )
         })
         .collect();
     let _ = write!(
@@ -601,17 +573,9 @@ pub fn page(r: &Report) -> String {
             c.incomplete_slots.iter().copied().collect();
         let _ = write!(
             h,
-            "<h2>Campaign {}</h2><p>{} of {} slots present ({:.1}%, expected from the {}); {} \
-             runs, {} records, {} successful. Missing: {}.</p>",
+            "<h2>Campaign {}</h2><p>{}</p>",
             escape(&c.campaign),
-            c.present_slots,
-            c.expected_slots,
-            c.completeness * 100.0,
-            c.expected_from,
-            c.runs,
-            c.records,
-            c.successes,
-            escape(&slot_list(&c.missing_slots))
+            escape(&campaign_sentence(c))
         );
         figure(
             &mut h,

@@ -8,7 +8,7 @@ use comfy_table::presets::{ASCII_FULL, ASCII_MARKDOWN};
 use comfy_table::{CellAlignment, Table};
 
 use super::compare::{Comparison, verdict};
-use super::figures::{Estimate, Quantiles, Report, bucket_label};
+use super::figures::{Estimate, Quantiles, Report, bucket_label, shifts};
 
 /// `3.210` — three decimals, or `n/a`.
 pub fn num(v: Option<f64>, decimals: usize) -> String {
@@ -164,22 +164,14 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "## Capabilities by task\n\n{t}\n");
     }
 
-    let flags: Vec<String> = r
-        .series
-        .iter()
-        .flat_map(|se| {
-            se.points.iter().filter_map(move |p| {
-                p.regression.map(|w| {
-                    format!(
-                        "- `{}` {} at {} (median {} s, n={})",
-                        se.target,
-                        w,
-                        p.start.format("%Y-%m-%d %H:%M UTC"),
-                        num(p.latency_p50_sec, 3),
-                        p.n
-                    )
-                })
-            })
+    let flags: Vec<String> = shifts(r)
+        .map(|(target, p, w)| {
+            format!(
+                "- `{target}` {w} at {} (median {} s, n={})",
+                p.start.format("%Y-%m-%d %H:%M UTC"),
+                num(p.latency_p50_sec, 3),
+                p.n
+            )
         })
         .collect();
     let _ = writeln!(
@@ -198,17 +190,9 @@ pub fn markdown(r: &Report) -> String {
     for c in &r.campaigns {
         let _ = writeln!(
             s,
-            "## Campaign `{}`\n\n{} of {} slots present ({:.1}%, expected from the {}); {} runs, \
-             {} records, {} successful. Missing slots: {}.\n",
+            "## Campaign `{}`\n\n{}\n",
             c.campaign,
-            c.present_slots,
-            c.expected_slots,
-            c.completeness * 100.0,
-            c.expected_from,
-            c.runs,
-            c.records,
-            c.successes,
-            slot_list(&c.missing_slots)
+            campaign_sentence(c)
         );
     }
     if let Some(c) = &r.comparison {
@@ -224,6 +208,22 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     s
+}
+
+/// A campaign's completeness in one sentence.
+pub fn campaign_sentence(c: &super::figures::CampaignFigures) -> String {
+    format!(
+        "{} of {} slots present ({:.1}%, expected from the {}); {} runs, {} records, {} \
+         successful. Missing slots: {}.",
+        c.present_slots,
+        c.expected_slots,
+        c.completeness * 100.0,
+        c.expected_from,
+        c.runs,
+        c.records,
+        c.successes,
+        slot_list(&c.missing_slots)
+    )
 }
 
 pub fn slot_list(v: &[u64]) -> String {
