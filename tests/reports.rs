@@ -237,6 +237,52 @@ fn figures_match_values_worked_out_by_hand() {
 }
 
 #[test]
+fn filters_select_targets_and_a_time_window() {
+    let dir = Scratch::new("report-filters");
+    fixture(&dir.0.join("store"));
+    ok(&llmpulse(
+        &dir.0,
+        &["report", "--from", "store", "--out", "r", "--targets", "b"],
+    ));
+    let s = read_json(&dir.0.join("r/summary.json"));
+    assert_eq!(s["records"], 4);
+    assert_eq!(s["targets"].as_array().unwrap().len(), 1);
+    // From 01:00 (inclusive) to 03:00 (exclusive): run-1's three records only.
+    ok(&llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            "store",
+            "--out",
+            "w",
+            "--since",
+            "2026-11-20T01:00:00Z",
+            "--until",
+            "2026-11-20T03:00:00Z",
+        ],
+    ));
+    let w = read_json(&dir.0.join("w/summary.json"));
+    assert_eq!(w["records"], 3);
+    assert_eq!(target(&w, "a")["calls"], 2);
+    // A filter that keeps nothing is an error, not an empty report.
+    let out = llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            "store",
+            "--out",
+            "x",
+            "--campaign",
+            "other",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no records at store match"));
+}
+
+#[test]
 fn a_campaign_definition_sets_the_expected_slots() {
     let dir = Scratch::new("report-campaign");
     fixture(&dir.0.join("store"));
