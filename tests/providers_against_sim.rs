@@ -391,6 +391,8 @@ fn ollama_native_reports_server_timings_beside_ours() {
         "10",
         "--output-tokens",
         "20",
+        "--memory-mb",
+        "2048.5",
     ]);
     let dir = Scratch::new("ollama");
     let base = sim.base_url.replace("/v1", "/api");
@@ -428,12 +430,16 @@ fn ollama_native_reports_server_timings_beside_ours() {
     let decode = f(&s["server_decode_tps"]);
     assert!((100.0..=110.0).contains(&decode), "server decode {decode}");
     assert!(s["chunk_count"].as_u64().unwrap() >= 20);
+    // After the answer, `GET /api/ps` says what the loaded model takes ("llama3.2" is listed as
+    // asked; a real server lists "llama3.2:latest", which matches too).
+    assert_eq!(f(&s["memory_mb"]), 2048.5);
     let p = by_target(&rows, "plain");
     assert_eq!(p["success"], true);
     assert_eq!(p["answer"], s["answer"]);
     assert!(p["server_prefill_sec"].is_number());
     let b = by_target(&rows, "broken");
     assert_eq!(b["error_kind"], "stream_error");
+    assert!(b["memory_mb"].is_null(), "a failed call does not ask");
     assert!(b["error_message"].as_str().unwrap().contains("overloaded"));
 }
 

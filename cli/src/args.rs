@@ -292,6 +292,9 @@ pub struct SimArgs {
     pub fault_slow_first_byte: Option<f64>,
     #[arg(long)]
     pub slow_first_byte_ms: Option<f64>,
+    /// Report this much memory (MB) for every model asked, on Ollama's `GET /api/ps`.
+    #[arg(long)]
+    pub memory_mb: Option<f64>,
     /// Report `usage.cost` at this price in USD per million tokens.
     #[arg(long)]
     pub cost_per_mtok: Option<f64>,

@@ -81,7 +81,8 @@ fn apply_flags(p: &mut SimProfile, a: &SimArgs) {
         fault_error_event,
         fault_slow_first_byte,
         slow_first_byte_ms,
-        cost_per_mtok
+        cost_per_mtok,
+        memory_mb
     );
     if a.no_usage {
         p.usage = false;

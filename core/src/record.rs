@@ -253,7 +253,7 @@ impl Record {
             origin: cx.origin.to_string(),
             llmpulse_version: crate::VERSION.to_string(),
             config_hash: cx.config_hash.to_string(),
-            memory_mb: None,
+            memory_mb: out.memory_mb.map(round6),
         }
     }
 }

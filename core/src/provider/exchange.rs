@@ -108,6 +108,7 @@ pub(crate) async fn call(
     run_deadline: Option<Instant>,
 ) -> CallOutcome {
     let request = HttpRequest {
+        method: http::Method::POST,
         path: dialect.path(),
         headers: dialect.headers(target),
         body: dialect.request(target, prompt).to_string().into_bytes(),
@@ -315,6 +316,7 @@ impl Reading {
                 rate_limit: RateLimitInfo::default(),
                 tool_calls: Vec::new(),
                 server: Default::default(),
+                memory_mb: None,
                 error: None,
             },
             ended: None,

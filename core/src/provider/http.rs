@@ -34,26 +34,23 @@ impl Transport for HttpTransport {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>> {
         Box::pin(async move {
             let url = format!("{}{}", self.base_url, req.path);
-            let resp = self
-                .http
-                .post(url)
-                .headers(req.headers)
-                .body(req.body)
-                .send()
-                .await
-                .map_err(|e| {
-                    // Without the URL: a URL can carry a key in its query string.
-                    let e = e.without_url();
-                    if e.is_timeout() && e.is_connect() {
-                        TransportError::ConnectTimeout
-                    } else if e.is_timeout() {
-                        TransportError::Timeout
-                    } else if e.is_connect() {
-                        TransportError::Connect(chain(&e))
-                    } else {
-                        TransportError::Request(chain(&e))
-                    }
-                })?;
+            let mut builder = self.http.request(req.method, url).headers(req.headers);
+            if !req.body.is_empty() {
+                builder = builder.body(req.body);
+            }
+            let resp = builder.send().await.map_err(|e| {
+                // Without the URL: a URL can carry a key in its query string.
+                let e = e.without_url();
+                if e.is_timeout() && e.is_connect() {
+                    TransportError::ConnectTimeout
+                } else if e.is_timeout() {
+                    TransportError::Timeout
+                } else if e.is_connect() {
+                    TransportError::Connect(chain(&e))
+                } else {
+                    TransportError::Request(chain(&e))
+                }
+            })?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body = resp

@@ -26,9 +26,10 @@ use crate::retry::RateLimitInfo;
 use crate::sim::inprocess::InProcess;
 use crate::suite::Prompt;
 
-/// A request ready to go: a path under the target's base URL, headers (auth values marked
-/// sensitive, so `Debug` hides them) and a JSON body.
+/// A request ready to go: a method, a path under the target's base URL, headers (auth values
+/// marked sensitive, so `Debug` hides them) and a JSON body (empty for a GET).
 pub struct HttpRequest {
+    pub method: ::http::Method,
     pub path: &'static str,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -114,6 +115,8 @@ pub struct CallOutcome {
     pub tool_calls: Vec<ToolCall>,
     /// The server's own timings, when it reports them.
     pub server: ServerTimings,
+    /// The model's memory as the server reported it after the call (Ollama's `/api/ps`), MB.
+    pub memory_mb: Option<f64>,
     pub error: Option<CallError>,
 }
 
@@ -148,6 +151,7 @@ impl CallOutcome {
             rate_limit: RateLimitInfo::default(),
             tool_calls: Vec::new(),
             server: ServerTimings::default(),
+            memory_mb: None,
             error: Some(CallError { kind, message }),
         }
     }
@@ -187,13 +191,19 @@ impl Client {
             Protocol::Anthropic => &anthropic::Anthropic,
             Protocol::Ollama => &ollama::Ollama,
         };
-        exchange::call(
+        let mut outcome = exchange::call(
             &self.target,
             self.transport.as_ref(),
             prompt,
             dialect,
             run_deadline,
         )
-        .await
+        .await;
+        // Asked after the answer is complete, so it never adds to the call's timings.
+        if self.target.protocol == Protocol::Ollama && outcome.success() {
+            outcome.memory_mb =
+                ollama::loaded_memory_mb(&self.target, self.transport.as_ref()).await;
+        }
+        outcome
     }
 }

@@ -139,6 +139,64 @@ fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
     (output, l.done)
 }
 
+/// How long the memory probe may take: it runs after the answer and must never hold a run up.
+const PS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[derive(Deserialize)]
+struct PsWire {
+    #[serde(default)]
+    models: Vec<PsModel>,
+}
+
+#[derive(Deserialize)]
+struct PsModel {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    model: String,
+    size: u64,
+}
+
+/// The memory `target`'s model takes on the server, from `GET {base}/ps` (Ollama lists loaded
+/// models with their `size` in bytes), in MB. `None` when the server does not say: any error,
+/// a slow answer, or the model not listed. A name without a tag matches `:latest`.
+pub async fn loaded_memory_mb(target: &Target, transport: &dyn super::Transport) -> Option<f64> {
+    use futures_util::StreamExt;
+    let request = super::HttpRequest {
+        method: http::Method::GET,
+        path: "/ps",
+        headers: request_headers(target),
+        body: Vec::new(),
+    };
+    let read = async {
+        let resp = transport.send(request).await.ok()?;
+        if resp.status != 200 {
+            return None;
+        }
+        let mut body = Vec::new();
+        let mut stream = resp.body;
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.ok()?);
+        }
+        serde_json::from_slice::<PsWire>(&body).ok()
+    };
+    let ps = tokio::time::timeout(PS_TIMEOUT, read).await.ok()??;
+    memory_of(&ps, &target.model)
+}
+
+/// The `size` of `model` in a `/api/ps` answer, in MB.
+fn memory_of(ps: &PsWire, model: &str) -> Option<f64> {
+    let tagged = format!("{model}:latest");
+    ps.models
+        .iter()
+        .find(|m| {
+            [&m.name, &m.model]
+                .iter()
+                .any(|n| *n == model || **n == tagged)
+        })
+        .map(|m| m.size as f64 / 1_048_576.0)
+}
+
 impl Dialect for Ollama {
     fn path(&self) -> &'static str {
         "/chat"
@@ -200,6 +258,21 @@ impl Dialect for Ollama {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ps_sizes_are_found_by_name_with_or_without_the_latest_tag() {
+        // The shape of Ollama's documented example.
+        let ps: PsWire = serde_json::from_str(
+            r#"{"models":[{"name":"gemma3:latest","model":"gemma3:latest","size":6591830464,
+                "digest":"a2af","details":{"format":"gguf"},"expires_at":"2025-10-17T16:47:07Z",
+                "size_vram":5333539264,"context_length":4096}]}"#,
+        )
+        .unwrap();
+        let mb = 6_591_830_464.0 / 1_048_576.0;
+        assert_eq!(memory_of(&ps, "gemma3"), Some(mb));
+        assert_eq!(memory_of(&ps, "gemma3:latest"), Some(mb));
+        assert_eq!(memory_of(&ps, "gemma3:27b"), None);
+    }
     use crate::config::Config;
 
     #[test]

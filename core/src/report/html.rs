@@ -502,6 +502,29 @@ pub fn page(r: &Report) -> String {
         charts::bars("Output speed p50 (tokens/s)", "tokens/s", &speed, None),
         "Decode speed after the first token; whiskers: 95% interval of the median.",
     );
+    let memory: Vec<Bar> = r
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let m = t.memory_mb?;
+            Some(Bar {
+                name: t.target.clone(),
+                value: m.mean,
+                lo: m.mean,
+                hi: m.mean,
+                n: m.n,
+            })
+        })
+        .collect();
+    if !memory.is_empty() {
+        figure(
+            &mut h,
+            "memory",
+            charts::bars("Memory (MB)", "MB", &memory, None),
+            "Mean memory of the loaded model as its server reported it (Ollama's /api/ps); \
+             targets without a report are left out.",
+        );
+    }
     let success: Vec<Bar> = r
         .targets
         .iter()

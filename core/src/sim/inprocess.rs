@@ -28,6 +28,19 @@ impl InProcess {
 impl Transport for InProcess {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>> {
         Box::pin(async move {
+            if req.method == http::Method::GET && req.path == "/ps" {
+                let body = bytes::Bytes::from(self.state.ps().to_string());
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(RawResponse {
+                    status: 200,
+                    headers,
+                    body: Box::pin(futures_util::stream::once(async move { Ok(body) })),
+                });
+            }
             let forced = req
                 .headers
                 .get(FAULT_HEADER)

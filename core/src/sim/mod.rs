@@ -68,6 +68,9 @@ pub struct SimProfile {
     /// Report a cost in usage (`usage.cost`, as OpenRouter does) at this price per million
     /// tokens; 0 reports none.
     pub cost_per_mtok: f64,
+    /// The memory the model takes once loaded, reported by Ollama's `GET /api/ps`, MB; 0
+    /// reports none.
+    pub memory_mb: f64,
 }
 
 impl Default for SimProfile {
@@ -92,6 +95,7 @@ impl Default for SimProfile {
             fault_slow_first_byte: 0.0,
             slow_first_byte_ms: 2000.0,
             cost_per_mtok: 0.0,
+            memory_mb: 0.0,
         }
     }
 }
@@ -105,6 +109,7 @@ impl SimProfile {
             ("retry_after_sec", self.retry_after_sec),
             ("slow_first_byte_ms", self.slow_first_byte_ms),
             ("cost_per_mtok", self.cost_per_mtok),
+            ("memory_mb", self.memory_mb),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be a non-negative number, found {v}"));
@@ -237,6 +242,8 @@ pub struct SimState {
     seq: std::sync::atomic::AtomicU64,
     log: Mutex<Vec<Arc<Mutex<LogEntry>>>>,
     keep_log: bool,
+    /// Models asked so far: "loaded", as Ollama's `/api/ps` lists them.
+    loaded: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl SimState {
@@ -249,6 +256,7 @@ impl SimState {
             seq: 0.into(),
             log: Mutex::new(Vec::new()),
             keep_log,
+            loaded: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -257,6 +265,26 @@ impl SimState {
         let mut names: Vec<String> = self.models.keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// Ollama's `GET /api/ps` body: the models asked so far whose profile reports memory, with
+    /// `size` (and `size_vram`, all of it) in bytes.
+    pub fn ps(&self) -> serde_json::Value {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let models: Vec<serde_json::Value> = loaded
+            .iter()
+            .filter_map(|name| {
+                let p = self.models.get(name).unwrap_or(&self.default);
+                let bytes = (p.memory_mb * 1_048_576.0).round() as u64;
+                (bytes > 0).then(|| {
+                    serde_json::json!({
+                        "name": name, "model": name, "size": bytes, "size_vram": bytes,
+                        "digest": "sim", "expires_at": "2099-01-01T00:00:00Z",
+                    })
+                })
+            })
+            .collect();
+        serde_json::json!({ "models": models })
     }
 
     /// A copy of the request log so far.
@@ -280,6 +308,10 @@ impl SimState {
         let request_id = format!("sim-{seq}");
         let (reply, model, fault, stream) = match serde_json::from_slice::<ChatRequest>(body) {
             Ok(req) => {
+                self.loaded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(req.model.clone());
                 let profile = self.models.get(&req.model).unwrap_or(&self.default);
                 let mut rng = self.rng(profile.seed, body);
                 let fault = forced.unwrap_or_else(|| pick_fault(profile, &mut rng));

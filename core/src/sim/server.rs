@@ -24,6 +24,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/api/chat", post(ollama_chat))
+        .route("/api/ps", get(ollama_ps))
         .route("/v1/models", get(models))
         .route("/sim/log", get(log))
         .route("/health", get(|| async { "ok" }))
@@ -96,6 +97,10 @@ async fn answer(state: Arc<SimState>, wire: Wire, headers: HeaderMap, body: Byte
     builder
         .body(Body::from_stream(stream))
         .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+async fn ollama_ps(State(state): State<Arc<SimState>>) -> impl IntoResponse {
+    axum::Json(state.ps())
 }
 
 async fn models(State(state): State<Arc<SimState>>) -> impl IntoResponse {
