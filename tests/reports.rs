@@ -458,6 +458,34 @@ fn bad_lines_and_altered_files_are_named_and_the_rest_is_reported() {
 }
 
 #[test]
+fn the_same_records_give_the_same_figures() {
+    let dir = Scratch::new("report-reproducible");
+    ok(&llmpulse(
+        &dir.0,
+        &[
+            "synth",
+            "--records",
+            "8000",
+            "--out",
+            "h",
+            "--start",
+            "2026-11-01",
+        ],
+    ));
+    let figures = |out: &str| {
+        ok(&llmpulse(&dir.0, &["report", "--from", "h", "--out", out]));
+        let mut s = read_json(&dir.0.join(out).join("summary.json"));
+        s.as_object_mut().unwrap().remove("generated_at");
+        s
+    };
+    // Files are folded on several threads in whatever order they finish; the figures (bootstrap
+    // intervals included) must not depend on it.
+    let first = figures("r1");
+    assert_eq!(first["records"], 8000);
+    assert_eq!(first, figures("r2"));
+}
+
+#[test]
 fn a_location_without_runs_is_a_clear_error() {
     let dir = Scratch::new("report-empty");
     std::fs::create_dir_all(dir.0.join("empty")).unwrap();

@@ -82,10 +82,13 @@ pub struct MeanFigure {
 }
 
 impl MeanFigure {
+    /// The mean to 12 significant digits: workers sum in different orders, and the last bits of
+    /// a float sum depend on the order; the report should not.
     pub fn of(m: Mean) -> Option<MeanFigure> {
+        let mean = m.value()?;
         Some(MeanFigure {
             n: m.n,
-            mean: m.value()?,
+            mean: format!("{mean:.11e}").parse().unwrap_or(mean),
         })
     }
 }
@@ -347,38 +350,19 @@ pub fn bucket_for(span: Option<(DateTime<Utc>, DateTime<Utc>)>) -> i64 {
 
 /// Computes every figure.
 pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
-    let targets: Vec<TargetFigures> = agg
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, (name, t))| {
-            let seed = SEED.wrapping_add(i as u64);
-            TargetFigures {
-                target: name.clone(),
-                provider: t.provider.clone(),
-                model: t.model.clone(),
-                calls: t.calls.n,
-                success: RateFigure::of_or_empty(t.calls),
-                rate_limited: RateFigure::of_or_empty(t.rate_limited),
-                latency_sec: Quantiles::of(&t.latency, seed),
-                ttft_sec: Quantiles::of(&t.ttft, seed),
-                throughput_tps: Quantiles::of(&t.throughput, seed),
-                output_speed_tps: Quantiles::of(&t.output_speed, seed),
-                coverage: MeanFigure::of(t.coverage),
-                grounding: MeanFigure::of(t.grounding),
-                json_valid: RateFigure::of(t.json_valid),
-                tool_call_valid: RateFigure::of(t.tool_call_valid),
-                prompt_tokens: MeanFigure::of(t.prompt_tokens),
-                response_tokens: MeanFigure::of(t.response_tokens),
-                answer_chars: MeanFigure::of(t.answer_chars),
-                memory_mb: MeanFigure::of(t.memory_mb),
-                cost_usd_per_call: MeanFigure::of(t.cost_usd),
-                errors: t.errors.clone(),
-                first: t.first,
-                last: t.last,
-            }
-        })
-        .collect();
+    // The bootstrap is the costly part: one thread per target (targets are few).
+    let targets: Vec<TargetFigures> = std::thread::scope(|scope| {
+        let handles: Vec<_> = agg
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, (name, t))| scope.spawn(move || target_figures(i, name, t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
 
     let industries = agg
         .industries
@@ -430,6 +414,35 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
             .cloned()
             .collect(),
         bad_lines: agg.bad_line_count,
+    }
+}
+
+/// One target's figures (`i` varies the bootstrap seed per target).
+fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> TargetFigures {
+    let seed = SEED.wrapping_add(i as u64);
+    TargetFigures {
+        target: name.to_string(),
+        provider: t.provider.clone(),
+        model: t.model.clone(),
+        calls: t.calls.n,
+        success: RateFigure::of_or_empty(t.calls),
+        rate_limited: RateFigure::of_or_empty(t.rate_limited),
+        latency_sec: Quantiles::of(&t.latency, seed),
+        ttft_sec: Quantiles::of(&t.ttft, seed),
+        throughput_tps: Quantiles::of(&t.throughput, seed),
+        output_speed_tps: Quantiles::of(&t.output_speed, seed),
+        coverage: MeanFigure::of(t.coverage),
+        grounding: MeanFigure::of(t.grounding),
+        json_valid: RateFigure::of(t.json_valid),
+        tool_call_valid: RateFigure::of(t.tool_call_valid),
+        prompt_tokens: MeanFigure::of(t.prompt_tokens),
+        response_tokens: MeanFigure::of(t.response_tokens),
+        answer_chars: MeanFigure::of(t.answer_chars),
+        memory_mb: MeanFigure::of(t.memory_mb),
+        cost_usd_per_call: MeanFigure::of(t.cost_usd),
+        errors: t.errors.clone(),
+        first: t.first,
+        last: t.last,
     }
 }
 
