@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Opens llmpulse reports in headless Chromium (Debian's package, installed if missing) and
 # fails on any console message or on a chart that did not render (the page's own check sets
-# <html data-charts="ok N"> or "failed IDS"). Saves desktop and phone screenshots.
+# <html data-charts="ok N"> or "failed IDS"). Saves desktop and phone screenshots and the page
+# printed to PDF.
 #   .ci/check-report.sh BIN OUT_DIR
 set -euo pipefail
 BIN=$(realpath "${1:?llmpulse binary}")
@@ -37,7 +38,12 @@ for name in quickstart history-report; do
   console=$(grep -E ':CONSOLE[:(]' "$OUT/$name.chromium.log" || true)
   timeout 120 "${chrome[@]}" --window-size=1280,4800 --screenshot="$OUT/$name.png" "$page" 2>/dev/null
   timeout 120 "${chrome[@]}" --window-size=390,8000 --screenshot="$OUT/$name-phone.png" "$page" 2>/dev/null
-  echo "$name: ${verdict:-no verdict} (screenshots in $OUT/$name.png, $name-phone.png)"
+  timeout 120 "${chrome[@]}" --no-pdf-header-footer --print-to-pdf="$OUT/$name.pdf" "$page" 2>/dev/null
+  if [ ! -s "$OUT/$name.pdf" ]; then
+    echo "FAIL: $name: printing to PDF produced nothing"
+    status=1
+  fi
+  echo "$name: ${verdict:-no verdict} ($OUT/$name.png, $name-phone.png, $name.pdf)"
   if [[ "$verdict" != data-charts=\"ok* ]]; then
     echo "FAIL: $name: the page's chart check did not pass: ${verdict:-the script did not run}"
     status=1

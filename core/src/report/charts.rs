@@ -68,12 +68,21 @@ pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> R
     if t1 <= t0 {
         t1 = t0 + chrono::Duration::hours(1);
     }
-    let ymax = if percent {
-        100.0
+    // Percentages zoom to the band the data uses, in steps of 10 points (the axis says where
+    // it starts); other values start at 0.
+    let ymin_data = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min);
+    let (ymin, ymax) = if percent {
+        (
+            (((ymin_data - 5.0) / 10.0).floor() * 10.0).clamp(0.0, 90.0),
+            (((ymax + 5.0) / 10.0).ceil() * 10.0).clamp(10.0, 100.0),
+        )
     } else if ymax > 0.0 {
-        ymax * 1.1
+        (0.0, ymax * 1.1)
     } else {
-        1.0
+        (0.0, 1.0)
     };
     let span_days = (t1 - t0).num_hours() > 48;
     svg(340, |root| {
@@ -83,7 +92,7 @@ pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> R
             .margin_right(28)
             .x_label_area_size(34)
             .y_label_area_size(56)
-            .build_cartesian_2d(t0..t1, 0.0..ymax)
+            .build_cartesian_2d(t0..t1, ymin..ymax)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -144,7 +153,9 @@ fn rows_chart(
         return Err(format!("{title}: no rows"));
     }
     let n = labels.len() as f64;
-    let label_width = 220;
+    // About 7 px a character at 12 px sans-serif, within reason.
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as i32;
+    let label_width = (longest * 7 + 16).clamp(120, 340);
     svg(90 + row_height * labels.len() as u32, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))

@@ -43,7 +43,7 @@ figure{margin:14px 0;page-break-inside:avoid;break-inside:avoid}
 figure svg{width:100%;height:auto;display:block}
 pre{background:var(--band);padding:10px;overflow-x:auto;font-size:.85em}
 .grid{display:grid;grid-template-columns:1fr;gap:8px}
-@media print{body{max-width:none;font-size:11px}thead th{position:static}.scroll{overflow:visible}a{color:inherit}}
+@media print{body{max-width:none;font-size:11px;padding:0}thead th{position:static}.scroll{overflow:visible}table{font-size:8px}th,td{white-space:normal;padding:2px 3px}th.sortable:after{content:""}a{color:inherit}}
 "#;
 
 const SCRIPT: &str = r#"
