@@ -32,12 +32,13 @@ pub fn filter(a: &SourceArgs) -> anyhow::Result<Filter> {
     })
 }
 
-/// Reads and folds the records at `a.from`, with a progress bar on a terminal.
+/// Reads and folds the records at `a.from` that `filter` keeps, with a progress bar on a
+/// terminal.
 pub fn load(
     a: &SourceArgs,
+    filter: &Filter,
     plan: impl FnOnce(Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)>) -> Plan,
 ) -> anyhow::Result<(Aggregate, ReadStats)> {
-    let filter = filter(a)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
     } else {
@@ -54,7 +55,7 @@ pub fn load(
     let runtime = tokio::runtime::Runtime::new()?;
     let out = runtime.block_on(async {
         let store = store::open(&a.from, &env).await?;
-        anyhow::Ok(read::read(store.as_ref(), &filter, plan, &progress).await?)
+        anyhow::Ok(read::read(store.as_ref(), filter, plan, &progress).await?)
     });
     bar.finish_and_clear();
     let (agg, stats) = out.with_context(|| format!("reading {}", a.from))?;
@@ -87,7 +88,8 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     if bucket == Some(0) {
         anyhow::bail!("--bucket must be at least one second");
     }
-    let (agg, stats) = load(&a.source, |span| Plan {
+    let filter = filter(&a.source)?;
+    let (agg, stats) = load(&a.source, &filter, |span| Plan {
         bucket_sec: bucket.unwrap_or_else(|| figures::bucket_for(span)),
         compare: compare.clone(),
         compare_target: a.target.clone(),
@@ -110,7 +112,6 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let filter = filter(&a.source)?;
     let cx = FigContext {
         source: a.source.from.clone(),
         since: filter.since,

@@ -8,7 +8,7 @@ use llmpulse_core::report::aggregate::Plan;
 use llmpulse_core::select::{self, Criteria, MIN_TASK_CALLS};
 
 use crate::args::SelectArgs;
-use crate::report::load;
+use crate::report::{filter, load};
 
 pub fn select(a: SelectArgs) -> anyhow::Result<ExitCode> {
     let weights =
@@ -22,7 +22,7 @@ pub fn select(a: SelectArgs) -> anyhow::Result<ExitCode> {
         min_calls: a.min_calls,
         min_task_calls: MIN_TASK_CALLS,
     };
-    let (agg, _) = load(&a.source, |_| Plan {
+    let (agg, _) = load(&a.source, &filter(&a.source)?, |_| Plan {
         bucket_sec: 86_400,
         compare: None,
         compare_target: None,

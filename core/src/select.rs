@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::report::aggregate::{Aggregate, CellAgg, Mean, Rate};
+use crate::report::aggregate::{Aggregate, CellAgg, Rate};
 use crate::stats::{self, Z95};
 
 /// The task types of the seed, plus `rag_coverage`.
@@ -145,26 +145,15 @@ fn lower(r: Rate) -> Option<f64> {
     stats::wilson(r.ok, r.n, Z95).map(|(lo, _)| lo)
 }
 
-fn sum_cells<'a>(cells: impl Iterator<Item = &'a CellAgg>) -> CellAgg {
-    let mut out = CellAgg::default();
-    for c in cells {
-        out.calls.merge(&c.calls);
-        out.coverage.merge(&c.coverage);
-        out.grounding.merge(&c.grounding);
-        out.json_valid.merge(&c.json_valid);
-        out.tool_call_valid.merge(&c.tool_call_valid);
-        out.output_speed.merge(&c.output_speed);
-    }
-    out
-}
-
 /// The raw (unnormalised) evidence of one task for one target: a value and the calls behind it.
 fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
     let t = agg.targets.get(target)?;
-    let cells = |name: &str| {
+    // The (target, task) cell; an empty one when the target never met the task.
+    let empty = CellAgg::default();
+    let cell = |name: &str| {
         agg.tasks
             .get(&(target.to_string(), name.to_string()))
-            .into_iter()
+            .unwrap_or(&empty)
     };
     match task {
         "speed_critical" => {
@@ -177,11 +166,11 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
             Some((1.0 / m.max(1.0), t.memory_mb.n))
         }
         "structured_output" => {
-            let c = sum_cells(cells("structured_output"));
+            let c = cell("structured_output");
             Some((lower(c.json_valid)?, c.json_valid.n))
         }
         "tool_use" => {
-            let c = sum_cells(cells("tool_use"));
+            let c = cell("tool_use");
             Some((lower(c.tool_call_valid)?, c.tool_call_valid.n))
         }
         "creative_content" => {
@@ -194,12 +183,12 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
             (answers > 0).then(|| (distinct as f64 / answers as f64, answers))
         }
         "complex_reasoning" => {
-            let c = sum_cells(cells("reasoning"));
+            let c = cell("reasoning");
             let cov = c.coverage.value()?;
             Some((cov * lower(c.calls)?, c.calls.n))
         }
         "rag_coverage" => {
-            let c = sum_cells(cells("rag"));
+            let c = cell("rag");
             let cov = c.coverage.value()?;
             let grd = c.grounding.value().unwrap_or(cov);
             Some((0.7 * cov + 0.3 * grd, c.coverage.n))
@@ -264,7 +253,7 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
             }
         }
         if let Some(max) = criteria.max_cost_usd
-            && let Some(c) = mean_of(t.cost_usd)
+            && let Some(c) = t.cost_usd.value()
             && c > max
         {
             out(format!("costs ${c:.5} a call, above ${max}"));
@@ -356,7 +345,7 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.target.cmp(&b.target)));
     let best = candidates.remove(0);
     let t = &agg.targets[&best.target];
-    let temperature = best_temperature(agg, &best.target, &criteria.weights);
+    let temperature = best_temperature(agg, &best.target);
     let mut why = vec![format!(
         "{} scores {:.3}: weighted task score × success-rate lower bound ({:.3}, from {} calls).",
         best.target, best.score, best.success_rate_lower, best.calls
@@ -411,17 +400,13 @@ fn explain(task: &str) -> &'static str {
     }
 }
 
-fn mean_of(m: Mean) -> Option<f64> {
-    m.value()
-}
-
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
 /// The temperature whose calls did best: highest success lower bound times mean coverage (or
 /// valid-output rate) — `None` when no temperature was recorded.
-fn best_temperature(agg: &Aggregate, target: &str, _weights: &[(&str, f64)]) -> Option<f64> {
+fn best_temperature(agg: &Aggregate, target: &str) -> Option<f64> {
     agg.temperatures
         .iter()
         .filter(|((t, _), _)| t == target)
