@@ -8,7 +8,7 @@ mod support;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{BIN, Scratch, create_bucket, service_url};
+use support::{BIN, Scratch, both_stores_with_bucket, create_bucket, ok, service_url};
 
 /// A campaign that is running now: hourly slots from 30 minutes ago, for a day.
 fn config(dir: &Scratch, output: &str) -> std::path::PathBuf {
@@ -70,11 +70,7 @@ fn status(cfg: &std::path::Path, dir: &Scratch, from: Option<&str>) -> Value {
         args.extend(["--from", f]);
     }
     let out = llmpulse(&args, dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -151,15 +147,10 @@ fn one_slot_runs_once_in_a_local_directory() {
 /// The same run, written to each store, reads back as the same records.
 #[test]
 fn every_store_holds_the_same_records() {
-    let (Some(_), Some(_)) = (
-        service_url("AWS_ENDPOINT_URL"),
-        service_url("STORAGE_EMULATOR_HOST"),
-    ) else {
+    if !both_stores_with_bucket("same") {
         return;
-    };
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(create_bucket("s3", "same"));
-    rt.block_on(create_bucket("gs", "same"));
     let dir = Scratch::new("same");
     let local = dir.0.join("local");
     let mut sets = Vec::new();

@@ -5,14 +5,13 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use support::Scratch;
+use support::{Scratch, free_port};
 
 const CLOUDRUN: &str = env!("CARGO_BIN_EXE_cloudrun");
 const AUDIENCE: &str = "https://llmpulse-abc123-ew.a.run.app";
@@ -20,14 +19,6 @@ const SCHEDULER: &str = "scheduler@llmpulse-test.iam.gserviceaccount.com";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/oidc")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Serves the test JWKS on loopback, in a thread with its own runtime.

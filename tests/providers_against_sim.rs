@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{Scratch, Sim, by_target, f, records, run, run_with, target, target_as};
+use support::{
+    Scratch, Sim, by_target, f, ok, records, run, run_records, run_with, target, target_as,
+};
 
 /// The bundled suite's 20 questions, so a run has many distinct requests.
 const TWENTY: &str = "suite = \"builtin:rag-retail-finance\"\n";
@@ -57,13 +59,7 @@ fn a_run_full_of_faults_loses_no_record() {
             &format!("{opts}\nstream = false")
         )
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     // One record per planned call: 20 questions x 2 targets.
     assert_eq!(rows.len(), 40);
     let log = sim.log();
@@ -182,13 +178,7 @@ fn each_timeout_has_its_own_kind() {
         t("idle", "stutter", "idle_timeout_sec = 0.15"),
         t("total", "long", "timeout_sec = 0.5"),
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     let first = by_target(&rows, "first");
     assert_eq!(first["error_kind"], "first_token_timeout");
     assert!((0.2..0.4).contains(&f(&first["latency_sec"])));
@@ -228,11 +218,7 @@ fn deadline_stops_starting_calls_and_records_the_rest() {
         &["--deadline", "3s", "--deadline-margin", "1s"],
     );
     let took = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(took < 5.0, "took {took}");
     let rows = records(&dir.0.join("out"));
     assert_eq!(rows.len(), 20, "every planned call has a record");
@@ -264,13 +250,7 @@ fn fallback_answers_when_the_primary_fails_and_both_are_recorded() {
         ),
         target("backup", &sim.base_url, "fallback_only = true"),
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows.len(), 2);
     let p = by_target(&rows, "primary");
     assert_eq!(p["success"], false);
@@ -310,13 +290,7 @@ fn anthropic_messages_are_measured_like_any_other_protocol() {
         claude("cut", "claude-b", "headers = { \"x-sim-fault\" = \"cut\" }"),
     );
     let key = "sk-ant-llmpulse-7d1e";
-    let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", key)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[("ANTHROPIC_API_KEY", key)]);
     assert_eq!(rows.len(), 5);
 
     let s = by_target(&rows, "stream");
@@ -367,13 +341,7 @@ fn anthropic_tool_use_arrives_as_input_json_deltas() {
         suite.display(),
         target_as("claude", "anthropic", &sim.base_url, "sim", "")
     );
-    let out = run(&dir, &cfg, &[("ANTHROPIC_API_KEY", "sk-ant-x")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[("ANTHROPIC_API_KEY", "sk-ant-x")]);
     let tool = rows.iter().find(|r| r["question_id"] == "tool-01").unwrap();
     assert_eq!(tool["tool_call_valid"], true, "{}", tool["tool_calls"]);
     assert_eq!(tool["finish_reason"], "tool_use");
@@ -409,13 +377,7 @@ fn ollama_native_reports_server_timings_beside_ours() {
             "max_attempts = 1\nheaders = { \"x-sim-fault\" = \"error_event\" }"
         ),
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     let s = by_target(&rows, "stream");
     assert_eq!(s["success"], true, "{s}");
     assert_eq!(s["token_source"], "usage");

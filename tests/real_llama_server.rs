@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
-use support::{Scratch, by_target, f, records, run, service_url, target_as};
+use support::{Scratch, by_target, f, run_records, service_url, target_as};
 
 /// The server answers one request at a time: the tests take turns.
 static SERVER: Mutex<()> = Mutex::new(());
@@ -32,13 +32,7 @@ fn streaming_and_plain_answers_are_measured() {
         llama("stream", &url, 48, ""),
         llama("plain", &url, 48, "stream = false")
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows.len(), 4);
     for r in &rows {
         assert_eq!(r["success"], true, "{r}");
@@ -84,13 +78,7 @@ fn json_constrained_answers_parse_and_tool_calls_parse() {
         suite.display(),
         llama("smol", &url, 96, "")
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     let row = |id: &str| rows.iter().find(|r| r["question_id"] == id).unwrap();
     for id in ["structured-01", "structured-02"] {
         let r = row(id);

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{BIN, Scratch, create_bucket, service_url};
+use support::{BIN, Scratch, both_stores_with_bucket, ok};
 
 fn llmpulse(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -18,17 +18,6 @@ fn llmpulse(dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn read_json(p: &Path) -> Value {
@@ -574,17 +563,9 @@ fn select_returns_the_known_best_and_refuses_to_guess() {
 
 #[test]
 fn reports_read_runs_from_s3_and_gcs() {
-    let (Some(_), Some(_)) = (
-        service_url("AWS_ENDPOINT_URL"),
-        service_url("STORAGE_EMULATOR_HOST"),
-    ) else {
+    if !both_stores_with_bucket("reports") {
         return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        create_bucket("s3", "reports").await;
-        create_bucket("gs", "reports").await;
-    });
+    }
     let dir = Scratch::new("report-remote");
     for scheme in ["s3", "gs"] {
         let location = format!("{scheme}://reports/run-{}", std::process::id());

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{BIN, Scratch, Sim, by_target, f, records, run, target, walk};
+use support::{BIN, Scratch, Sim, by_target, f, ok, records, run, run_records, target, walk};
 
 #[test]
 fn timings_match_the_simulators_schedule() {
@@ -26,13 +26,7 @@ fn timings_match_the_simulators_schedule() {
         target("stream", &sim.base_url, ""),
         target("plain", &sim.base_url, "stream = false")
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows.len(), 2);
 
     let s = by_target(&rows, "stream");
@@ -74,14 +68,8 @@ fn faults_become_failed_records_and_keep_partial_answers() {
         target("limited", &sim.base_url, &with_fault("429")),
         target("broken", &sim.base_url, &with_fault("500")),
     );
-    let out = run(&dir, &cfg, &[]);
     // Providers failing is what we measure, not a failure of the run.
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows.len(), 5);
 
     let cut = by_target(&rows, "cut");
@@ -148,13 +136,7 @@ fn unreachable_target_is_a_connect_record_not_a_crash() {
         "suite = \"suite.toml\"\n{}",
         target("gone", "http://127.0.0.1:9/v1", "")
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows[0]["success"], false);
     assert_eq!(rows[0]["error_kind"], "connect");
 }
@@ -193,11 +175,7 @@ fn api_keys_never_reach_records_or_output() {
         )
     );
     let out = run(&dir, &cfg, &[("LLMPULSE_TEST_KEY", key)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let rows = records(&dir.0.join("out"));
     assert_eq!(rows.len(), 4);
     assert!(String::from_utf8_lossy(&out.stdout).find(key).is_none());
@@ -221,11 +199,7 @@ fn quickstart_needs_no_config_key_or_network() {
         .env_remove("OPENROUTER_API_KEY")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for t in [
         "groq-llama3-70b",
@@ -273,13 +247,7 @@ fn structured_output_and_tool_calls_over_the_wire() {
         target("streamed", &sim.base_url, ""),
         target("plain", &sim.base_url, "stream = false")
     );
-    let out = run(&dir, &cfg, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = records(&dir.0.join("out"));
+    let rows = run_records(&dir, &cfg, &[]);
     assert_eq!(rows.len(), 12, "6 questions × 2 targets");
     for r in &rows {
         assert_eq!(r["success"], true, "{r}");

@@ -111,6 +111,25 @@ pub fn run_with(dir: &Scratch, config: &str, envs: &[(&str, &str)], args: &[&str
         .unwrap()
 }
 
+/// Asserts that `out` exited 0 (showing its exit code, stdout and stderr when not) and returns
+/// its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// [`run`], which must succeed, then the records it wrote.
+pub fn run_records(dir: &Scratch, config: &str, envs: &[(&str, &str)]) -> Vec<Value> {
+    ok(&run(dir, config, envs));
+    records(&dir.0.join("out"))
+}
+
 /// All records below `out`, in file order.
 pub fn records(out: &Path) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -179,6 +198,32 @@ pub fn service_url(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// For tests that need both object stores: `false` (the test is skipped, or fails in CI) when
+/// either is not running; otherwise creates `bucket` on each and returns `true`.
+pub fn both_stores_with_bucket(bucket: &str) -> bool {
+    let (Some(_), Some(_)) = (
+        service_url("AWS_ENDPOINT_URL"),
+        service_url("STORAGE_EMULATOR_HOST"),
+    ) else {
+        return false;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        create_bucket("s3", bucket).await;
+        create_bucket("gs", bucket).await;
+    });
+    true
 }
 
 /// Creates a bucket on the local S3 server (`s3`) or GCS emulator (`gs`); an existing one is

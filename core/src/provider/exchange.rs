@@ -301,24 +301,7 @@ impl Reading {
     pub(crate) fn new(sent: Instant, streamed: bool) -> Self {
         Reading {
             meter: Meter::new(sent),
-            out: CallOutcome {
-                sent_at: Utc::now(),
-                sent,
-                chunk_offsets: Vec::new(),
-                timings: Default::default(),
-                streamed,
-                answer: String::new(),
-                reasoning: String::new(),
-                usage: None,
-                finish_reason: None,
-                http_status: None,
-                provider_request_id: None,
-                rate_limit: RateLimitInfo::default(),
-                tool_calls: Vec::new(),
-                server: Default::default(),
-                memory_mb: None,
-                error: None,
-            },
+            out: CallOutcome::empty(Utc::now(), sent, streamed),
             ended: None,
         }
     }

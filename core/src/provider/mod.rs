@@ -134,14 +134,14 @@ impl CallOutcome {
         self.error.is_none()
     }
 
-    /// The outcome of a call that was never sent.
-    pub fn not_sent(kind: ErrorKind, message: String) -> Self {
+    /// An outcome with nothing in it yet: the start of every call's outcome.
+    pub(crate) fn empty(sent_at: DateTime<Utc>, sent: Instant, streamed: bool) -> Self {
         CallOutcome {
-            sent_at: Utc::now(),
-            sent: Instant::now(),
+            sent_at,
+            sent,
             chunk_offsets: Vec::new(),
             timings: Timings::default(),
-            streamed: false,
+            streamed,
             answer: String::new(),
             reasoning: String::new(),
             usage: None,
@@ -152,7 +152,15 @@ impl CallOutcome {
             tool_calls: Vec::new(),
             server: ServerTimings::default(),
             memory_mb: None,
+            error: None,
+        }
+    }
+
+    /// The outcome of a call that was never sent.
+    pub fn not_sent(kind: ErrorKind, message: String) -> Self {
+        CallOutcome {
             error: Some(CallError { kind, message }),
+            ..CallOutcome::empty(Utc::now(), Instant::now(), false)
         }
     }
 }

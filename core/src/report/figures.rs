@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::aggregate::{Aggregate, BucketAgg, Dist, Mean, Rate};
 use super::compare::{self, Comparison};
-use super::read::{ReadStats, campaign_slots};
+use super::read::{ReadStats, RunSeen};
 use crate::schedule::Campaign;
 use crate::stats::{self, Z95};
 
@@ -521,6 +521,20 @@ fn ratio(r: Rate) -> f64 {
     } else {
         r.ok as f64 / r.n as f64
     }
+}
+
+/// Slots seen per campaign, and the shards each sharded slot has.
+fn campaign_slots(runs: &[RunSeen]) -> BTreeMap<String, BTreeMap<u64, BTreeSet<u32>>> {
+    let mut out: BTreeMap<String, BTreeMap<u64, BTreeSet<u32>>> = BTreeMap::new();
+    for r in runs {
+        if let (Some(c), Some(slot)) = (&r.campaign, r.slot) {
+            let shards = out.entry(c.clone()).or_default().entry(slot).or_default();
+            if let Some((i, _)) = r.shard {
+                shards.insert(i);
+            }
+        }
+    }
+    out
 }
 
 fn campaigns(read: &ReadStats, cx: &Context<'_>) -> Vec<CampaignFigures> {

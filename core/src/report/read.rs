@@ -3,7 +3,6 @@
 //! that each fold into their own [`Aggregate`]; the partial aggregates are merged at the end.
 //! Memory holds the groups plus the files in flight, never the whole history.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
@@ -267,18 +266,4 @@ pub fn fold_file(agg: &mut Aggregate, path: &str, bytes: &[u8], filter: &Filter)
         }
         agg.add(&row, at);
     }
-}
-
-/// Slots seen per campaign, and the shards each sharded slot has.
-pub fn campaign_slots(runs: &[RunSeen]) -> BTreeMap<String, BTreeMap<u64, BTreeSet<u32>>> {
-    let mut out: BTreeMap<String, BTreeMap<u64, BTreeSet<u32>>> = BTreeMap::new();
-    for r in runs {
-        if let (Some(c), Some(slot)) = (&r.campaign, r.slot) {
-            let shards = out.entry(c.clone()).or_default().entry(slot).or_default();
-            if let Some((i, _)) = r.shard {
-                shards.insert(i);
-            }
-        }
-    }
-    out
 }
