@@ -116,7 +116,7 @@ pub struct SelectArgs {
     #[arg(long)]
     pub max_cost: Option<f64>,
     /// Fewest calls a target needs to be considered.
-    #[arg(long, default_value_t = llmpulse_core::select::MIN_CALLS)]
+    #[arg(long, default_value_t = llmpulse_report::select::MIN_CALLS)]
     pub min_calls: u64,
 }
 
@@ -241,6 +241,10 @@ pub struct RunArgs {
     /// No progress bar and no table: print only the manifest path.
     #[arg(long, short)]
     pub quiet: bool,
+    /// On SIGTERM or Ctrl-C: no new call starts, calls in flight get this long to finish, then
+    /// are cancelled; the run is published as partial. A second signal stops at once.
+    #[arg(long, default_value = "5s")]
+    pub stop_grace: humantime::Duration,
 }
 
 #[derive(Args)]

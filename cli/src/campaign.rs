@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use llmpulse_core::config::Config;
-use llmpulse_core::status::{self, Tally};
+use llmpulse_report::status::{self, Tally};
 use llmpulse_core::store;
 use llmpulse_core::suite::Suite;
 

@@ -8,9 +8,11 @@ mod plan;
 mod report;
 mod run;
 mod select;
+mod signals;
 mod sim;
 mod suite;
 mod synth;
+mod synthetic;
 mod table;
 mod upload;
 
@@ -20,6 +22,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{CampaignCommand, Cli, Command, SuiteCommand};
+
+/// The exit code of a run stopped by SIGTERM or Ctrl-C (published as partial).
+pub const EXIT_STOPPED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,10 +8,10 @@ use anyhow::Context;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use llmpulse_core::config::Config;
-use llmpulse_core::report::aggregate::{Aggregate, Plan, Side, parse_time};
-use llmpulse_core::report::figures::{self, Context as FigContext};
-use llmpulse_core::report::read::{self, Filter, ReadStats};
-use llmpulse_core::report::{self, text};
+use llmpulse_report::aggregate::{Aggregate, Plan, Side, parse_time};
+use llmpulse_report::figures::{self, Context as FigContext};
+use llmpulse_report::read::{self, Filter, ReadStats};
+use llmpulse_report::text;
 use llmpulse_core::store;
 
 use crate::args::{ReportArgs, SourceArgs};
@@ -121,7 +121,7 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         now: Utc::now(),
     };
     let r = figures::compute(&agg, &stats, &cx);
-    let files = report::write(&r, &a.out)
+    let files = llmpulse_report::write(&r, &a.out)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", text::comparison_table(&r))?;

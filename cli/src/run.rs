@@ -2,102 +2,25 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use llmpulse_core::config::Config;
-use llmpulse_core::job::{self, JobOptions, JobOutcome, SlotChoice};
-use llmpulse_core::output::Publication;
+use llmpulse_core::job::{self, JobOutcome, JobRequest, SlotChoice};
+use llmpulse_core::publish::Publication;
 use llmpulse_core::record::Record;
-use llmpulse_core::runner::{self, RunOptions, Shard};
-use llmpulse_core::store::{self, Location};
-use llmpulse_core::suite::Suite;
-use llmpulse_core::summary;
+use llmpulse_core::runner::Stop;
+use llmpulse_core::sink::Each;
 
 use crate::args::RunArgs;
-use crate::table;
+use crate::{signals, table};
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut config = match &a.config {
+    let config = match &a.config {
         Some(path) => Config::load(path, &env)?,
         None => Config::quickstart(),
     };
-    config.select_targets(&a.targets)?;
-    if let Some(o) = a.output {
-        config.output = o;
-    }
-    if let Some(r) = a.repetitions {
-        anyhow::ensure!(r >= 1, "--repetitions must be at least 1");
-        config.repetitions = r;
-    }
-    if let Some(c) = a.concurrency {
-        anyhow::ensure!(c >= 1, "--concurrency must be at least 1");
-        config.concurrency = c;
-    }
-    let location = Location::parse(&config.output)?;
-    let suite = Suite::load(&config.suite, &config.base_dir)?;
-
-    let started = chrono::Utc::now();
-    let mut opts = RunOptions::new(runner::new_run_id(started), format!("local:{}", hostname()));
-    opts.deadline = a.deadline.map(|d| std::time::Instant::now() + *d);
-    if let Some(s) = &a.shard {
-        opts.shard = Some(Shard::parse(s).map_err(|m| anyhow::anyhow!("--shard {m}"))?);
-    }
-    if let Some(id) = &a.run_id {
-        anyhow::ensure!(
-            !id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
-            "--run-id '{id}': use letters, digits, '-', '_' or '.'"
-        );
-        opts.run_id = id.clone();
-    }
-    if let Some(m) = a.deadline_margin {
-        opts.deadline_margin = *m;
-    }
-    let planned = suite.questions.len() * config.targets.len() * config.repetitions as usize;
-    // A shard gets every count-th call, starting at its index.
-    let total = opts.shard.map_or(planned, |s| {
-        (planned + (s.count - 1 - s.index) as usize) / s.count as usize
-    });
-    tracing::info!(
-        run_id = %opts.run_id,
-        config = %config.origin,
-        suite = %suite.name,
-        targets = config.targets.len(),
-        calls = total,
-        "run starting"
-    );
-
-    let progress = progress_bar(total as u64, a.quiet);
-    let done = Arc::new(AtomicUsize::new(0));
-    let on_record: Arc<dyn Fn(&Record) + Send + Sync> = {
-        let progress = progress.clone();
-        let done = done.clone();
-        Arc::new(move |r: &Record| {
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if progress.is_hidden() {
-                // No terminal: a log line every 10% instead of a bar.
-                if n == total || n.is_multiple_of((total / 10).max(1)) {
-                    tracing::info!(done = n, total, "progress");
-                }
-            } else {
-                progress.inc(1);
-                if !r.success {
-                    progress.set_message(format!(
-                        "last failure: {} {}",
-                        r.target,
-                        r.error_kind.map_or("", |k| k.as_str())
-                    ));
-                }
-            }
-        })
-    };
-
     let slot = match a.slot.as_deref() {
         None => SlotChoice::None,
         Some("auto") => SlotChoice::Auto,
@@ -106,80 +29,115 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--slot {n}: give a slot number or 'auto'"))?,
         ),
     };
-    let spool = match location {
-        Location::Local(_) => None,
-        _ => Some(a.spool.clone().unwrap_or_else(default_spool)),
-    };
-    let job = JobOptions {
+    let stop = Stop::new(*a.stop_grace);
+    let request = JobRequest {
+        targets: a.targets.clone(),
+        output: a.output.clone(),
+        repetitions: a.repetitions,
+        concurrency: a.concurrency,
+        run_id: a.run_id.clone(),
+        shard: a.shard.clone(),
         slot,
         reclaim: a.reclaim,
-        run: opts,
-        spool,
-        now: chrono::Utc::now(),
+        deadline: a.deadline.map(|d| std::time::Instant::now() + *d),
+        deadline_margin: a.deadline_margin.map(|m| *m),
+        stop: Some(stop.clone()),
+        ..JobRequest::new(
+            format!("local:{}", hostname()),
+            a.spool.clone().unwrap_or_else(default_spool),
+            chrono::Utc::now(),
+        )
     };
+    let job = request.prepare(config)?;
+    let total = job.planned_calls();
+    tracing::info!(
+        run_id = %job.run.run_id,
+        config = %job.config.origin,
+        suite = %job.suite.name,
+        targets = job.config.targets.len(),
+        calls = total,
+        "run starting"
+    );
+
+    let progress = progress_bar(total as u64, a.quiet);
+    let mut done = 0usize;
+    let mut on_record = Each(|r: &Record| {
+        done += 1;
+        if progress.is_hidden() {
+            // No terminal: a log line every 10% instead of a bar.
+            if done == total || done.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(done, total, "progress");
+            }
+        } else {
+            progress.inc(1);
+            if !r.success {
+                progress.set_message(format!(
+                    "last failure: {} {}",
+                    r.target,
+                    r.error_kind.map_or("", |k| k.as_str())
+                ));
+            }
+        }
+    });
 
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
-        let store = store::open(&config.output, &env).await?;
-        anyhow::Ok(job::run_job(&config, &suite, store.as_ref(), job, on_record).await?)
+        tokio::spawn(signals::stop_on_signal(stop.clone()));
+        job::run_job(job, &env, &mut on_record).await
     })?;
     progress.finish_and_clear();
-
-    let (manifest, records, publication) = match outcome {
+    let stopped = stop.requested();
+    let (manifest, summary, publication) = match outcome {
         JobOutcome::Ran {
             manifest,
-            records,
+            summary,
             publication,
-        } => (manifest, records, publication),
+        } => (manifest, summary, publication),
         JobOutcome::AlreadyClaimed { slot, claim } => {
             let by = claim.map_or_else(
                 || "another run".to_string(),
                 |c| format!("run {} ({}, at {})", c.run_id, c.origin, c.claimed_at),
             );
             let line = format!("slot {} already claimed by {by}: nothing to do", slot.index);
-            println!("{line}");
-            if let Some(p) = &a.summary_markdown {
-                std::fs::write(p, format!("{line}\n"))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+            return say_only(&line, a.summary_markdown.as_deref());
         }
         JobOutcome::NothingDue { reason } => {
-            println!("no slot due: {reason}");
-            if let Some(p) = &a.summary_markdown {
-                std::fs::write(p, format!("no slot due: {reason}\n"))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+            return say_only(&format!("no slot due: {reason}"), a.summary_markdown.as_deref());
         }
     };
-    let stored = match &publication {
-        Publication::Stored {
-            location,
-            manifest_key,
-        } => format!("{}/{manifest_key}", location.trim_end_matches('/')),
-        Publication::Spooled { dir, error } => {
-            tracing::error!(%error, spool = %dir.display(), "the store refused the run");
-            eprintln!(
-                "warning: {error}\n  the run is kept in {}; finish it with: llmpulse upload --spool {}",
-                dir.display(),
-                dir.parent().map_or(dir.as_path(), |p| p).display()
-            );
-            dir.display().to_string()
-        }
-    };
+    let stored = publication.describe();
+    if let Publication::Spooled { dir, error } = &publication {
+        tracing::error!(%error, spool = %dir.display(), "the store refused the run");
+        eprintln!(
+            "warning: {error}\n  the run is kept in {}; finish it with: llmpulse upload --spool {}",
+            dir.display(),
+            dir.parent().map_or(dir.as_path(), |p| p).display()
+        );
+    }
     tracing::info!(
         run_id = %manifest.run_id,
         records = manifest.records,
         successes = manifest.successes,
+        complete = manifest.complete,
         manifest = %stored,
         "run written"
     );
+    let partial = if manifest.complete {
+        String::new()
+    } else {
+        format!(
+            ", PARTIAL: {} of {} planned calls",
+            manifest.records,
+            manifest.planned.unwrap_or(total)
+        )
+    };
     if let Some(p) = &a.summary_markdown {
         let md = format!(
-            "### llmpulse run {}\n\n{} records ({} ok), stored at `{stored}`\n\n{}",
+            "### llmpulse run {}\n\n{} records ({} ok{partial}), stored at `{stored}`\n\n{}",
             manifest.run_id,
             manifest.records,
             manifest.successes,
-            table::render_markdown(&summary::by_target(&records))
+            table::render_markdown(&summary)
         );
         std::fs::write(p, md).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -187,7 +145,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{stored}");
     } else {
         println!(
-            "run {}: {} records ({} ok){}",
+            "run {}: {} records ({} ok){}{partial}",
             manifest.run_id,
             manifest.records,
             manifest.successes,
@@ -199,8 +157,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .unwrap_or_default()
         );
-        println!("{}", table::render(&summary::by_target(&records)));
+        println!("{}", table::render(&summary));
         println!("  {stored}");
+    }
+    if stopped {
+        eprintln!("stopped by a signal: the run is published as partial (complete = false)");
+        return Ok(ExitCode::from(crate::EXIT_STOPPED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a one-line outcome (and writes it as the Markdown summary, when asked).
+fn say_only(line: &str, markdown: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    println!("{line}");
+    if let Some(p) = markdown {
+        std::fs::write(p, format!("{line}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
 }

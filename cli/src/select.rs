@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use llmpulse_core::report::aggregate::Plan;
-use llmpulse_core::select::{self, Criteria, MIN_TASK_CALLS};
+use llmpulse_report::aggregate::Plan;
+use llmpulse_report::select::{self, Criteria, MIN_TASK_CALLS};
 
 use crate::args::SelectArgs;
 use crate::report::{filter, load};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use llmpulse_core::sim::{SimProfile, SimState, server};
+use llmpulse_sim::{SimProfile, SimState, server};
 use serde::Deserialize;
 
 use crate::args::SimArgs;

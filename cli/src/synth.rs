@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
-use llmpulse_core::report::aggregate::parse_time;
-use llmpulse_core::synth::{self, Spec};
+use llmpulse_report::aggregate::parse_time;
+use crate::synthetic::{self as synth, Spec};
 
 use crate::args::SynthArgs;
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use llmpulse_core::config::Config;
 use llmpulse_core::provider::{CallOutcome, Client};
-use llmpulse_core::sim::{LogEntry, SimProfile, SimState, server};
+use llmpulse_sim::{LogEntry, SimProfile, SimState, server};
 use llmpulse_core::stats::percentile;
 use llmpulse_core::suite::{Message, Prompt};
 

@@ -4,18 +4,23 @@
 //! cleanly with [`JobOutcome::AlreadyClaimed`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
-use crate::output::{self, Manifest, OutputError, Publication};
-use crate::record::Record;
-use crate::runner::{self, RunError, RunOptions};
+use crate::config::{Config, ConfigError};
+use crate::journal::Journal;
+use crate::layout;
+use crate::manifest::{Manifest, RunMeta};
+use crate::plan::Shard;
+use crate::publish::{self, OutputError, Publication};
+use crate::runner::{self, RunError, RunOptions, Stop};
 use crate::schedule::{Campaign, Claim, Slot};
-use crate::store::{Created, Store, StoreError};
-use crate::suite::Suite;
+use crate::sink::{Fanout, RecordSink};
+use crate::store::{Created, Location, Store, StoreError};
+use crate::suite::{Suite, SuiteError};
+use crate::summary::{Summary, TargetSummary};
 
 /// Which slot a job is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,18 +33,130 @@ pub enum SlotChoice {
     Index(u64),
 }
 
-/// What a job was asked to do.
+/// What an entry point (the CLI, a cloud function, the agent) asks of one job, before it meets
+/// the config. [`JobRequest::prepare`] applies it: the one place a job is assembled.
 #[derive(Debug, Clone)]
-pub struct JobOptions {
+pub struct JobRequest {
+    /// Only these targets (all when empty).
+    pub targets: Vec<String>,
+    /// Overrides the config's `output`.
+    pub output: Option<String>,
+    pub repetitions: Option<u32>,
+    pub concurrency: Option<u32>,
+    /// A run id to use (shards of one run share it); a new one otherwise.
+    pub run_id: Option<String>,
+    /// `i/n`: run one shard of the calls.
+    pub shard: Option<String>,
     pub slot: SlotChoice,
     /// Re-run a slot whose claim is older than the campaign's `claim_timeout` and has no
     /// manifest (its run died).
     pub reclaim: bool,
-    pub run: RunOptions,
-    /// Where a run waits when the store refuses it (remote stores only).
-    pub spool: Option<PathBuf>,
+    /// When the run must be over (a Lambda's end, `--deadline`).
+    pub deadline: Option<Instant>,
+    pub deadline_margin: Option<Duration>,
+    /// Where the run is staged while it runs, and kept when its store refuses it.
+    pub spool: PathBuf,
+    /// Where it runs: `local:HOST`, `lambda:REGION`, `agent:ID`.
+    pub origin: String,
     /// The time the job acts at (the due slot depends on it).
     pub now: DateTime<Utc>,
+    /// Asked to stop: no new call starts, calls in flight get a grace, then are cancelled.
+    pub stop: Option<Stop>,
+}
+
+/// A job ready to run: the config with the request applied, its suite, and the run's options.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub config: Config,
+    pub suite: Suite,
+    pub slot: SlotChoice,
+    pub reclaim: bool,
+    pub run: RunOptions,
+    pub spool: PathBuf,
+    pub now: DateTime<Utc>,
+}
+
+impl JobRequest {
+    /// A request with nothing overridden.
+    pub fn new(origin: String, spool: PathBuf, now: DateTime<Utc>) -> Self {
+        JobRequest {
+            targets: Vec::new(),
+            output: None,
+            repetitions: None,
+            concurrency: None,
+            run_id: None,
+            shard: None,
+            slot: SlotChoice::None,
+            reclaim: false,
+            deadline: None,
+            deadline_margin: None,
+            spool,
+            origin,
+            now,
+            stop: None,
+        }
+    }
+
+    /// Applies the request to `config` and loads its suite. Every error names what to change.
+    pub fn prepare(self, mut config: Config) -> Result<Job, JobError> {
+        let bad = |m: String| JobError::Request(m);
+        config.select_targets(&self.targets)?;
+        if let Some(o) = self.output {
+            config.output = o;
+        }
+        if let Some(r) = self.repetitions {
+            if r == 0 {
+                return Err(bad("--repetitions must be at least 1".into()));
+            }
+            config.repetitions = r;
+        }
+        if let Some(c) = self.concurrency {
+            if c == 0 {
+                return Err(bad("--concurrency must be at least 1".into()));
+            }
+            config.concurrency = c;
+        }
+        Location::parse(&config.output)?;
+        let suite = Suite::load(&config.suite, &config.base_dir)?;
+        let mut run = RunOptions::new(runner::new_run_id(self.now), self.origin);
+        run.deadline = self.deadline;
+        if let Some(m) = self.deadline_margin {
+            run.deadline_margin = m;
+        }
+        run.stop = self.stop;
+        if let Some(s) = &self.shard {
+            run.shard = Some(Shard::parse(s).map_err(|m| bad(format!("--shard {m}")))?);
+        }
+        if let Some(id) = self.run_id {
+            if !layout::is_safe_name(&id) {
+                return Err(bad(format!(
+                    "--run-id '{id}': use letters, digits, '-', '_' or '.', not starting with '.'"
+                )));
+            }
+            run.run_id = id;
+        }
+        Ok(Job {
+            config,
+            suite,
+            slot: self.slot,
+            reclaim: self.reclaim,
+            run,
+            spool: self.spool,
+            now: self.now,
+        })
+    }
+}
+
+impl Job {
+    /// The calls this job will make (its shard's share), fallbacks not counted.
+    pub fn planned_calls(&self) -> usize {
+        let askable = self.config.targets.iter().filter(|t| !t.fallback_only).count();
+        let planned = self.suite.questions.len() * askable * self.config.repetitions as usize;
+        // A shard gets every count-th call, starting at its index.
+        self.run.shard.map_or(planned, |s| {
+            (planned + (s.count - 1 - s.index) as usize) / s.count as usize
+        })
+    }
 }
 
 /// How a job ended.
@@ -48,7 +165,8 @@ pub enum JobOutcome {
     /// The run happened and was published (or spooled).
     Ran {
         manifest: Box<Manifest>,
-        records: Vec<Record>,
+        /// The per-target table.
+        summary: Vec<TargetSummary>,
         publication: Publication,
     },
     /// Another job holds the slot's claim.
@@ -59,6 +177,12 @@ pub enum JobOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error("{0}")]
+    Request(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Suite(#[from] SuiteError),
     #[error("--slot needs a [campaign] in the config")]
     NoCampaign,
     #[error("campaign '{campaign}' has no slot {slot} (it has {count})")]
@@ -67,49 +191,87 @@ pub enum JobError {
         slot: u64,
         count: u64,
     },
-    #[error("claim: {0}")]
-    Claim(#[from] StoreError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
     Output(#[from] OutputError),
 }
 
-/// Runs one job.
+/// Runs one job: opens its store, claims its slot if it has one, runs it through a journal in
+/// the spool, and publishes it. `progress` sees every record as it finishes.
 pub async fn run_job(
-    config: &Config,
-    suite: &Suite,
-    store: &dyn Store,
-    mut opts: JobOptions,
-    on_record: Arc<dyn Fn(&Record) + Send + Sync>,
+    job: Job,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    progress: &mut dyn RecordSink,
 ) -> Result<JobOutcome, JobError> {
-    if opts.slot != SlotChoice::None {
+    let store = crate::store::open(&job.config.output, env).await?;
+    let store = store.as_ref();
+    let planned = job.planned_calls();
+    let Job {
+        config,
+        suite,
+        slot,
+        reclaim,
+        mut run,
+        spool,
+        now,
+    } = job;
+    if slot != SlotChoice::None {
         let campaign = config.campaign.as_ref().ok_or(JobError::NoCampaign)?;
-        match claim(campaign, store, &opts).await? {
+        match claim(campaign, store, slot, reclaim, &run, now).await? {
             Claimed::Won(slot) => {
-                opts.run.campaign = Some(campaign.name.clone());
-                opts.run.slot = Some(slot.index);
-                if opts.run.shard.is_some() {
+                run.campaign = Some(campaign.name.clone());
+                run.slot = Some(slot.index);
+                if run.shard.is_some() {
                     // The shards of a slot are one run: they agree on its id.
-                    opts.run.run_id = slot_run_id(campaign, slot);
+                    run.run_id = slot_run_id(campaign, slot);
                 }
             }
             Claimed::Taken(slot, claim) => return Ok(JobOutcome::AlreadyClaimed { slot, claim }),
             Claimed::Nothing(reason) => return Ok(JobOutcome::NothingDue { reason }),
         }
     }
-    let out = runner::run(config, suite, &opts.run, on_record).await?;
-    let targets: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
     let suite_ref = if config.suite.starts_with("builtin:") {
         config.suite.clone()
     } else {
         format!("{} ({})", suite.name, config.suite)
     };
-    let encoded = output::encode(&out, &suite_ref, &targets, &opts.run.origin)?;
-    let publication = output::publish(store, &encoded, opts.spool.as_deref()).await?;
+    let meta = RunMeta {
+        run_id: run.run_id.clone(),
+        started_at: Utc::now().to_rfc3339(),
+        campaign: run.campaign.clone(),
+        slot: run.slot,
+        origin: run.origin.clone(),
+        config_hash: runner::config_hash(&config, &suite),
+        suite: suite_ref,
+        targets: config.targets.iter().map(|t| t.name.clone()).collect(),
+        shard: run.shard,
+        planned: Some(planned),
+    };
+    let mut journal = Journal::create(&spool, meta, &store.describe())?;
+    let mut summary = Summary::default();
+    let out = {
+        let mut sinks = Fanout(vec![&mut journal, &mut summary, progress]);
+        runner::run(&config, &suite, &run, &mut sinks).await
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            // What finished is in the journal: keep it as a partial run, then say why.
+            let staged = journal.finish(Utc::now(), false)?;
+            let _ = publish::publish(store, staged).await;
+            return Err(e.into());
+        }
+    };
+    let complete = out.records >= out.planned && !run.stop.as_ref().is_some_and(Stop::requested);
+    let staged = journal.finish(out.finished_at, complete)?;
+    let manifest = Box::new(staged.manifest.clone());
+    let publication = publish::publish(store, staged).await;
     Ok(JobOutcome::Ran {
-        manifest: Box::new(encoded.manifest),
-        records: out.records,
+        manifest,
+        summary: summary.table(),
         publication,
     })
 }
@@ -133,17 +295,20 @@ enum Claimed {
 async fn claim(
     campaign: &Campaign,
     store: &dyn Store,
-    opts: &JobOptions,
+    choice: SlotChoice,
+    reclaim: bool,
+    run: &RunOptions,
+    now: DateTime<Utc>,
 ) -> Result<Claimed, JobError> {
-    let candidates: Vec<Slot> = match opts.slot {
+    let candidates: Vec<Slot> = match choice {
         SlotChoice::Index(k) => vec![campaign.slot(k).ok_or(JobError::NoSuchSlot {
             campaign: campaign.name.clone(),
             slot: k,
             count: campaign.slot_count(),
         })?],
         _ => {
-            let Some(due) = campaign.due(opts.now) else {
-                let reason = if opts.now < campaign.start {
+            let Some(due) = campaign.due(now) else {
+                let reason = if now < campaign.start {
                     format!("campaign '{}' starts at {}", campaign.name, campaign.start)
                 } else {
                     format!("campaign '{}' ended at {}", campaign.name, campaign.end)
@@ -151,13 +316,13 @@ async fn claim(
                 return Ok(Claimed::Nothing(reason));
             };
             if campaign.catch_up {
-                let prefix = format!("claims/{}/", campaign.name);
+                let prefix = layout::claims_prefix(&campaign.name);
                 let claimed: std::collections::HashSet<String> =
                     store.list(&prefix).await?.into_iter().collect();
                 let open: Vec<Slot> = campaign
                     .slots()
                     .take_while(|s| s.index <= due.index)
-                    .filter(|s| !claimed.contains(&campaign.claim_key(s.index, opts.run.shard)))
+                    .filter(|s| !claimed.contains(&layout::claim_key(&campaign.name, s.index, run.shard)))
                     .collect();
                 if open.is_empty() { vec![due] } else { open }
             } else {
@@ -171,14 +336,14 @@ async fn claim(
             campaign: campaign.name.clone(),
             slot: slot.index,
             slot_start: slot.start,
-            run_id: opts.run.run_id.clone(),
-            shard: opts.run.shard,
+            run_id: run.run_id.clone(),
+            shard: run.shard,
             claimed_at: Utc::now(),
-            origin: opts.run.origin.clone(),
+            origin: run.origin.clone(),
             llmpulse_version: crate::VERSION.to_string(),
         };
         let bytes = Bytes::from(serde_json::to_vec_pretty(&record).unwrap_or_default());
-        let key = campaign.claim_key(slot.index, opts.run.shard);
+        let key = layout::claim_key(&campaign.name, slot.index, run.shard);
         match store.create(&key, bytes.clone()).await? {
             Created::Won => return Ok(Claimed::Won(slot)),
             Created::Exists => {
@@ -186,9 +351,9 @@ async fn claim(
                     .get(&key)
                     .await?
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                if opts.reclaim
+                if reclaim
                     && let Some(old) = &existing
-                    && dead(campaign, store, old, opts.now).await?
+                    && dead(campaign, store, old, now).await?
                 {
                     tracing::warn!(slot = slot.index, old_run = %old.run_id, "re-running a slot whose run died");
                     store.put(&key, bytes).await?;
@@ -214,7 +379,7 @@ pub async fn dead(
         return Ok(false);
     }
     Ok(store
-        .get(&output::manifest_key(&claim.run_id, claim.shard))
+        .get(&layout::manifest_key(&claim.run_id, claim.shard))
         .await?
         .is_none())
 }

@@ -1,34 +1,34 @@
-//! llmpulse-core: everything that is not an entry point.
+//! llmpulse-core: the run path, from a config file to records in a store.
 //!
 //! A run flows through these modules in order: [`config`] reads and validates the TOML into a
-//! [`config::Config`]; [`suite`] loads the questions; [`runner`] fans every
-//! (question × target × repetition) out to a [`provider`], which streams the answer through
-//! [`measure`]; [`score`] grades the answer against the suite's context and key facts;
-//! [`record`] turns each call into one row; [`output`] writes the rows and the run manifest;
-//! [`summary`] condenses them into the per-target table. [`sim`] is the built-in OpenAI-compatible
-//! simulator, served over HTTP or called in-process.
+//! [`config::Config`] (targets resolved through [`preset`]); [`suite`] loads the questions;
+//! [`plan`] lists the calls; [`runner`] fans them out to a [`provider`], which streams each answer
+//! through [`measure`]; [`record`] turns each call into one row (scored by `llmpulse-score`) and
+//! hands it to a [`sink`]; [`publish`] writes the rows and the run manifest to a [`store`] under
+//! the keys of [`layout`]. [`job`] is one scheduled run anywhere (CLI, cloud functions, agent):
+//! [`schedule`] picks the slot, a create-only claim decides who runs it. The core never prints.
 
 pub mod config;
 pub mod error_kind;
 pub mod job;
+pub mod journal;
+pub mod layout;
+pub mod manifest;
 pub mod measure;
-pub mod output;
+pub mod plan;
+pub mod preset;
 pub mod provider;
+pub mod publish;
 pub mod record;
-pub mod report;
 pub mod retry;
 pub mod runner;
 pub mod schedule;
-pub mod score;
 pub mod secret;
-pub mod select;
-pub mod sim;
+pub mod sink;
 pub mod stats;
-pub mod status;
 pub mod store;
 pub mod suite;
 pub mod summary;
-pub mod synth;
 pub mod tokens;
 
 /// The version written into every record and manifest.

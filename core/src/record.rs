@@ -12,7 +12,7 @@ use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Throughput;
 use crate::provider::CallOutcome;
-use crate::score;
+use llmpulse_score as score;
 use crate::suite::{Prompt, Question};
 use crate::tokens::{self, TokenSource};
 

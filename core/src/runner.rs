@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use governor::Quota;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -19,7 +18,9 @@ use crate::config::{Config, Target};
 use crate::error_kind::ErrorKind;
 use crate::provider::{CallOutcome, Client};
 use crate::record::{AttemptStats, CallContext, Record};
+use crate::sink::RecordSink;
 use crate::suite::{Prompt, Suite};
+use crate::plan::{PlannedCall, Shard, plan};
 use crate::tokens;
 
 /// Who and what a run is, besides its configuration.
@@ -37,41 +38,50 @@ pub struct RunOptions {
     /// Run only this shard of the planned calls (Cloud Run Job tasks, CI matrices, parallel
     /// Lambda invocations); the shards of one run share its `run_id`.
     pub shard: Option<Shard>,
+    /// Set when someone may ask the run to stop early.
+    pub stop: Option<Stop>,
 }
 
-/// Shard `index` of `count` (0-based): planned call `j` belongs to shard `j mod count`, so
-/// every shard gets an even share of every target and question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
+/// A request to stop a run early (SIGTERM, Ctrl-C), shared between whoever hears the signal and
+/// the runner. The first [`Stop::request`] starts no new call and gives calls in flight
+/// `grace`; a second one cancels them at once.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    state: Arc<tokio::sync::watch::Sender<u8>>,
+    pub grace: Duration,
 }
 
-impl Shard {
-    /// Parses `i/n` (0 ≤ i < n).
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let (i, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not a shard: write INDEX/COUNT, e.g. 0/3"))?;
-        let index: u32 = i
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}': bad shard index"))?;
-        let count: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}': bad shard count"))?;
-        if count == 0 || index >= count {
-            return Err(format!("'{s}': the index must be from 0 to count − 1"));
+impl Stop {
+    pub fn new(grace: Duration) -> Self {
+        Stop {
+            state: Arc::new(tokio::sync::watch::Sender::new(0)),
+            grace,
         }
-        Ok(Shard { index, count })
     }
 
-    /// The suffix that keeps a shard's files apart from its siblings': `-shard-1-of-3`.
-    pub fn suffix(shard: Option<Shard>) -> String {
-        shard.map_or_else(String::new, |s| {
-            format!("-shard-{}-of-{}", s.index, s.count)
-        })
+    /// Asks the run to stop; asked again, to stop now. Returns how many times it was asked.
+    pub fn request(&self) -> u8 {
+        let mut n = 0;
+        self.state.send_modify(|s| {
+            *s = s.saturating_add(1).min(2);
+            n = *s;
+        });
+        n
+    }
+
+    /// Whether a stop was asked for.
+    pub fn requested(&self) -> bool {
+        *self.state.borrow() >= 1
+    }
+
+    /// Resolves when calls in flight must end: `grace` after the first request, or at the
+    /// second. Never resolves while no stop is asked for.
+    pub async fn cancelled(&self) {
+        let mut rx = self.state.subscribe();
+        if rx.wait_for(|s| *s >= 1).await.is_err() {
+            return std::future::pending().await;
+        }
+        let _ = tokio::time::timeout(self.grace, rx.wait_for(|s| *s >= 2)).await;
     }
 }
 
@@ -86,11 +96,13 @@ impl RunOptions {
             deadline: None,
             deadline_margin: Duration::from_secs(10),
             shard: None,
+            stop: None,
         }
     }
 }
 
-/// The result of a run: its records in planned order, and when it happened.
+/// What a run did: who it was, when, and how many calls it planned and recorded. The records
+/// themselves went to the run's [`RecordSink`].
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub run_id: String,
@@ -98,7 +110,11 @@ pub struct RunOutput {
     pub finished_at: DateTime<Utc>,
     pub config_hash: String,
     pub shard: Option<Shard>,
-    pub records: Vec<Record>,
+    /// Calls planned for this run (or shard), fallbacks not counted.
+    pub planned: usize,
+    /// Records handed to the sink (a fallback's answer is a record of its own).
+    pub records: usize,
+    pub successes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,32 +126,8 @@ pub enum RunError {
     },
     #[error("a call task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-}
-
-/// One planned call: indexes into the run's targets and questions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlannedCall {
-    pub target: usize,
-    pub question: usize,
-    pub repetition: u32,
-}
-
-/// Every call of a run for the given target indexes, repetition-major and targets interleaved,
-/// so that each target is asked evenly over the run's duration rather than one after another.
-pub fn plan(targets: &[usize], questions: usize, repetitions: u32) -> Vec<PlannedCall> {
-    let mut calls = Vec::with_capacity(targets.len() * questions * repetitions as usize);
-    for repetition in 0..repetitions {
-        for question in 0..questions {
-            for &target in targets {
-                calls.push(PlannedCall {
-                    target,
-                    question,
-                    repetition,
-                });
-            }
-        }
-    }
-    calls
+    #[error("cannot keep the run's records: {0}")]
+    Sink(std::io::Error),
 }
 
 /// A new run id: the UTC start time and 24 random bits, sortable and unique per run.
@@ -280,14 +272,15 @@ async fn ask(
     }
 }
 
-/// Runs `suite` against the config's targets. `on_record` sees each record as it completes
-/// (for progress); the returned records are in planned order, a fallback's record right after
-/// the record of the call it stood in for.
+/// Runs `suite` against the config's targets, handing each record to `sink` as its call ends
+/// (a fallback's record right after the record of the call it stood in for). The records are
+/// built on the call tasks and cross a channel to the one task that feeds the sink, so a slow
+/// sink never delays a stream's timestamps.
 pub async fn run(
     config: &Config,
     suite: &Suite,
     opts: &RunOptions,
-    on_record: Arc<dyn Fn(&Record) + Send + Sync>,
+    sink: &mut dyn RecordSink,
 ) -> Result<RunOutput, RunError> {
     let started_at = Utc::now();
     let lanes: Arc<Vec<Lane>> = Arc::new(
@@ -317,17 +310,18 @@ pub async fn run(
         })
         .map(|(_, c)| c)
         .collect();
-    let total = calls.len();
+    let planned = calls.len();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Record>();
     let mut tasks = JoinSet::new();
-    for (index, call) in calls.into_iter().enumerate() {
-        let (lanes, prompts, suite, hash, opts, global, on_record) = (
+    for call in calls {
+        let (lanes, prompts, suite, hash, opts, global, tx) = (
             lanes.clone(),
             prompts.clone(),
             suite.clone(),
             hash.clone(),
             opts.clone(),
             global.clone(),
-            on_record.clone(),
+            tx.clone(),
         );
         tasks.spawn(async move {
             let question = &suite.questions[call.question];
@@ -360,28 +354,32 @@ pub async fn run(
                 }
                 _ => None,
             };
-            let mut out = Vec::with_capacity(2);
             let primary = record(
                 lane,
                 &asked,
                 None,
                 fallback.map(|l| l.client.target().name.as_str()),
             );
-            on_record(&primary);
-            out.push(primary);
+            // The receiver lives until every task has ended.
+            let _ = tx.send(primary);
             if let Some(fb) = fallback {
                 let answered = ask(fb, prompt, weight(fb, prompt), &global, &opts).await;
-                let r = record(fb, &answered, Some(&target.name), None);
-                on_record(&r);
-                out.push(r);
+                let _ = tx.send(record(fb, &answered, Some(&target.name), None));
             }
-            (index, out)
         });
     }
-    let mut slots: Vec<Vec<Record>> = vec![Vec::new(); total];
+    drop(tx);
+    let (mut records, mut successes) = (0, 0);
+    while let Some(record) = rx.recv().await {
+        records += 1;
+        successes += usize::from(record.success);
+        if let Err(e) = sink.record(&record) {
+            tasks.abort_all();
+            return Err(RunError::Sink(e));
+        }
+    }
     while let Some(done) = tasks.join_next().await {
-        let (index, records) = done?;
-        slots[index] = records;
+        done?;
     }
     Ok(RunOutput {
         run_id: opts.run_id.clone(),
@@ -389,7 +387,9 @@ pub async fn run(
         finished_at: Utc::now(),
         config_hash: hash.to_string(),
         shard: opts.shard,
-        records: slots.into_iter().flatten().collect(),
+        planned,
+        records,
+        successes,
     })
 }
 
@@ -406,46 +406,6 @@ fn weight(lane: &Lane, prompt: &Prompt) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plan_covers_every_combination_once_targets_interleaved() {
-        let calls = plan(&[0, 1, 2], 2, 2);
-        assert_eq!(calls.len(), 12);
-        assert_eq!(
-            calls[..3].iter().map(|c| c.target).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
-        let mut seen: Vec<_> = calls
-            .iter()
-            .map(|c| (c.target, c.question, c.repetition))
-            .collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 12);
-    }
-
-    #[test]
-    fn shards_split_the_plan_evenly_and_completely() {
-        let calls = plan(&[0, 1, 2, 3], 20, 1);
-        let mut seen = Vec::new();
-        for index in 0..3 {
-            let shard = Shard { index, count: 3 };
-            let mine: Vec<_> = calls
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j as u32 % shard.count == shard.index)
-                .map(|(_, c)| (c.target, c.question, c.repetition))
-                .collect();
-            assert!((26..=27).contains(&mine.len()));
-            seen.extend(mine);
-        }
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 80);
-        assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
-        assert!(Shard::parse("3/3").is_err());
-        assert!(Shard::parse("1").is_err());
-    }
 
     #[test]
     fn run_ids_sort_by_time() {

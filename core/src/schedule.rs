@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::runner::Shard;
+use crate::plan::Shard;
 
 /// A validated campaign.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,11 +100,6 @@ impl Campaign {
         let per = i128::from(self.per_window.max(1));
         let index = (since * per / self.window.as_nanos() as i128) as u64;
         self.slot(index)
-    }
-
-    /// The key of slot `index`'s claim (one per shard for a sharded run).
-    pub fn claim_key(&self, index: u64, shard: Option<Shard>) -> String {
-        format!("claims/{}/{index}{}.json", self.name, Shard::suffix(shard))
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::Digest;
 
-use crate::score;
+use llmpulse_score as score;
 
 /// The bundled suite, compiled in so the quickstart and the cloud functions need no file.
 pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../../suites/rag-retail-finance.toml");

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::record::Record;
+use crate::sink::RecordSink;
 use crate::stats::{mean, percentile};
 
 /// One target's figures. Timing figures are over successful calls only.
@@ -27,45 +28,96 @@ pub struct TargetSummary {
     pub errors: BTreeMap<String, usize>,
 }
 
-/// Summaries per target, in the order targets first appear in `records`.
-pub fn by_target(records: &[Record]) -> Vec<TargetSummary> {
-    let mut order: Vec<&str> = Vec::new();
-    for r in records {
-        if !order.contains(&r.target.as_str()) {
-            order.push(&r.target);
+/// The summary as a [`RecordSink`]: a few numbers per record, so it stays small however long
+/// the run.
+#[derive(Debug, Default)]
+pub struct Summary {
+    targets: Vec<Tally>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    target: String,
+    n: usize,
+    latency: Vec<f64>,
+    ttft: Vec<f64>,
+    throughput: Vec<f64>,
+    output_speed: Vec<f64>,
+    coverage: Vec<f64>,
+    errors: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    /// Adds one record.
+    pub fn add(&mut self, r: &Record) {
+        let i = match self.targets.iter().position(|t| t.target == r.target) {
+            Some(i) => i,
+            None => {
+                self.targets.push(Tally {
+                    target: r.target.clone(),
+                    ..Tally::default()
+                });
+                self.targets.len() - 1
+            }
+        };
+        let t = &mut self.targets[i];
+        t.n += 1;
+        if !r.success {
+            let kind = r.error_kind.map_or("unknown", |k| k.as_str());
+            *t.errors.entry(kind.to_string()).or_insert(0) += 1;
+            return;
+        }
+        t.latency.push(r.latency_sec);
+        for (col, v) in [
+            (&mut t.ttft, r.ttft_sec),
+            (&mut t.throughput, r.throughput_tps),
+            (&mut t.output_speed, r.output_speed_tps),
+            (&mut t.coverage, r.coverage_score),
+        ] {
+            col.extend(v);
         }
     }
-    order
-        .into_iter()
-        .map(|name| {
-            let rs: Vec<&Record> = records.iter().filter(|r| r.target == name).collect();
-            let ok: Vec<&Record> = rs.iter().copied().filter(|r| r.success).collect();
-            let col = |f: fn(&Record) -> Option<f64>| -> Vec<f64> {
-                ok.iter().filter_map(|r| f(r)).collect()
-            };
-            let latency = col(|r| Some(r.latency_sec));
-            let mut errors = BTreeMap::new();
-            for r in rs.iter().filter(|r| !r.success) {
-                let kind = r.error_kind.map_or("unknown", |k| k.as_str());
-                *errors.entry(kind.to_string()).or_insert(0) += 1;
-            }
-            TargetSummary {
-                target: name.to_string(),
-                n: rs.len(),
-                successes: ok.len(),
-                success_rate: if rs.is_empty() {
-                    0.0
-                } else {
-                    ok.len() as f64 / rs.len() as f64
-                },
-                latency_p50_sec: percentile(&latency, 50.0),
-                latency_p95_sec: percentile(&latency, 95.0),
-                ttft_p50_sec: percentile(&col(|r| r.ttft_sec), 50.0),
-                throughput_median_tps: percentile(&col(|r| r.throughput_tps), 50.0),
-                output_speed_median_tps: percentile(&col(|r| r.output_speed_tps), 50.0),
-                coverage_mean: mean(&col(|r| r.coverage_score)),
-                errors,
-            }
-        })
-        .collect()
+
+    /// The per-target figures, in the order targets first appeared.
+    pub fn table(&self) -> Vec<TargetSummary> {
+        self.targets
+            .iter()
+            .map(|t| {
+                let successes = t.latency.len();
+                TargetSummary {
+                    target: t.target.clone(),
+                    n: t.n,
+                    successes,
+                    success_rate: if t.n == 0 {
+                        0.0
+                    } else {
+                        successes as f64 / t.n as f64
+                    },
+                    latency_p50_sec: percentile(&t.latency, 50.0),
+                    latency_p95_sec: percentile(&t.latency, 95.0),
+                    ttft_p50_sec: percentile(&t.ttft, 50.0),
+                    throughput_median_tps: percentile(&t.throughput, 50.0),
+                    output_speed_median_tps: percentile(&t.output_speed, 50.0),
+                    coverage_mean: mean(&t.coverage),
+                    errors: t.errors.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl RecordSink for Summary {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.add(record);
+        Ok(())
+    }
+}
+
+/// Summaries per target of `records`, in the order targets first appear.
+pub fn by_target(records: &[Record]) -> Vec<TargetSummary> {
+    let mut s = Summary::default();
+    for r in records {
+        s.add(r);
+    }
+    s.table()
 }

@@ -7,16 +7,14 @@ pub mod logs;
 pub mod oidc;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use llmpulse_core::config::Config;
-use llmpulse_core::job::{self, JobOptions, JobOutcome, SlotChoice};
-use llmpulse_core::output::Publication;
-use llmpulse_core::runner::{self, RunOptions, Shard};
-use llmpulse_core::store::{self, Location};
-use llmpulse_core::suite::Suite;
+use llmpulse_core::job::{self, JobOutcome, JobRequest, SlotChoice};
+use llmpulse_core::publish::Publication;
+use llmpulse_core::sink::Count;
+use llmpulse_core::store;
 use serde::{Deserialize, Serialize};
 
 /// What one invocation asks for. Every field is optional: an empty payload runs the due slot
@@ -95,8 +93,6 @@ pub enum FnError {
     #[error(transparent)]
     Config(#[from] llmpulse_core::config::ConfigError),
     #[error(transparent)]
-    Suite(#[from] llmpulse_core::suite::SuiteError),
-    #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Job(#[from] job::JobError),
@@ -155,54 +151,40 @@ pub async fn handle(
     req: RunRequest,
     inv: Invocation,
 ) -> Result<RunSummary, FnError> {
-    let mut config = load_config(config_spec, &inv.env).await?;
-    config.select_targets(&req.targets)?;
-    if let Some(o) = &req.output {
-        config.output = o.clone();
-    }
-    let suite = Suite::load(&config.suite, &config.base_dir)?;
-    let mut run = RunOptions::new(runner::new_run_id(inv.now), inv.origin.clone());
-    run.deadline = inv.deadline;
-    if let Some(s) = &req.shard {
-        run.shard = Some(Shard::parse(s).map_err(FnError::Request)?);
-    }
+    let config = load_config(config_spec, &inv.env).await?;
     let slot = req
         .slot_choice(config.campaign.is_some())
         .map_err(FnError::Request)?;
-    let remote = !matches!(Location::parse(&config.output)?, Location::Local(_));
-    let opts = JobOptions {
+    let campaign = config.campaign.as_ref().map(|c| c.name.clone());
+    let request = JobRequest {
+        targets: req.targets.clone(),
+        output: req.output.clone(),
+        shard: req.shard.clone(),
         slot,
         reclaim: req.reclaim,
-        run,
-        spool: remote.then(|| std::env::temp_dir().join("llmpulse-spool")),
-        now: inv.now,
+        deadline: inv.deadline,
+        ..JobRequest::new(
+            inv.origin.clone(),
+            std::env::temp_dir().join("llmpulse-spool"),
+            inv.now,
+        )
     };
+    let job = request.prepare(config)?;
     let lookup = |k: &str| inv.env.get(k).cloned();
-    let store = store::open(&config.output, &lookup).await?;
     // No progress display in a function: the summary and the logs say how it went.
-    let on_record: Arc<dyn Fn(&llmpulse_core::record::Record) + Send + Sync> = Arc::new(|_| {});
-    let campaign = config.campaign.as_ref().map(|c| c.name.clone());
     Ok(
-        match job::run_job(&config, &suite, store.as_ref(), opts, on_record).await? {
+        match job::run_job(job, &lookup, &mut Count::default()).await? {
             JobOutcome::Ran {
                 manifest,
                 publication,
                 ..
             } => {
-                let (location, spooled, message) = match publication {
-                    Publication::Stored {
-                        location,
-                        manifest_key,
-                    } => (
-                        format!("{}/{manifest_key}", location.trim_end_matches('/')),
-                        false,
-                        "run stored".to_string(),
-                    ),
-                    Publication::Spooled { dir, error } => (
-                        dir.display().to_string(),
-                        true,
-                        format!("the store refused the run ({error}); it is kept in the spool"),
-                    ),
+                let spooled = matches!(publication, Publication::Spooled { .. });
+                let message = match &publication {
+                    Publication::Stored { .. } => "run stored".to_string(),
+                    Publication::Spooled { error, .. } => {
+                        format!("the store refused the run ({error}); it is kept in the spool")
+                    }
                 };
                 RunSummary {
                     outcome: "ran".into(),
@@ -211,7 +193,7 @@ pub async fn handle(
                     run_id: Some(manifest.run_id.clone()),
                     records: manifest.records,
                     successes: manifest.successes,
-                    location: Some(location),
+                    location: Some(publication.describe()),
                     spooled,
                     message,
                 }

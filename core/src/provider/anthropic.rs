@@ -7,7 +7,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Usage;
+use super::outcome::Usage;
 use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;

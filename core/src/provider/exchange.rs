@@ -15,10 +15,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::time::timeout_at;
 
-use super::{
-    BodyError, CallError, CallOutcome, HttpRequest, RawResponse, ToolCall, Transport,
-    TransportError,
-};
+use super::outcome::{CallError, CallOutcome, ToolCall};
+use super::transport::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};

@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
-use super::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
+use super::transport::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
 
 /// Sends requests to `{base_url}{path}`.
 pub struct HttpTransport {

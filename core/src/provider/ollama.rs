@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange::{Dialect, Framing, Reading, Step, add_target_headers, merge_extra, truncate};
-use super::{ServerTimings, Usage};
+use super::outcome::{ServerTimings, Usage};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;

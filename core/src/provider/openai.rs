@@ -6,9 +6,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Usage;
+use super::outcome::Usage;
 use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
-use crate::config::{JsonMode, Target};
+use crate::config::Target;
+use crate::preset::JsonMode;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
 use crate::suite::Prompt;

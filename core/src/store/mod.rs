@@ -3,8 +3,10 @@
 //! `/`. Besides plain writes, a store offers a create-only write ([`Store::create`]): the
 //! building block of exactly-once scheduled runs (claims).
 
+#[cfg(feature = "gcs")]
 pub mod gcs;
 pub mod local;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 use std::path::PathBuf;
@@ -117,6 +119,24 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String;
     /// Writes `bytes` at `key`, replacing what was there.
     fn put<'a>(&'a self, key: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Writes the file at `file` to `key`, replacing what was there. The default reads it into
+    /// memory; a store that can copy a file in pieces does so.
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        file: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let bytes = std::fs::read(file).map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Other,
+                    &self.describe(),
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            self.put(key, Bytes::from(bytes)).await
+        })
+    }
     /// Writes `bytes` at `key` only if nothing is there yet (S3 `If-None-Match: *`, GCS
     /// `ifGenerationMatch=0`, local `link`).
     fn create<'a>(
@@ -132,20 +152,43 @@ pub trait Store: Send + Sync {
 
 /// Opens the store at `location`. Cloud credentials come from each cloud's default chain;
 /// `env` is asked for endpoint overrides (`AWS_ENDPOINT_URL`, `STORAGE_EMULATOR_HOST`).
+#[cfg_attr(not(any(feature = "s3", feature = "gcs")), allow(unused_variables))]
 pub async fn open(
     location: &str,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Box<dyn Store>, StoreError> {
     Ok(match Location::parse(location)? {
         Location::Local(dir) => Box::new(local::LocalStore::new(dir)),
+        #[cfg(feature = "s3")]
         Location::S3 { bucket, prefix } => Box::new(s3::S3Store::new(bucket, prefix, env).await),
+        #[cfg(feature = "gcs")]
         Location::Gcs { bucket, prefix } => {
             Box::new(gcs::GcsStore::new(bucket, prefix, env).await?)
         }
+        #[allow(unreachable_patterns)]
+        other => return Err(not_built(&other)),
     })
 }
 
+/// The error for a store this build was compiled without.
+#[allow(dead_code)]
+fn not_built(location: &Location) -> StoreError {
+    let feature = match location {
+        Location::S3 { .. } => "s3",
+        _ => "gcs",
+    };
+    StoreError::new(
+        StoreErrorKind::Invalid,
+        &location.to_string(),
+        format!(
+            "this build of llmpulse has no {feature} store: build it with `--features {feature}` \
+             (release builds and `cargo install --path cli` have every store)"
+        ),
+    )
+}
+
 /// Joins a prefix and a key.
+#[cfg(any(feature = "s3", feature = "gcs"))]
 pub(crate) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use comfy_table::presets::{ASCII_FULL, ASCII_MARKDOWN};
 use comfy_table::{CellAlignment, Table};
 
-use super::compare::{Comparison, verdict};
-use super::figures::{Estimate, Quantiles, Report, bucket_label, shifts};
+use crate::compare::{Comparison, verdict};
+use crate::figures::{Estimate, Quantiles, Report, bucket_label, shifts};
 
 /// `3.210` — three decimals, or `n/a`.
 pub fn num(v: Option<f64>, decimals: usize) -> String {

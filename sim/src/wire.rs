@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Event, Fault};
+use crate::profile::Fault;
+use crate::reply::Event;
 
 /// The protocol a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,14 +59,14 @@ pub(super) struct Answer<'a> {
     pub cost_usd: Option<f64>,
 }
 
-fn sse(event: Option<&str>, data: &Value) -> Event {
+pub(crate) fn sse(event: Option<&str>, data: &Value) -> Event {
     Event::Data(Bytes::from(match event {
         Some(name) => format!("event: {name}\ndata: {data}\n\n"),
         None => format!("data: {data}\n\n"),
     }))
 }
 
-fn anthropic_stop(finish: &str) -> &'static str {
+pub(crate) fn anthropic_stop(finish: &str) -> &'static str {
     match finish {
         "length" => "max_tokens",
         "tool_calls" => "tool_use",
@@ -73,7 +74,7 @@ fn anthropic_stop(finish: &str) -> &'static str {
     }
 }
 
-fn ndjson(v: &Value) -> Event {
+pub(crate) fn ndjson(v: &Value) -> Event {
     Event::Data(Bytes::from(format!("{v}\n")))
 }
 

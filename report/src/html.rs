@@ -4,11 +4,11 @@
 
 use std::fmt::Write;
 
-use super::charts::{self, Bar, BoxRow, Line, RadarSeries};
-use super::figures::{
+use crate::charts::{self, Bar, BoxRow, Line, RadarSeries};
+use crate::figures::{
     Estimate, Quantiles, RateFigure, Report, TargetFigures, bucket_label, shifts,
 };
-use super::text::{campaign_sentence, comparison_text, num, pct_ci, period, with_ci};
+use crate::text::{campaign_sentence, comparison_text, num, pct_ci, period, with_ci};
 
 /// Escapes text for HTML.
 pub fn escape(s: &str) -> String {
@@ -26,51 +26,9 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-:root{--ink:#1d2330;--muted:#5b6472;--line:#d9dde3;--bg:#fff;--band:#f5f7fa}
-*{box-sizing:border-box}
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg);margin:0 auto;max-width:1080px;padding:16px}
-h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin:1.6em 0 .5em;border-bottom:1px solid var(--line);padding-bottom:.2em}
-p.meta,figcaption,.note{color:var(--muted);font-size:.9em}
-.banner{background:#fff3cd;border:1px solid #e0c46c;padding:8px 12px;border-radius:6px}
-.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;font-size:.9em}
-th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th:first-child,td:first-child,td.l,th.l{text-align:left}
-thead th{background:var(--band);position:sticky;top:0}
-th.sortable{cursor:pointer}th.sortable:after{content:" \2195";color:#9aa3af}
-figure{margin:14px 0;page-break-inside:avoid;break-inside:avoid}
-figure svg{width:100%;height:auto;display:block}
-pre{background:var(--band);padding:10px;overflow-x:auto;font-size:.85em}
-.grid{display:grid;grid-template-columns:1fr;gap:8px}
-@media print{body{max-width:none;font-size:11px;padding:0}thead th{position:static}.scroll{overflow:visible}table{font-size:8px}th,td{white-space:normal;padding:2px 3px}th.sortable:after{content:""}a{color:inherit}}
-"#;
+const STYLE: &str = include_str!("assets/report.css");
 
-const SCRIPT: &str = r#"
-(function(){
-  function key(td){var v=td.getAttribute('data-v');if(v!==null&&v!==''){return parseFloat(v);}return td.textContent.trim().toLowerCase();}
-  document.querySelectorAll('table.sortable').forEach(function(t){
-    t.querySelectorAll('th').forEach(function(th,i){
-      th.classList.add('sortable');th.setAttribute('tabindex','0');
-      var dir=1;
-      var sort=function(){var body=t.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-        rows.sort(function(a,b){var x=key(a.cells[i]),y=key(b.cells[i]);
-          if(typeof x==='number'&&typeof y==='number'){return (x-y)*dir;}
-          return String(x).localeCompare(String(y))*dir;});
-        rows.forEach(function(r){body.appendChild(r);});dir=-dir;};
-      th.addEventListener('click',sort);
-      th.addEventListener('keydown',function(e){if(e.key==='Enter'){sort();}});
-    });
-  });
-  var figs=document.querySelectorAll('figure.chart');var bad=[];
-  figs.forEach(function(f){var s=f.querySelector('svg');
-    if(!s){bad.push(f.id);return;}
-    var b=s.getBBox();var marks=s.querySelectorAll('polyline,rect,circle,path,line').length;
-    if(!(b.width>0&&b.height>0&&marks>3)){bad.push(f.id);}});
-  document.documentElement.setAttribute('data-charts',bad.length?('failed '+bad.join(' ')):('ok '+figs.length));
-  if(bad.length){console.error('charts that did not render: '+bad.join(', '));}
-})();
-"#;
+const SCRIPT: &str = include_str!("assets/report.js");
 
 fn figure(out: &mut String, id: &str, svg: Result<String, String>, caption: &str) {
     match svg {
@@ -286,6 +244,62 @@ pub fn page(r: &Report) -> String {
         );
     }
 
+    targets_table(&mut h, r);
+    over_time(&mut h, r);
+    distributions(&mut h, r);
+    capabilities(&mut h, r);
+    quality(&mut h, r);
+    // Campaigns.
+    for c in &r.campaigns {
+        let missing: std::collections::BTreeSet<u64> = c.missing_slots.iter().copied().collect();
+        let incomplete: std::collections::BTreeSet<u64> =
+            c.incomplete_slots.iter().copied().collect();
+        let _ = write!(
+            h,
+            "<h2>Campaign {}</h2><p>{}</p>",
+            escape(&c.campaign),
+            escape(&campaign_sentence(c))
+        );
+        figure(
+            &mut h,
+            &format!(
+                "campaign-{}",
+                c.campaign
+                    .replace(|ch: char| !ch.is_ascii_alphanumeric(), "-")
+            ),
+            charts::slot_strip(
+                &format!("Slots of {}", c.campaign),
+                c.expected_slots,
+                &|s| !missing.contains(&s),
+                &|s| incomplete.contains(&s),
+            ),
+            "One cell per slot, in order.",
+        );
+    }
+
+    if let Some(c) = &r.comparison {
+        let _ = write!(
+            h,
+            "<h2>Comparison</h2><pre>{}</pre><p class=\"note\">Differences are B − A with 95% \
+             bootstrap intervals; p-values from Mann–Whitney U (timings) and the two-proportion \
+             z-test (success).</p>",
+            escape(&comparison_text(c))
+        );
+    }
+
+    if !r.problems.is_empty() {
+        h.push_str("<h2>Data problems</h2><ul>");
+        for p in &r.problems {
+            let _ = write!(h, "<li>{}</li>", escape(p));
+        }
+        h.push_str("</ul>");
+    }
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
+    h
+}
+
+/// The sortable target table.
+fn targets_table(h: &mut String, r: &Report) {
     // The target table.
     h.push_str("<h2>Targets</h2><div class=\"scroll\"><table class=\"sortable\" id=\"targets\"><thead><tr>");
     for c in [
@@ -335,6 +349,10 @@ pub fn page(r: &Report) -> String {
     }
     h.push_str("</tbody></table></div>");
 
+}
+
+/// Medians and rates over time, and the latency-shift flags.
+fn over_time(h: &mut String, r: &Report) {
     // Over time.
     let lines = |f: fn(&super::figures::Point) -> Option<f64>, scale: f64| -> Vec<Line> {
         r.series
@@ -367,7 +385,7 @@ pub fn page(r: &Report) -> String {
     }
     if buckets >= 2 {
         figure(
-            &mut h,
+            h,
             "latency-over-time",
             charts::time_lines(
                 "Latency p50 (s)",
@@ -378,7 +396,7 @@ pub fn page(r: &Report) -> String {
             &format!("Median end-to-end latency per {bucket}."),
         );
         figure(
-            &mut h,
+            h,
             "ttft-over-time",
             charts::time_lines(
                 "Time to first token p50 (s)",
@@ -389,7 +407,7 @@ pub fn page(r: &Report) -> String {
             &format!("Median TTFT per {bucket}."),
         );
         figure(
-            &mut h,
+            h,
             "rolling-latency",
             charts::time_lines(
                 "Latency p50, rolling 72 h (s)",
@@ -400,7 +418,7 @@ pub fn page(r: &Report) -> String {
             "Median latency over the 72 hours ending at each point.",
         );
         figure(
-            &mut h,
+            h,
             "success-over-time",
             charts::time_lines(
                 "Success rate (%)",
@@ -411,7 +429,7 @@ pub fn page(r: &Report) -> String {
             "Share of calls that returned a complete answer.",
         );
         figure(
-            &mut h,
+            h,
             "rate-limited-over-time",
             charts::time_lines(
                 "Calls that met a 429 (%)",
@@ -447,6 +465,10 @@ pub fn page(r: &Report) -> String {
         }
     );
 
+}
+
+/// Latency and TTFT box plots, output speed, memory and success.
+fn distributions(h: &mut String, r: &Report) {
     // Distributions and speed.
     let box_rows = |f: fn(&super::figures::TargetFigures) -> &Option<Quantiles>| -> Vec<BoxRow> {
         r.targets
@@ -467,13 +489,13 @@ pub fn page(r: &Report) -> String {
     };
     h.push_str("<h2>Distributions</h2><div class=\"grid\">");
     figure(
-        &mut h,
+        h,
         "latency-distribution",
         charts::boxes("Latency (s)", "seconds", &box_rows(|t| &t.latency_sec)),
         "Box: 25th–75th percentile, line: median, whiskers: 5th–95th percentile.",
     );
     figure(
-        &mut h,
+        h,
         "ttft-distribution",
         charts::boxes(
             "Time to first token (s)",
@@ -497,7 +519,7 @@ pub fn page(r: &Report) -> String {
         })
         .collect();
     figure(
-        &mut h,
+        h,
         "speed",
         charts::bars("Output speed p50 (tokens/s)", "tokens/s", &speed, None),
         "Decode speed after the first token; whiskers: 95% interval of the median.",
@@ -518,7 +540,7 @@ pub fn page(r: &Report) -> String {
         .collect();
     if !memory.is_empty() {
         figure(
-            &mut h,
+            h,
             "memory",
             charts::bars("Memory (MB)", "MB", &memory, None),
             "Mean memory of the loaded model as its server reported it (Ollama's /api/ps); \
@@ -537,15 +559,18 @@ pub fn page(r: &Report) -> String {
         })
         .collect();
     figure(
-        &mut h,
+        h,
         "success",
         charts::bars("Success rate (%)", "%", &success, Some(100.0)),
         "Whiskers: Wilson 95% interval.",
     );
     h.push_str("</div>");
 
-    capabilities(&mut h, r);
 
+}
+
+/// RAG coverage and grounding by target and industry.
+fn quality(h: &mut String, r: &Report) {
     // Quality by industry.
     if !r.industries.is_empty() {
         h.push_str("<h2>RAG quality by target and industry</h2><div class=\"grid\">");
@@ -565,7 +590,7 @@ pub fn page(r: &Report) -> String {
                 .collect::<Vec<_>>()
         };
         figure(
-            &mut h,
+            h,
             "coverage",
             charts::bars(
                 "Coverage (mean)",
@@ -576,7 +601,7 @@ pub fn page(r: &Report) -> String {
             "Share of the question's key facts found in the answer.",
         );
         figure(
-            &mut h,
+            h,
             "grounding",
             charts::bars(
                 "Grounding (mean)",
@@ -589,51 +614,4 @@ pub fn page(r: &Report) -> String {
         h.push_str("</div>");
     }
 
-    // Campaigns.
-    for c in &r.campaigns {
-        let missing: std::collections::BTreeSet<u64> = c.missing_slots.iter().copied().collect();
-        let incomplete: std::collections::BTreeSet<u64> =
-            c.incomplete_slots.iter().copied().collect();
-        let _ = write!(
-            h,
-            "<h2>Campaign {}</h2><p>{}</p>",
-            escape(&c.campaign),
-            escape(&campaign_sentence(c))
-        );
-        figure(
-            &mut h,
-            &format!(
-                "campaign-{}",
-                c.campaign
-                    .replace(|ch: char| !ch.is_ascii_alphanumeric(), "-")
-            ),
-            charts::slot_strip(
-                &format!("Slots of {}", c.campaign),
-                c.expected_slots,
-                &|s| !missing.contains(&s),
-                &|s| incomplete.contains(&s),
-            ),
-            "One cell per slot, in order.",
-        );
-    }
-
-    if let Some(c) = &r.comparison {
-        let _ = write!(
-            h,
-            "<h2>Comparison</h2><pre>{}</pre><p class=\"note\">Differences are B − A with 95% \
-             bootstrap intervals; p-values from Mann–Whitney U (timings) and the two-proportion \
-             z-test (success).</p>",
-            escape(&comparison_text(c))
-        );
-    }
-
-    if !r.problems.is_empty() {
-        h.push_str("<h2>Data problems</h2><ul>");
-        for p in &r.problems {
-            let _ = write!(h, "<li>{}</li>", escape(p));
-        }
-        h.push_str("</ul>");
-    }
-    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
-    h
 }

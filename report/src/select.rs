@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::report::aggregate::{Aggregate, CellAgg, Rate};
-use crate::stats::{self, Z95};
+use crate::aggregate::{Aggregate, CellAgg, Rate};
+use llmpulse_core::stats::{self, Z95};
 
 /// The task types of the seed, plus `rag_coverage`.
 pub const TASKS: [&str; 7] = [

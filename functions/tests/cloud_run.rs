@@ -3,6 +3,7 @@
 //! allowed service account), and job mode splits one slot over its tasks. The JWKS is served on
 //! loopback from a test key (tests/fixtures/oidc).
 
+#[path = "../../cli/tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ const AUDIENCE: &str = "https://llmpulse-abc123-ew.a.run.app";
 const SCHEDULER: &str = "scheduler@llmpulse-test.iam.gserviceaccount.com";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/oidc")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc")
 }
 
 /// Serves the test JWKS on loopback, in a thread with its own runtime.

@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use super::aggregate::{Aggregate, SideSample};
-use crate::stats;
+use crate::aggregate::{Aggregate, SideSample};
+use llmpulse_core::stats;
 
-use super::figures::{Estimate, RateFigure, SEED};
+use crate::figures::{Estimate, RateFigure, SEED};
 
 /// Resamples for the interval of a difference of medians.
 const RESAMPLES: usize = 1_000;

@@ -1,4 +1,5 @@
-//! Reports: runs read back from any store and turned into figures, charts and tables.
+//! llmpulse-report: runs read back from any store and turned into figures, charts and tables,
+//! model recommendations ([`select`]) and campaign status ([`status`]). It never writes to a store.
 //!
 //! [`read`] streams each run's records (found through its manifest) into an
 //! [`aggregate::Aggregate`], whose size depends on the number of groups, not records;
@@ -9,9 +10,14 @@
 pub mod aggregate;
 pub mod charts;
 pub mod compare;
+pub mod dist;
 pub mod figures;
 pub mod html;
 pub mod read;
+pub mod row;
+pub mod select;
+pub mod side;
+pub mod status;
 pub mod text;
 
 use std::path::{Path, PathBuf};

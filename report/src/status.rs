@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::job;
-use crate::output::Manifest;
-use crate::record::read_jsonl;
-use crate::schedule::{Campaign, Claim};
-use crate::store::{Store, StoreError};
+use llmpulse_core::job;
+use llmpulse_core::layout;
+use llmpulse_core::manifest::Manifest;
+use llmpulse_core::record::read_jsonl;
+use llmpulse_core::schedule::{Campaign, Claim};
+use llmpulse_core::store::{Store, StoreError};
 
 /// Expected against present, for one target or industry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -62,9 +63,8 @@ pub async fn campaign_status(
 
     // Runs of this campaign, by slot.
     let mut runs: HashMap<u64, Vec<Manifest>> = HashMap::new();
-    for key in store.list("runs/").await? {
-        let file = key.rsplit('/').next().unwrap_or_default();
-        if !(file.starts_with("manifest") && file.ends_with(".json")) {
+    for key in store.list(layout::RUNS_PREFIX).await? {
+        if !layout::is_manifest_key(&key) {
             continue;
         }
         let Some(bytes) = store.get(&key).await? else {
@@ -145,7 +145,7 @@ pub async fn campaign_status(
         }
         for m in &parts {
             records_present += m.records as u64;
-            for f in m.files.iter().filter(|f| f.path.ends_with(".jsonl")) {
+            for f in m.files.iter().filter(|f| layout::is_records_jsonl(&f.path)) {
                 let Some(bytes) = store.get(&f.path).await? else {
                     continue;
                 };
@@ -166,7 +166,7 @@ pub async fn campaign_status(
     }
 
     let mut dead = Vec::new();
-    for key in store.list(&format!("claims/{}/", campaign.name)).await? {
+    for key in store.list(&layout::claims_prefix(&campaign.name)).await? {
         let Some(bytes) = store.get(&key).await? else {
             continue;
         };

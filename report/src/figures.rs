@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::aggregate::{Aggregate, BucketAgg, Dist, Mean, Rate};
-use super::compare::{self, Comparison};
-use super::read::{ReadStats, RunSeen};
-use crate::schedule::Campaign;
-use crate::stats::{self, Z95};
+use crate::aggregate::{Aggregate, BucketAgg, Dist, Mean, Rate};
+use crate::compare::{self, Comparison};
+use crate::read::{ReadStats, RunSeen};
+use llmpulse_core::schedule::Campaign;
+use llmpulse_core::stats::{self, Z95};
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 1_000;

@@ -8,8 +8,9 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{FAULT_HEADER, Fault, SimProfile, SimState, Wire, play};
-use crate::provider::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
+use llmpulse_sim::{FAULT_HEADER, Fault, SimProfile, SimState, Wire, play};
+
+use super::transport::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
 
 /// A simulated model, answering in-process.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! it). An EventBridge Scheduler payload runs the due slot into the local S3 server; a second,
 //! identical invocation (Lambda delivers at least once) finds the slot claimed.
 
+#[path = "../../cli/tests/support/mod.rs"]
 mod support;
 
 use std::process::{Child, Command, Stdio};

@@ -1,8 +1,31 @@
 //! Provider presets: the base URL, key variable and extra headers of each known service, as
 //! data. A preset is never a code path of its own; every OpenAI-compatible service goes through
-//! [`super::openai`].
+//! `provider::openai`.
 
-use crate::config::{JsonMode, Protocol};
+use serde::Deserialize;
+
+/// The wire protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OpenAI chat completions (`/chat/completions`): most services and local servers.
+    Openai,
+    /// Anthropic Messages (`/messages`).
+    Anthropic,
+    /// Ollama's native chat API (`/chat` under `…/api`), which reports the server's own
+    /// prefill and decode timings.
+    Ollama,
+}
+
+/// The two ways servers take a JSON Schema for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonMode {
+    /// `response_format = {type: "json_schema", json_schema: {name, schema, strict}}` (OpenAI).
+    JsonSchema,
+    /// `response_format = {type: "json_object", schema}` (llama.cpp, some local servers).
+    JsonObject,
+}
 
 /// One named preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

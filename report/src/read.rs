@@ -11,9 +11,10 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::aggregate::{Aggregate, Plan, Row, parse_time};
-use crate::output::Manifest;
-use crate::store::{Store, StoreError};
+use crate::aggregate::{Aggregate, Plan, Row, parse_time};
+use llmpulse_core::layout;
+use llmpulse_core::manifest::Manifest;
+use llmpulse_core::store::{Store, StoreError};
 
 /// Which records a report covers.
 #[derive(Debug, Clone, Default)]
@@ -80,13 +81,10 @@ pub async fn read(
 ) -> Result<(Aggregate, ReadStats), ReadError> {
     let mut stats = ReadStats::default();
     let keys: Vec<String> = store
-        .list("runs/")
+        .list(layout::RUNS_PREFIX)
         .await?
         .into_iter()
-        .filter(|k| {
-            let file = k.rsplit('/').next().unwrap_or_default();
-            file.starts_with("manifest") && file.ends_with(".json")
-        })
+        .filter(|k| layout::is_manifest_key(k))
         .collect();
     if keys.is_empty() {
         return Err(ReadError::Empty(store.describe()));
@@ -186,7 +184,7 @@ pub async fn read(
         .flat_map(|m| {
             m.files
                 .iter()
-                .filter(|f| f.path.ends_with(".jsonl"))
+                .filter(|f| layout::is_records_jsonl(&f.path))
                 .map(|f| (f.path.clone(), f.sha256.clone()))
         })
         .collect();

@@ -14,11 +14,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::error_kind::ErrorKind;
-use crate::output::{self, OutputError};
-use crate::record::Record;
-use crate::runner::RunOutput;
-use crate::tokens::TokenSource;
+use llmpulse_core::error_kind::ErrorKind;
+use llmpulse_core::publish::{self, OutputError};
+use llmpulse_core::record::Record;
+use llmpulse_core::manifest::RunMeta;
+use llmpulse_core::tokens::TokenSource;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -60,15 +60,22 @@ fn lognormal(rng: &mut ChaCha8Rng, median: f64, sigma: f64) -> f64 {
     median * (sigma * normal(rng)).exp()
 }
 
+/// One made-up run: what it is, its records, and when it ended.
+pub struct SynthRun {
+    pub meta: RunMeta,
+    pub records: Vec<Record>,
+    pub finished_at: DateTime<Utc>,
+}
+
 /// The runs of a history, one at a time (so any number fits in memory).
-pub fn runs(spec: &Spec) -> impl Iterator<Item = RunOutput> + '_ {
+pub fn runs(spec: &Spec) -> impl Iterator<Item = SynthRun> + '_ {
     let per_run = u64::from(spec.targets.max(1)) * u64::from(spec.questions.max(1));
     let count = spec.records.div_ceil(per_run);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     (0..count).map(move |k| run(spec, k, count, &mut rng))
 }
 
-fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> RunOutput {
+fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
     let started = spec.start + spec.every * k as i32;
     let run_id = format!("synthetic-{}-{k:06}", started.format("%Y%m%dT%H%M%SZ"));
     let late = k * 4 >= count * 3;
@@ -158,7 +165,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> RunOutput {
                 temperature: Some(0.7),
                 max_tokens: Some(300),
                 origin: "synthetic".into(),
-                llmpulse_version: crate::VERSION.into(),
+                llmpulse_version: llmpulse_core::VERSION.into(),
                 config_hash: "synthetic".into(),
                 memory_mb: Some(1_000.0 + 2_000.0 * f64::from(t)),
             };
@@ -166,13 +173,21 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> RunOutput {
             records.push(r);
         }
     }
-    RunOutput {
-        run_id,
-        started_at: started,
-        finished_at: at,
-        config_hash: "synthetic".into(),
-        shard: None,
+    SynthRun {
+        meta: RunMeta {
+            run_id,
+            started_at: started.to_rfc3339(),
+            campaign: records.first().and_then(|r| r.campaign.clone()),
+            slot: records.first().and_then(|r| r.slot),
+            origin: "synthetic".into(),
+            config_hash: "synthetic".into(),
+            suite: "synthetic".into(),
+            targets: (0..spec.targets).map(|t| format!("synthetic-{t}")).collect(),
+            shard: None,
+            planned: Some(records.len()),
+        },
         records,
+        finished_at: at,
     }
 }
 
@@ -182,14 +197,11 @@ fn round6(v: f64) -> f64 {
 
 /// Writes a whole history below `dir` in the storage layout. Returns (runs, records).
 pub fn write(spec: &Spec, dir: &Path) -> Result<(u64, u64), OutputError> {
-    let targets: Vec<String> = (0..spec.targets)
-        .map(|t| format!("synthetic-{t}"))
-        .collect();
     let (mut runs_written, mut records) = (0, 0);
     for run in runs(spec) {
         records += run.records.len() as u64;
-        let encoded = output::encode(&run, "synthetic", &targets, "synthetic")?;
-        output::write_local(dir, &encoded)?;
+        let encoded = publish::encode(&run.meta, &run.records, run.finished_at)?;
+        publish::write_local(dir, &encoded)?;
         runs_written += 1;
     }
     Ok((runs_written, records))

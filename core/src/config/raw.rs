@@ -1,0 +1,71 @@
+//! The config file as serde reads it: every value keeps its position (`Spanned`), so validation
+//! can name the line of any bad value.
+
+use std::collections::BTreeMap;
+
+use llmpulse_sim::SimProfile;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::preset::{JsonMode, Protocol};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) suite: Option<Spanned<String>>,
+    pub(crate) repetitions: Option<Spanned<i64>>,
+    pub(crate) concurrency: Option<Spanned<i64>>,
+    pub(crate) output: Option<Spanned<String>>,
+    pub(crate) keep_answers: Option<bool>,
+    pub(crate) timeout_sec: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub(crate) targets: Vec<Spanned<RawTarget>>,
+    pub(crate) campaign: Option<Spanned<RawCampaign>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCampaign {
+    pub(crate) name: Spanned<String>,
+    pub(crate) start: Spanned<toml::Value>,
+    pub(crate) end: Spanned<toml::Value>,
+    pub(crate) count: Option<Spanned<i64>>,
+    pub(crate) per: Option<Spanned<String>>,
+    pub(crate) every: Option<Spanned<String>>,
+    pub(crate) catch_up: Option<bool>,
+    pub(crate) claim_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    pub(crate) name: Spanned<String>,
+    pub(crate) provider: Spanned<String>,
+    pub(crate) model: Spanned<String>,
+    pub(crate) base_url: Option<Spanned<String>>,
+    pub(crate) api_key_env: Option<Spanned<String>>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) stream_usage: Option<bool>,
+    pub(crate) temperature: Option<Spanned<f64>>,
+    pub(crate) max_tokens: Option<Spanned<i64>>,
+    pub(crate) top_p: Option<Spanned<f64>>,
+    pub(crate) seed: Option<i64>,
+    pub(crate) json_mode: Option<JsonMode>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) timeout_sec: Option<Spanned<f64>>,
+    pub(crate) connect_timeout_sec: Option<Spanned<f64>>,
+    pub(crate) first_token_timeout_sec: Option<Spanned<f64>>,
+    pub(crate) idle_timeout_sec: Option<Spanned<f64>>,
+    pub(crate) max_attempts: Option<Spanned<i64>>,
+    pub(crate) retry_on: Option<Vec<Spanned<String>>>,
+    pub(crate) retry_max_wait_sec: Option<Spanned<f64>>,
+    pub(crate) rpm: Option<Spanned<i64>>,
+    pub(crate) tpm: Option<Spanned<i64>>,
+    pub(crate) max_concurrency: Option<Spanned<i64>>,
+    pub(crate) fallback: Option<Spanned<String>>,
+    pub(crate) fallback_only: Option<bool>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, Spanned<String>>,
+    pub(crate) extra: Option<Spanned<toml::Table>>,
+    pub(crate) sim: Option<Spanned<SimProfile>>,
+}

@@ -1,0 +1,146 @@
+//! A run's manifest: who ran, what was planned and recorded, and every data file with its
+//! SHA-256. A reader trusts a run only through its manifest, which is written last.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::Shard;
+
+/// What a run is, known before its first call: everything a manifest says but its counts and
+/// files. A journal keeps it beside the records so that a killed run can still be published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub run_id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub campaign: Option<String>,
+    pub slot: Option<u64>,
+    pub origin: String,
+    pub config_hash: String,
+    pub suite: String,
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// Calls planned (fallbacks not counted).
+    #[serde(default)]
+    pub planned: Option<usize>,
+}
+
+/// The manifest of one run: what it wrote and how to check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub campaign: Option<String>,
+    pub slot: Option<u64>,
+    pub origin: String,
+    pub llmpulse_version: String,
+    pub config_hash: String,
+    pub suite: String,
+    pub targets: Vec<String>,
+    pub records: usize,
+    pub successes: usize,
+    pub files: Vec<FileEntry>,
+    /// Set when this manifest covers one shard of the run.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// False for a run that was stopped (a signal) or recovered from its journal after it died:
+    /// `planned` calls were meant, `records` were recorded. Manifests written before this field
+    /// existed were complete.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+    #[serde(default)]
+    pub planned: Option<usize>,
+}
+
+fn complete_by_default() -> bool {
+    true
+}
+
+impl Manifest {
+    /// A manifest for `meta` with these counts and files.
+    pub fn new(
+        meta: &RunMeta,
+        finished_at: String,
+        (records, successes): (usize, usize),
+        files: Vec<FileEntry>,
+        complete: bool,
+    ) -> Manifest {
+        Manifest {
+            run_id: meta.run_id.clone(),
+            started_at: meta.started_at.clone(),
+            finished_at,
+            campaign: meta.campaign.clone(),
+            slot: meta.slot,
+            origin: meta.origin.clone(),
+            llmpulse_version: crate::VERSION.to_string(),
+            config_hash: meta.config_hash.clone(),
+            suite: meta.suite.clone(),
+            targets: meta.targets.clone(),
+            records,
+            successes,
+            files,
+            shard: meta.shard,
+            complete,
+            planned: meta.planned,
+        }
+    }
+
+    /// The manifest as stored: pretty JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+/// One data file of a run, its path relative to the output root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub rows: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileEntry {
+    /// The entry for `bytes` at `key`.
+    pub fn of_bytes(key: &str, rows: usize, bytes: &[u8]) -> FileEntry {
+        FileEntry {
+            path: key.to_string(),
+            rows,
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    /// The entry for the file at `path`, read in pieces (a file of any size).
+    pub fn of_file(key: &str, rows: usize, path: &Path) -> std::io::Result<FileEntry> {
+        let (bytes, sha256) = sha256_file(path)?;
+        Ok(FileEntry {
+            path: key.to_string(),
+            rows,
+            bytes,
+            sha256,
+        })
+    }
+}
+
+/// The size and SHA-256 of a file, read in pieces.
+pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}

@@ -1,0 +1,50 @@
+//! [`play`]: plays a reply's events at their offsets, logging when each actually went out.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::reply::Event;
+use crate::state::LogEntry;
+
+/// The connection was dropped on purpose.
+#[derive(Debug)]
+pub struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the simulator")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+/// Plays a reply's body events at their offsets from `received`, logging when each went out.
+pub fn play(
+    events: Vec<(Duration, Event)>,
+    received: Instant,
+    log: Arc<Mutex<LogEntry>>,
+) -> impl Stream<Item = Result<Bytes, Cut>> + Send + 'static {
+    let received = tokio::time::Instant::from_std(received);
+    futures_util::stream::unfold((events.into_iter(), false), move |(mut it, done)| {
+        let log = log.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let (at, event) = it.next()?;
+            tokio::time::sleep_until(received + at).await;
+            let sent_ms = received.elapsed().as_secs_f64() * 1000.0;
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .events_ms
+                .push(sent_ms);
+            match event {
+                Event::Data(b) => Some((Ok(b), (it, false))),
+                Event::Cut => Some((Err(Cut), (it, true))),
+            }
+        }
+    })
+}

@@ -1,0 +1,223 @@
+//! One reply: the status, headers and body events at their offsets, with its fault injected.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::answer::{FILLER, REASONING, answer_text, jittered, tokenize};
+use crate::profile::{Fault, SimProfile};
+use crate::request::{ChatMessage, ChatRequest, message_text};
+use crate::wire::{Answer, Piece, Wire};
+
+/// One event of a reply body.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Bytes to send at the offset.
+    Data(Bytes),
+    /// Drop the connection at the offset.
+    Cut,
+}
+
+/// What the simulator answers to one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub content_type: &'static str,
+    /// When the headers go out, after the request arrived.
+    pub headers_at: Duration,
+    /// Body events and their offsets after the request arrived, ascending.
+    pub events: Vec<(Duration, Event)>,
+}
+
+pub(crate) fn error_reply(status: u16, message: &str, request_id: &str) -> Reply {
+    let body = json!({"error": {"message": message, "type": "sim_error", "code": status}});
+    Reply {
+        status,
+        headers: vec![("x-request-id", request_id.to_string())],
+        content_type: "application/json",
+        headers_at: Duration::ZERO,
+        events: vec![(Duration::ZERO, Event::Data(Bytes::from(body.to_string())))],
+    }
+}
+
+pub(crate) fn build_reply(
+    wire: Wire,
+    p: &SimProfile,
+    req: &ChatRequest,
+    fault: Fault,
+    request_id: &str,
+    rng: &mut ChaCha8Rng,
+) -> Reply {
+    match fault {
+        Fault::RateLimited => {
+            let mut r = error_reply(429, "Rate limit reached (simulated)", request_id);
+            r.headers.push((
+                "retry-after",
+                format!("{}", p.retry_after_sec.ceil() as u64),
+            ));
+            r.headers.push((
+                "retry-after-ms",
+                format!("{}", (p.retry_after_sec * 1000.0).round() as u64),
+            ));
+            return r;
+        }
+        Fault::ServerError => {
+            return error_reply(500, "Internal server error (simulated)", request_id);
+        }
+        _ => {}
+    }
+
+    let prompt = req
+        .messages
+        .iter()
+        .filter(|m| m.role == "user")
+        .map(message_text)
+        .next_back()
+        .unwrap_or_default();
+    let all_text: String = std::iter::once(message_text(&ChatMessage {
+        role: "system".into(),
+        content: req.system.clone(),
+    }))
+    .chain(req.messages.iter().map(message_text))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let prompt_tokens = tokenize(&all_text).len() as u32;
+
+    let mut text = answer_text(&prompt, p.recall, rng);
+    let spread = (f64::from(p.output_tokens) * p.jitter).round() as i64;
+    let wanted = (i64::from(p.output_tokens) + rng.random_range(-spread..=spread)).max(1) as usize;
+    while tokenize(&text).len() < wanted {
+        text.push_str(FILLER);
+    }
+    let limit = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .map(|m| m as usize);
+    let (n_answer, finish) = match limit {
+        Some(l) if l < wanted => (l, "length"),
+        _ => (wanted, "stop"),
+    };
+    let mut reasoning_text = String::new();
+    while tokenize(&reasoning_text).len() < p.reasoning_tokens as usize {
+        reasoning_text.push_str(REASONING);
+    }
+    let reasoning: Vec<&str> = tokenize(&reasoning_text)
+        .into_iter()
+        .take(p.reasoning_tokens as usize)
+        .collect();
+    let mut answer: Vec<&str> = tokenize(&text).into_iter().take(n_answer).collect();
+    // Structured output: the answer wrapped in a JSON object. Tool use: a call instead of text.
+    let json_text;
+    if req.response_format.is_some() {
+        json_text = json!({ "answer": answer.concat().trim() }).to_string();
+        answer = tokenize(&json_text);
+    }
+    let tool = req.tool_to_call();
+    let args_text;
+    let mut finish = finish;
+    let mut tool_args: Vec<&str> = Vec::new();
+    if tool.is_some() {
+        let question = prompt.lines().last().unwrap_or_default();
+        args_text = json!({ "query": question.chars().take(60).collect::<String>() }).to_string();
+        tool_args = tokenize(&args_text);
+        answer = Vec::new();
+        finish = "tool_calls";
+    }
+    let call_id = format!("call_{request_id}");
+    let completion_tokens = (reasoning.len() + answer.len() + tool_args.len()) as u32;
+
+    let start = if fault == Fault::SlowFirstByte {
+        jittered(p.slow_first_byte_ms, p.jitter, rng)
+    } else {
+        Duration::ZERO
+    };
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let headers = vec![("x-request-id", request_id.to_string())];
+
+    // Token times: the first at ttft, then one every itl.
+    let n_tokens = reasoning.len() + answer.len() + tool_args.len();
+    let mut times = Vec::with_capacity(n_tokens);
+    let mut t = start + jittered(p.ttft_ms, p.jitter, rng);
+    for i in 0..n_tokens {
+        if i > 0 {
+            t += jittered(p.itl_ms, p.jitter, rng);
+        }
+        times.push(t);
+    }
+    let end = times.last().copied().unwrap_or(start);
+
+    // The neutral pieces of the answer, each at the time of its last token.
+    let per = p.tokens_per_chunk as usize;
+    let mut pieces: Vec<(Duration, Piece)> = Vec::with_capacity(n_tokens / per + 2);
+    let mut offset = 0;
+    for (j, group) in reasoning.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Reasoning(group.concat()),
+        ));
+    }
+    offset += reasoning.len();
+    for (j, group) in answer.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Answer(group.concat()),
+        ));
+    }
+    offset += answer.len();
+    if let Some(name) = &tool {
+        for (j, group) in tool_args.chunks(per).enumerate() {
+            let at = times[offset + j * per + group.len() - 1];
+            let piece = if j == 0 {
+                Piece::ToolStart {
+                    id: call_id.clone(),
+                    name: name.clone(),
+                    args: group.concat(),
+                }
+            } else {
+                Piece::ToolArgs(group.concat())
+            };
+            pieces.push((at, piece));
+        }
+    }
+    let answer = Answer {
+        request_id,
+        model: &req.model,
+        created,
+        pieces,
+        finish,
+        prompt_tokens,
+        completion_tokens,
+        reasoning_tokens: reasoning.len() as u32,
+        usage: p.usage,
+        include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage)
+            || wire == Wire::Anthropic,
+        role_chunk: p.role_chunk,
+        start,
+        end,
+        fault,
+        cost_usd: (p.cost_per_mtok > 0.0)
+            .then(|| f64::from(prompt_tokens + completion_tokens) * p.cost_per_mtok / 1e6),
+    };
+    if !req.stream.unwrap_or(wire.streams_by_default()) {
+        return Reply {
+            status: 200,
+            headers,
+            content_type: "application/json",
+            headers_at: end,
+            events: vec![(end, Event::Data(wire.body(&answer)))],
+        };
+    }
+    Reply {
+        status: 200,
+        headers,
+        content_type: wire.stream_content_type(),
+        headers_at: start,
+        events: wire.stream(&answer),
+    }
+}
