@@ -296,6 +296,15 @@ pub struct SimArgs {
     pub fault_slow_first_byte: Option<f64>,
     #[arg(long)]
     pub slow_first_byte_ms: Option<f64>,
+    /// Rate of replies that never end (64 KiB chunks forever; an endless body when not streamed).
+    #[arg(long)]
+    pub fault_endless: Option<f64>,
+    /// Rate of replies that send one line forever, never a newline.
+    #[arg(long)]
+    pub fault_line_without_end: Option<f64>,
+    /// Rate of replies with a 1 MiB response header.
+    #[arg(long)]
+    pub fault_huge_headers: Option<f64>,
     /// Report this much memory (MB) for every model asked, on Ollama's `GET /api/ps`.
     #[arg(long)]
     pub memory_mb: Option<f64>,

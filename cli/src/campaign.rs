@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use llmpulse_core::config::Config;
-use llmpulse_report::status::{self, Tally};
 use llmpulse_core::store;
 use llmpulse_core::suite::Suite;
+use llmpulse_report::status::{self, Tally};
 
 use crate::args::StatusArgs;
 

@@ -8,11 +8,11 @@ use anyhow::Context;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use llmpulse_core::config::Config;
+use llmpulse_core::store;
 use llmpulse_report::aggregate::{Aggregate, Plan, Side, parse_time};
 use llmpulse_report::figures::{self, Context as FigContext};
 use llmpulse_report::read::{self, Filter, ReadStats};
 use llmpulse_report::text;
-use llmpulse_core::store;
 
 use crate::args::{ReportArgs, SourceArgs};
 

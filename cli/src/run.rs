@@ -102,7 +102,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             return say_only(&line, a.summary_markdown.as_deref());
         }
         JobOutcome::NothingDue { reason } => {
-            return say_only(&format!("no slot due: {reason}"), a.summary_markdown.as_deref());
+            return say_only(
+                &format!("no slot due: {reason}"),
+                a.summary_markdown.as_deref(),
+            );
         }
     };
     let stored = publication.describe();

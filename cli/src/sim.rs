@@ -81,6 +81,9 @@ fn apply_flags(p: &mut SimProfile, a: &SimArgs) {
         fault_error_event,
         fault_slow_first_byte,
         slow_first_byte_ms,
+        fault_endless,
+        fault_line_without_end,
+        fault_huge_headers,
         cost_per_mtok,
         memory_mb
     );

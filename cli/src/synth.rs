@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
+use crate::synthetic::{self as synth, Spec};
 use anyhow::Context;
 use chrono::Utc;
 use llmpulse_report::aggregate::parse_time;
-use crate::synthetic::{self as synth, Spec};
 
 use crate::args::SynthArgs;
 

@@ -15,9 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use llmpulse_core::error_kind::ErrorKind;
+use llmpulse_core::manifest::RunMeta;
 use llmpulse_core::publish::{self, OutputError};
 use llmpulse_core::record::Record;
-use llmpulse_core::manifest::RunMeta;
 use llmpulse_core::tokens::TokenSource;
 
 /// What to generate.
@@ -182,7 +182,9 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             origin: "synthetic".into(),
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
-            targets: (0..spec.targets).map(|t| format!("synthetic-{t}")).collect(),
+            targets: (0..spec.targets)
+                .map(|t| format!("synthetic-{t}"))
+                .collect(),
             shard: None,
             planned: Some(records.len()),
         },

@@ -21,10 +21,9 @@ pub fn upload(a: UploadArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for spooled in runs {
         let m = spooled.run.manifest.clone();
-        let destination = a
-            .to
-            .clone()
-            .unwrap_or_else(|| spooled.run.destination.clone());
+        let destination =
+            a.to.clone()
+                .unwrap_or_else(|| spooled.run.destination.clone());
         let what = if spooled.recovered {
             format!(
                 "{} (recovered: {} of {} planned calls, {} ok)",

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use llmpulse_core::config::Config;
 use llmpulse_core::provider::{CallOutcome, Client};
-use llmpulse_sim::{LogEntry, SimProfile, SimState, server};
 use llmpulse_core::stats::percentile;
 use llmpulse_core::suite::{Message, Prompt};
+use llmpulse_sim::{LogEntry, SimProfile, SimState, server};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -77,7 +77,7 @@ fn drive(
             let (client, msgs, permits) = (client.clone(), msgs.clone(), permits.clone());
             tasks.spawn(async move {
                 let _p = permits.acquire_owned().await;
-                client.call(&msgs, None).await
+                client.call(&msgs, None, None).await
             });
         }
         let mut out = Vec::with_capacity(total);

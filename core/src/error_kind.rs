@@ -39,6 +39,13 @@ pub enum ErrorKind {
     Request,
     /// The run's deadline came before this call was started.
     SkippedDeadline,
+    /// The response was longer than the target's `max_answer_bytes`: reading stopped there and
+    /// the first part was kept as a partial answer.
+    AnswerTooLarge,
+    /// The run was asked to stop (SIGTERM, Ctrl-C) and this call, in flight, outlived the grace.
+    Cancelled,
+    /// The run was asked to stop before this call was started.
+    SkippedCancelled,
 }
 
 impl ErrorKind {
@@ -74,6 +81,9 @@ impl ErrorKind {
             ErrorKind::EmptyAnswer => "empty_answer",
             ErrorKind::Request => "request",
             ErrorKind::SkippedDeadline => "skipped_deadline",
+            ErrorKind::AnswerTooLarge => "answer_too_large",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::SkippedCancelled => "skipped_cancelled",
         }
     }
 }
@@ -106,6 +116,9 @@ mod tests {
             ErrorKind::EmptyAnswer,
             ErrorKind::Request,
             ErrorKind::SkippedDeadline,
+            ErrorKind::AnswerTooLarge,
+            ErrorKind::Cancelled,
+            ErrorKind::SkippedCancelled,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));

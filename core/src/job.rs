@@ -150,7 +150,12 @@ impl JobRequest {
 impl Job {
     /// The calls this job will make (its shard's share), fallbacks not counted.
     pub fn planned_calls(&self) -> usize {
-        let askable = self.config.targets.iter().filter(|t| !t.fallback_only).count();
+        let askable = self
+            .config
+            .targets
+            .iter()
+            .filter(|t| !t.fallback_only)
+            .count();
         let planned = self.suite.questions.len() * askable * self.config.repetitions as usize;
         // A shard gets every count-th call, starting at its index.
         self.run.shard.map_or(planned, |s| {
@@ -322,7 +327,9 @@ async fn claim(
                 let open: Vec<Slot> = campaign
                     .slots()
                     .take_while(|s| s.index <= due.index)
-                    .filter(|s| !claimed.contains(&layout::claim_key(&campaign.name, s.index, run.shard)))
+                    .filter(|s| {
+                        !claimed.contains(&layout::claim_key(&campaign.name, s.index, run.shard))
+                    })
                     .collect();
                 if open.is_empty() { vec![due] } else { open }
             } else {

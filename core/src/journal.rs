@@ -69,9 +69,9 @@ pub struct StagedRun {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
+    move |cause| OutputError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -162,7 +162,8 @@ impl Journal {
         }
         let files = vec![
             (
-                FileEntry::of_file(&self.jsonl_key, self.rows, &jsonl_path).map_err(io(&jsonl_path))?,
+                FileEntry::of_file(&self.jsonl_key, self.rows, &jsonl_path)
+                    .map_err(io(&jsonl_path))?,
                 jsonl_path,
             ),
             (

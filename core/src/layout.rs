@@ -22,7 +22,12 @@ pub const RUNS_PREFIX: &str = "runs/";
 pub const JOURNAL_PREFIX: &str = "journal/";
 
 /// The key of a run's records file with extension `ext` (`jsonl` or `csv`).
-pub fn records_key(started_at: DateTime<Utc>, run_id: &str, shard: Option<Shard>, ext: &str) -> String {
+pub fn records_key(
+    started_at: DateTime<Utc>,
+    run_id: &str,
+    shard: Option<Shard>,
+    ext: &str,
+) -> String {
     format!(
         "records/date={}/{run_id}{}.{ext}",
         started_at.format("%Y-%m-%d"),
@@ -53,7 +58,11 @@ pub fn claims_prefix(campaign: &str) -> String {
 
 /// The key of slot `index`'s claim (one per shard for a sharded run).
 pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>) -> String {
-    format!("{}{index}{}.json", claims_prefix(campaign), shard_suffix(shard))
+    format!(
+        "{}{index}{}.json",
+        claims_prefix(campaign),
+        shard_suffix(shard)
+    )
 }
 
 /// The key of a run's journal in a spool directory.
@@ -73,7 +82,9 @@ pub fn is_safe_name(name: &str) -> bool {
 
 /// The suffix that keeps a shard's files apart from its siblings': `-shard-1-of-3`.
 pub fn shard_suffix(shard: Option<Shard>) -> String {
-    shard.map_or_else(String::new, |s| format!("-shard-{}-of-{}", s.index, s.count))
+    shard.map_or_else(String::new, |s| {
+        format!("-shard-{}-of-{}", s.index, s.count)
+    })
 }
 
 #[cfg(test)]
@@ -93,7 +104,10 @@ mod tests {
             "records/date=2026-12-01/r1-shard-1-of-3.csv"
         );
         assert_eq!(manifest_key("r1", None), "runs/r1/manifest.json");
-        assert_eq!(manifest_key("r1", shard), "runs/r1/manifest-shard-1-of-3.json");
+        assert_eq!(
+            manifest_key("r1", shard),
+            "runs/r1/manifest-shard-1-of-3.json"
+        );
         assert_eq!(claim_key("seed-4day", 7, None), "claims/seed-4day/7.json");
         assert_eq!(journal_key("r1", shard), "journal/r1-shard-1-of-3.jsonl");
         assert!(is_manifest_key(&manifest_key("r1", shard)));

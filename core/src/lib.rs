@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod secret;
 pub mod sink;
 pub mod stats;
+pub mod stop;
 pub mod store;
 pub mod suite;
 pub mod summary;

@@ -16,10 +16,10 @@ use crate::store::{Store, StoreError, StoreErrorKind, with_retries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot write {path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot encode records as CSV: {0}")]
     Csv(#[from] csv::Error),
@@ -152,14 +152,17 @@ pub fn encode(
     let jsonl_key = layout::records_key(started, &meta.run_id, meta.shard, "jsonl");
     let csv_key = layout::records_key(started, &meta.run_id, meta.shard, "csv");
     let mut jsonl = Vec::new();
-    record::write_jsonl(&mut jsonl, records).map_err(|source| OutputError::Io {
+    record::write_jsonl(&mut jsonl, records).map_err(|cause| OutputError::Io {
         path: PathBuf::from(&jsonl_key),
-        source,
+        cause,
     })?;
     let mut csv = Vec::new();
     record::write_csv(&mut csv, records)?;
     let files = vec![
-        (FileEntry::of_bytes(&jsonl_key, records.len(), &jsonl), jsonl),
+        (
+            FileEntry::of_bytes(&jsonl_key, records.len(), &jsonl),
+            jsonl,
+        ),
         (FileEntry::of_bytes(&csv_key, records.len(), &csv), csv),
     ];
     let manifest = Manifest::new(
@@ -178,15 +181,18 @@ pub fn write_local(dir: &Path, run: &EncodedRun) -> Result<PathBuf, OutputError>
     for (entry, bytes) in &run.files {
         write_atomic(&dir.join(&entry.path), bytes)?;
     }
-    let path = dir.join(layout::manifest_key(&run.manifest.run_id, run.manifest.shard));
+    let path = dir.join(layout::manifest_key(
+        &run.manifest.run_id,
+        run.manifest.shard,
+    ));
     write_atomic(&path, &run.manifest.to_bytes())?;
     Ok(path)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let io = |source| OutputError::Io {
+    let io = |cause| OutputError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;

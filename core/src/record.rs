@@ -12,9 +12,9 @@ use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Throughput;
 use crate::provider::CallOutcome;
-use llmpulse_score as score;
 use crate::suite::{Prompt, Question};
 use crate::tokens::{self, TokenSource};
+use llmpulse_score as score;
 
 /// One measured call. Optional fields are `null` in JSON and empty in CSV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,11 +16,12 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, Target};
 use crate::error_kind::ErrorKind;
+use crate::plan::{PlannedCall, Shard, plan};
 use crate::provider::{CallOutcome, Client};
 use crate::record::{AttemptStats, CallContext, Record};
 use crate::sink::RecordSink;
+pub use crate::stop::Stop;
 use crate::suite::{Prompt, Suite};
-use crate::plan::{PlannedCall, Shard, plan};
 use crate::tokens;
 
 /// Who and what a run is, besides its configuration.
@@ -40,49 +41,6 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Set when someone may ask the run to stop early.
     pub stop: Option<Stop>,
-}
-
-/// A request to stop a run early (SIGTERM, Ctrl-C), shared between whoever hears the signal and
-/// the runner. The first [`Stop::request`] starts no new call and gives calls in flight
-/// `grace`; a second one cancels them at once.
-#[derive(Debug, Clone)]
-pub struct Stop {
-    state: Arc<tokio::sync::watch::Sender<u8>>,
-    pub grace: Duration,
-}
-
-impl Stop {
-    pub fn new(grace: Duration) -> Self {
-        Stop {
-            state: Arc::new(tokio::sync::watch::Sender::new(0)),
-            grace,
-        }
-    }
-
-    /// Asks the run to stop; asked again, to stop now. Returns how many times it was asked.
-    pub fn request(&self) -> u8 {
-        let mut n = 0;
-        self.state.send_modify(|s| {
-            *s = s.saturating_add(1).min(2);
-            n = *s;
-        });
-        n
-    }
-
-    /// Whether a stop was asked for.
-    pub fn requested(&self) -> bool {
-        *self.state.borrow() >= 1
-    }
-
-    /// Resolves when calls in flight must end: `grace` after the first request, or at the
-    /// second. Never resolves while no stop is asked for.
-    pub async fn cancelled(&self) {
-        let mut rx = self.state.subscribe();
-        if rx.wait_for(|s| *s >= 1).await.is_err() {
-            return std::future::pending().await;
-        }
-        let _ = tokio::time::timeout(self.grace, rx.wait_for(|s| *s >= 2)).await;
-    }
 }
 
 impl RunOptions {
@@ -223,6 +181,15 @@ async fn ask(
         };
         lane.admit(weight).await;
         stats.queue_wait += queued.elapsed();
+        if stats.attempts == 0 && opts.stop.as_ref().is_some_and(Stop::requested) {
+            return Asked {
+                outcome: CallOutcome::not_sent(
+                    ErrorKind::SkippedCancelled,
+                    "not started: the run was asked to stop".into(),
+                ),
+                stats,
+            };
+        }
         if let Some(deadline) = opts.deadline
             && Instant::now() + opts.deadline_margin >= deadline
             && stats.attempts == 0
@@ -236,7 +203,10 @@ async fn ask(
             };
         }
         stats.attempts += 1;
-        let outcome = lane.client.call(prompt, opts.deadline).await;
+        let outcome = lane
+            .client
+            .call(prompt, opts.deadline, opts.stop.as_ref())
+            .await;
         drop(_own);
         drop(_global);
         let Some(error) = &outcome.error else {
@@ -254,6 +224,7 @@ async fn ask(
         let fits = |w: Duration| {
             opts.deadline
                 .is_none_or(|d| Instant::now() + w + opts.deadline_margin < d)
+                && !opts.stop.as_ref().is_some_and(Stop::requested)
         };
         match wait {
             Some(w) if fits(w) => {
@@ -349,7 +320,14 @@ pub async fn run(
             let asked = ask(lane, prompt, weight(lane, prompt), &global, &opts).await;
             let target = lane.client.target();
             let fallback = match (&asked.outcome.error, &target.fallback) {
-                (Some(e), Some(name)) if e.kind != ErrorKind::SkippedDeadline => {
+                (Some(e), Some(name))
+                    if !matches!(
+                        e.kind,
+                        ErrorKind::SkippedDeadline
+                            | ErrorKind::SkippedCancelled
+                            | ErrorKind::Cancelled
+                    ) =>
+                {
                     lanes.iter().find(|l| &l.client.target().name == name)
                 }
                 _ => None,

@@ -77,10 +77,10 @@ pub struct Message {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("cannot read suite {path}: {source}")]
+    #[error("cannot read suite {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{origin}:{line}:{column}: {message}")]
     Parse {
@@ -148,9 +148,9 @@ impl Suite {
             };
         }
         let path = base_dir.join(spec);
-        let text = std::fs::read_to_string(&path).map_err(|source| SuiteError::Io {
+        let text = std::fs::read_to_string(&path).map_err(|cause| SuiteError::Io {
             path: path.clone(),
-            source,
+            cause,
         })?;
         Suite::parse(&text, &path.display().to_string())
     }

@@ -348,7 +348,6 @@ fn targets_table(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</tbody></table></div>");
-
 }
 
 /// Medians and rates over time, and the latency-shift flags.
@@ -464,7 +463,6 @@ fn over_time(h: &mut String, r: &Report) {
             format!("<ul>{}</ul>", flags.join(""))
         }
     );
-
 }
 
 /// Latency and TTFT box plots, output speed, memory and success.
@@ -565,8 +563,6 @@ fn distributions(h: &mut String, r: &Report) {
         "Whiskers: Wilson 95% interval.",
     );
     h.push_str("</div>");
-
-
 }
 
 /// RAG coverage and grounding by target and industry.
@@ -613,5 +609,4 @@ fn quality(h: &mut String, r: &Report) {
         );
         h.push_str("</div>");
     }
-
 }

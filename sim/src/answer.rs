@@ -6,7 +6,6 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-
 /// Splits text into simulated tokens: a word with its leading space, long words in pieces of
 /// six characters. Concatenating the tokens gives the text back.
 pub fn tokenize(text: &str) -> Vec<&str> {

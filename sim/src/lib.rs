@@ -8,6 +8,7 @@
 //! [`play`] function, which logs when each event was actually handed to the transport.
 
 mod answer;
+mod hostile;
 mod play;
 mod profile;
 mod reply;
@@ -18,6 +19,7 @@ mod state;
 mod wire;
 
 pub use answer::tokenize;
+pub use hostile::HUGE_HEADER_BYTES;
 pub use play::{Cut, play};
 pub use profile::{FAULT_HEADER, Fault, SimProfile};
 pub use reply::{Event, Reply};
@@ -27,9 +29,9 @@ pub use wire::Wire;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::HashMap;
     use std::time::Duration;
-    use serde_json::json;
 
     fn state(p: SimProfile) -> SimState {
         SimState::new(p, HashMap::new(), true)
@@ -48,7 +50,9 @@ mod tests {
         events
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::Data(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                Event::Data(b) | Event::Repeat(b, _) => {
+                    Some(String::from_utf8_lossy(b).into_owned())
+                }
                 Event::Cut => None,
             })
             .collect()

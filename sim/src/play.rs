@@ -28,11 +28,19 @@ pub fn play(
     log: Arc<Mutex<LogEntry>>,
 ) -> impl Stream<Item = Result<Bytes, Cut>> + Send + 'static {
     let received = tokio::time::Instant::from_std(received);
-    futures_util::stream::unfold((events.into_iter(), false), move |(mut it, done)| {
+    let events = events.into_iter();
+    futures_util::stream::unfold((events, None, false), move |(mut it, repeat, done)| {
         let log = log.clone();
         async move {
             if done {
                 return None;
+            }
+            // After a `Repeat`, the same bytes again and again, each period (not logged: the
+            // log would grow for as long as the client reads).
+            if let Some((bytes, period, next)) = repeat {
+                tokio::time::sleep_until(next).await;
+                let again: Bytes = Clone::clone(&bytes);
+                return Some((Ok(again), (it, Some((bytes, period, next + period)), false)));
             }
             let (at, event) = it.next()?;
             tokio::time::sleep_until(received + at).await;
@@ -42,8 +50,12 @@ pub fn play(
                 .events_ms
                 .push(sent_ms);
             match event {
-                Event::Data(b) => Some((Ok(b), (it, false))),
-                Event::Cut => Some((Err(Cut), (it, true))),
+                Event::Data(b) => Some((Ok(b), (it, None, false))),
+                Event::Repeat(b, period) => {
+                    let next = tokio::time::Instant::now() + period;
+                    Some((Ok(b.clone()), (it, Some((b, period, next)), false)))
+                }
+                Event::Cut => Some((Err(Cut), (it, None, true))),
             }
         }
     })

@@ -1,10 +1,8 @@
 //! [`SimProfile`]: how a simulated model behaves, and the [`Fault`]s it can inject.
 
-
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
 
 /// How a simulated model behaves. Every rate is a probability per request; at most one fault
 /// is injected per request, so the fault rates may add up to at most 1.
@@ -46,6 +44,13 @@ pub struct SimProfile {
     /// Rate of replies whose headers come only after `slow_first_byte_ms`.
     pub fault_slow_first_byte: f64,
     pub slow_first_byte_ms: f64,
+    /// Rate of replies that never end: 64 KiB content chunks every `itl_ms` for a stream, an
+    /// endless JSON body for a plain request.
+    pub fault_endless: f64,
+    /// Rate of replies that send one line forever, never a newline.
+    pub fault_line_without_end: f64,
+    /// Rate of replies with a 1 MiB response header.
+    pub fault_huge_headers: f64,
     /// Report a cost in usage (`usage.cost`, as OpenRouter does) at this price per million
     /// tokens; 0 reports none.
     pub cost_per_mtok: f64,
@@ -73,6 +78,9 @@ impl Default for SimProfile {
             fault_cut: 0.0,
             fault_malformed: 0.0,
             fault_error_event: 0.0,
+            fault_endless: 0.0,
+            fault_line_without_end: 0.0,
+            fault_huge_headers: 0.0,
             fault_slow_first_byte: 0.0,
             slow_first_byte_ms: 2000.0,
             cost_per_mtok: 0.0,
@@ -108,6 +116,9 @@ impl SimProfile {
             ("fault_malformed", self.fault_malformed),
             ("fault_error_event", self.fault_error_event),
             ("fault_slow_first_byte", self.fault_slow_first_byte),
+            ("fault_endless", self.fault_endless),
+            ("fault_line_without_end", self.fault_line_without_end),
+            ("fault_huge_headers", self.fault_huge_headers),
         ];
         for (name, v) in rates {
             if !(0.0..=1.0).contains(&v) {
@@ -138,6 +149,9 @@ pub enum Fault {
     Malformed,
     ErrorEvent,
     SlowFirstByte,
+    Endless,
+    LineWithoutEnd,
+    HugeHeaders,
 }
 
 impl Fault {
@@ -151,6 +165,9 @@ impl Fault {
             "malformed" => Fault::Malformed,
             "error_event" => Fault::ErrorEvent,
             "slow_first_byte" => Fault::SlowFirstByte,
+            "endless" => Fault::Endless,
+            "line_without_end" => Fault::LineWithoutEnd,
+            "huge_headers" => Fault::HugeHeaders,
             _ => return None,
         })
     }
@@ -169,6 +186,9 @@ pub(crate) fn pick_fault(p: &SimProfile, rng: &mut ChaCha8Rng) -> Fault {
         (p.fault_malformed, Fault::Malformed),
         (p.fault_error_event, Fault::ErrorEvent),
         (p.fault_slow_first_byte, Fault::SlowFirstByte),
+        (p.fault_endless, Fault::Endless),
+        (p.fault_line_without_end, Fault::LineWithoutEnd),
+        (p.fault_huge_headers, Fault::HugeHeaders),
     ] {
         acc += rate;
         if u < acc {

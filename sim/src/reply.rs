@@ -17,6 +17,9 @@ use crate::wire::{Answer, Piece, Wire};
 pub enum Event {
     /// Bytes to send at the offset.
     Data(Bytes),
+    /// Bytes to send at the offset and again every period after it, forever (a hostile server:
+    /// the client has to stop reading).
+    Repeat(Bytes, Duration),
     /// Drop the connection at the offset.
     Cut,
 }
@@ -67,6 +70,10 @@ pub(crate) fn build_reply(
         }
         Fault::ServerError => {
             return error_reply(500, "Internal server error (simulated)", request_id);
+        }
+        Fault::Endless | Fault::LineWithoutEnd => {
+            let stream = req.stream.unwrap_or(wire.streams_by_default());
+            return crate::hostile::reply(wire, fault, stream, p, request_id);
         }
         _ => {}
     }
@@ -138,7 +145,10 @@ pub(crate) fn build_reply(
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let headers = vec![("x-request-id", request_id.to_string())];
+    let mut headers = vec![("x-request-id", request_id.to_string())];
+    if fault == Fault::HugeHeaders {
+        headers.push(("x-sim-padding", "a".repeat(crate::HUGE_HEADER_BYTES)));
+    }
 
     // Token times: the first at ttft, then one every itl.
     let n_tokens = reasoning.len() + answer.len() + tool_args.len();

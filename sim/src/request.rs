@@ -1,9 +1,7 @@
 //! The parts of a chat request (OpenAI, Anthropic or Ollama shaped) the simulator reads.
 
-
 use serde::Deserialize;
 use serde_json::json;
-
 
 /// The parts of an OpenAI chat request the simulator reads.
 #[derive(Debug, Deserialize)]

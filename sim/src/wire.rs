@@ -245,7 +245,10 @@ impl Wire {
     pub(super) fn stream(self, a: &Answer) -> Vec<(Duration, Event)> {
         let mut events = Vec::with_capacity(a.pieces.len() + 8);
         let half = a.pieces.len() / 2;
-        let faulty = !matches!(a.fault, Fault::None | Fault::SlowFirstByte);
+        let faulty = !matches!(
+            a.fault,
+            Fault::None | Fault::SlowFirstByte | Fault::HugeHeaders
+        );
         match self {
             Wire::Ollama => {
                 let created_at = "1970-01-01T00:00:00Z";

@@ -14,6 +14,34 @@ pub const BIN: &str = match option_env!("CARGO_BIN_EXE_llmpulse") {
     None => "llmpulse",
 };
 
+/// Runs `llmpulse ARGS…` to its end and returns its output and its peak resident memory in
+/// bytes (from `wait4`, so only this process is counted).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also returns its peak memory"
+)]
+pub fn run_measured(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]) -> (i32, u64) {
+    let child = Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start llmpulse");
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; the pid is our own child, reaped once here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    // Linux reports ru_maxrss in KiB.
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
 /// A running `llmpulse sim`, killed on drop.
 pub struct Sim {
     child: Child,
@@ -106,6 +134,8 @@ pub fn run_with(dir: &Scratch, config: &str, envs: &[(&str, &str)], args: &[&str
         .arg("--output")
         .arg(dir.0.join("out"))
         .args(args)
+        // Each test stages its runs in a spool of its own.
+        .env("XDG_CACHE_HOME", dir.0.join("cache"))
         .envs(envs.iter().copied())
         .output()
         .unwrap()

@@ -75,7 +75,14 @@ pub struct Target {
     pub headers: Vec<(String, Secret)>,
     /// Extra JSON fields merged into the request body.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The most bytes of a response body read; past it the call stops reading and fails with
+    /// `answer_too_large`, keeping what came as a partial answer.
+    pub max_answer_bytes: usize,
 }
+
+/// The default `max_answer_bytes`: 4 MiB, far above any real answer (a 32k-token answer is
+/// about 128 KiB of text, a few times that with streaming's framing).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where a target's requests go.
 #[derive(Debug, Clone)]
@@ -127,10 +134,10 @@ pub struct Params {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{origin}:{line}:{column}: {message}")]
     Parse {
@@ -170,9 +177,9 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
         need_keys: bool,
     ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Config::parse_with(&text, &path.display().to_string(), base_dir, env, need_keys)

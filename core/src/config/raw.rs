@@ -62,6 +62,7 @@ pub(crate) struct RawTarget {
     pub(crate) rpm: Option<Spanned<i64>>,
     pub(crate) tpm: Option<Spanned<i64>>,
     pub(crate) max_concurrency: Option<Spanned<i64>>,
+    pub(crate) max_answer_bytes: Option<Spanned<i64>>,
     pub(crate) fallback: Option<Spanned<String>>,
     pub(crate) fallback_only: Option<bool>,
     #[serde(default)]

@@ -36,7 +36,11 @@ impl Cx<'_> {
         }
     }
 
-    pub(crate) fn interpolate(&self, value: &Spanned<String>, field: &str) -> Result<String, ConfigError> {
+    pub(crate) fn interpolate(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+    ) -> Result<String, ConfigError> {
         interpolate(value.get_ref(), self.env)
             .map_err(|m| self.invalid(value.span().start, field.to_string(), m))
     }
@@ -210,6 +214,47 @@ impl Cx<'_> {
             return Err(self.invalid(t.model.span().start, field("model"), "is empty".into()));
         }
 
+        let endpoint = self.endpoint(i, spanned, provider, preset)?;
+        let api_key = self.api_key(i, spanned, preset, &name)?;
+        let params = self.params(i, spanned, preset)?;
+        let (timeouts, retry, limits) = self.timeouts_retry_limits(i, spanned, default_timeout)?;
+        let (headers, extra) = self.headers_extra(i, spanned, preset)?;
+        let max_answer_bytes = match &t.max_answer_bytes {
+            Some(v) => {
+                self.bounded(Some(v), &field("max_answer_bytes"), 0, 1024, 1 << 30)? as usize
+            }
+            None => super::DEFAULT_MAX_ANSWER_BYTES,
+        };
+
+        Ok(Target {
+            name,
+            provider: provider.to_string(),
+            model,
+            protocol: t.protocol.unwrap_or(preset.protocol),
+            endpoint,
+            api_key,
+            params,
+            timeouts,
+            retry,
+            limits,
+            fallback: t.fallback.as_ref().map(|f| f.get_ref().clone()),
+            fallback_only: t.fallback_only.unwrap_or(false),
+            headers,
+            extra,
+            max_answer_bytes,
+        })
+    }
+
+    /// Where a target's requests go: the in-process simulator or an http(s) base URL.
+    fn endpoint(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        provider: &str,
+        preset: &preset::Preset,
+    ) -> Result<Endpoint, ConfigError> {
+        let t = spanned.get_ref();
+        let field = |f: &str| format!("targets[{i}].{f}");
         let endpoint = if provider == "sim" {
             if let Some(url) = &t.base_url {
                 return Err(self.invalid(
@@ -270,7 +315,19 @@ impl Cx<'_> {
                 base_url: base_url.trim_end_matches('/').to_string(),
             }
         };
+        Ok(endpoint)
+    }
 
+    /// The target's API key, from the variable it names (or its preset's).
+    fn api_key(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        preset: &preset::Preset,
+        name: &str,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let t = spanned.get_ref();
+        let field = |f: &str| format!("targets[{i}].{f}");
         let key_env = match &t.api_key_env {
             Some(v) => Some(v.get_ref().clone()),
             None => preset.api_key_env.map(str::to_string),
@@ -296,7 +353,18 @@ impl Cx<'_> {
             },
             None => None,
         };
+        Ok(api_key)
+    }
 
+    /// Request parameters, each in its range.
+    fn params(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        preset: &preset::Preset,
+    ) -> Result<Params, ConfigError> {
+        let t = spanned.get_ref();
+        let field = |f: &str| format!("targets[{i}].{f}");
         let max_tokens = match &t.max_tokens {
             Some(v) if !(1..=1_000_000).contains(v.get_ref()) => {
                 return Err(self.invalid(
@@ -320,6 +388,18 @@ impl Cx<'_> {
             seed: t.seed,
             json_mode: t.json_mode.unwrap_or(preset.json_mode),
         };
+        Ok(params)
+    }
+
+    /// Time limits, the retry policy and the request budget.
+    fn timeouts_retry_limits(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        default_timeout: f64,
+    ) -> Result<(Timeouts, RetryPolicy, Limits), ConfigError> {
+        let t = spanned.get_ref();
+        let field = |f: &str| format!("targets[{i}].{f}");
         let secs =
             |v: &Option<Spanned<f64>>, name: &str| -> Result<Option<Duration>, ConfigError> {
                 v.as_ref()
@@ -371,7 +451,25 @@ impl Cx<'_> {
             tpm: optional(&t.tpm, "tpm")?,
             max_concurrency: optional(&t.max_concurrency, "max_concurrency")?,
         };
+        Ok((timeouts, retry, limits))
+    }
 
+    /// Extra headers (the preset's, then the target's; values are secrets) and body fields.
+    #[allow(clippy::type_complexity)]
+    fn headers_extra(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        preset: &preset::Preset,
+    ) -> Result<
+        (
+            Vec<(String, Secret)>,
+            serde_json::Map<String, serde_json::Value>,
+        ),
+        ConfigError,
+    > {
+        let t = spanned.get_ref();
+        let field = |f: &str| format!("targets[{i}].{f}");
         let mut headers: Vec<(String, Secret)> = preset
             .headers
             .iter()
@@ -404,22 +502,6 @@ impl Cx<'_> {
             },
             None => serde_json::Map::new(),
         };
-
-        Ok(Target {
-            name,
-            provider: provider.to_string(),
-            model,
-            protocol: t.protocol.unwrap_or(preset.protocol),
-            endpoint,
-            api_key,
-            params,
-            timeouts,
-            retry,
-            limits,
-            fallback: t.fallback.as_ref().map(|f| f.get_ref().clone()),
-            fallback_only: t.fallback_only.unwrap_or(false),
-            headers,
-            extra,
-        })
+        Ok((headers, extra))
     }
 }

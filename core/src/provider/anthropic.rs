@@ -7,8 +7,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::outcome::Usage;
 use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
+use super::outcome::Usage;
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;

@@ -13,7 +13,6 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use tokio::time::timeout_at;
 
 use super::outcome::{CallError, CallOutcome, ToolCall};
 use super::transport::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
@@ -22,6 +21,7 @@ use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};
 use crate::retry::RateLimitInfo;
 use crate::secret::{Secret, scrub};
+use crate::stop::Stop;
 use crate::suite::Prompt;
 
 /// The most of an error body kept for its message.
@@ -104,6 +104,7 @@ pub(crate) async fn call(
     prompt: &Prompt,
     dialect: &dyn Dialect,
     run_deadline: Option<Instant>,
+    stop: Option<Stop>,
 ) -> CallOutcome {
     let request = HttpRequest {
         method: http::Method::POST,
@@ -111,7 +112,7 @@ pub(crate) async fn call(
         headers: dialect.headers(target),
         body: dialect.request(target, prompt).to_string().into_bytes(),
     };
-    exchange(target, transport, request, dialect, run_deadline).await
+    exchange(target, transport, request, dialect, run_deadline, stop).await
 }
 
 /// Sends `request` for `target` over `transport` and reads the answer in `dialect`.
@@ -122,16 +123,17 @@ async fn exchange(
     request: HttpRequest,
     dialect: &dyn Dialect,
     run_deadline: Option<Instant>,
+    stop: Option<Stop>,
 ) -> CallOutcome {
     let sent_at = Utc::now();
     let sent = Instant::now();
     let mut reading = Reading::new(sent, target.params.stream);
     reading.out.sent_at = sent_at;
-    let deadlines = Deadlines::new(target, sent, run_deadline);
+    let deadlines = Deadlines::new(target, sent, run_deadline, stop);
 
     let (limit, kind) = deadlines.next(false, None);
-    let response = match timeout_at(limit.into(), transport.send(request)).await {
-        Err(_) => {
+    let response = match deadlines.within(limit, kind, transport.send(request)).await {
+        Err(kind) => {
             reading.fail(kind, deadlines.message(kind));
             None
         }
@@ -161,9 +163,19 @@ async fn exchange(
         if !(200..300).contains(&resp.status) {
             reading.read_error(resp, &deadlines).await;
         } else if target.params.stream {
-            reading.read_stream(resp, &deadlines, dialect).await;
-        } else if let Some(bytes) = reading.collect(resp, &deadlines, usize::MAX).await {
-            dialect.body(&mut reading, &bytes);
+            reading
+                .read_stream(resp, &deadlines, dialect, target.max_answer_bytes)
+                .await;
+        } else if let Some(bytes) = reading
+            .collect(resp, &deadlines, target.max_answer_bytes)
+            .await
+        {
+            if bytes.len() >= target.max_answer_bytes {
+                reading.out.answer = String::from_utf8_lossy(&bytes).into_owned();
+                reading.too_large(target.max_answer_bytes);
+            } else {
+                dialect.body(&mut reading, &bytes);
+            }
         }
     }
     let mut out = reading.finish();
@@ -181,10 +193,16 @@ pub(crate) struct Deadlines {
     first_token: Option<Duration>,
     idle: Option<Duration>,
     limits: crate::config::Timeouts,
+    stop: Option<Stop>,
 }
 
 impl Deadlines {
-    pub(crate) fn new(target: &Target, sent: Instant, run: Option<Instant>) -> Self {
+    pub(crate) fn new(
+        target: &Target,
+        sent: Instant,
+        run: Option<Instant>,
+        stop: Option<Stop>,
+    ) -> Self {
         let t = &target.timeouts;
         Deadlines {
             sent,
@@ -193,6 +211,29 @@ impl Deadlines {
             first_token: t.first_token,
             idle: t.idle,
             limits: t.clone(),
+            stop,
+        }
+    }
+
+    /// Runs `fut` until it ends, `limit` passes (`Err(kind)`), or the run's stop cancels calls
+    /// in flight (`Err(Cancelled)`). `fut` is polled first, so an arrival is never delayed.
+    pub(crate) async fn within<F: std::future::Future>(
+        &self,
+        limit: Instant,
+        kind: ErrorKind,
+        fut: F,
+    ) -> Result<F::Output, ErrorKind> {
+        let cancelled = async {
+            match &self.stop {
+                Some(stop) => stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            out = fut => Ok(out),
+            _ = tokio::time::sleep_until(limit.into()) => Err(kind),
+            _ = cancelled => Err(ErrorKind::Cancelled),
         }
     }
 
@@ -219,6 +260,10 @@ impl Deadlines {
     pub(crate) fn message(&self, kind: ErrorKind) -> String {
         match kind {
             ErrorKind::Deadline => "cancelled: the run's deadline was reached".into(),
+            ErrorKind::Cancelled => format!(
+                "cancelled: the run was asked to stop and the call outlived the {:?} grace",
+                self.stop.as_ref().map(|s| s.grace).unwrap_or_default()
+            ),
             ErrorKind::FirstTokenTimeout => format!(
                 "no generated token within {:?}",
                 self.first_token.unwrap_or_default()
@@ -288,6 +333,42 @@ fn ndjson_lines(
     )
 }
 
+/// Passes a body on until `max` bytes have come, then the part of the chunk that fits, then
+/// one error, then nothing: whatever the server sends beyond `max` is never read. Sets
+/// `tripped` when it cut.
+fn bounded(
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError>> + Send + Unpin,
+    max: usize,
+    tripped: Arc<std::sync::atomic::AtomicBool>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError>> + Send + Unpin {
+    Box::pin(futures_util::stream::unfold(
+        (body, 0usize, false),
+        move |(mut body, seen, cut)| {
+            let tripped = tripped.clone();
+            async move {
+                if cut {
+                    return None;
+                }
+                match body.next().await? {
+                    Ok(b) if seen + b.len() > max => {
+                        tripped.store(true, Ordering::Relaxed);
+                        let _ = b;
+                        Some((
+                            Err(BodyError(format!("the response passed {max} bytes"))),
+                            (body, max, true),
+                        ))
+                    }
+                    Ok(b) => {
+                        let n = b.len();
+                        Some((Ok(b), (body, seen + n, false)))
+                    }
+                    Err(e) => Some((Err(e), (body, seen, true))),
+                }
+            }
+        },
+    ))
+}
+
 /// The state of one response being read.
 pub(crate) struct Reading {
     pub(crate) meter: Meter,
@@ -302,6 +383,21 @@ impl Reading {
             out: CallOutcome::empty(Utc::now(), sent, streamed),
             ended: None,
         }
+    }
+
+    /// The response passed `max` bytes: reading stopped, what came is kept.
+    pub(crate) fn too_large(&mut self, max: usize) {
+        if self.out.answer.len() > max {
+            let mut end = max;
+            while !self.out.answer.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.answer.truncate(end);
+        }
+        self.fail(
+            ErrorKind::AnswerTooLarge,
+            format!("the response passed max_answer_bytes ({max} bytes): reading stopped there"),
+        );
     }
 
     pub(crate) fn fail(&mut self, kind: ErrorKind, message: String) {
@@ -370,14 +466,18 @@ impl Reading {
         resp: RawResponse,
         deadlines: &Deadlines,
         dialect: &dyn Dialect,
+        max_bytes: usize,
     ) {
         let sent = self.meter.sent();
         let stamp = Arc::new(AtomicU64::new(0));
         let stamper = stamp.clone();
-        let body = resp.body.map(move |r| {
+        // The arrival instant is taken first, before anything else touches the bytes.
+        let stamped = resp.body.map(move |r| {
             stamper.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
             r
         });
+        let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = bounded(stamped, max_bytes, tripped.clone());
         let mut events: EventStream = match dialect.framing() {
             Framing::Sse => Box::pin(
                 body.eventsource()
@@ -392,13 +492,18 @@ impl Reading {
         let mut got_token = false;
         loop {
             let (limit, kind) = deadlines.next(got_token, self.ended);
-            let event = match timeout_at(limit.into(), events.next()).await {
-                Err(_) => {
+            let event = match deadlines.within(limit, kind, events.next()).await {
+                Err(kind) => {
                     self.ended = Some(Instant::now());
                     self.fail(kind, deadlines.message(kind));
                     break;
                 }
                 Ok(None) => break,
+                Ok(Some(Err(_))) if tripped.load(Ordering::Relaxed) => {
+                    self.ended = Some(Instant::now());
+                    self.too_large(max_bytes);
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     self.fail(ErrorKind::StreamBroken, format!("the stream broke: {e}"));
                     break;
@@ -465,8 +570,8 @@ impl Reading {
         // A whole body is one piece: only the total limit and the run's deadline apply.
         let (limit, kind) = deadlines.next(true, None);
         loop {
-            match timeout_at(limit.into(), resp.body.next()).await {
-                Err(_) => {
+            match deadlines.within(limit, kind, resp.body.next()).await {
+                Err(kind) => {
                     self.ended = Some(Instant::now());
                     self.fail(kind, deadlines.message(kind));
                     return None;

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crate::config::{Endpoint, Target};
 use crate::preset::Protocol;
+use crate::stop::Stop;
 use crate::suite::Prompt;
 use sim::InProcess;
 
@@ -51,7 +52,13 @@ impl Client {
     }
 
     /// Asks `prompt` once and measures the answer; `run_deadline` cancels the call.
-    pub async fn call(&self, prompt: &Prompt, run_deadline: Option<Instant>) -> CallOutcome {
+    /// A `stop` request cancels the call once its grace is over.
+    pub async fn call(
+        &self,
+        prompt: &Prompt,
+        run_deadline: Option<Instant>,
+        stop: Option<&Stop>,
+    ) -> CallOutcome {
         let dialect: &dyn exchange::Dialect = match self.target.protocol {
             Protocol::Openai => &openai::OpenAi,
             Protocol::Anthropic => &anthropic::Anthropic,
@@ -63,6 +70,7 @@ impl Client {
             prompt,
             dialect,
             run_deadline,
+            stop.cloned(),
         )
         .await;
         // Asked after the answer is complete, so it never adds to the call's timings.

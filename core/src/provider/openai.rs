@@ -6,12 +6,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::outcome::Usage;
 use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
+use super::outcome::Usage;
 use crate::config::Target;
-use crate::preset::JsonMode;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
+use crate::preset::JsonMode;
 use crate::suite::Prompt;
 
 /// The JSON body of a chat-completions request for `target`.

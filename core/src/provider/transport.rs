@@ -45,4 +45,3 @@ pub enum TransportError {
 pub trait Transport: Send + Sync {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>>;
 }
-

@@ -1,0 +1,146 @@
+//! Servers that never stop sending, or send what no protocol allows: every call still ends as a
+//! record, and the run's memory stays bounded (`max_answer_bytes`, answer_too_large).
+
+mod support;
+
+use std::ffi::OsStr;
+
+use support::{Scratch, Sim, by_target, records, run_measured, run_records, target};
+
+/// Two targets on a server whose every reply never ends (one streamed, one a plain JSON body),
+/// 20 questions × 3 repetitions: 120 records, each `answer_too_large` with the first
+/// `max_answer_bytes` kept, in well under 200 MB of memory.
+#[test]
+fn endless_replies_end_as_answer_too_large_in_bounded_memory() {
+    let sim = Sim::start(&["--fault-endless", "1", "--ttft-ms", "5", "--itl-ms", "1"]);
+    let dir = Scratch::new("endless");
+    let max = 256 * 1024;
+    let extra = format!("max_attempts = 1\nmax_answer_bytes = {max}");
+    let config = format!(
+        "suite = \"builtin:rag-retail-finance\"\nrepetitions = 3\nconcurrency = 2\ntimeout_sec = 30\n{}\n{}",
+        target("endless-stream", &sim.base_url, &extra),
+        target(
+            "endless-body",
+            &sim.base_url,
+            &format!("{extra}\nstream = false")
+        ),
+    );
+    let cfg = dir.write("config.toml", &config);
+    let out = dir.0.join("out");
+    let (code, peak) = run_measured(
+        &[
+            OsStr::new("run"),
+            OsStr::new("--quiet"),
+            OsStr::new("--config"),
+            cfg.as_os_str(),
+            OsStr::new("--output"),
+            out.as_os_str(),
+        ],
+        &[("XDG_CACHE_HOME", dir.0.join("cache").as_os_str())],
+    );
+    assert_eq!(code, 0, "a run whose calls all failed still exits 0");
+    let rows = records(&out);
+    assert_eq!(rows.len(), 120, "every call has a record");
+    for r in &rows {
+        assert_eq!(r["error_kind"], "answer_too_large", "{r}");
+        assert_eq!(r["success"], false);
+        let kept = r["answer"].as_str().unwrap_or_default().len();
+        assert!(kept <= max, "kept {kept} bytes, more than max_answer_bytes");
+    }
+    let streamed = by_target(&rows, "endless-stream");
+    assert!(
+        streamed["answer"].as_str().unwrap().len() > max / 2,
+        "the first part of the answer is kept: {}",
+        streamed["answer"].as_str().unwrap().len()
+    );
+    assert!(
+        peak < 200 * 1024 * 1024,
+        "peak memory {} MiB",
+        peak / 1024 / 1024
+    );
+}
+
+/// A line that never ends and a 1 MiB header: records, not a hung or crashed run.
+#[test]
+fn a_line_without_end_and_huge_headers_end_as_records() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let dir = Scratch::new("no-newline");
+    let config = format!(
+        "suite = \"suite.toml\"\n{}\n{}",
+        target(
+            "no-newline",
+            &sim.base_url,
+            "max_attempts = 1\nmax_answer_bytes = 100000\nheaders = { \"x-sim-fault\" = \"line_without_end\" }",
+        ),
+        target(
+            "huge-headers",
+            &sim.base_url,
+            "max_attempts = 1\nheaders = { \"x-sim-fault\" = \"huge_headers\" }",
+        ),
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        by_target(&rows, "no-newline")["error_kind"],
+        "answer_too_large"
+    );
+    let huge = by_target(&rows, "huge-headers");
+    assert_eq!(huge["success"], false);
+    assert!(
+        huge["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{huge}"
+    );
+}
+
+/// Names made of dots could escape the storage layout: refused before anything is written.
+#[test]
+fn dot_names_are_refused_for_run_ids_campaigns_and_targets() {
+    let sim = Sim::start(&[]);
+    let dir = Scratch::new("dots");
+    let out = support::run_with(
+        &dir,
+        &target("t", &sim.base_url, ""),
+        &[],
+        &["--run-id", ".."],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--run-id '..'"), "{err}");
+    assert!(!dir.0.join("out").exists(), "nothing was written");
+
+    let out = support::run(&dir, &target(".hidden", &sim.base_url, ""), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("targets[0].name"),
+        "{err}"
+    );
+
+    let campaign = format!(
+        "[campaign]\nname = \"..\"\nstart = 2026-12-01T00:00:00Z\nend = 2026-12-02T00:00:00Z\nevery = \"1h\"\n{}",
+        target("t", &sim.base_url, "")
+    );
+    let out = support::run(&dir, &campaign, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("campaign.name"),
+        "{err}"
+    );
+}
+
+/// A missing suite is named once, with its cause once.
+#[test]
+fn a_missing_suite_is_one_clear_error() {
+    let dir = Scratch::new("no-suite");
+    let out = support::run(
+        &dir,
+        "suite = \"nowhere.toml\"\n[[targets]]\nname = \"s\"\nprovider = \"sim\"\nmodel = \"m\"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nowhere.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
