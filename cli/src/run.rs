@@ -7,10 +7,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use llmpulse_core::config::Config;
 use llmpulse_core::job::{self, JobOutcome, JobRequest, SlotChoice};
+use llmpulse_core::manifest::Manifest;
 use llmpulse_core::publish::Publication;
 use llmpulse_core::record::Record;
 use llmpulse_core::runner::Stop;
-use llmpulse_core::sink::Each;
+use llmpulse_core::sink::{Each, RecordSink};
+use llmpulse_core::summary::TargetSummary;
 
 use crate::args::RunArgs;
 use crate::{signals, table};
@@ -60,25 +62,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let progress = progress_bar(total as u64, a.quiet);
-    let mut done = 0usize;
-    let mut on_record = Each(|r: &Record| {
-        done += 1;
-        if progress.is_hidden() {
-            // No terminal: a log line every 10% instead of a bar.
-            if done == total || done.is_multiple_of((total / 10).max(1)) {
-                tracing::info!(done, total, "progress");
-            }
-        } else {
-            progress.inc(1);
-            if !r.success {
-                progress.set_message(format!(
-                    "last failure: {} {}",
-                    r.target,
-                    r.error_kind.map_or("", |k| k.as_str())
-                ));
-            }
-        }
-    });
+    let mut on_record = progress_sink(&progress, total);
 
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
@@ -108,6 +92,22 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
+    print_run(&a, &manifest, &summary, &publication, total)?;
+    if stopped {
+        eprintln!("stopped by a signal: the run is published as partial (complete = false)");
+        return Ok(ExitCode::from(crate::EXIT_STOPPED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a run did: where it is, the summary table (and its Markdown, when asked).
+fn print_run(
+    a: &RunArgs,
+    manifest: &Manifest,
+    summary: &[TargetSummary],
+    publication: &Publication,
+    total: usize,
+) -> anyhow::Result<()> {
     let stored = publication.describe();
     if let Publication::Spooled { dir, error } = &publication {
         tracing::error!(%error, spool = %dir.display(), "the store refused the run");
@@ -140,7 +140,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             manifest.run_id,
             manifest.records,
             manifest.successes,
-            table::render_markdown(&summary)
+            table::render_markdown(summary)
         );
         std::fs::write(p, md).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -160,14 +160,33 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .unwrap_or_default()
         );
-        println!("{}", table::render(&summary));
+        println!("{}", table::render(summary));
         println!("  {stored}");
     }
-    if stopped {
-        eprintln!("stopped by a signal: the run is published as partial (complete = false)");
-        return Ok(ExitCode::from(crate::EXIT_STOPPED));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The sink that moves the progress bar (or, with no terminal, logs every 10%).
+fn progress_sink(progress: &ProgressBar, total: usize) -> impl RecordSink + '_ {
+    let mut done = 0usize;
+    Each(move |r: &Record| {
+        done += 1;
+        if progress.is_hidden() {
+            // No terminal: a log line every 10% instead of a bar.
+            if done == total || done.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(done, total, "progress");
+            }
+        } else {
+            progress.inc(1);
+            if !r.success {
+                progress.set_message(format!(
+                    "last failure: {} {}",
+                    r.target,
+                    r.error_kind.map_or("", |k| k.as_str())
+                ));
+            }
+        }
+    })
 }
 
 /// Prints a one-line outcome (and writes it as the Markdown summary, when asked).

@@ -192,6 +192,24 @@ fn kill_9_then_upload_recovers_every_finished_call() {
         "{lost} answered calls lost (at most the {concurrency} in flight may be)"
     );
 
+    // A report counts the run and says it is partial.
+    let rep = dir.0.join("report");
+    support::ok(
+        &Command::new(BIN)
+            .args(["report", "--from"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&rep)
+            .output()
+            .unwrap(),
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(rep.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"], 1);
+    assert_eq!(summary["partial_runs"], 1);
+    let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    assert!(md.contains("1 of 1 run is partial"), "{md}");
+
     // The spool is empty now, and a second upload has nothing to do.
     let again = Command::new(BIN)
         .args(["upload", "--spool"])

@@ -26,9 +26,9 @@ use chrono::{DateTime, Utc};
 
 use crate::layout;
 use crate::manifest::{FileEntry, Manifest, RunMeta};
-use crate::publish::OutputError;
 use crate::record::Record;
 use crate::sink::RecordSink;
+use crate::store::StoreError;
 
 /// The file in a staged run's directory naming the store it is for.
 pub const DESTINATION: &str = "destination";
@@ -40,6 +40,22 @@ const LOCK: &str = "lock";
 /// only a crash of the machine, not of the process, can lose the unsynced ones).
 const SYNC_EVERY: usize = 64;
 const SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why a run's files could not be written, read or published.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {cause}")]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("cannot encode records as CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
 
 /// A run being written: the sink the runner feeds.
 pub struct Journal {

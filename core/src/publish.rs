@@ -8,26 +8,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+pub use crate::journal::OutputError;
 use crate::journal::{self, Staged, StagedRun};
 use crate::layout;
 use crate::manifest::{FileEntry, Manifest, RunMeta};
 use crate::record::{self, Record};
 use crate::store::{Store, StoreError, StoreErrorKind, with_retries};
-
-#[derive(Debug, thiserror::Error)]
-pub enum OutputError {
-    #[error("{path}: {cause}")]
-    Io {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot encode records as CSV: {0}")]
-    Csv(#[from] csv::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{path}: {message}")]
-    Corrupt { path: PathBuf, message: String },
-}
 
 /// Where a run ended up.
 #[derive(Debug)]

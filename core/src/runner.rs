@@ -243,6 +243,17 @@ async fn ask(
     }
 }
 
+/// What every call of a run shares.
+struct Shared {
+    lanes: Vec<Lane>,
+    suite: Suite,
+    prompts: Vec<Prompt>,
+    opts: RunOptions,
+    config_hash: String,
+    keep_answers: bool,
+    global: Semaphore,
+}
+
 /// Runs `suite` against the config's targets, handing each record to `sink` as its call ends
 /// (a fallback's record right after the record of the call it stood in for). The records are
 /// built on the call tasks and cross a channel to the one task that feeds the sink, so a slow
@@ -254,21 +265,19 @@ pub async fn run(
     sink: &mut dyn RecordSink,
 ) -> Result<RunOutput, RunError> {
     let started_at = Utc::now();
-    let lanes: Arc<Vec<Lane>> = Arc::new(
-        config
+    let shared = Arc::new(Shared {
+        lanes: config
             .targets
             .iter()
             .map(Lane::new)
             .collect::<Result<_, _>>()?,
-    );
-    let prompts: Arc<Vec<Prompt>> =
-        Arc::new(suite.questions.iter().map(|q| suite.prompt(q)).collect());
-    let suite = Arc::new(suite.clone());
-    let hash: Arc<str> = config_hash(config, &suite).into();
-    let opts = Arc::new(opts.clone());
-    let keep_answers = config.keep_answers;
-    let global = Arc::new(Semaphore::new(config.concurrency as usize));
-
+        prompts: suite.questions.iter().map(|q| suite.prompt(q)).collect(),
+        suite: suite.clone(),
+        opts: opts.clone(),
+        config_hash: config_hash(config, suite),
+        keep_answers: config.keep_answers,
+        global: Semaphore::new(config.concurrency as usize),
+    });
     let askable: Vec<usize> = (0..config.targets.len())
         .filter(|i| !config.targets[*i].fallback_only)
         .collect();
@@ -282,93 +291,116 @@ pub async fn run(
         .map(|(_, c)| c)
         .collect();
     let planned = calls.len();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Record>();
-    let mut tasks = JoinSet::new();
-    for call in calls {
-        let (lanes, prompts, suite, hash, opts, global, tx) = (
-            lanes.clone(),
-            prompts.clone(),
-            suite.clone(),
-            hash.clone(),
-            opts.clone(),
-            global.clone(),
-            tx.clone(),
-        );
-        tasks.spawn(async move {
-            let question = &suite.questions[call.question];
-            let prompt = &prompts[call.question];
-            let record = |lane: &Lane, asked: &Asked, from: Option<&str>, to: Option<&str>| {
-                let target = lane.client.target();
-                let cx = CallContext {
-                    run_id: &opts.run_id,
-                    campaign: opts.campaign.as_deref(),
-                    slot: opts.slot,
-                    origin: &opts.origin,
-                    config_hash: &hash,
-                    keep_answers,
-                    target,
-                    question,
-                    prompt,
-                    repetition: call.repetition,
-                    stats: &asked.stats,
-                    failover_from: from,
-                    failover_to: to,
+    // Calls are spawned as room frees up, not all at once: a waiting call costs its task's
+    // memory, and a run of 100,000 calls must not hold 100,000 of them.
+    let live = Arc::new(Semaphore::new(max_live(config)));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(RECORD_QUEUE);
+    let dispatch = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            for call in calls {
+                let Ok(room) = live.clone().acquire_owned().await else {
+                    break;
                 };
-                Record::from_call(&cx, &asked.outcome)
-            };
-            let lane = &lanes[call.target];
-            let asked = ask(lane, prompt, weight(lane, prompt), &global, &opts).await;
-            let target = lane.client.target();
-            let fallback = match (&asked.outcome.error, &target.fallback) {
-                (Some(e), Some(name))
-                    if !matches!(
-                        e.kind,
-                        ErrorKind::SkippedDeadline
-                            | ErrorKind::SkippedCancelled
-                            | ErrorKind::Cancelled
-                    ) =>
-                {
-                    lanes.iter().find(|l| &l.client.target().name == name)
+                // Free the memory of the tasks that ended.
+                while let Some(done) = tasks.try_join_next() {
+                    done?;
                 }
-                _ => None,
-            };
-            let primary = record(
-                lane,
-                &asked,
-                None,
-                fallback.map(|l| l.client.target().name.as_str()),
-            );
-            // The receiver lives until every task has ended.
-            let _ = tx.send(primary);
-            if let Some(fb) = fallback {
-                let answered = ask(fb, prompt, weight(fb, prompt), &global, &opts).await;
-                let _ = tx.send(record(fb, &answered, Some(&target.name), None));
+                let (shared, tx) = (shared.clone(), tx.clone());
+                tasks.spawn(async move {
+                    let _room = room;
+                    one_call(&shared, call, &tx).await;
+                });
             }
-        });
-    }
-    drop(tx);
+            drop(tx);
+            while let Some(done) = tasks.join_next().await {
+                done?;
+            }
+            Ok::<(), tokio::task::JoinError>(())
+        })
+    };
     let (mut records, mut successes) = (0, 0);
     while let Some(record) = rx.recv().await {
         records += 1;
         successes += usize::from(record.success);
         if let Err(e) = sink.record(&record) {
-            tasks.abort_all();
+            // Dropping the dispatcher's task set cancels every call.
+            dispatch.abort();
             return Err(RunError::Sink(e));
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        done?;
-    }
+    dispatch.await??;
     Ok(RunOutput {
         run_id: opts.run_id.clone(),
         started_at,
         finished_at: Utc::now(),
-        config_hash: hash.to_string(),
+        config_hash: shared.config_hash.clone(),
         shard: opts.shard,
         planned,
         records,
         successes,
     })
+}
+
+/// One planned call: asked of its target (then of its fallback, if it failed and has one), each
+/// outcome sent as a record. The receiver lives until every call has ended (or the run failed).
+async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Sender<Record>) {
+    let opts = &shared.opts;
+    let question = &shared.suite.questions[call.question];
+    let prompt = &shared.prompts[call.question];
+    let record = |lane: &Lane, asked: &Asked, from: Option<&str>, to: Option<&str>| {
+        let cx = CallContext {
+            run_id: &opts.run_id,
+            campaign: opts.campaign.as_deref(),
+            slot: opts.slot,
+            origin: &opts.origin,
+            config_hash: &shared.config_hash,
+            keep_answers: shared.keep_answers,
+            target: lane.client.target(),
+            question,
+            prompt,
+            repetition: call.repetition,
+            stats: &asked.stats,
+            failover_from: from,
+            failover_to: to,
+        };
+        Record::from_call(&cx, &asked.outcome)
+    };
+    let lane = &shared.lanes[call.target];
+    let asked = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
+    let target = lane.client.target();
+    let fallback = match (&asked.outcome.error, &target.fallback) {
+        (Some(e), Some(name))
+            if !matches!(
+                e.kind,
+                ErrorKind::SkippedDeadline | ErrorKind::SkippedCancelled | ErrorKind::Cancelled
+            ) =>
+        {
+            shared
+                .lanes
+                .iter()
+                .find(|l| &l.client.target().name == name)
+        }
+        _ => None,
+    };
+    let to = fallback.map(|l| l.client.target().name.as_str());
+    let _ = tx.send(record(lane, &asked, None, to)).await;
+    if let Some(fb) = fallback {
+        let answered = ask(fb, prompt, weight(fb, prompt), &shared.global, opts).await;
+        let _ = tx
+            .send(record(fb, &answered, Some(&target.name), None))
+            .await;
+    }
+}
+
+/// Records waiting for the sink at most; past it, finished calls wait to hand theirs over.
+const RECORD_QUEUE: usize = 1024;
+
+/// Calls spawned and not yet ended at most: every call that can run (the run's concurrency)
+/// and a queue behind it, so that limiters and retries still interleave targets.
+fn max_live(config: &Config) -> usize {
+    (config.concurrency as usize * 8).max(1024)
 }
 
 /// The tokens a request is expected to use: its prompt estimate plus its output budget.

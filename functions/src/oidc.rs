@@ -73,7 +73,10 @@ impl Verifier {
                 .get("LLMPULSE_OIDC_EMAIL")
                 .filter(|e| !e.is_empty())
                 .cloned(),
-            http: reqwest::Client::new(),
+            http: {
+                llmpulse_core::provider::http::install_crypto();
+                reqwest::Client::new()
+            },
             keys: RwLock::new((HashMap::new(), None)),
         })
     }

@@ -151,7 +151,7 @@ fn only_callers_with_a_valid_scheduler_token_get_a_run() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let post = |auth: Option<String>| {
         rt.block_on(async {
-            let mut req = reqwest::Client::new()
+            let mut req = support::http()
                 .post(format!("{}/run", svc.url))
                 .json(&json!({}));
             if let Some(a) = auth {

@@ -54,7 +54,7 @@ fn scheduled_invocations_run_each_slot_once_into_s3() {
     let secret = format!("llmpulse-test/{}", std::process::id());
     rt.block_on(async {
         let url = std::env::var("AWS_ENDPOINT_URL").unwrap();
-        let r = reqwest::Client::new()
+        let r = support::http()
             .post(url)
             .header("x-amz-target", "secretsmanager.CreateSecret")
             // moto routes a request by the service its credential scope names.
@@ -114,7 +114,7 @@ fn scheduled_invocations_run_each_slot_once_into_s3() {
 
     let invoke = |payload: &Value| -> Value {
         rt.block_on(async {
-            reqwest::Client::new()
+            support::http()
                 .post(format!(
                     "http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"
                 ))

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::aggregate::{Aggregate, SideSample};
 use llmpulse_core::stats;
 
-use crate::figures::{Estimate, RateFigure, SEED};
+use crate::estimate::{Estimate, RateFigure, SEED};
 
 /// Resamples for the interval of a difference of medians.
 const RESAMPLES: usize = 1_000;

@@ -8,62 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::aggregate::{Aggregate, BucketAgg, Dist, Mean, Rate};
+use crate::aggregate::{Aggregate, BucketAgg, Dist, Rate};
 use crate::compare::{self, Comparison};
+pub use crate::estimate::{CiMethod, Estimate, MeanFigure, Quantiles, RESAMPLES, RateFigure, SEED};
 use crate::read::{ReadStats, RunSeen};
 use llmpulse_core::schedule::Campaign;
-use llmpulse_core::stats::{self, Z95};
+use llmpulse_core::stats::{self};
 
-/// Bootstrap resamples per interval.
-pub const RESAMPLES: usize = 1_000;
-/// The bootstrap's seed: the same records give the same report.
-pub const SEED: u64 = 0x11_e5_0b_5e;
 /// The window of the rolling median, as public provider leaderboards report it.
 pub const ROLLING_HOURS: i64 = 72;
-
-/// A value with its 95% interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Estimate {
-    pub value: f64,
-    pub lo: f64,
-    pub hi: f64,
-}
-
-/// A rate with its Wilson interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct RateFigure {
-    pub n: u64,
-    pub k: u64,
-    pub rate: Estimate,
-}
-
-impl RateFigure {
-    /// [`RateFigure::of`], or 0 of 0 with the uninformative interval [0, 1].
-    pub fn of_or_empty(r: Rate) -> RateFigure {
-        RateFigure::of(r).unwrap_or(RateFigure {
-            n: 0,
-            k: 0,
-            rate: Estimate {
-                value: 0.0,
-                lo: 0.0,
-                hi: 1.0,
-            },
-        })
-    }
-
-    pub fn of(r: Rate) -> Option<RateFigure> {
-        let (lo, hi) = stats::wilson(r.ok, r.n, Z95)?;
-        Some(RateFigure {
-            n: r.n,
-            k: r.ok,
-            rate: Estimate {
-                value: r.ok as f64 / r.n as f64,
-                lo,
-                hi,
-            },
-        })
-    }
-}
 
 /// Every flagged bucket of every target: (target, point, `slower` or `faster`).
 pub fn shifts(r: &Report) -> impl Iterator<Item = (&str, &Point, &'static str)> {
@@ -72,107 +25,6 @@ pub fn shifts(r: &Report) -> impl Iterator<Item = (&str, &Point, &'static str)> 
             .iter()
             .filter_map(move |p| Some((s.target.as_str(), p, p.regression?)))
     })
-}
-
-/// A mean with its n.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct MeanFigure {
-    pub n: u64,
-    pub mean: f64,
-}
-
-impl MeanFigure {
-    /// The mean to 12 significant digits: workers sum in different orders, and the last bits of
-    /// a float sum depend on the order; the report should not.
-    pub fn of(m: Mean) -> Option<MeanFigure> {
-        let mean = m.value()?;
-        Some(MeanFigure {
-            n: m.n,
-            mean: format!("{mean:.11e}").parse().unwrap_or(mean),
-        })
-    }
-}
-
-/// How an interval was computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CiMethod {
-    Bootstrap,
-    OrderStatistic,
-}
-
-/// Percentiles of one distribution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Quantiles {
-    pub n: u64,
-    pub p50: Estimate,
-    pub p90: Estimate,
-    pub p95: Estimate,
-    pub p99: Estimate,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    pub ci_method: CiMethod,
-    /// For the box plot: the 5th and 25th, 75th percentiles (no intervals).
-    pub p05: f64,
-    pub p25: f64,
-    pub p75: f64,
-}
-
-const QS: [f64; 7] = [50.0, 90.0, 95.0, 99.0, 5.0, 25.0, 75.0];
-
-impl Quantiles {
-    pub fn of(d: &Dist, seed: u64) -> Option<Quantiles> {
-        if d.is_empty() {
-            return None;
-        }
-        if let Some(sorted) = d.exact_sorted() {
-            let cis = stats::bootstrap_percentiles(&sorted, &QS[..4], 0.95, RESAMPLES, seed)?;
-            let at = |q: f64| stats::percentile_sorted(&sorted, q);
-            let est = |i: usize| Estimate {
-                value: at(QS[i]),
-                lo: cis[i].0,
-                hi: cis[i].1,
-            };
-            return Some(Quantiles {
-                n: sorted.len() as u64,
-                p50: est(0),
-                p90: est(1),
-                p95: est(2),
-                p99: est(3),
-                mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
-                min: sorted[0],
-                max: sorted[sorted.len() - 1],
-                ci_method: CiMethod::Bootstrap,
-                p05: at(5.0),
-                p25: at(25.0),
-                p75: at(75.0),
-            });
-        }
-        let n = d.len();
-        let est = |q: f64| -> Option<Estimate> {
-            let (l, u) = stats::quantile_rank_interval(n, q, Z95)?;
-            Some(Estimate {
-                value: d.hist_quantile(q)?,
-                lo: d.hist_quantile(l as f64 / n as f64)?,
-                hi: d.hist_quantile(u as f64 / n as f64)?,
-            })
-        };
-        Some(Quantiles {
-            n,
-            p50: est(0.5)?,
-            p90: est(0.9)?,
-            p95: est(0.95)?,
-            p99: est(0.99)?,
-            mean: d.mean()?,
-            min: d.hist_quantile(0.0)?,
-            max: d.hist_quantile(1.0)?,
-            ci_method: CiMethod::OrderStatistic,
-            p05: d.hist_quantile(0.05)?,
-            p25: d.hist_quantile(0.25)?,
-            p75: d.hist_quantile(0.75)?,
-        })
-    }
 }
 
 /// One target's figures. Timings are over successful calls.
@@ -307,6 +159,9 @@ pub struct Report {
     pub campaign: Option<String>,
     pub records: u64,
     pub runs: usize,
+    /// Runs that were stopped early or recovered after they died (`complete = false`): their
+    /// records count, but they hold fewer calls than planned.
+    pub partial_runs: usize,
     /// True when any record comes from the synthetic history generator.
     pub synthetic: bool,
     pub bucket_sec: i64,
@@ -398,6 +253,7 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         campaign: cx.campaign.clone(),
         records: agg.records,
         runs: read.runs.len(),
+        partial_runs: read.runs.iter().filter(|r| !r.complete).count(),
         synthetic: agg.origins.iter().any(|o| o.starts_with("synthetic")),
         bucket_sec: agg.plan.bucket_sec,
         targets,

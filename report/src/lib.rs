@@ -11,6 +11,7 @@ pub mod aggregate;
 pub mod charts;
 pub mod compare;
 pub mod dist;
+pub mod estimate;
 pub mod figures;
 pub mod html;
 pub mod read;

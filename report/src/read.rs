@@ -46,6 +46,10 @@ pub struct RunSeen {
     pub shard: Option<(u32, u32)>,
     pub records: usize,
     pub successes: usize,
+    /// False for a run stopped early or recovered after it died.
+    pub complete: bool,
+    /// The calls it planned, when its manifest says.
+    pub planned: Option<usize>,
 }
 
 /// What reading found besides records: the runs, and anything that could not be used.
@@ -80,31 +84,7 @@ pub async fn read(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Aggregate, ReadStats), ReadError> {
     let mut stats = ReadStats::default();
-    let keys: Vec<String> = store
-        .list(layout::RUNS_PREFIX)
-        .await?
-        .into_iter()
-        .filter(|k| layout::is_manifest_key(k))
-        .collect();
-    if keys.is_empty() {
-        return Err(ReadError::Empty(store.describe()));
-    }
-    stats.manifests = keys.len();
-    // Manifests are parsed as they arrive; only the parsed form is kept.
-    let mut manifests = stream::iter(keys)
-        .map(|k| async move {
-            let b = store.get(&k).await?;
-            Ok::<_, StoreError>((k, b))
-        })
-        .buffered(IN_FLIGHT);
-    let mut runs: Vec<Manifest> = Vec::new();
-    while let Some((key, bytes)) = manifests.try_next().await? {
-        let Some(bytes) = bytes else { continue };
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) => runs.push(m),
-            Err(e) => stats.problems.push(format!("{key}: not a manifest: {e}")),
-        }
-    }
+    let mut runs = manifests(store, &mut stats).await?;
     // A run is kept when its campaign matches and its time could overlap the window (its records
     // are filtered one by one below); a day of slack covers long runs.
     runs.retain(|m| {
@@ -140,45 +120,13 @@ pub async fn read(
             shard: m.shard.map(|s| (s.index, s.count)),
             records: m.records,
             successes: m.successes,
+            complete: m.complete,
+            planned: m.planned,
         });
     }
 
     // Worker threads, each folding whole files into its own aggregate.
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 8);
-    let (tx, rx) = mpsc::sync_channel::<(String, Bytes, String)>(workers * 2);
-    let rx = Arc::new(Mutex::new(rx));
-    let filter = Arc::new(filter.clone());
-    let handles: Vec<_> = (0..workers)
-        .map(|_| {
-            let rx = Arc::clone(&rx);
-            let filter = Arc::clone(&filter);
-            let plan = plan.clone();
-            std::thread::spawn(move || {
-                let mut agg = Aggregate::new(plan);
-                let mut problems = Vec::new();
-                loop {
-                    let next = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((path, bytes, sha))) = next else {
-                        break;
-                    };
-                    let actual = hex::encode(Sha256::digest(&bytes));
-                    if actual != sha {
-                        problems.push(format!(
-                            "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
-                             file skipped"
-                        ));
-                        continue;
-                    }
-                    fold_file(&mut agg, &path, &bytes, &filter);
-                }
-                (agg, problems)
-            })
-        })
-        .collect();
-
+    let (tx, handles) = spawn_workers(&plan, filter);
     let files: Vec<(String, String)> = runs
         .iter()
         .flat_map(|m| {
@@ -231,6 +179,85 @@ pub async fn read(
         return Err(e.into());
     }
     Ok((total, stats))
+}
+
+/// Every manifest at `store`, parsed (a problem is noted for one that is not a manifest).
+async fn manifests(store: &dyn Store, stats: &mut ReadStats) -> Result<Vec<Manifest>, ReadError> {
+    let keys: Vec<String> = store
+        .list(layout::RUNS_PREFIX)
+        .await?
+        .into_iter()
+        .filter(|k| layout::is_manifest_key(k))
+        .collect();
+    if keys.is_empty() {
+        return Err(ReadError::Empty(store.describe()));
+    }
+    stats.manifests = keys.len();
+    // Manifests are parsed as they arrive; only the parsed form is kept.
+    let mut manifests = stream::iter(keys)
+        .map(|k| async move {
+            let b = store.get(&k).await?;
+            Ok::<_, StoreError>((k, b))
+        })
+        .buffered(IN_FLIGHT);
+    let mut runs: Vec<Manifest> = Vec::new();
+    while let Some((key, bytes)) = manifests.try_next().await? {
+        let Some(bytes) = bytes else { continue };
+        match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) => runs.push(m),
+            Err(e) => stats.problems.push(format!("{key}: not a manifest: {e}")),
+        }
+    }
+    Ok(runs)
+}
+
+/// A file to fold: its path, its bytes and the SHA-256 its manifest gives.
+type Job = (String, Bytes, String);
+/// A worker's result: its aggregate and the problems it found.
+type Folded = (Aggregate, Vec<String>);
+
+/// Worker threads, one per core (at most 8), each folding whole files into its own aggregate;
+/// a file whose SHA-256 differs from its manifest's is skipped and named.
+fn spawn_workers(
+    plan: &Plan,
+    filter: &Filter,
+) -> (mpsc::SyncSender<Job>, Vec<std::thread::JoinHandle<Folded>>) {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    let (tx, rx) = mpsc::sync_channel::<Job>(workers * 2);
+    let rx = Arc::new(Mutex::new(rx));
+    let filter = Arc::new(filter.clone());
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let rx = Arc::clone(&rx);
+            let filter = Arc::clone(&filter);
+            let plan = plan.clone();
+            std::thread::spawn(move || {
+                let mut agg = Aggregate::new(plan);
+                let mut problems = Vec::new();
+                loop {
+                    let next = rx.lock().map(|r| r.recv());
+                    let Ok(Ok((path, bytes, sha))) = next else {
+                        break;
+                    };
+                    let actual = hex::encode(Sha256::digest(&bytes));
+                    if actual != sha {
+                        problems.push(format!(
+                            "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
+                             file skipped"
+                        ));
+                        continue;
+                    }
+                    fold_file(&mut agg, &path, &bytes, &filter);
+                }
+                (agg, problems)
+            })
+        })
+        .collect();
+
+    (tx, handles)
 }
 
 /// Folds the lines of one JSONL file. A line that is not a record is counted and named, never

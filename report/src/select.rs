@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aggregate::{Aggregate, CellAgg, Rate};
+use crate::aggregate::{Aggregate, CellAgg, Rate, TargetAgg};
 use llmpulse_core::stats::{self, Z95};
 
 /// The task types of the seed, plus `rag_coverage`.
@@ -202,88 +202,18 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
     let mut excluded = Vec::new();
     let mut raw: BTreeMap<&str, BTreeMap<&'static str, f64>> = BTreeMap::new();
     for (name, t) in &agg.targets {
-        let mut out = |reason: String| {
-            excluded.push(Excluded {
-                target: name.clone(),
-                reason,
-            })
+        let verdict = match outside_limits(t, criteria) {
+            Some(reason) => Err(reason),
+            None => task_scores(agg, name, criteria),
         };
-        if t.calls.n < criteria.min_calls {
-            out(format!(
-                "only {} calls; at least {} are needed",
-                t.calls.n, criteria.min_calls
-            ));
-            continue;
-        }
-        if let Some(max) = criteria.max_memory_mb {
-            match t.memory_mb.value() {
-                None => {
-                    out("no memory measurement, and a memory limit was given".into());
-                    continue;
-                }
-                Some(m) if m > max => {
-                    out(format!("uses {m:.0} MB, above the {max:.0} MB limit"));
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        if let Some(min) = criteria.min_speed_tps {
-            match t.output_speed.hist_quantile(0.5) {
-                Some(s) if s >= min => {}
-                s => {
-                    out(format!(
-                        "median output speed {} tok/s, below {min}",
-                        s.map_or("unknown".into(), |s| format!("{s:.1}"))
-                    ));
-                    continue;
-                }
-            }
-        }
-        if let Some(max) = criteria.max_p95_latency_sec {
-            match t.latency.hist_quantile(0.95) {
-                Some(l) if l <= max => {}
-                l => {
-                    out(format!(
-                        "p95 latency {} s, above {max}",
-                        l.map_or("unknown".into(), |l| format!("{l:.2}"))
-                    ));
-                    continue;
-                }
-            }
-        }
-        if let Some(max) = criteria.max_cost_usd
-            && let Some(c) = t.cost_usd.value()
-            && c > max
-        {
-            out(format!("costs ${c:.5} a call, above ${max}"));
-            continue;
-        }
-        let mut scores = BTreeMap::new();
-        let mut missing = None;
-        for (task, _) in &criteria.weights {
-            match raw_task(agg, name, task) {
-                Some((v, n)) if n >= criteria.min_task_calls => {
-                    scores.insert(*task, v);
-                }
-                Some((_, n)) => {
-                    missing = Some(format!(
-                        "{task}: only {n} relevant calls; at least {} are needed",
-                        criteria.min_task_calls
-                    ));
-                    break;
-                }
-                None => {
-                    missing = Some(format!("{task}: no records measure it"));
-                    break;
-                }
-            }
-        }
-        match missing {
-            Some(reason) => out(reason),
-            None => {
+        match verdict {
+            Ok(scores) => {
                 raw.insert(name, scores);
             }
+            Err(reason) => excluded.push(Excluded {
+                target: name.clone(),
+                reason,
+            }),
         }
     }
     if raw.is_empty() {
@@ -302,47 +232,8 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
             records: agg.records,
         });
     }
-
-    // Speed and memory are relative: normalise by the best candidate.
-    for task in ["speed_critical", "memory_constrained"] {
-        let best = raw
-            .values()
-            .filter_map(|s| s.get(task))
-            .fold(0.0f64, |a, b| a.max(*b));
-        if best > 0.0 {
-            for s in raw.values_mut() {
-                if let Some(v) = s.get_mut(task) {
-                    *v /= best;
-                }
-            }
-        }
-    }
-    let total_weight: f64 = criteria.weights.iter().map(|(_, w)| w).sum();
-    let mut candidates: Vec<Candidate> = raw
-        .into_iter()
-        .map(|(name, task_scores)| {
-            let t = &agg.targets[name];
-            let reliability = lower(t.calls).unwrap_or(0.0);
-            let weighted: f64 = criteria
-                .weights
-                .iter()
-                .map(|(task, w)| w * task_scores.get(task).copied().unwrap_or(0.0))
-                .sum::<f64>()
-                / total_weight.max(1e-9);
-            Candidate {
-                target: name.to_string(),
-                model: t.model.clone(),
-                score: round4(weighted * reliability),
-                task_scores: task_scores
-                    .into_iter()
-                    .map(|(k, v)| (k, round4(v)))
-                    .collect(),
-                calls: t.calls.n,
-                success_rate_lower: round4(reliability),
-            }
-        })
-        .collect();
-    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.target.cmp(&b.target)));
+    normalise(&mut raw);
+    let mut candidates = rank(agg, criteria, raw);
     let best = candidates.remove(0);
     let t = &agg.targets[&best.target];
     let temperature = best_temperature(agg, &best.target);
@@ -385,6 +276,140 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
         excluded,
         records: agg.records,
     })
+}
+
+/// Why a target is left out by the limits (`--min-calls`, `--max-memory`, …), if it is.
+fn outside_limits(t: &TargetAgg, criteria: &Criteria) -> Option<String> {
+    if t.calls.n < criteria.min_calls {
+        return Some(format!(
+            "only {} calls; at least {} are needed",
+            t.calls.n, criteria.min_calls
+        ));
+    }
+    if let Some(max) = criteria.max_memory_mb {
+        match t.memory_mb.value() {
+            None => {
+                return Some("no memory measurement, and a memory limit was given".into());
+            }
+            Some(m) if m > max => {
+                return Some(format!("uses {m:.0} MB, above the {max:.0} MB limit"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(min) = criteria.min_speed_tps {
+        match t.output_speed.hist_quantile(0.5) {
+            Some(s) if s >= min => {}
+            s => {
+                return Some(format!(
+                    "median output speed {} tok/s, below {min}",
+                    s.map_or("unknown".into(), |s| format!("{s:.1}"))
+                ));
+            }
+        }
+    }
+    if let Some(max) = criteria.max_p95_latency_sec {
+        match t.latency.hist_quantile(0.95) {
+            Some(l) if l <= max => {}
+            l => {
+                return Some(format!(
+                    "p95 latency {} s, above {max}",
+                    l.map_or("unknown".into(), |l| format!("{l:.2}"))
+                ));
+            }
+        }
+    }
+    if let Some(max) = criteria.max_cost_usd
+        && let Some(c) = t.cost_usd.value()
+        && c > max
+    {
+        return Some(format!("costs ${c:.5} a call, above ${max}"));
+    }
+    None
+}
+
+/// The target's raw score for every weighted task, or why it has too little evidence.
+fn task_scores(
+    agg: &Aggregate,
+    name: &str,
+    criteria: &Criteria,
+) -> Result<BTreeMap<&'static str, f64>, String> {
+    let mut scores = BTreeMap::new();
+    let mut missing = None;
+    for (task, _) in &criteria.weights {
+        match raw_task(agg, name, task) {
+            Some((v, n)) if n >= criteria.min_task_calls => {
+                scores.insert(*task, v);
+            }
+            Some((_, n)) => {
+                missing = Some(format!(
+                    "{task}: only {n} relevant calls; at least {} are needed",
+                    criteria.min_task_calls
+                ));
+                break;
+            }
+            None => {
+                missing = Some(format!("{task}: no records measure it"));
+                break;
+            }
+        }
+    }
+    match missing {
+        Some(reason) => Err(reason),
+        None => Ok(scores),
+    }
+}
+
+/// Speed and memory are relative: each is divided by the best candidate's.
+fn normalise(raw: &mut BTreeMap<&str, BTreeMap<&'static str, f64>>) {
+    for task in ["speed_critical", "memory_constrained"] {
+        let best = raw
+            .values()
+            .filter_map(|s| s.get(task))
+            .fold(0.0f64, |a, b| a.max(*b));
+        if best > 0.0 {
+            for s in raw.values_mut() {
+                if let Some(v) = s.get_mut(task) {
+                    *v /= best;
+                }
+            }
+        }
+    }
+}
+
+/// Candidates by score (weighted task score × success-rate lower bound), best first.
+fn rank(
+    agg: &Aggregate,
+    criteria: &Criteria,
+    raw: BTreeMap<&str, BTreeMap<&'static str, f64>>,
+) -> Vec<Candidate> {
+    let total_weight: f64 = criteria.weights.iter().map(|(_, w)| w).sum();
+    let mut candidates: Vec<Candidate> = raw
+        .into_iter()
+        .map(|(name, task_scores)| {
+            let t = &agg.targets[name];
+            let reliability = lower(t.calls).unwrap_or(0.0);
+            let weighted: f64 = criteria
+                .weights
+                .iter()
+                .map(|(task, w)| w * task_scores.get(task).copied().unwrap_or(0.0))
+                .sum::<f64>()
+                / total_weight.max(1e-9);
+            Candidate {
+                target: name.to_string(),
+                model: t.model.clone(),
+                score: round4(weighted * reliability),
+                task_scores: task_scores
+                    .into_iter()
+                    .map(|(k, v)| (k, round4(v)))
+                    .collect(),
+                calls: t.calls.n,
+                success_rate_lower: round4(reliability),
+            }
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.target.cmp(&b.target)));
+    candidates
 }
 
 fn explain(task: &str) -> &'static str {

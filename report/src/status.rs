@@ -48,20 +48,11 @@ pub struct CampaignStatus {
     pub by_industry: BTreeMap<String, Tally>,
 }
 
-/// Reads a campaign's manifests, claims and records from `store` and compares them with what
-/// the campaign should have produced by `as_of`. `per_industry_per_target` maps each industry to
-/// the records one run makes for one target (its questions × repetitions).
-pub async fn campaign_status(
+/// The runs of `campaign` at `store`, by slot (a slot may have several: shards, duplicates).
+async fn campaign_runs(
     campaign: &Campaign,
     store: &dyn Store,
-    targets: &[String],
-    per_industry_per_target: &BTreeMap<String, u64>,
-    as_of: DateTime<Utc>,
-) -> Result<CampaignStatus, StoreError> {
-    let slots: Vec<_> = campaign.slots().filter(|s| s.start <= as_of).collect();
-    let due = slots.len() as u64;
-
-    // Runs of this campaign, by slot.
+) -> Result<HashMap<u64, Vec<Manifest>>, StoreError> {
     let mut runs: HashMap<u64, Vec<Manifest>> = HashMap::new();
     for key in store.list(layout::RUNS_PREFIX).await? {
         if !layout::is_manifest_key(&key) {
@@ -80,6 +71,47 @@ pub async fn campaign_status(
             runs.entry(slot).or_default().push(m);
         }
     }
+
+    Ok(runs)
+}
+
+/// Slots whose claim is older than the campaign's `claim_timeout` and whose run wrote nothing.
+async fn dead_claims(
+    campaign: &Campaign,
+    store: &dyn Store,
+    runs: &HashMap<u64, Vec<Manifest>>,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut dead = Vec::new();
+    for key in store.list(&layout::claims_prefix(&campaign.name)).await? {
+        let Some(bytes) = store.get(&key).await? else {
+            continue;
+        };
+        let Ok(claim) = serde_json::from_slice::<Claim>(&bytes) else {
+            continue;
+        };
+        if !runs.contains_key(&claim.slot) && job::dead(campaign, store, &claim, as_of).await? {
+            dead.push(claim.slot);
+        }
+    }
+    dead.sort_unstable();
+    Ok(dead)
+}
+
+/// Reads a campaign's manifests, claims and records from `store` and compares them with what
+/// the campaign should have produced by `as_of`. `per_industry_per_target` maps each industry to
+/// the records one run makes for one target (its questions × repetitions).
+pub async fn campaign_status(
+    campaign: &Campaign,
+    store: &dyn Store,
+    targets: &[String],
+    per_industry_per_target: &BTreeMap<String, u64>,
+    as_of: DateTime<Utc>,
+) -> Result<CampaignStatus, StoreError> {
+    let slots: Vec<_> = campaign.slots().filter(|s| s.start <= as_of).collect();
+    let due = slots.len() as u64;
+
+    let runs = campaign_runs(campaign, store).await?;
 
     let per_target: u64 = per_industry_per_target.values().sum();
     let mut by_target: BTreeMap<String, Tally> = targets
@@ -165,19 +197,7 @@ pub async fn campaign_status(
         }
     }
 
-    let mut dead = Vec::new();
-    for key in store.list(&layout::claims_prefix(&campaign.name)).await? {
-        let Some(bytes) = store.get(&key).await? else {
-            continue;
-        };
-        let Ok(claim) = serde_json::from_slice::<Claim>(&bytes) else {
-            continue;
-        };
-        if !runs.contains_key(&claim.slot) && job::dead(campaign, store, &claim, as_of).await? {
-            dead.push(claim.slot);
-        }
-    }
-    dead.sort_unstable();
+    let dead = dead_claims(campaign, store, &runs, as_of).await?;
 
     Ok(CampaignStatus {
         campaign: campaign.name.clone(),

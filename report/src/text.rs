@@ -103,66 +103,13 @@ pub fn markdown(r: &Report) -> String {
         r.source,
         period(r)
     );
+    if r.partial_runs > 0 {
+        let _ = writeln!(s, "{}\n", partial_sentence(r));
+    }
     let _ = writeln!(s, "## Targets\n\n{}\n", target_table(r, ASCII_MARKDOWN));
 
-    if !r.industries.is_empty() {
-        let mut t = Table::new();
-        t.load_preset(ASCII_MARKDOWN);
-        t.set_header(vec![
-            "target",
-            "industry",
-            "n",
-            "success",
-            "coverage",
-            "grounding",
-        ]);
-        for c in &r.industries {
-            t.add_row(vec![
-                c.target.clone(),
-                c.industry.clone(),
-                c.success.n.to_string(),
-                format!("{:.1}%", c.success.rate.value * 100.0),
-                num(c.coverage.map(|m| m.mean), 3),
-                num(c.grounding.map(|m| m.mean), 3),
-            ]);
-        }
-        right(&mut t, 2);
-        let _ = writeln!(s, "## RAG quality by industry\n\n{t}\n");
-    }
-
-    if r.tasks.iter().any(|c| c.key != "rag") {
-        let mut t = Table::new();
-        t.load_preset(ASCII_MARKDOWN);
-        t.set_header(vec![
-            "target",
-            "task",
-            "n",
-            "success",
-            "coverage",
-            "valid JSON",
-            "valid tool call",
-            "distinct answers",
-        ]);
-        let rate = |r: &Option<super::figures::RateFigure>| {
-            r.as_ref()
-                .map_or(String::new(), |r| format!("{:.1}%", r.rate.value * 100.0))
-        };
-        for c in &r.tasks {
-            t.add_row(vec![
-                c.target.clone(),
-                c.key.clone(),
-                c.success.n.to_string(),
-                format!("{:.1}%", c.success.rate.value * 100.0),
-                num(c.coverage.map(|m| m.mean), 3),
-                rate(&c.json_valid),
-                rate(&c.tool_call_valid),
-                c.distinct_answer_share
-                    .map_or(String::new(), |v| format!("{:.0}%", v * 100.0)),
-            ]);
-        }
-        right(&mut t, 2);
-        let _ = writeln!(s, "## Capabilities by task\n\n{t}\n");
-    }
+    industry_table(&mut s, r);
+    task_table(&mut s, r);
 
     let flags: Vec<String> = shifts(r)
         .map(|(target, p, w)| {
@@ -345,4 +292,80 @@ pub fn comparison_text(c: &Comparison) -> String {
     right(&mut t, 1);
     let _ = writeln!(s, "{t}");
     s
+}
+
+/// RAG quality by target and industry, as a Markdown table.
+fn industry_table(s: &mut String, r: &Report) {
+    if !r.industries.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(ASCII_MARKDOWN);
+        t.set_header(vec![
+            "target",
+            "industry",
+            "n",
+            "success",
+            "coverage",
+            "grounding",
+        ]);
+        for c in &r.industries {
+            t.add_row(vec![
+                c.target.clone(),
+                c.industry.clone(),
+                c.success.n.to_string(),
+                format!("{:.1}%", c.success.rate.value * 100.0),
+                num(c.coverage.map(|m| m.mean), 3),
+                num(c.grounding.map(|m| m.mean), 3),
+            ]);
+        }
+        right(&mut t, 2);
+        let _ = writeln!(s, "## RAG quality by industry\n\n{t}\n");
+    }
+}
+
+/// Capabilities by target and task, as a Markdown table.
+fn task_table(s: &mut String, r: &Report) {
+    if r.tasks.iter().any(|c| c.key != "rag") {
+        let mut t = Table::new();
+        t.load_preset(ASCII_MARKDOWN);
+        t.set_header(vec![
+            "target",
+            "task",
+            "n",
+            "success",
+            "coverage",
+            "valid JSON",
+            "valid tool call",
+            "distinct answers",
+        ]);
+        let rate = |r: &Option<super::figures::RateFigure>| {
+            r.as_ref()
+                .map_or(String::new(), |r| format!("{:.1}%", r.rate.value * 100.0))
+        };
+        for c in &r.tasks {
+            t.add_row(vec![
+                c.target.clone(),
+                c.key.clone(),
+                c.success.n.to_string(),
+                format!("{:.1}%", c.success.rate.value * 100.0),
+                num(c.coverage.map(|m| m.mean), 3),
+                rate(&c.json_valid),
+                rate(&c.tool_call_valid),
+                c.distinct_answer_share
+                    .map_or(String::new(), |v| format!("{:.0}%", v * 100.0)),
+            ]);
+        }
+        right(&mut t, 2);
+        let _ = writeln!(s, "## Capabilities by task\n\n{t}\n");
+    }
+}
+
+/// Says how many runs are partial (stopped early or recovered after they died).
+pub fn partial_sentence(r: &Report) -> String {
+    format!(
+        "**{} of {} {} partial** (stopped early or recovered after the process died): their \
+         records are included, but they hold fewer calls than planned.",
+        r.partial_runs,
+        r.runs,
+        if r.runs == 1 { "run is" } else { "runs are" }
+    )
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::profile::{Fault, SimProfile};
-use crate::reply::{Event, Reply};
+use crate::schedule::{Event, Reply};
 use crate::wire::Wire;
 
 /// The text repeated in every piece.
@@ -16,6 +16,11 @@ const PIECE_BYTES: usize = 64 * 1024;
 
 /// The size of the header [`Fault::HugeHeaders`] adds.
 pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
+
+/// The header [`Fault::HugeHeaders`] adds to an otherwise normal reply.
+pub(crate) fn huge_header() -> (&'static str, String) {
+    ("x-sim-padding", "a".repeat(HUGE_HEADER_BYTES))
+}
 
 pub(crate) fn reply(
     wire: Wire,

@@ -13,6 +13,7 @@ mod play;
 mod profile;
 mod reply;
 mod request;
+mod schedule;
 #[cfg(feature = "server")]
 pub mod server;
 mod state;
@@ -22,7 +23,7 @@ pub use answer::tokenize;
 pub use hostile::HUGE_HEADER_BYTES;
 pub use play::{Cut, play};
 pub use profile::{FAULT_HEADER, Fault, SimProfile};
-pub use reply::{Event, Reply};
+pub use schedule::{Event, Reply};
 pub use state::{LogEntry, SimState};
 pub use wire::Wire;
 

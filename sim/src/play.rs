@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::reply::Event;
+use crate::schedule::Event;
 use crate::state::LogEntry;
 
 /// The connection was dropped on purpose.

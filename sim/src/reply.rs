@@ -10,31 +10,8 @@ use serde_json::json;
 use crate::answer::{FILLER, REASONING, answer_text, jittered, tokenize};
 use crate::profile::{Fault, SimProfile};
 use crate::request::{ChatMessage, ChatRequest, message_text};
+use crate::schedule::{Event, Reply};
 use crate::wire::{Answer, Piece, Wire};
-
-/// One event of a reply body.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// Bytes to send at the offset.
-    Data(Bytes),
-    /// Bytes to send at the offset and again every period after it, forever (a hostile server:
-    /// the client has to stop reading).
-    Repeat(Bytes, Duration),
-    /// Drop the connection at the offset.
-    Cut,
-}
-
-/// What the simulator answers to one request.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub content_type: &'static str,
-    /// When the headers go out, after the request arrived.
-    pub headers_at: Duration,
-    /// Body events and their offsets after the request arrived, ascending.
-    pub events: Vec<(Duration, Event)>,
-}
 
 pub(crate) fn error_reply(status: u16, message: &str, request_id: &str) -> Reply {
     let body = json!({"error": {"message": message, "type": "sim_error", "code": status}});
@@ -55,44 +32,11 @@ pub(crate) fn build_reply(
     request_id: &str,
     rng: &mut ChaCha8Rng,
 ) -> Reply {
-    match fault {
-        Fault::RateLimited => {
-            let mut r = error_reply(429, "Rate limit reached (simulated)", request_id);
-            r.headers.push((
-                "retry-after",
-                format!("{}", p.retry_after_sec.ceil() as u64),
-            ));
-            r.headers.push((
-                "retry-after-ms",
-                format!("{}", (p.retry_after_sec * 1000.0).round() as u64),
-            ));
-            return r;
-        }
-        Fault::ServerError => {
-            return error_reply(500, "Internal server error (simulated)", request_id);
-        }
-        Fault::Endless | Fault::LineWithoutEnd => {
-            let stream = req.stream.unwrap_or(wire.streams_by_default());
-            return crate::hostile::reply(wire, fault, stream, p, request_id);
-        }
-        _ => {}
+    if let Some(reply) = fault_reply(wire, p, req, fault, request_id) {
+        return reply;
     }
 
-    let prompt = req
-        .messages
-        .iter()
-        .filter(|m| m.role == "user")
-        .map(message_text)
-        .next_back()
-        .unwrap_or_default();
-    let all_text: String = std::iter::once(message_text(&ChatMessage {
-        role: "system".into(),
-        content: req.system.clone(),
-    }))
-    .chain(req.messages.iter().map(message_text))
-    .collect::<Vec<_>>()
-    .join("\n");
-    let prompt_tokens = tokenize(&all_text).len() as u32;
+    let (prompt, prompt_tokens) = prompt_of(req);
 
     let mut text = answer_text(&prompt, p.recall, rng);
     let spread = (f64::from(p.output_tokens) * p.jitter).round() as i64;
@@ -108,10 +52,7 @@ pub(crate) fn build_reply(
         Some(l) if l < wanted => (l, "length"),
         _ => (wanted, "stop"),
     };
-    let mut reasoning_text = String::new();
-    while tokenize(&reasoning_text).len() < p.reasoning_tokens as usize {
-        reasoning_text.push_str(REASONING);
-    }
+    let reasoning_text = reasoning_text(p.reasoning_tokens as usize);
     let reasoning: Vec<&str> = tokenize(&reasoning_text)
         .into_iter()
         .take(p.reasoning_tokens as usize)
@@ -147,54 +88,22 @@ pub(crate) fn build_reply(
         .map_or(0, |d| d.as_secs());
     let mut headers = vec![("x-request-id", request_id.to_string())];
     if fault == Fault::HugeHeaders {
-        headers.push(("x-sim-padding", "a".repeat(crate::HUGE_HEADER_BYTES)));
+        headers.push(crate::hostile::huge_header());
     }
 
-    // Token times: the first at ttft, then one every itl.
     let n_tokens = reasoning.len() + answer.len() + tool_args.len();
-    let mut times = Vec::with_capacity(n_tokens);
-    let mut t = start + jittered(p.ttft_ms, p.jitter, rng);
-    for i in 0..n_tokens {
-        if i > 0 {
-            t += jittered(p.itl_ms, p.jitter, rng);
-        }
-        times.push(t);
-    }
+    let times = token_times(start, n_tokens, p, rng);
     let end = times.last().copied().unwrap_or(start);
 
-    // The neutral pieces of the answer, each at the time of its last token.
-    let per = p.tokens_per_chunk as usize;
-    let mut pieces: Vec<(Duration, Piece)> = Vec::with_capacity(n_tokens / per + 2);
-    let mut offset = 0;
-    for (j, group) in reasoning.chunks(per).enumerate() {
-        pieces.push((
-            times[offset + j * per + group.len() - 1],
-            Piece::Reasoning(group.concat()),
-        ));
-    }
-    offset += reasoning.len();
-    for (j, group) in answer.chunks(per).enumerate() {
-        pieces.push((
-            times[offset + j * per + group.len() - 1],
-            Piece::Answer(group.concat()),
-        ));
-    }
-    offset += answer.len();
-    if let Some(name) = &tool {
-        for (j, group) in tool_args.chunks(per).enumerate() {
-            let at = times[offset + j * per + group.len() - 1];
-            let piece = if j == 0 {
-                Piece::ToolStart {
-                    id: call_id.clone(),
-                    name: name.clone(),
-                    args: group.concat(),
-                }
-            } else {
-                Piece::ToolArgs(group.concat())
-            };
-            pieces.push((at, piece));
-        }
-    }
+    let tool = tool.map(|name| (call_id, name));
+    let pieces = pieces(
+        &times,
+        &reasoning,
+        &answer,
+        &tool_args,
+        tool,
+        p.tokens_per_chunk as usize,
+    );
     let answer = Answer {
         request_id,
         model: &req.model,
@@ -230,4 +139,121 @@ pub(crate) fn build_reply(
         headers_at: start,
         events: wire.stream(&answer),
     }
+}
+
+/// The reply of a fault that replaces the answer altogether (an error status, a hostile body).
+fn fault_reply(
+    wire: Wire,
+    p: &SimProfile,
+    req: &ChatRequest,
+    fault: Fault,
+    request_id: &str,
+) -> Option<Reply> {
+    Some(match fault {
+        Fault::RateLimited => {
+            let mut r = error_reply(429, "Rate limit reached (simulated)", request_id);
+            r.headers.push((
+                "retry-after",
+                format!("{}", p.retry_after_sec.ceil() as u64),
+            ));
+            r.headers.push((
+                "retry-after-ms",
+                format!("{}", (p.retry_after_sec * 1000.0).round() as u64),
+            ));
+            r
+        }
+        Fault::ServerError => error_reply(500, "Internal server error (simulated)", request_id),
+        Fault::Endless | Fault::LineWithoutEnd => {
+            let stream = req.stream.unwrap_or(wire.streams_by_default());
+            crate::hostile::reply(wire, fault, stream, p, request_id)
+        }
+        _ => return None,
+    })
+}
+
+/// Token times: the first at `start` + ttft, then one every itl (each jittered).
+fn token_times(start: Duration, n: usize, p: &SimProfile, rng: &mut ChaCha8Rng) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(n);
+    let mut t = start + jittered(p.ttft_ms, p.jitter, rng);
+    for i in 0..n {
+        if i > 0 {
+            t += jittered(p.itl_ms, p.jitter, rng);
+        }
+        times.push(t);
+    }
+    times
+}
+
+/// The neutral pieces of the answer, `per` tokens each, at the time of their last token:
+/// reasoning, then the answer, then the tool call (`(call id, tool name)`) if there is one.
+fn pieces(
+    times: &[Duration],
+    reasoning: &[&str],
+    answer: &[&str],
+    tool_args: &[&str],
+    tool: Option<(String, String)>,
+    per: usize,
+) -> Vec<(Duration, Piece)> {
+    let mut pieces: Vec<(Duration, Piece)> = Vec::with_capacity(times.len() / per + 2);
+    let mut offset = 0;
+    for (j, group) in reasoning.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Reasoning(group.concat()),
+        ));
+    }
+    offset += reasoning.len();
+    for (j, group) in answer.chunks(per).enumerate() {
+        pieces.push((
+            times[offset + j * per + group.len() - 1],
+            Piece::Answer(group.concat()),
+        ));
+    }
+    offset += answer.len();
+    if let Some((call_id, name)) = tool {
+        for (j, group) in tool_args.chunks(per).enumerate() {
+            let at = times[offset + j * per + group.len() - 1];
+            let piece = if j == 0 {
+                Piece::ToolStart {
+                    id: call_id.clone(),
+                    name: name.clone(),
+                    args: group.concat(),
+                }
+            } else {
+                Piece::ToolArgs(group.concat())
+            };
+            pieces.push((at, piece));
+        }
+    }
+    pieces
+}
+
+/// The last user message, and the prompt's size in tokens (the system prompt and every
+/// message).
+fn prompt_of(req: &ChatRequest) -> (String, u32) {
+    let prompt = req
+        .messages
+        .iter()
+        .filter(|m| m.role == "user")
+        .map(message_text)
+        .next_back()
+        .unwrap_or_default();
+    let all_text: String = std::iter::once(message_text(&ChatMessage {
+        role: "system".into(),
+        content: req.system.clone(),
+    }))
+    .chain(req.messages.iter().map(message_text))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let prompt_tokens = tokenize(&all_text).len() as u32;
+    (prompt, prompt_tokens)
+}
+
+/// At least `tokens` tokens of reasoning text.
+fn reasoning_text(tokens: usize) -> String {
+    let mut text = String::new();
+    while tokenize(&text).len() < tokens {
+        text.push_str(REASONING);
+    }
+    text
 }

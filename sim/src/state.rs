@@ -10,8 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::profile::{Fault, SimProfile, pick_fault};
-use crate::reply::{Reply, build_reply, error_reply};
+use crate::reply::{build_reply, error_reply};
 use crate::request::ChatRequest;
+use crate::schedule::Reply;
 use crate::wire::Wire;
 
 /// A log line per request: what was decided and when each body event actually went out.

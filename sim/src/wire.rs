@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::profile::Fault;
-use crate::reply::Event;
+use crate::schedule::Event;
 
 /// The protocol a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,186 +250,228 @@ impl Wire {
             Fault::None | Fault::SlowFirstByte | Fault::HugeHeaders
         );
         match self {
-            Wire::Ollama => {
-                let created_at = "1970-01-01T00:00:00Z";
-                let line = |message: Value| {
-                    ndjson(&json!({"model": a.model, "created_at": created_at,
-                                   "message": message, "done": false}))
-                };
-                let mut tool_args = String::new();
-                let mut tool_name = String::new();
-                for (i, (at, piece)) in a.pieces.iter().enumerate() {
-                    if i == half && faulty {
-                        events.push((*at, self.fault_event(a.fault)));
-                        if a.fault != Fault::Malformed {
-                            return events;
-                        }
-                    }
-                    match piece {
-                        Piece::Reasoning(t) => events.push((
-                            *at,
-                            line(json!(
-                            {"role": "assistant", "content": "", "thinking": t})),
-                        )),
-                        Piece::Answer(t) => {
-                            events.push((*at, line(json!({"role": "assistant", "content": t}))))
-                        }
-                        Piece::ToolStart { name, args, .. } => {
-                            tool_name = name.clone();
-                            tool_args.push_str(args);
-                        }
-                        Piece::ToolArgs(t) => tool_args.push_str(t),
-                    }
-                    // Ollama sends a tool call whole, once its arguments are complete.
-                    let last_tool = matches!(piece, Piece::ToolStart { .. } | Piece::ToolArgs(_))
-                        && !matches!(a.pieces.get(i + 1), Some((_, Piece::ToolArgs(_))));
-                    if last_tool {
-                        let input: Value = serde_json::from_str(&tool_args).unwrap_or(json!({}));
-                        events.push((*at, line(json!({"role": "assistant", "content": "",
-                            "tool_calls": [{"function": {"name": tool_name, "arguments": input}}]}))));
-                    }
+            Wire::Ollama => self.stream_ollama(a, half, faulty, &mut events),
+            Wire::OpenAi => self.stream_openai(a, half, faulty, &mut events),
+            Wire::Anthropic => self.stream_anthropic(a, half, faulty, &mut events),
+        }
+        events
+    }
+
+    /// Ollama's NDJSON lines, the last with the server's timings.
+    fn stream_ollama(
+        self,
+        a: &Answer,
+        half: usize,
+        faulty: bool,
+        events: &mut Vec<(Duration, Event)>,
+    ) {
+        let created_at = "1970-01-01T00:00:00Z";
+        let line = |message: Value| {
+            ndjson(&json!({"model": a.model, "created_at": created_at,
+                           "message": message, "done": false}))
+        };
+        let mut tool_args = String::new();
+        let mut tool_name = String::new();
+        for (i, (at, piece)) in a.pieces.iter().enumerate() {
+            if i == half && faulty {
+                events.push((*at, self.fault_event(a.fault)));
+                if a.fault != Fault::Malformed {
+                    return;
                 }
-                events.push((a.end, ndjson(&Self::ollama_done(a, created_at))));
             }
-            Wire::OpenAi => {
-                let chunk = |delta: Value, finish: Option<&str>| {
-                    sse(
-                        None,
-                        &json!({
-                            "id": a.request_id, "object": "chat.completion.chunk", "created": a.created,
-                            "model": a.model,
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                        }),
-                    )
-                };
-                if a.role_chunk {
-                    events.push((
-                        a.start,
-                        chunk(json!({"role": "assistant", "content": ""}), None),
-                    ));
+            match piece {
+                Piece::Reasoning(t) => events.push((
+                    *at,
+                    line(json!(
+                    {"role": "assistant", "content": "", "thinking": t})),
+                )),
+                Piece::Answer(t) => {
+                    events.push((*at, line(json!({"role": "assistant", "content": t}))))
                 }
-                for (i, (at, piece)) in a.pieces.iter().enumerate() {
-                    if i == half && faulty {
-                        events.push((*at, self.fault_event(a.fault)));
-                        if a.fault != Fault::Malformed {
-                            return events;
-                        }
-                    }
-                    let delta = match piece {
-                        Piece::Reasoning(t) => json!({"reasoning_content": t}),
-                        Piece::Answer(t) => json!({"content": t}),
-                        Piece::ToolStart { id, name, args } => json!({"tool_calls": [{
-                            "index": 0, "id": id, "type": "function",
-                            "function": {"name": name, "arguments": args}}]}),
-                        Piece::ToolArgs(t) => {
-                            json!({"tool_calls": [{"index": 0, "function": {"arguments": t}}]})
-                        }
-                    };
-                    events.push((*at, chunk(delta, None)));
+                Piece::ToolStart { name, args, .. } => {
+                    tool_name = name.clone();
+                    tool_args.push_str(args);
                 }
-                events.push((a.end, chunk(json!({}), Some(a.finish))));
-                if a.usage && a.include_usage {
-                    events.push((a.end, sse(None, &json!({
+                Piece::ToolArgs(t) => tool_args.push_str(t),
+            }
+            // Ollama sends a tool call whole, once its arguments are complete.
+            let last_tool = matches!(piece, Piece::ToolStart { .. } | Piece::ToolArgs(_))
+                && !matches!(a.pieces.get(i + 1), Some((_, Piece::ToolArgs(_))));
+            if last_tool {
+                let input: Value = serde_json::from_str(&tool_args).unwrap_or(json!({}));
+                events.push((
+                    *at,
+                    line(json!({"role": "assistant", "content": "",
+                    "tool_calls": [{"function": {"name": tool_name, "arguments": input}}]})),
+                ));
+            }
+        }
+        events.push((a.end, ndjson(&Self::ollama_done(a, created_at))));
+    }
+
+    /// OpenAI chat-completion chunks, then `[DONE]`.
+    fn stream_openai(
+        self,
+        a: &Answer,
+        half: usize,
+        faulty: bool,
+        events: &mut Vec<(Duration, Event)>,
+    ) {
+        let chunk = |delta: Value, finish: Option<&str>| {
+            sse(
+                None,
+                &json!({
+                    "id": a.request_id, "object": "chat.completion.chunk", "created": a.created,
+                    "model": a.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }),
+            )
+        };
+        if a.role_chunk {
+            events.push((
+                a.start,
+                chunk(json!({"role": "assistant", "content": ""}), None),
+            ));
+        }
+        for (i, (at, piece)) in a.pieces.iter().enumerate() {
+            if i == half && faulty {
+                events.push((*at, self.fault_event(a.fault)));
+                if a.fault != Fault::Malformed {
+                    return;
+                }
+            }
+            let delta = match piece {
+                Piece::Reasoning(t) => json!({"reasoning_content": t}),
+                Piece::Answer(t) => json!({"content": t}),
+                Piece::ToolStart { id, name, args } => json!({"tool_calls": [{
+                    "index": 0, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": args}}]}),
+                Piece::ToolArgs(t) => {
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": t}}]})
+                }
+            };
+            events.push((*at, chunk(delta, None)));
+        }
+        events.push((a.end, chunk(json!({}), Some(a.finish))));
+        if a.usage && a.include_usage {
+            events.push((
+                a.end,
+                sse(
+                    None,
+                    &json!({
                         "id": a.request_id, "object": "chat.completion.chunk", "created": a.created,
                         "model": a.model, "choices": [], "usage": self.usage(a),
-                    }))));
+                    }),
+                ),
+            ));
+        }
+        events.push((a.end, Event::Data(Bytes::from_static(b"data: [DONE]\n\n"))));
+    }
+
+    /// Anthropic Messages events, `message_start` to `message_stop`.
+    fn stream_anthropic(
+        self,
+        a: &Answer,
+        half: usize,
+        faulty: bool,
+        events: &mut Vec<(Duration, Event)>,
+    ) {
+        let mut message = json!({"id": a.request_id, "type": "message",
+            "role": "assistant", "model": a.model, "content": []});
+        if a.usage {
+            message["usage"] = json!({"input_tokens": a.prompt_tokens, "output_tokens": 1});
+        }
+        events.push((
+            a.start,
+            sse(
+                Some("message_start"),
+                &json!({"type": "message_start", "message": message}),
+            ),
+        ));
+        let mut block: Option<(usize, &str)> = None;
+        let mut index = 0;
+        for (i, (at, piece)) in a.pieces.iter().enumerate() {
+            if i == half && faulty {
+                events.push((*at, self.fault_event(a.fault)));
+                if a.fault != Fault::Malformed {
+                    return;
                 }
-                events.push((a.end, Event::Data(Bytes::from_static(b"data: [DONE]\n\n"))));
             }
-            Wire::Anthropic => {
-                let mut message = json!({"id": a.request_id, "type": "message",
-                    "role": "assistant", "model": a.model, "content": []});
-                if a.usage {
-                    message["usage"] = json!({"input_tokens": a.prompt_tokens, "output_tokens": 1});
-                }
-                events.push((
-                    a.start,
-                    sse(
-                        Some("message_start"),
-                        &json!({"type": "message_start", "message": message}),
-                    ),
-                ));
-                let mut block: Option<(usize, &str)> = None;
-                let mut index = 0;
-                for (i, (at, piece)) in a.pieces.iter().enumerate() {
-                    if i == half && faulty {
-                        events.push((*at, self.fault_event(a.fault)));
-                        if a.fault != Fault::Malformed {
-                            return events;
-                        }
-                    }
-                    let kind = match piece {
-                        Piece::Reasoning(_) => "thinking",
-                        Piece::Answer(_) => "text",
-                        Piece::ToolStart { .. } | Piece::ToolArgs(_) => "tool_use",
-                    };
-                    if block.map(|(_, k)| k) != Some(kind) {
-                        if let Some((n, _)) = block {
-                            events.push((
-                                *at,
-                                sse(
-                                    Some("content_block_stop"),
-                                    &json!({"type": "content_block_stop", "index": n}),
-                                ),
-                            ));
-                            index = n + 1;
-                        }
-                        let start = match piece {
-                            Piece::Reasoning(_) => json!({"type": "thinking", "thinking": ""}),
-                            Piece::Answer(_) => json!({"type": "text", "text": ""}),
-                            Piece::ToolStart { id, name, .. } => {
-                                json!({"type": "tool_use", "id": id, "name": name, "input": {}})
-                            }
-                            Piece::ToolArgs(_) => json!({"type": "tool_use", "input": {}}),
-                        };
-                        events.push((*at, sse(Some("content_block_start"), &json!({
-                            "type": "content_block_start", "index": index, "content_block": start,
-                        }))));
-                        block = Some((index, kind));
-                    }
-                    let delta = match piece {
-                        Piece::Reasoning(t) => json!({"type": "thinking_delta", "thinking": t}),
-                        Piece::Answer(t) => json!({"type": "text_delta", "text": t}),
-                        Piece::ToolStart { args, .. } | Piece::ToolArgs(args) => {
-                            json!({"type": "input_json_delta", "partial_json": args})
-                        }
-                    };
-                    events.push((
-                        *at,
-                        sse(
-                            Some("content_block_delta"),
-                            &json!({
-                                "type": "content_block_delta", "index": index, "delta": delta,
-                            }),
-                        ),
-                    ));
-                    if i % 5 == 4 {
-                        events.push((*at, sse(Some("ping"), &json!({"type": "ping"}))));
-                    }
-                }
+            let kind = match piece {
+                Piece::Reasoning(_) => "thinking",
+                Piece::Answer(_) => "text",
+                Piece::ToolStart { .. } | Piece::ToolArgs(_) => "tool_use",
+            };
+            if block.map(|(_, k)| k) != Some(kind) {
                 if let Some((n, _)) = block {
                     events.push((
-                        a.end,
+                        *at,
                         sse(
                             Some("content_block_stop"),
                             &json!({"type": "content_block_stop", "index": n}),
                         ),
                     ));
+                    index = n + 1;
                 }
-                let mut delta = json!({
-                    "type": "message_delta",
-                    "delta": {"stop_reason": anthropic_stop(a.finish), "stop_sequence": null},
-                });
-                if a.usage {
-                    delta["usage"] = json!({"output_tokens": a.completion_tokens});
-                }
-                events.push((a.end, sse(Some("message_delta"), &delta)));
+                let start = match piece {
+                    Piece::Reasoning(_) => json!({"type": "thinking", "thinking": ""}),
+                    Piece::Answer(_) => json!({"type": "text", "text": ""}),
+                    Piece::ToolStart { id, name, .. } => {
+                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
+                    }
+                    Piece::ToolArgs(_) => json!({"type": "tool_use", "input": {}}),
+                };
                 events.push((
-                    a.end,
-                    sse(Some("message_stop"), &json!({"type": "message_stop"})),
+                    *at,
+                    sse(
+                        Some("content_block_start"),
+                        &json!({
+                            "type": "content_block_start", "index": index, "content_block": start,
+                        }),
+                    ),
                 ));
+                block = Some((index, kind));
+            }
+            let delta = match piece {
+                Piece::Reasoning(t) => json!({"type": "thinking_delta", "thinking": t}),
+                Piece::Answer(t) => json!({"type": "text_delta", "text": t}),
+                Piece::ToolStart { args, .. } | Piece::ToolArgs(args) => {
+                    json!({"type": "input_json_delta", "partial_json": args})
+                }
+            };
+            events.push((
+                *at,
+                sse(
+                    Some("content_block_delta"),
+                    &json!({
+                        "type": "content_block_delta", "index": index, "delta": delta,
+                    }),
+                ),
+            ));
+            if i % 5 == 4 {
+                events.push((*at, sse(Some("ping"), &json!({"type": "ping"}))));
             }
         }
-        events
+        if let Some((n, _)) = block {
+            events.push((
+                a.end,
+                sse(
+                    Some("content_block_stop"),
+                    &json!({"type": "content_block_stop", "index": n}),
+                ),
+            ));
+        }
+        let mut delta = json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": anthropic_stop(a.finish), "stop_sequence": null},
+        });
+        if a.usage {
+            delta["usage"] = json!({"output_tokens": a.completion_tokens});
+        }
+        events.push((a.end, sse(Some("message_delta"), &delta)));
+        events.push((
+            a.end,
+            sse(Some("message_stop"), &json!({"type": "message_stop"})),
+        ));
     }
 }

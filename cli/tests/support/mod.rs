@@ -42,6 +42,12 @@ pub fn run_measured(args: &[&std::ffi::OsStr], envs: &[(&str, &std::ffi::OsStr)]
     (code, usage.ru_maxrss as u64 * 1024)
 }
 
+/// An HTTP client for talking to the test servers (TLS set up as llmpulse sets it up).
+pub fn http() -> reqwest::Client {
+    llmpulse_core::provider::http::install_crypto();
+    reqwest::Client::new()
+}
+
 /// A running `llmpulse sim`, killed on drop.
 pub struct Sim {
     child: Child,
@@ -72,7 +78,7 @@ impl Sim {
     pub fn log(&self) -> Vec<Value> {
         let url = self.base_url.replace("/v1", "/sim/log");
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+        rt.block_on(async { http().get(url).send().await.unwrap().json().await.unwrap() })
     }
 }
 
@@ -259,7 +265,7 @@ pub fn both_stores_with_bucket(bucket: &str) -> bool {
 /// Creates a bucket on the local S3 server (`s3`) or GCS emulator (`gs`); an existing one is
 /// fine.
 pub async fn create_bucket(kind: &str, name: &str) {
-    let http = reqwest::Client::new();
+    let http = http();
     match kind {
         "s3" => {
             let url = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");

@@ -22,12 +22,24 @@ impl HttpTransport {
 pub fn build_client(
     connect_timeout: std::time::Duration,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto();
     reqwest::Client::builder()
         .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
         .build()
+}
+
+/// Makes ring the process's TLS crypto provider, once, before any HTTPS client is built. A
+/// build without the cloud stores links ring alone (quick to compile, no CMake); with them the
+/// cloud SDKs bring aws-lc too, and rustls must be told which provider is the default.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when another provider was installed first: that one serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 impl Transport for HttpTransport {

@@ -4,6 +4,7 @@
 //! configured target and turns one question into one [`CallOutcome`].
 
 pub mod anthropic;
+mod body;
 mod exchange;
 pub mod http;
 pub mod ollama;
@@ -11,6 +12,9 @@ pub mod openai;
 pub mod outcome;
 pub mod sim;
 pub mod transport;
+
+#[cfg(test)]
+mod properties;
 
 pub use outcome::{CallError, CallOutcome, ServerTimings, ToolCall, Usage};
 pub use transport::{BodyError, BodyStream, HttpRequest, RawResponse, Transport, TransportError};

@@ -77,7 +77,10 @@ impl GcsStore {
             prefix,
             endpoint,
             credentials,
-            http: reqwest::Client::new(),
+            http: {
+                crate::provider::http::install_crypto();
+                reqwest::Client::new()
+            },
         })
     }
 
