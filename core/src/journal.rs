@@ -239,7 +239,7 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), OutputError> {
 #[derive(Debug)]
 pub enum Staged {
     /// A whole run (manifest written), waiting to be published.
-    Finished(StagedRun),
+    Finished(Box<StagedRun>),
     /// A run that died: its journal, without a manifest, and nobody holds its lock.
     Interrupted(PathBuf),
     /// A run still going (its lock is held): left alone.
@@ -262,7 +262,10 @@ pub fn list(spool: &Path) -> Result<Vec<Staged>, OutputError> {
     let mut out = Vec::new();
     for dir in dirs {
         match find_manifest(&dir)? {
-            Some(manifest_path) => out.push(Staged::Finished(load_finished(&dir, &manifest_path)?)),
+            Some(manifest_path) => out.push(Staged::Finished(Box::new(load_finished(
+                &dir,
+                &manifest_path,
+            )?))),
             None if lock_is_held(&dir) => out.push(Staged::Running(dir)),
             None => out.push(Staged::Interrupted(dir)),
         }

@@ -103,7 +103,7 @@ pub fn read_spool(spool: &Path) -> Result<Vec<SpooledRun>, OutputError> {
     for staged in journal::list(spool)? {
         match staged {
             Staged::Finished(run) => out.push(SpooledRun {
-                run,
+                run: *run,
                 recovered: false,
             }),
             Staged::Interrupted(dir) => out.push(SpooledRun {

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use llmpulse_core::config::Config;
 use llmpulse_core::job::{self, JobOutcome, JobRequest, SlotChoice};
 use llmpulse_core::publish::Publication;
+use llmpulse_core::runner::Stop;
 use llmpulse_core::sink::Count;
 use llmpulse_core::store;
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,28 @@ pub struct Invocation {
     pub now: DateTime<Utc>,
     /// Environment variables plus secrets: what `${VAR}` and `api_key_env` resolve against.
     pub env: HashMap<String, String>,
+    /// Asks the run to stop early (SIGTERM on Cloud Run), if anything can.
+    pub stop: Option<Stop>,
+}
+
+/// A stop that SIGTERM requests. Cloud Run sends SIGTERM 10 s before it kills an instance: a
+/// run in flight then starts no new call, gives the calls in flight 5 s, and is published as
+/// partial (`complete = false`) with a record for every planned call.
+pub fn stop_on_sigterm() -> Stop {
+    let stop = Stop::new(std::time::Duration::from_secs(5));
+    #[cfg(unix)]
+    {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                term.recv().await;
+                tracing::warn!("SIGTERM: stopping the run in flight, publishing it as partial");
+                s.request();
+            }
+        });
+    }
+    stop
 }
 
 /// Reads the config named by `LLMPULSE_CONFIG`: a file path, an `s3://`/`gs://` object, or the
@@ -163,6 +186,7 @@ pub async fn handle(
         slot,
         reclaim: req.reclaim,
         deadline: inv.deadline,
+        stop: inv.stop.clone(),
         ..JobRequest::new(
             inv.origin.clone(),
             std::env::temp_dir().join("llmpulse-spool"),

@@ -47,7 +47,7 @@ fn target(provider: &str) -> Target {
 
 fn prompt() -> Prompt {
     Prompt::messages(vec![Message {
-        role: "user".into(),
+        role: "user",
         content: "Context: Outerwear revenue was $18.4 million.\nQuestion: How much?".into(),
     }])
 }

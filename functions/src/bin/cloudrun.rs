@@ -20,11 +20,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use llmpulse_functions::oidc::Verifier;
-use llmpulse_functions::{Invocation, RunRequest, environment, handle, init_logs};
+use llmpulse_functions::{Invocation, RunRequest, environment, handle, init_logs, stop_on_sigterm};
 
 struct App {
     verifier: Verifier,
     config: String,
+    /// Requested by SIGTERM: the run in flight stops and is published as partial.
+    stop: llmpulse_core::runner::Stop,
 }
 
 fn deadline(env: &std::collections::HashMap<String, String>) -> Option<Instant> {
@@ -78,6 +80,7 @@ async fn run(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         deadline: deadline(&env),
         now: chrono::Utc::now(),
         env,
+        stop: Some(app.stop.clone()),
     };
     match handle(&app.config, req, inv).await {
         Ok(summary) => {
@@ -112,6 +115,7 @@ async fn job(config: String, env: std::collections::HashMap<String, String>) -> 
         deadline: deadline(&env),
         now: chrono::Utc::now(),
         env,
+        stop: Some(stop_on_sigterm()),
     };
     match handle(&config, req, inv).await {
         Ok(summary) => {
@@ -164,7 +168,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(App { verifier, config });
+    let app = Arc::new(App {
+        verifier,
+        config,
+        stop: stop_on_sigterm(),
+    });
+    let app_stop = app.stop.clone();
     let router = Router::new()
         .route("/run", post(run))
         .route("/healthz", get(|| async { "ok" }))
@@ -177,7 +186,13 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(%addr, "llmpulse Cloud Run service ready");
-    match axum::serve(listener, router).await {
+    // SIGTERM: stop taking requests, let the run in flight stop and publish, then exit.
+    let stop = app_stop;
+    let shutdown = async move { stop.wait_requested().await };
+    match axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

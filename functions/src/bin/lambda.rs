@@ -29,6 +29,8 @@ async fn invocation(event: LambdaEvent<Value>) -> Result<RunSummary, Error> {
         deadline: Some(Instant::now() + left),
         now: chrono::Utc::now(),
         env,
+        // The invocation's deadline bounds the run; Lambda sends no SIGTERM to a handler.
+        stop: None,
     };
     tracing::info!(request_id = %event.context.request_id, left_ms = left.as_millis() as u64, ?req, "invocation");
     let summary = handle(&spec, req, inv).await.map_err(|e| {
