@@ -222,3 +222,59 @@ fn kill_9_then_upload_recovers_every_finished_call() {
         .unwrap();
     assert!(support::ok(&again).contains("nothing to upload"));
 }
+
+/// A second signal exits at once, without waiting for the grace; the journal keeps every call
+/// that ended (here the calls the first signal skipped), and `llmpulse upload` publishes them.
+#[test]
+fn a_second_signal_exits_at_once_and_upload_recovers_the_journal() {
+    let sim = Sim::start(&["--ttft-ms", "5000", "--itl-ms", "10"]);
+    let dir = Scratch::new("two-signals");
+    let cfg = dir.write(
+        "config.toml",
+        &format!(
+            "suite = \"builtin:rag-retail-finance\"\nconcurrency = 2\n{}",
+            target("slow", &sim.base_url, "max_attempts = 1")
+        ),
+    );
+    let out = dir.0.join("out");
+    let spool = dir.0.join("spool");
+    let child = Command::new(BIN)
+        .args(["run", "--quiet", "--stop-grace", "30s", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&out)
+        .arg("--spool")
+        .arg(&spool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let done = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(done.status.code(), Some(130));
+    assert!(
+        !out.join("runs").exists(),
+        "nothing published: it stopped at once"
+    );
+
+    let said = support::ok(
+        &Command::new(BIN)
+            .args(["upload", "--spool"])
+            .arg(&spool)
+            .output()
+            .unwrap(),
+    );
+    assert!(said.contains("recovered"), "{said}");
+    let rows = records(&out);
+    assert_eq!(rows.len(), 18, "the 18 calls the first signal skipped");
+    assert!(rows.iter().all(|r| r["error_kind"] == "skipped_cancelled"));
+    let m = manifest(&out);
+    assert_eq!(m["complete"], false);
+    assert_eq!(m["planned"], 20);
+}

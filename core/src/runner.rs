@@ -172,15 +172,40 @@ async fn ask(
     let policy = &lane.client.target().retry;
     let mut rng = ChaCha8Rng::from_rng(&mut rand::rng());
     let mut stats = AttemptStats::default();
+    // The outcome of the attempt before a retry: what the record keeps if a stop ends the retry.
+    let mut last: Option<CallOutcome> = None;
     loop {
         let queued = Instant::now();
-        let _global = global.acquire().await;
-        let _own = match &lane.permits {
-            Some(p) => Some(p.acquire().await),
-            None => None,
+        let admitted = async {
+            let global = global.acquire().await;
+            let own = match &lane.permits {
+                Some(p) => Some(p.acquire().await),
+                None => None,
+            };
+            lane.admit(weight).await;
+            (global, own)
         };
-        lane.admit(weight).await;
+        // A stop ends the wait for a permit: a call that never started is recorded at once.
+        let stopped = async {
+            match &opts.stop {
+                Some(stop) => stop.wait_requested().await,
+                None => std::future::pending().await,
+            }
+        };
+        let permits = tokio::select! {
+            permits = admitted => Some(permits),
+            () = stopped => None,
+        };
         stats.queue_wait += queued.elapsed();
+        let Some((_global, _own)) = permits else {
+            let outcome = last.unwrap_or_else(|| {
+                CallOutcome::not_sent(
+                    ErrorKind::SkippedCancelled,
+                    "not started: the run was asked to stop".into(),
+                )
+            });
+            return Asked { outcome, stats };
+        };
         if stats.attempts == 0 && opts.stop.as_ref().is_some_and(Stop::requested) {
             return Asked {
                 outcome: CallOutcome::not_sent(
@@ -237,6 +262,7 @@ async fn ask(
                 );
                 tokio::time::sleep(w).await;
                 stats.retry_wait += w;
+                last = Some(outcome);
             }
             _ => return Asked { outcome, stats },
         }

@@ -89,9 +89,11 @@ pub enum SuiteError {
         column: usize,
         message: String,
     },
-    #[error("{origin}: question {index} ({id}): {message}")]
+    #[error("{origin}:{line}: question {index} ({id}): {message}")]
     Invalid {
         origin: String,
+        /// The line where the question's table starts.
+        line: usize,
         index: usize,
         id: String,
         message: String,
@@ -111,7 +113,7 @@ struct RawSuite {
     #[serde(default)]
     template: Option<String>,
     #[serde(default)]
-    questions: Vec<RawQuestion>,
+    questions: Vec<toml::Spanned<RawQuestion>>,
 }
 
 #[derive(Deserialize)]
@@ -169,9 +171,12 @@ impl Suite {
         let template = raw.template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
         let mut seen = HashSet::new();
         let mut questions = Vec::with_capacity(raw.questions.len());
-        for (i, q) in raw.questions.into_iter().enumerate() {
+        for (i, spanned) in raw.questions.into_iter().enumerate() {
+            let line = line_col(text, spanned.span().start).0;
+            let q = spanned.into_inner();
             let invalid = |message: String| SuiteError::Invalid {
                 origin: origin.to_string(),
+                line,
                 index: i + 1,
                 id: q.id.clone(),
                 message,
@@ -233,6 +238,7 @@ impl Suite {
         if questions.is_empty() {
             return Err(SuiteError::Invalid {
                 origin: origin.to_string(),
+                line: 1,
                 index: 0,
                 id: String::new(),
                 message: "the suite has no [[questions]]".into(),
