@@ -155,20 +155,29 @@ impl Lane {
 }
 
 /// How a call went across its attempts.
-struct Asked {
+struct Asked<'a> {
     outcome: CallOutcome,
     stats: AttemptStats,
+    /// The permits of the last attempt, held until its record is handed to the sink: a slow
+    /// sink then slows the start of new calls instead of piling finished answers up in memory.
+    _permits: Option<Permits<'a>>,
 }
+
+/// The run-wide permit and the target's own, if it has a cap.
+type Permits<'a> = (
+    Option<tokio::sync::SemaphorePermit<'a>>,
+    Option<tokio::sync::SemaphorePermit<'a>>,
+);
 
 /// Asks one question of one lane: limits, retries with backoff or the provider's requested wait,
 /// and the run's deadline. Returns the last attempt's outcome.
-async fn ask(
-    lane: &Lane,
+async fn ask<'a>(
+    lane: &'a Lane,
     prompt: &Prompt,
     weight: u32,
-    global: &Semaphore,
+    global: &'a Semaphore,
     opts: &RunOptions,
-) -> Asked {
+) -> Asked<'a> {
     let policy = &lane.client.target().retry;
     let mut rng = ChaCha8Rng::from_rng(&mut rand::rng());
     let mut stats = AttemptStats::default();
@@ -177,9 +186,10 @@ async fn ask(
     loop {
         let queued = Instant::now();
         let admitted = async {
-            let global = global.acquire().await;
+            // The semaphores are never closed: acquiring only waits.
+            let global = global.acquire().await.ok();
             let own = match &lane.permits {
-                Some(p) => Some(p.acquire().await),
+                Some(p) => p.acquire().await.ok(),
                 None => None,
             };
             lane.admit(weight).await;
@@ -197,14 +207,18 @@ async fn ask(
             () = stopped => None,
         };
         stats.queue_wait += queued.elapsed();
-        let Some((_global, _own)) = permits else {
+        let Some(permits) = permits else {
             let outcome = last.unwrap_or_else(|| {
                 CallOutcome::not_sent(
                     ErrorKind::SkippedCancelled,
                     "not started: the run was asked to stop".into(),
                 )
             });
-            return Asked { outcome, stats };
+            return Asked {
+                outcome,
+                stats,
+                _permits: None,
+            };
         };
         if stats.attempts == 0 && opts.stop.as_ref().is_some_and(Stop::requested) {
             return Asked {
@@ -213,6 +227,7 @@ async fn ask(
                     "not started: the run was asked to stop".into(),
                 ),
                 stats,
+                _permits: None,
             };
         }
         if let Some(deadline) = opts.deadline
@@ -225,6 +240,7 @@ async fn ask(
                     "not started: too close to the run's deadline".into(),
                 ),
                 stats,
+                _permits: None,
             };
         }
         stats.attempts += 1;
@@ -232,10 +248,12 @@ async fn ask(
             .client
             .call(prompt, opts.deadline, opts.stop.as_ref())
             .await;
-        drop(_own);
-        drop(_global);
         let Some(error) = &outcome.error else {
-            return Asked { outcome, stats };
+            return Asked {
+                outcome,
+                stats,
+                _permits: Some(permits),
+            };
         };
         if error.kind == ErrorKind::RateLimited {
             stats.rate_limited += 1;
@@ -253,6 +271,8 @@ async fn ask(
         };
         match wait {
             Some(w) if fits(w) => {
+                // No permit is held while waiting to retry.
+                drop(permits);
                 tracing::debug!(
                     target = %lane.client.target().name,
                     attempt = stats.attempts,
@@ -264,7 +284,13 @@ async fn ask(
                 stats.retry_wait += w;
                 last = Some(outcome);
             }
-            _ => return Asked { outcome, stats },
+            _ => {
+                return Asked {
+                    outcome,
+                    stats,
+                    _permits: Some(permits),
+                };
+            }
         }
     }
 }
@@ -411,7 +437,10 @@ async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Se
         _ => None,
     };
     let to = fallback.map(|l| l.client.target().name.as_str());
-    let _ = tx.send(record(lane, &asked, None, to)).await;
+    let primary = record(lane, &asked, None, to);
+    let _ = tx.send(primary).await;
+    // Handed over: the call's permits go to the next call (and to the fallback).
+    drop(asked);
     if let Some(fb) = fallback {
         let answered = ask(fb, prompt, weight(fb, prompt), &shared.global, opts).await;
         let _ = tx
@@ -420,8 +449,10 @@ async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Se
     }
 }
 
-/// Records waiting for the sink at most; past it, finished calls wait to hand theirs over.
-const RECORD_QUEUE: usize = 1024;
+/// Records waiting for the sink at most; past it, finished calls wait to hand theirs over,
+/// holding their permits. So at most `concurrency + RECORD_QUEUE` finished answers are in memory
+/// however slow the sink, each at most `max_answer_bytes`.
+const RECORD_QUEUE: usize = 64;
 
 /// Calls spawned and not yet ended at most: every call that can run (the run's concurrency)
 /// and a queue behind it, so that limiters and retries still interleave targets.
