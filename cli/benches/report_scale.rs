@@ -9,35 +9,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+mod common;
 
-/// Wall time and peak resident memory (bytes) of one `llmpulse` run.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4, which also returns its peak memory"
-)]
-fn measure(args: &[&str]) -> (f64, u64) {
-    let start = Instant::now();
-    let child = Command::new(BIN)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start llmpulse");
-    let mut status = 0;
-    // SAFETY: rusage is plain data the kernel fills; the pid is our own child, reaped once here.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let wall = start.elapsed().as_secs_f64();
-    assert!(pid > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "llmpulse {args:?} failed"
-    );
-    // Linux reports ru_maxrss in KiB.
-    (wall, usage.ru_maxrss as u64 * 1024)
-}
+use common::{BIN, measure};
 
 fn history(records: u64) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-histories");
@@ -87,13 +62,16 @@ fn main() {
         let out = std::env::temp_dir().join(format!("llmpulse-bench-report-{records}"));
         let (mut best_wall, mut peak) = (f64::INFINITY, 0u64);
         for _ in 0..repeats {
-            let (wall, rss) = measure(&[
-                "report",
-                "--from",
-                dir.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ]);
+            let (wall, rss) = measure(
+                &[
+                    "report",
+                    "--from",
+                    dir.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                &std::env::temp_dir(),
+            );
             best_wall = best_wall.min(wall);
             peak = peak.max(rss);
         }

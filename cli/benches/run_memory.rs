@@ -7,41 +7,12 @@
 //!   cargo bench -p llmpulse --bench run_memory -- --quick      # 10k only
 //!   cargo bench -p llmpulse --bench run_memory -- --calls 250000
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+use common::measure;
 
 /// Peak memory a 100,000-call run may take (the bound).
 const LIMIT_MIB: f64 = 150.0;
-
-/// Wall time and peak resident memory (bytes) of one `llmpulse` run.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4, which also returns its peak memory"
-)]
-fn measure(args: &[&str], cache: &Path) -> (f64, u64) {
-    let start = Instant::now();
-    let child = Command::new(BIN)
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start llmpulse");
-    let mut status = 0;
-    // SAFETY: rusage is plain data the kernel fills; the pid is our own child, reaped once here.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let wall = start.elapsed().as_secs_f64();
-    assert!(pid > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "llmpulse {args:?} failed"
-    );
-    // Linux reports ru_maxrss in KiB.
-    (wall, usage.ru_maxrss as u64 * 1024)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,10 @@ fn journaled(spool: &Path) -> usize {
         .sum()
 }
 
-/// SIGTERM with calls in flight: no new call starts, the two in flight are cancelled after the
-/// grace, the rest are `skipped_cancelled` with no attempt, the run is published with
-/// `complete = false`, and the exit code says it was stopped.
-#[test]
-fn sigterm_stops_cleanly_and_publishes_a_partial_run() {
-    let sim = Sim::start(&["--ttft-ms", "3000", "--itl-ms", "10"]);
-    let dir = Scratch::new("sigterm");
+/// `llmpulse run` over the bundled suite (20 calls, 2 at a time) against one target whose first
+/// token takes `ttft_ms`, started in the background with `args`; returns the process, the
+/// output and the spool directories.
+fn slow_run(dir: &Scratch, sim: &Sim, args: &[&str]) -> (std::process::Child, PathBuf, PathBuf) {
     let cfg = dir.write(
         "config.toml",
         &format!(
@@ -51,17 +48,30 @@ fn sigterm_stops_cleanly_and_publishes_a_partial_run() {
             target("slow", &sim.base_url, "max_attempts = 1")
         ),
     );
-    let out = dir.0.join("out");
+    let (out, spool) = (dir.0.join("out"), dir.0.join("spool"));
     let child = Command::new(BIN)
-        .args(["run", "--quiet", "--stop-grace", "500ms", "--config"])
+        .args(["run", "--quiet", "--config"])
         .arg(&cfg)
         .arg("--output")
         .arg(&out)
-        .env("XDG_CACHE_HOME", dir.0.join("cache"))
+        .arg("--spool")
+        .arg(&spool)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, out, spool)
+}
+
+/// SIGTERM with calls in flight: no new call starts, the two in flight are cancelled after the
+/// grace, the rest are `skipped_cancelled` with no attempt, the run is published with
+/// `complete = false`, and the exit code says it was stopped.
+#[test]
+fn sigterm_stops_cleanly_and_publishes_a_partial_run() {
+    let sim = Sim::start(&["--ttft-ms", "3000", "--itl-ms", "10"]);
+    let dir = Scratch::new("sigterm");
+    let (child, out, _) = slow_run(&dir, &sim, &["--stop-grace", "500ms"]);
     std::thread::sleep(Duration::from_millis(700));
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -229,26 +239,7 @@ fn kill_9_then_upload_recovers_every_finished_call() {
 fn a_second_signal_exits_at_once_and_upload_recovers_the_journal() {
     let sim = Sim::start(&["--ttft-ms", "5000", "--itl-ms", "10"]);
     let dir = Scratch::new("two-signals");
-    let cfg = dir.write(
-        "config.toml",
-        &format!(
-            "suite = \"builtin:rag-retail-finance\"\nconcurrency = 2\n{}",
-            target("slow", &sim.base_url, "max_attempts = 1")
-        ),
-    );
-    let out = dir.0.join("out");
-    let spool = dir.0.join("spool");
-    let child = Command::new(BIN)
-        .args(["run", "--quiet", "--stop-grace", "30s", "--config"])
-        .arg(&cfg)
-        .arg("--output")
-        .arg(&out)
-        .arg("--spool")
-        .arg(&spool)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (child, out, spool) = slow_run(&dir, &sim, &["--stop-grace", "30s"]);
     std::thread::sleep(Duration::from_millis(700));
     // SAFETY: signals to our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
