@@ -147,8 +147,15 @@ fn print_run(
     if a.quiet {
         println!("{stored}");
     } else {
+        let took = chrono::DateTime::parse_from_rfc3339(&manifest.finished_at)
+            .ok()
+            .zip(chrono::DateTime::parse_from_rfc3339(&manifest.started_at).ok())
+            .map(|(end, start)| {
+                format!(" in {:.1} s", (end - start).num_milliseconds() as f64 / 1000.0)
+            })
+            .unwrap_or_default();
         println!(
-            "run {}: {} records ({} ok){}{partial}",
+            "run {}: {} records ({} ok){}{partial}{took}",
             manifest.run_id,
             manifest.records,
             manifest.successes,
@@ -161,6 +168,12 @@ fn print_run(
                 .unwrap_or_default()
         );
         println!("{}", table::render(summary));
+        // Where everything is: each data file, then the manifest that vouches for them.
+        if let Publication::Stored { location, .. } = publication {
+            for f in &manifest.files {
+                println!("  {}/{}", location.trim_end_matches('/'), f.path);
+            }
+        }
         println!("  {stored}");
     }
     Ok(())
