@@ -46,6 +46,25 @@ pub enum Command {
     Select(SelectArgs),
     /// SYNTHETIC DATA for tests and benchmarks: write a made-up record history.
     Synth(SynthArgs),
+    /// Score arbitrary texts offline: BLEU, chrF, WER, CER, Jaccard, one JSON line per pair.
+    Score(ScoreArgs),
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// Metrics, comma-separated: bleu, chrf, wer, cer, jaccard.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bleu,chrf,wer,cer,jaccard"
+    )]
+    pub metrics: Vec<String>,
+    /// JSON Lines of {"hypothesis": …, "reference": …} (or "references": […]); `-` reads stdin.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Add a last line with corpus BLEU and chrF over every pair.
+    #[arg(long)]
+    pub corpus: bool,
 }
 
 /// Which records: where, when, which campaign and targets.

@@ -7,6 +7,7 @@ mod logging;
 mod plan;
 mod report;
 mod run;
+mod score;
 mod select;
 mod signals;
 mod sim;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report::report(a),
         Command::Select(a) => select::select(a),
         Command::Synth(a) => synth::synth(a),
+        Command::Score(a) => score::score(a),
     };
     match result {
         Ok(code) => code,

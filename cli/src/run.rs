@@ -151,7 +151,10 @@ fn print_run(
             .ok()
             .zip(chrono::DateTime::parse_from_rfc3339(&manifest.started_at).ok())
             .map(|(end, start)| {
-                format!(" in {:.1} s", (end - start).num_milliseconds() as f64 / 1000.0)
+                format!(
+                    " in {:.1} s",
+                    (end - start).num_milliseconds() as f64 / 1000.0
+                )
             })
             .unwrap_or_default();
         println!(

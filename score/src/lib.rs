@@ -1,8 +1,16 @@
-//! Answer scores that need no judge model: RAG coverage and grounding (DESIGN.md, "Coverage").
+//! Answer scores that need no judge model: RAG coverage and grounding (DESIGN.md, "Coverage"),
+//! and reference-based text metrics that match their reference implementations: [`bleu`] and
+//! [`chrf`] (sacreBLEU), [`wer`] (jiwer's WER and CER), and [`jaccard`] over content terms.
+//! Pure functions: no IO, no state.
 //!
 //! Text is reduced to *content terms*: lower case, punctuation and stop words removed, words
 //! stemmed (Snowball English, so "margins" = "margin"), numbers normalised (`1,200` = `1200`,
 //! `12%` = `12 percent`, `4.50` = `4.5`, `$4.2M` = `4.2 million`).
+
+pub mod bleu;
+pub mod chrf;
+pub mod pytext;
+pub mod wer;
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -348,6 +356,17 @@ pub fn grounding(answer: &str, context: &[String], question: &str) -> Option<f64
     source.extend(term_set(question));
     let grounded = answer_terms.iter().filter(|t| source.contains(*t)).count();
     Some(grounded as f64 / answer_terms.len() as f64)
+}
+
+/// Jaccard similarity of two texts' content-term sets (as [`term_set`] makes them): shared
+/// terms ÷ terms in either. 1 when both have no terms.
+pub fn jaccard(a: &str, b: &str) -> f64 {
+    let (a, b) = (term_set(a), term_set(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(&b).count() as f64 / union as f64
 }
 
 #[cfg(test)]
