@@ -46,7 +46,7 @@ pub enum Command {
     Select(SelectArgs),
     /// SYNTHETIC DATA for tests and benchmarks: write a made-up record history.
     Synth(SynthArgs),
-    /// Score arbitrary texts offline: BLEU, chrF, WER, CER, Jaccard, one JSON line per pair.
+    /// Score texts offline: BLEU, chrF, WER, CER, ROUGE, Jaccard; one JSON line per pair.
     Score(ScoreArgs),
 }
 

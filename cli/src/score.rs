@@ -1,17 +1,20 @@
 //! `llmpulse score`: reference-based metrics over arbitrary texts, offline. Each input line is
 //! `{"hypothesis": …, "reference": …}` (or `"references": […]`); each output line is the same
-//! object with one number per metric, in the same order. WER and CER use the first reference.
+//! object with one number per metric, in the same order. WER, CER and ROUGE use the first
+//! reference.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use llmpulse_score::{bleu, chrf, jaccard, wer};
+use llmpulse_score::{bleu, chrf, jaccard, rouge, wer};
 use serde_json::{Map, Value};
 
 use crate::args::ScoreArgs;
 
-const METRICS: [&str; 5] = ["bleu", "chrf", "wer", "cer", "jaccard"];
+const METRICS: [&str; 8] = [
+    "bleu", "chrf", "wer", "cer", "rouge1", "rouge2", "rougeL", "jaccard",
+];
 
 /// One input pair.
 struct Pair {
@@ -94,6 +97,9 @@ pub fn score(a: ScoreArgs) -> anyhow::Result<ExitCode> {
                 "chrf" => chrf::sentence_chrf(h, &refs),
                 "wer" => wer::wer(refs[0], h),
                 "cer" => wer::cer(refs[0], h),
+                "rouge1" => rouge::rouge_n(refs[0], h, 1),
+                "rouge2" => rouge::rouge_n(refs[0], h, 2),
+                "rougeL" => rouge::rouge_l(refs[0], h),
                 _ => jaccard(h, refs[0]),
             };
             pair.fields.insert(m.clone(), Value::from(v));

@@ -1,7 +1,8 @@
 //! `llmpulse score` against the reference implementations, over 700 generated pairs (empty
 //! strings, punctuation, numbers, Unicode, odd whitespace, long texts): sentence and corpus BLEU
-//! and chrF equal sacreBLEU's to 1e-6, WER and CER equal jiwer's to 1e-9. `.ci/run` installs
-//! both (`LLMPULSE_ORACLE_PYTHON`); without them the test says it was skipped (in CI it fails).
+//! and chrF equal sacreBLEU's to 1e-6, WER and CER jiwer's and ROUGE-1/2/L rouge-score's (no
+//! stemming) to 1e-9. `.ci/run` installs them (`LLMPULSE_ORACLE_PYTHON`); without them the test
+//! says it was skipped (in CI it fails).
 
 mod support;
 
@@ -147,6 +148,8 @@ fn pairs() -> Vec<Value> {
 
 const ORACLE: &str = r#"
 import json, sys, sacrebleu, jiwer
+from rouge_score import rouge_scorer
+rouge = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
 pairs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 single = []
 for p in pairs:
@@ -158,6 +161,8 @@ for p in pairs:
         "wer": float(jiwer.wer(refs[0], h)),
         "cer": float(jiwer.cer(refs[0], h)),
     }
+    for k, v in rouge.score(refs[0], h).items():
+        out[k] = v.fmeasure
     print(json.dumps(out))
     if "reference" in p:
         single.append((h, p["reference"]))
@@ -173,7 +178,7 @@ fn scores_equal_sacrebleu_and_jiwer() {
     let Some(python) = std::env::var_os("LLMPULSE_ORACLE_PYTHON") else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "LLMPULSE_ORACLE_PYTHON is not set: .ci/run installs sacreBLEU and jiwer"
+            "LLMPULSE_ORACLE_PYTHON is not set: .ci/run installs sacreBLEU, jiwer and rouge-score"
         );
         eprintln!("skipped: set LLMPULSE_ORACLE_PYTHON to a python with sacrebleu and jiwer");
         return;
@@ -193,8 +198,13 @@ fn scores_equal_sacrebleu_and_jiwer() {
 
     let run = |path: &std::path::Path, corpus: bool| -> Vec<Value> {
         let mut cmd = Command::new(BIN);
-        cmd.args(["score", "--metrics", "bleu,chrf,wer,cer", "--input"])
-            .arg(path);
+        cmd.args([
+            "score",
+            "--metrics",
+            "bleu,chrf,wer,cer,rouge1,rouge2,rougeL",
+            "--input",
+        ])
+        .arg(path);
         if corpus {
             cmd.arg("--corpus");
         }
@@ -219,9 +229,18 @@ fn scores_equal_sacrebleu_and_jiwer() {
     assert_eq!(ours.len(), all.len());
     assert_eq!(theirs.len(), all.len() + 1);
 
-    let mut worst = [("bleu", 0.0f64), ("chrf", 0.0), ("wer", 0.0), ("cer", 0.0)];
+    let checks = [
+        ("bleu", 1e-6),
+        ("chrf", 1e-6),
+        ("wer", 1e-9),
+        ("cer", 1e-9),
+        ("rouge1", 1e-9),
+        ("rouge2", 1e-9),
+        ("rougeL", 1e-9),
+    ];
+    let mut worst: Vec<(&str, f64)> = checks.iter().map(|(m, _)| (*m, 0.0)).collect();
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        for (metric, tolerance) in [("bleu", 1e-6), ("chrf", 1e-6), ("wer", 1e-9), ("cer", 1e-9)] {
+        for (metric, tolerance) in checks {
             let (x, y) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
             let d = (x - y).abs();
             assert!(

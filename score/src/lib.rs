@@ -1,6 +1,7 @@
 //! Answer scores that need no judge model: RAG coverage and grounding (DESIGN.md, "Coverage"),
 //! and reference-based text metrics that match their reference implementations: [`bleu`] and
-//! [`chrf`] (sacreBLEU), [`wer`] (jiwer's WER and CER), and [`jaccard`] over content terms.
+//! [`chrf`] (sacreBLEU), [`wer`] (jiwer's WER and CER), [`rouge`] (rouge-score), and [`jaccard`]
+//! over content terms.
 //! Pure functions: no IO, no state.
 //!
 //! Text is reduced to *content terms*: lower case, punctuation and stop words removed, words
@@ -10,6 +11,7 @@
 pub mod bleu;
 pub mod chrf;
 pub mod pytext;
+pub mod rouge;
 pub mod wer;
 
 use std::collections::HashSet;
