@@ -255,7 +255,16 @@ pub async fn run_job(
         shard: run.shard,
         planned: Some(planned),
     };
-    let mut journal = Journal::create(&spool, meta, &store.describe())?;
+    // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
+    // absolute path, so that it does not depend on where upload is run from.
+    let destination = match Location::parse(&config.output)? {
+        Location::Local(dir) => std::path::absolute(&dir)
+            .unwrap_or(dir)
+            .display()
+            .to_string(),
+        _ => config.output.clone(),
+    };
+    let mut journal = Journal::create(&spool, meta, &destination)?;
     let mut summary = Summary::default();
     let out = {
         let mut sinks = Fanout(vec![&mut journal, &mut summary, progress]);
