@@ -130,14 +130,17 @@ fn rpm_is_never_exceeded() {
     );
     let out = run_with(&dir, &cfg, &[], &["--repetitions", "1"]);
     assert!(out.status.success());
-    // 20 questions at 60 per minute: one a second, never two within a second.
+    // 20 questions at 60 per minute: one a second, never two within a second. The limiter
+    // releases requests exactly a second apart; what the server sees can be a few ms closer when
+    // the earlier request was delayed on its way (a loaded 2-core machine: 13 ms seen), so the
+    // check allows 50 ms of transit jitter.
     let log = sim.log();
     assert_eq!(log.len(), 20);
     let mut times: Vec<f64> = log.iter().map(|e| ms(&e["received_unix_ms"])).collect();
     times.sort_by(f64::total_cmp);
     for w in times.windows(2) {
         assert!(
-            w[1] - w[0] >= 990.0,
+            w[1] - w[0] >= 950.0,
             "two requests {:.0} ms apart",
             w[1] - w[0]
         );
