@@ -1,0 +1,147 @@
+//! The values a group keeps: [`Dist`] (an HdrHistogram always, the exact values while few),
+//! [`Mean`] and [`Rate`]. Each merges with another of its kind by addition.
+
+use hdrhistogram::Histogram;
+
+/// A distribution keeps its exact values up to this many; beyond it, only the histogram.
+pub const EXACT_CAP: usize = 2_000;
+
+/// One numeric distribution: a histogram always, exact values while there are few.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    hist: Histogram<u32>,
+    /// Units per histogram step: values are stored as `round(v × scale)`.
+    scale: f64,
+    exact: Option<Vec<f64>>,
+}
+
+impl Dist {
+    /// A distribution of values in seconds (stored to the microsecond, 3 significant digits).
+    pub fn seconds() -> Dist {
+        Dist::new(1e6, 3, true)
+    }
+
+    /// A distribution of speeds in tokens per second (stored to 0.001 tok/s).
+    pub fn speed() -> Dist {
+        Dist::new(1e3, 3, true)
+    }
+
+    /// A cheap seconds distribution for time buckets: whole milliseconds, 2 significant digits,
+    /// no exact values (a few KiB, where a microsecond one takes about 9).
+    pub fn coarse_seconds() -> Dist {
+        Dist::new(1e3, 2, false)
+    }
+
+    fn new(scale: f64, sigfig: u8, exact: bool) -> Dist {
+        Dist {
+            hist: Histogram::new(sigfig).expect("2 or 3 significant digits are valid"),
+            scale,
+            exact: exact.then(Vec::new),
+        }
+    }
+
+    /// Adds one value; negative, infinite and NaN values are not measurements and are dropped.
+    pub fn add(&mut self, v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            return;
+        }
+        let v_scaled = (v * self.scale).round() as u64;
+        // `record` grows an auto-resizing histogram; saturate only if it cannot.
+        if self.hist.record(v_scaled).is_err() {
+            self.hist.saturating_record(v_scaled);
+        }
+        if let Some(exact) = &mut self.exact {
+            if exact.len() < EXACT_CAP {
+                exact.push(v);
+            } else {
+                self.exact = None;
+            }
+        }
+    }
+
+    /// Adds every value of `other` (same kind of distribution).
+    pub fn merge(&mut self, other: &Dist) {
+        // Both histograms auto-resize, so adding cannot fail for lack of range.
+        let _ = self.hist.add(&other.hist);
+        self.exact = match (self.exact.take(), &other.exact) {
+            (Some(mut a), Some(b)) if a.len() + b.len() <= EXACT_CAP => {
+                a.extend_from_slice(b);
+                Some(a)
+            }
+            _ => None,
+        };
+    }
+
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The exact values, sorted, when every value is still kept.
+    pub fn exact_sorted(&self) -> Option<Vec<f64>> {
+        let mut v = self.exact.clone()?;
+        v.sort_by(f64::total_cmp);
+        Some(v)
+    }
+
+    /// The value at quantile `q` in [0, 1] read off the histogram (highest value equivalent to
+    /// the bucket, within the histogram's precision).
+    pub fn hist_quantile(&self, q: f64) -> Option<f64> {
+        if self.hist.is_empty() {
+            return None;
+        }
+        let v = self.hist.value_at_quantile(q.clamp(0.0, 1.0));
+        Some(self.hist.median_equivalent(v) as f64 / self.scale)
+    }
+
+    /// The histogram's mean.
+    pub fn mean(&self) -> Option<f64> {
+        (!self.hist.is_empty()).then(|| self.hist.mean() / self.scale)
+    }
+}
+
+/// A running mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Mean {
+    pub sum: f64,
+    pub n: u64,
+}
+
+impl Mean {
+    pub fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            self.sum += v;
+            self.n += 1;
+        }
+    }
+    pub fn merge(&mut self, o: &Mean) {
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+    pub fn value(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
+/// Successes out of trials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub ok: u64,
+    pub n: u64,
+}
+
+impl Rate {
+    pub fn add(&mut self, v: Option<bool>) {
+        if let Some(v) = v {
+            self.n += 1;
+            self.ok += u64::from(v);
+        }
+    }
+    pub fn merge(&mut self, o: &Rate) {
+        self.ok += o.ok;
+        self.n += o.n;
+    }
+}
