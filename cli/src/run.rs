@@ -215,13 +215,26 @@ fn say_only(line: &str, markdown: Option<&std::path::Path>) -> anyhow::Result<Ex
 }
 
 /// `~/.cache/llmpulse/spool` (or under `$XDG_CACHE_HOME`): where runs wait when a store is down.
+/// Where the cache directory cannot be created (a read-only home), the system's temporary
+/// directory serves instead.
 pub fn default_spool() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir)
         .join("llmpulse")
-        .join("spool")
+        .join("spool");
+    if std::fs::create_dir_all(&cache).is_ok() {
+        return cache;
+    }
+    let fallback = std::env::temp_dir().join("llmpulse-spool");
+    tracing::warn!(
+        spool = %cache.display(),
+        instead = %fallback.display(),
+        "cannot create the spool directory; using the temporary directory"
+    );
+    fallback
 }
 
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
