@@ -27,18 +27,31 @@ trap 'rm -rf "$work"' EXIT
   --out "$work/history" 2>/dev/null
 "$BIN" report --from "$work/history" --out "$work/history-report" >/dev/null
 
+# Chromium now and then dies on start (a segfault on a loaded machine): a run that ends by a
+# signal or the timeout is tried again, up to three times; any other failure counts at once.
+retry_chrome() {
+  local try rc=0
+  for try in 1 2 3; do
+    "$@" && return 0
+    rc=$?
+    if [ "$rc" -lt 124 ]; then return "$rc"; fi
+    echo "chromium ended with $rc (try $try of 3)" >&2
+  done
+  return "$rc"
+}
+
 chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
   --disable-dev-shm-usage --hide-scrollbars)
 status=0
 for name in quickstart history-report; do
   page="file://$work/$name/index.html"
-  timeout 120 "${chrome[@]}" --enable-logging=stderr --v=0 --dump-dom "$page" \
+  retry_chrome timeout 120 "${chrome[@]}" --enable-logging=stderr --v=0 --dump-dom "$page" \
     >"$OUT/$name.dom.html" 2>"$OUT/$name.chromium.log"
   verdict=$(grep -o 'data-charts="[^"]*"' "$OUT/$name.dom.html" | head -1 || true)
   console=$(grep -E ':CONSOLE[:(]' "$OUT/$name.chromium.log" || true)
-  timeout 120 "${chrome[@]}" --window-size=1280,4800 --screenshot="$OUT/$name.png" "$page" 2>/dev/null
-  timeout 120 "${chrome[@]}" --window-size=390,8000 --screenshot="$OUT/$name-phone.png" "$page" 2>/dev/null
-  timeout 120 "${chrome[@]}" --no-pdf-header-footer --print-to-pdf="$OUT/$name.pdf" "$page" 2>/dev/null
+  retry_chrome timeout 120 "${chrome[@]}" --window-size=1280,4800 --screenshot="$OUT/$name.png" "$page" 2>/dev/null
+  retry_chrome timeout 120 "${chrome[@]}" --window-size=390,8000 --screenshot="$OUT/$name-phone.png" "$page" 2>/dev/null
+  retry_chrome timeout 120 "${chrome[@]}" --no-pdf-header-footer --print-to-pdf="$OUT/$name.pdf" "$page" 2>/dev/null
   if [ ! -s "$OUT/$name.pdf" ]; then
     echo "FAIL: $name: printing to PDF produced nothing"
     status=1
