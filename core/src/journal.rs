@@ -93,7 +93,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
 
 /// The staging directory of a run under `spool`.
 pub fn staging_dir(spool: &Path, run_id: &str, shard: Option<crate::plan::Shard>) -> PathBuf {
-    spool.join(format!("{run_id}{}", layout::shard_suffix(shard)))
+    spool.join(layout::staging_name(run_id, shard))
 }
 
 fn keys(meta: &RunMeta) -> (String, String) {
@@ -121,7 +121,9 @@ impl Journal {
         if dir.join(META).exists() {
             return Err(OutputError::Corrupt {
                 path: dir,
-                message: "a run with this id is already staged here".into(),
+                message: "a run with this id is already staged here; publish or recover it \
+                          first with `llmpulse upload --spool` on this directory's parent"
+                    .into(),
             });
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -154,11 +156,6 @@ impl Journal {
             last_sync: Instant::now(),
             _lock: lock,
         })
-    }
-
-    /// The staging directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Closes the files, syncs them and writes the manifest. `complete` is false for a run that

@@ -5,8 +5,10 @@
 //! records/date=YYYY-MM-DD/{run_id}[-shard-i-of-n].jsonl   the records (and .csv beside it)
 //! runs/{run_id}/manifest[-shard-i-of-n].json              written last: a run exists once it does
 //! claims/{campaign}/{slot}[-shard-i-of-n].json            created with a create-only write
-//! journal/{run_id}[-shard-i-of-n].jsonl                   a run's records as they finish (spool only)
 //! ```
+//!
+//! In a spool, each run is staged in a directory of its own, `{run_id}[-shard-i-of-n]/`, laid out
+//! as above (see `journal`).
 //!
 //! Hive-style partitions (`date=…`), so Athena, BigQuery external tables and DuckDB read the
 //! records as they are.
@@ -17,9 +19,6 @@ use crate::plan::Shard;
 
 /// The prefix every run's manifest lives under.
 pub const RUNS_PREFIX: &str = "runs/";
-
-/// The prefix of the journals a spool keeps while runs are in progress.
-pub const JOURNAL_PREFIX: &str = "journal/";
 
 /// The key of a run's records file with extension `ext` (`jsonl` or `csv`).
 pub fn records_key(
@@ -65,9 +64,9 @@ pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>) -> String {
     )
 }
 
-/// The key of a run's journal in a spool directory.
-pub fn journal_key(run_id: &str, shard: Option<Shard>) -> String {
-    format!("{JOURNAL_PREFIX}{run_id}{}.jsonl", shard_suffix(shard))
+/// The name of a run's staging directory in a spool.
+pub fn staging_name(run_id: &str, shard: Option<Shard>) -> String {
+    format!("{run_id}{}", shard_suffix(shard))
 }
 
 /// Whether `name` may be part of a key: a run id, a campaign, a target. Letters, digits, `-`,
@@ -109,7 +108,7 @@ mod tests {
             "runs/r1/manifest-shard-1-of-3.json"
         );
         assert_eq!(claim_key("seed-4day", 7, None), "claims/seed-4day/7.json");
-        assert_eq!(journal_key("r1", shard), "journal/r1-shard-1-of-3.jsonl");
+        assert_eq!(staging_name("r1", shard), "r1-shard-1-of-3");
         assert!(is_manifest_key(&manifest_key("r1", shard)));
         assert!(!is_manifest_key("runs/r1/notes.json"));
         assert!(is_records_jsonl(&records_key(t, "r1", None, "jsonl")));

@@ -48,15 +48,3 @@ impl<F: FnMut(&Record) + Send> RecordSink for Each<F> {
         Ok(())
     }
 }
-
-/// Keeps every record in memory: for tests and small in-process uses, never for runs of
-/// unbounded size.
-#[derive(Debug, Default)]
-pub struct Collect(pub Vec<Record>);
-
-impl RecordSink for Collect {
-    fn record(&mut self, record: &Record) -> std::io::Result<()> {
-        self.0.push(record.clone());
-        Ok(())
-    }
-}
