@@ -277,6 +277,10 @@ pub struct SimArgs {
     /// A TOML file with `[default]` and `[models.NAME]` profiles; flags below change `[default]`.
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Also answer the discovery endpoints of this server, for its models (the profile's
+    /// `[models.NAME]`): ollama, lmstudio, vllm, llamacpp or exo.
+    #[arg(long, value_parser = ["ollama", "lmstudio", "vllm", "llamacpp", "exo"])]
+    pub kind: Option<String>,
     #[arg(long)]
     pub ttft_ms: Option<f64>,
     #[arg(long)]

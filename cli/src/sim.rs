@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use llmpulse_sim::{SimProfile, SimState, server};
+use llmpulse_sim::{ServerKind, SimProfile, SimState, server};
 use serde::Deserialize;
 
 use crate::args::SimArgs;
@@ -43,7 +43,8 @@ pub fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = format!("{}:{}", a.host, a.port)
         .parse()
         .with_context(|| format!("'{}:{}' is not an address", a.host, a.port))?;
-    let state = Arc::new(SimState::new(default, file.models, true));
+    let kind = a.kind.as_deref().and_then(ServerKind::parse);
+    let state = Arc::new(SimState::new(default, file.models, true).with_kind(kind));
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)

@@ -103,6 +103,8 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 hex::encode(Sha256::digest(format!("{t}-{q}")))
             };
             let coverage = (0.95 - 0.08 * f64::from(t) + 0.05 * normal(rng)).clamp(0.0, 1.0);
+            // Drawn from nothing random, so the rest of the history stays as it was.
+            let power = round6(120.0 + 60.0 * f64::from(t) + 10.0 * (slow - 1.0));
             let r = Record {
                 timestamp: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 industry: industry.into(),
@@ -168,6 +170,13 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 llmpulse_version: llmpulse_core::VERSION.into(),
                 config_hash: "synthetic".into(),
                 memory_mb: Some(1_000.0 + 2_000.0 * f64::from(t)),
+                memory_source: Some("server_rss+gpu".into()),
+                gpu_util_pct: Some(55.0 + 10.0 * f64::from(t)),
+                power_w: Some(power),
+                energy_j: Some(power * latency),
+                energy_source: Some("nvml_counter".into()),
+                energy_per_token_j: (tokens > 0).then(|| power * latency / f64::from(tokens)),
+                host_id: Some("synthetic-gpu-box".into()),
             };
             at += Duration::milliseconds((latency * 1000.0) as i64 / 4);
             records.push(r);
@@ -180,6 +189,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             campaign: records.first().and_then(|r| r.campaign.clone()),
             slot: records.first().and_then(|r| r.slot),
             origin: "synthetic".into(),
+            host: None,
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
             targets: (0..spec.targets)

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, ConfigError};
+use crate::instrument::{Annotated, Instruments};
 use crate::journal::Journal;
 use crate::layout;
 use crate::manifest::{Manifest, RunMeta};
@@ -211,6 +212,18 @@ pub async fn run_job(
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     progress: &mut dyn RecordSink,
 ) -> Result<JobOutcome, JobError> {
+    run_job_with(job, env, progress, None).await
+}
+
+/// [`run_job`] with an agent's [`Instruments`]: the host goes into the manifest, the telemetry
+/// series beside the records, and each record gets its hardware figures before any sink sees
+/// it.
+pub async fn run_job_with(
+    job: Job,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    progress: &mut dyn RecordSink,
+    mut instruments: Option<&mut dyn Instruments>,
+) -> Result<JobOutcome, JobError> {
     let store = crate::store::open(&job.config.output, env).await?;
     let store = store.as_ref();
     let planned = job.planned_calls();
@@ -254,6 +267,7 @@ pub async fn run_job(
         targets: config.targets.iter().map(|t| t.name.clone()).collect(),
         shard: run.shard,
         planned: Some(planned),
+        host: instruments.as_mut().and_then(|i| i.host()),
     };
     // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
     // absolute path, so that it does not depend on where upload is run from.
@@ -266,10 +280,33 @@ pub async fn run_job(
     };
     let mut journal = Journal::create(&spool, meta, &destination)?;
     let mut summary = Summary::default();
+    if let Some(i) = instruments.as_mut() {
+        let series = journal.telemetry_path();
+        i.start(&series, run.in_flight.clone())
+            .map_err(|cause| OutputError::Io {
+                path: series,
+                cause,
+            })?;
+    }
     let out = {
-        let mut sinks = Fanout(vec![&mut journal, &mut summary, progress]);
-        runner::run(&config, &suite, &run, &mut sinks).await
+        let sinks = Fanout(vec![&mut journal, &mut summary, progress]);
+        match instruments.as_mut() {
+            Some(i) => {
+                let mut annotated = Annotated {
+                    instruments: &mut **i,
+                    inner: sinks,
+                };
+                runner::run(&config, &suite, &run, &mut annotated).await
+            }
+            None => {
+                let mut sinks = sinks;
+                runner::run(&config, &suite, &run, &mut sinks).await
+            }
+        }
     };
+    if let Some(i) = instruments.as_mut() {
+        i.stop();
+    }
     let out = match out {
         Ok(out) => out,
         Err(e) => {

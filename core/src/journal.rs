@@ -184,6 +184,8 @@ impl Journal {
                 csv_path,
             ),
         ];
+        let mut files = files;
+        files.extend(telemetry_file(&self.dir, &self.meta)?);
         let manifest = Manifest::new(
             &self.meta,
             finished_at.to_rfc3339(),
@@ -199,6 +201,35 @@ impl Journal {
             manifest,
         })
     }
+}
+
+impl Journal {
+    /// Where an agent writes the run's telemetry series, a sample a line; the run's files
+    /// include it when it exists (also when the run is recovered after it died).
+    pub fn telemetry_path(&self) -> PathBuf {
+        self.dir.join(telemetry_key(&self.meta))
+    }
+}
+
+fn telemetry_key(meta: &RunMeta) -> String {
+    let started = DateTime::parse_from_rfc3339(&meta.started_at)
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_else(|_| Utc::now());
+    layout::telemetry_key(started, &meta.run_id, meta.shard)
+}
+
+/// The telemetry series in a staging directory, if an agent wrote one: its entry (rows = whole
+/// lines) and path.
+fn telemetry_file(dir: &Path, meta: &RunMeta) -> Result<Option<(FileEntry, PathBuf)>, OutputError> {
+    let key = telemetry_key(meta);
+    let path = dir.join(&key);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let rows = bytes.iter().filter(|b| **b == b'\n').count();
+    Ok(Some((FileEntry::of_bytes(&key, rows, &bytes), path)))
 }
 
 impl RecordSink for Journal {
@@ -387,6 +418,8 @@ pub fn recover(dir: &Path) -> Result<StagedRun, OutputError> {
             csv_path,
         ),
     ];
+    let mut files = files;
+    files.extend(telemetry_file(dir, &meta)?);
     let finished_at = last_time.unwrap_or_else(|| meta.started_at.clone());
     let manifest = Manifest::new(
         &meta,

@@ -5,6 +5,7 @@
 //! records/date=YYYY-MM-DD/{run_id}[-shard-i-of-n].jsonl   the records (and .csv beside it)
 //! runs/{run_id}/manifest[-shard-i-of-n].json              written last: a run exists once it does
 //! claims/{campaign}/{slot}[-shard-i-of-n].json            created with a create-only write
+//! telemetry/date=YYYY-MM-DD/{run_id}[-shard-i-of-n].jsonl an agent's hardware samples
 //! ```
 //!
 //! In a spool, each run is staged in a directory of its own, `{run_id}[-shard-i-of-n]/`, laid out
@@ -32,6 +33,20 @@ pub fn records_key(
         started_at.format("%Y-%m-%d"),
         shard_suffix(shard)
     )
+}
+
+/// The key of a run's hardware telemetry series (an agent's runs), one sample a line.
+pub fn telemetry_key(started_at: DateTime<Utc>, run_id: &str, shard: Option<Shard>) -> String {
+    format!(
+        "telemetry/date={}/{run_id}{}.jsonl",
+        started_at.format("%Y-%m-%d"),
+        shard_suffix(shard)
+    )
+}
+
+/// Whether a manifest's file entry is a telemetry series.
+pub fn is_telemetry(path: &str) -> bool {
+    path.starts_with("telemetry/") && path.ends_with(".jsonl")
 }
 
 /// The key of a run's manifest (one per shard for a sharded run).

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod error_kind;
+pub mod instrument;
 pub mod job;
 pub mod journal;
 pub mod layout;

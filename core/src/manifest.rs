@@ -27,6 +27,10 @@ pub struct RunMeta {
     /// Calls planned (fallbacks not counted).
     #[serde(default)]
     pub planned: Option<usize>,
+    /// What an agent's host is (OS, CPU, memory, GPUs, the servers and their models) and which
+    /// telemetry sources it had, with the reason for each it lacked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<serde_json::Value>,
 }
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -55,6 +59,9 @@ pub struct Manifest {
     pub complete: bool,
     #[serde(default)]
     pub planned: Option<usize>,
+    /// The agent's host fingerprint (see [`RunMeta::host`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<serde_json::Value>,
 }
 
 fn complete_by_default() -> bool {
@@ -87,6 +94,7 @@ impl Manifest {
             shard: meta.shard,
             complete,
             planned: meta.planned,
+            host: meta.host.clone(),
         }
     }
 

@@ -98,6 +98,30 @@ pub struct Record {
     /// telemetry, a server that reports it); `null` otherwise, and for every hosted API.
     #[serde(default)]
     pub memory_mb: Option<f64>,
+    /// Where `memory_mb` came from: `ollama_ps` (the server's own figure), `server_rss` (the
+    /// serving processes' peak resident memory during the call), `server_rss+gpu` (that plus
+    /// the GPU memory in use).
+    #[serde(default)]
+    pub memory_source: Option<String>,
+    /// Mean GPU utilisation during the call, percent (agent, NVML).
+    #[serde(default)]
+    pub gpu_util_pct: Option<f64>,
+    /// Mean power of the measured devices during the call, watts.
+    #[serde(default)]
+    pub power_w: Option<f64>,
+    /// The call's share of the measured devices' energy, joules (see `energy_source`).
+    #[serde(default)]
+    pub energy_j: Option<f64>,
+    /// `nvml_counter`, `rapl`, `ioreport` (counters over the call's window), `power_x_time`
+    /// (mean power × time), or `none` (no energy source on this host; the manifest says why).
+    #[serde(default)]
+    pub energy_source: Option<String>,
+    /// `energy_j` per response token.
+    #[serde(default)]
+    pub energy_per_token_j: Option<f64>,
+    /// The agent host that measured the call.
+    #[serde(default)]
+    pub host_id: Option<String>,
 }
 
 /// What the runner knows about a call besides its outcome.
@@ -254,6 +278,13 @@ impl Record {
             llmpulse_version: crate::VERSION.to_string(),
             config_hash: cx.config_hash.to_string(),
             memory_mb: out.memory_mb.map(round6),
+            memory_source: out.memory_mb.map(|_| "ollama_ps".to_string()),
+            gpu_util_pct: None,
+            power_w: None,
+            energy_j: None,
+            energy_source: None,
+            energy_per_token_j: None,
+            host_id: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -41,6 +42,9 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Set when someone may ask the run to stop early.
     pub stop: Option<Stop>,
+    /// Requests on the wire now: raised as a request is sent, lowered when its answer ends. An
+    /// agent's telemetry samples it to share a device's energy between overlapping calls.
+    pub in_flight: Arc<AtomicU32>,
 }
 
 impl RunOptions {
@@ -55,6 +59,7 @@ impl RunOptions {
             deadline_margin: Duration::from_secs(10),
             shard: None,
             stop: None,
+            in_flight: Arc::new(AtomicU32::new(0)),
         }
     }
 }
@@ -244,10 +249,12 @@ async fn ask<'a>(
             };
         }
         stats.attempts += 1;
-        let outcome = lane
-            .client
-            .call(prompt, opts.deadline, opts.stop.as_ref())
-            .await;
+        let outcome = {
+            let _on_wire = InFlight::enter(&opts.in_flight);
+            lane.client
+                .call(prompt, opts.deadline, opts.stop.as_ref())
+                .await
+        };
         let Some(error) = &outcome.error else {
             return Asked {
                 outcome,
@@ -468,6 +475,23 @@ fn weight(lane: &Lane, prompt: &Prompt) -> u32 {
         .map(|m| tokens::estimate(&m.content))
         .sum();
     input + lane.client.target().params.max_tokens.unwrap_or(512)
+}
+
+/// One request on the wire, counted in [`RunOptions::in_flight`] until dropped (also when its
+/// call is cancelled).
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

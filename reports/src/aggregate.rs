@@ -30,6 +30,10 @@ pub struct TargetAgg {
     pub response_tokens: Mean,
     pub answer_chars: Mean,
     pub memory_mb: Mean,
+    pub gpu_util_pct: Mean,
+    pub power_w: Mean,
+    pub energy_j: Mean,
+    pub energy_per_token_j: Mean,
     pub cost_usd: Mean,
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
@@ -55,6 +59,10 @@ impl TargetAgg {
             response_tokens: Mean::default(),
             answer_chars: Mean::default(),
             memory_mb: Mean::default(),
+            gpu_util_pct: Mean::default(),
+            power_w: Mean::default(),
+            energy_j: Mean::default(),
+            energy_per_token_j: Mean::default(),
             cost_usd: Mean::default(),
             json_valid: Rate::default(),
             tool_call_valid: Rate::default(),
@@ -79,6 +87,10 @@ impl TargetAgg {
         self.response_tokens.merge(&o.response_tokens);
         self.answer_chars.merge(&o.answer_chars);
         self.memory_mb.merge(&o.memory_mb);
+        self.gpu_util_pct.merge(&o.gpu_util_pct);
+        self.power_w.merge(&o.power_w);
+        self.energy_j.merge(&o.energy_j);
+        self.energy_per_token_j.merge(&o.energy_per_token_j);
         self.cost_usd.merge(&o.cost_usd);
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
@@ -133,6 +145,9 @@ pub struct BucketAgg {
     pub rate_limited: Rate,
     pub latency: Dist,
     pub ttft: Dist,
+    /// Agent hardware figures of the bucket's successful calls.
+    pub memory_mb: Mean,
+    pub power_w: Mean,
 }
 
 impl Default for BucketAgg {
@@ -142,6 +157,8 @@ impl Default for BucketAgg {
             rate_limited: Rate::default(),
             latency: Dist::coarse_seconds(),
             ttft: Dist::coarse_seconds(),
+            memory_mb: Mean::default(),
+            power_w: Mean::default(),
         }
     }
 }
@@ -152,6 +169,8 @@ impl BucketAgg {
         self.rate_limited.merge(&o.rate_limited);
         self.latency.merge(&o.latency);
         self.ttft.merge(&o.ttft);
+        self.memory_mb.merge(&o.memory_mb);
+        self.power_w.merge(&o.power_w);
     }
 }
 
@@ -263,6 +282,10 @@ impl Aggregate {
             t.response_tokens.add(r.response_tokens.map(f64::from));
             t.answer_chars.add(Some(f64::from(r.answer_chars)));
             t.memory_mb.add(r.memory_mb);
+            t.gpu_util_pct.add(r.gpu_util_pct);
+            t.power_w.add(r.power_w);
+            t.energy_j.add(r.energy_j);
+            t.energy_per_token_j.add(r.energy_per_token_j);
             t.cost_usd.add(r.cost_usd);
         } else {
             let kind = r.error_kind.as_deref().unwrap_or("unknown");
@@ -292,6 +315,8 @@ impl Aggregate {
             if let Some(v) = r.ttft_sec {
                 b.ttft.add(v);
             }
+            b.memory_mb.add(r.memory_mb);
+            b.power_w.add(r.power_w);
         }
 
         if r.task == "creative" && r.success {

@@ -49,6 +49,11 @@ pub struct TargetFigures {
     pub response_tokens: Option<MeanFigure>,
     pub answer_chars: Option<MeanFigure>,
     pub memory_mb: Option<MeanFigure>,
+    /// Agent hardware figures: mean GPU use, mean device power, energy per call and per token.
+    pub gpu_util_pct: Option<MeanFigure>,
+    pub power_w: Option<MeanFigure>,
+    pub energy_j: Option<MeanFigure>,
+    pub energy_per_token_j: Option<MeanFigure>,
     pub cost_usd_per_call: Option<MeanFigure>,
     pub errors: BTreeMap<String, u64>,
     pub first: Option<DateTime<Utc>>,
@@ -122,6 +127,9 @@ pub struct Point {
     /// `slower` or `faster` when this bucket's median interval lies wholly above or below the
     /// median of the 72 hours before it.
     pub regression: Option<&'static str>,
+    /// Mean memory and device power of the bucket's calls (agent runs).
+    pub memory_mb: Option<f64>,
+    pub power_w: Option<f64>,
 }
 
 /// A target's time series.
@@ -295,6 +303,10 @@ fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> Targ
         response_tokens: MeanFigure::of(t.response_tokens),
         answer_chars: MeanFigure::of(t.answer_chars),
         memory_mb: MeanFigure::of(t.memory_mb),
+        gpu_util_pct: MeanFigure::of(t.gpu_util_pct),
+        power_w: MeanFigure::of(t.power_w),
+        energy_j: MeanFigure::of(t.energy_j),
+        energy_per_token_j: MeanFigure::of(t.energy_per_token_j),
         cost_usd_per_call: MeanFigure::of(t.cost_usd),
         errors: t.errors.clone(),
         first: t.first,
@@ -332,6 +344,8 @@ pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
                 ttft_p50_sec: b.ttft.hist_quantile(0.5),
                 rolling_latency_p50_sec: last72.latency.hist_quantile(0.5),
                 regression,
+                memory_mb: b.memory_mb.value(),
+                power_w: b.power_w.value(),
             }
         })
         .collect()

@@ -51,6 +51,16 @@ pub struct Row<'a> {
     pub cost_usd: Option<f64>,
     #[serde(default)]
     pub memory_mb: Option<f64>,
+    #[serde(default)]
+    pub gpu_util_pct: Option<f64>,
+    #[serde(default)]
+    pub power_w: Option<f64>,
+    #[serde(default)]
+    pub energy_j: Option<f64>,
+    #[serde(default)]
+    pub energy_per_token_j: Option<f64>,
+    #[serde(borrow, default)]
+    pub host_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     pub origin: std::borrow::Cow<'a, str>,
 }

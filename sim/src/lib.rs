@@ -8,6 +8,7 @@
 //! [`play`] function, which logs when each event was actually handed to the transport.
 
 mod answer;
+pub mod discovery;
 mod hostile;
 mod play;
 mod profile;
@@ -20,6 +21,7 @@ mod state;
 mod wire;
 
 pub use answer::tokenize;
+pub use discovery::ServerKind;
 pub use hostile::HUGE_HEADER_BYTES;
 pub use play::{Cut, play};
 pub use profile::{FAULT_HEADER, Fault, SimProfile};

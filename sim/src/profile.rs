@@ -57,6 +57,21 @@ pub struct SimProfile {
     /// The memory the model takes once loaded, reported by Ollama's `GET /api/ps`, MB; 0
     /// reports none.
     pub memory_mb: f64,
+    /// What discovery endpoints say of the model (`llmpulse sim --kind`): its file size, MB
+    /// (0: the size follows from `parameters` at 4.5 bits a weight).
+    pub size_mb: f64,
+    /// Parameter count as servers write it (`"135M"`, `"7B"`).
+    pub parameters: String,
+    /// Quantization as servers write it (`"Q4_K_M"`).
+    pub quantization: String,
+    /// Architecture family (`"llama"`).
+    pub family: String,
+    /// Context length the model is loaded with.
+    pub context_length: u32,
+    /// Ollama's capability names: `completion`, `tools`, `vision`, `thinking`, `embedding`.
+    pub capabilities: Vec<String>,
+    /// Loaded before any request (LM Studio's `state`, Ollama's `/api/ps`).
+    pub loaded: bool,
 }
 
 impl Default for SimProfile {
@@ -85,6 +100,13 @@ impl Default for SimProfile {
             slow_first_byte_ms: 2000.0,
             cost_per_mtok: 0.0,
             memory_mb: 0.0,
+            size_mb: 0.0,
+            parameters: "135M".into(),
+            quantization: "Q4_K_M".into(),
+            family: "llama".into(),
+            context_length: 4096,
+            capabilities: vec!["completion".into()],
+            loaded: false,
         }
     }
 }
@@ -99,6 +121,7 @@ impl SimProfile {
             ("slow_first_byte_ms", self.slow_first_byte_ms),
             ("cost_per_mtok", self.cost_per_mtok),
             ("memory_mb", self.memory_mb),
+            ("size_mb", self.size_mb),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be a non-negative number, found {v}"));
@@ -134,8 +157,37 @@ impl SimProfile {
         if self.tokens_per_chunk == 0 {
             return Err("tokens_per_chunk must be at least 1".into());
         }
+        if parameter_count(&self.parameters).is_none() {
+            return Err(format!(
+                "parameters must be a count like \"135M\" or \"7B\", found \"{}\"",
+                self.parameters
+            ));
+        }
         Ok(())
     }
+
+    /// The model file's size in bytes: `size_mb`, or the parameters at 4.5 bits each.
+    pub fn size_bytes(&self) -> u64 {
+        if self.size_mb > 0.0 {
+            return (self.size_mb * 1_048_576.0).round() as u64;
+        }
+        let n = parameter_count(&self.parameters).unwrap_or(0.0);
+        (n * 4.5 / 8.0).round() as u64
+    }
+}
+
+/// `"135M"` → 1.35e8, `"7B"` → 7e9.
+pub fn parameter_count(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, scale) = match s.chars().last()? {
+        'K' | 'k' => (&s[..s.len() - 1], 1e3),
+        'M' | 'm' => (&s[..s.len() - 1], 1e6),
+        'B' | 'b' => (&s[..s.len() - 1], 1e9),
+        'T' | 't' => (&s[..s.len() - 1], 1e12),
+        _ => (s, 1.0),
+    };
+    let n: f64 = num.parse().ok()?;
+    (n.is_finite() && n >= 0.0).then_some(n * scale)
 }
 
 /// A fault the simulator injects into one reply.

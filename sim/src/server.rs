@@ -1,5 +1,6 @@
 //! The simulator over HTTP (`llmpulse sim`): `POST /v1/chat/completions`, `GET /v1/models`,
-//! `GET /sim/log` (the request log, with send times) and `GET /health`.
+//! `GET /sim/log` (the request log, with send times) and `GET /health`; with a [`ServerKind`],
+//! that server's discovery endpoints too (bodies from [`crate::discovery`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
-use super::{FAULT_HEADER, Fault, SimState, Wire, play};
+use super::{FAULT_HEADER, Fault, ServerKind, SimState, Wire, discovery, play};
 
 /// Builds the router over a shared simulator state.
 pub fn router(state: Arc<SimState>) -> Router {
@@ -27,7 +28,18 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/api/ps", get(ollama_ps))
         .route("/v1/models", get(models))
         .route("/sim/log", get(log))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
+        .route("/api/version", get(discover))
+        .route("/api/tags", get(discover))
+        .route("/api/show", post(ollama_show))
+        .route("/api/v0/models", get(discover))
+        .route("/api/v1/models", get(discover))
+        .route("/version", get(discover))
+        .route("/props", get(discover))
+        .route("/slots", get(discover))
+        .route("/metrics", get(metrics))
+        .route("/models", get(discover))
+        .route("/state", get(discover))
         .with_state(state)
 }
 
@@ -100,10 +112,85 @@ async fn answer(state: Arc<SimState>, wire: Wire, headers: HeaderMap, body: Byte
 }
 
 async fn ollama_ps(State(state): State<Arc<SimState>>) -> impl IntoResponse {
+    if state.kind() == Some(ServerKind::Ollama) {
+        return axum::Json(state.with_catalog(discovery::ollama_ps));
+    }
     axum::Json(state.ps())
 }
 
+async fn health(State(state): State<Arc<SimState>>) -> Response {
+    match state.kind() {
+        Some(ServerKind::LlamaCpp) => {
+            axum::Json(serde_json::json!({"status": "ok"})).into_response()
+        }
+        _ => "ok".into_response(),
+    }
+}
+
+/// A discovery endpoint: the body the simulated server kind gives for `uri`, or 404 when that
+/// kind has no such endpoint (so probing tells the kinds apart, as with real servers).
+async fn discover(State(state): State<Arc<SimState>>, uri: axum::http::Uri) -> Response {
+    use ServerKind::*;
+    let kind = state.kind();
+    let body = state.with_catalog(|models| match (kind, uri.path()) {
+        (Some(Ollama), "/api/version") => Some(serde_json::json!({"version": Ollama.version()})),
+        (Some(Ollama), "/api/tags") => Some(discovery::ollama_tags(models)),
+        (Some(LmStudio), "/api/v0/models") => Some(discovery::lmstudio_v0(models)),
+        (Some(LmStudio), "/api/v1/models") => Some(discovery::lmstudio_v1(models)),
+        (Some(Vllm), "/version") => Some(serde_json::json!({"version": Vllm.version()})),
+        (Some(LlamaCpp), "/props") => Some(discovery::llamacpp_props(models)),
+        (Some(LlamaCpp), "/slots") => Some(discovery::llamacpp_slots(models)),
+        (Some(Exo), "/models") => Some(discovery::exo_models(models)),
+        (Some(Exo), "/state") => Some(discovery::exo_state(models)),
+        _ => None,
+    });
+    match body {
+        Some(b) => axum::Json(b).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn ollama_show(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    if state.kind() != Some(ServerKind::Ollama) {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    let name = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("model")
+                .or_else(|| v.get("name"))
+                .and_then(|n| n.as_str().map(str::to_string))
+        })
+        .unwrap_or_default();
+    match state.with_catalog(|m| discovery::ollama_show(m, &name)) {
+        Some(b) => axum::Json(b).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": format!("model '{name}' not found")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<SimState>>) -> Response {
+    match state.kind() {
+        Some(k @ (ServerKind::Vllm | ServerKind::LlamaCpp)) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            discovery::metrics(k, state.requests()),
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
 async fn models(State(state): State<Arc<SimState>>) -> impl IntoResponse {
+    match state.kind() {
+        Some(ServerKind::Vllm) => return axum::Json(state.with_catalog(discovery::vllm_models)),
+        Some(ServerKind::LlamaCpp) => {
+            return axum::Json(state.with_catalog(discovery::llamacpp_models));
+        }
+        _ => {}
+    }
     let mut names = state.model_names();
     if names.is_empty() {
         names.push("sim".into());

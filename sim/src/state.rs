@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::discovery::{Entry, ServerKind};
 use crate::profile::{Fault, SimProfile, pick_fault};
 use crate::reply::{build_reply, error_reply};
 use crate::request::ChatRequest;
@@ -60,6 +61,8 @@ pub struct SimState {
     keep_log: bool,
     /// Models asked so far: "loaded", as Ollama's `/api/ps` lists them.
     loaded: Mutex<std::collections::BTreeSet<String>>,
+    /// The server it pretends to be on discovery endpoints (`None`: only the chat protocols).
+    kind: Option<ServerKind>,
 }
 
 impl SimState {
@@ -73,7 +76,47 @@ impl SimState {
             log: Mutex::new(Vec::new()),
             keep_log,
             loaded: Mutex::new(std::collections::BTreeSet::new()),
+            kind: None,
         }
+    }
+
+    /// The same simulator, answering discovery requests as `kind` does.
+    pub fn with_kind(mut self, kind: Option<ServerKind>) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The server it pretends to be.
+    pub fn kind(&self) -> Option<ServerKind> {
+        self.kind
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls `f` with the model catalogue discovery endpoints describe: the models with their
+    /// own profiles (or one model, `sim`, when there are none), loaded if their profile says so
+    /// or they were asked.
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&[Entry<'_>]) -> R) -> R {
+        let asked = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names = self.model_names();
+        if names.is_empty() {
+            names.push("sim".into());
+        }
+        let entries: Vec<Entry<'_>> = names
+            .iter()
+            .map(|name| {
+                let profile = self.models.get(name).unwrap_or(&self.default);
+                Entry {
+                    name,
+                    profile,
+                    loaded: profile.loaded || asked.contains(name),
+                }
+            })
+            .collect();
+        f(&entries)
     }
 
     /// The model names with their own profiles.

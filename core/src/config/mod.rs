@@ -48,9 +48,24 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// The campaign scheduled runs belong to, if any.
     pub campaign: Option<Campaign>,
+    /// `[agent]`: what `llmpulse-agent` needs besides the run (absent: its defaults).
+    pub agent: Option<AgentSettings>,
     /// sha256 of the configuration text as written (before `${VAR}` interpolation, so no secret
     /// that an interpolation brings in can be recovered from it).
     pub sha256: String,
+}
+
+/// `[agent]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    /// The host's name in records (`host_id`) and origins (`agent:ID`); the host name when unset.
+    pub id: Option<String>,
+    /// Where `llmpulse-agent serve` answers `/metrics` and `/health`.
+    pub listen: std::net::SocketAddr,
+    /// Telemetry samples per second.
+    pub sample_hz: f64,
+    /// Where runs are staged (relative paths against the config's directory).
+    pub spool: Option<PathBuf>,
 }
 
 /// One thing to measure: a provider, a model and request parameters.
@@ -286,8 +301,14 @@ impl Config {
             }
         }
         let campaign = raw.campaign.as_ref().map(|c| cx.campaign(c)).transpose()?;
+        let agent = raw
+            .agent
+            .as_ref()
+            .map(|a| cx.agent(a, &base_dir))
+            .transpose()?;
         Ok(Config {
             campaign,
+            agent,
             origin: origin.to_string(),
             base_dir,
             suite,

@@ -21,6 +21,17 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) targets: Vec<Spanned<RawTarget>>,
     pub(crate) campaign: Option<Spanned<RawCampaign>>,
+    pub(crate) agent: Option<Spanned<RawAgent>>,
+}
+
+/// `[agent]`: settings only `llmpulse-agent` reads.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub(crate) id: Option<Spanned<String>>,
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) sample_hz: Option<Spanned<f64>>,
+    pub(crate) spool: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

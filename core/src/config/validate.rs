@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 
 use super::interpolate::interpolate;
-use super::raw::{RawCampaign, RawTarget};
-use super::{ConfigError, Endpoint, Limits, Params, Target, Timeouts};
+use super::raw::{RawAgent, RawCampaign, RawTarget};
+use super::{AgentSettings, ConfigError, Endpoint, Limits, Params, Target, Timeouts};
 use crate::error_kind::ErrorKind;
 use crate::layout;
 use crate::preset;
@@ -94,6 +94,64 @@ impl Cx<'_> {
             ));
         }
         Ok(Some(x))
+    }
+
+    pub(crate) fn agent(
+        &self,
+        spanned: &Spanned<RawAgent>,
+        base_dir: &std::path::Path,
+    ) -> Result<AgentSettings, ConfigError> {
+        let a = spanned.get_ref();
+        let id = match &a.id {
+            Some(v) => {
+                let id = v.get_ref().trim().to_string();
+                if !layout::is_safe_name(&id) {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "agent.id".into(),
+                        format!("'{id}' is not a valid id: use letters, digits, '-', '_' or '.', not starting with '.'"),
+                    ));
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let listen = match &a.listen {
+            Some(v) => v.get_ref().parse().map_err(|_| {
+                self.invalid(
+                    v.span().start,
+                    "agent.listen".into(),
+                    format!("'{}' is not an address like 127.0.0.1:9464", v.get_ref()),
+                )
+            })?,
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+        };
+        let sample_hz = match &a.sample_hz {
+            Some(v) => {
+                let hz = *v.get_ref();
+                if !(hz > 0.0 && hz <= 100.0) {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "agent.sample_hz".into(),
+                        format!("must be above 0 and at most 100, found {hz}"),
+                    ));
+                }
+                hz
+            }
+            None => 10.0,
+        };
+        let spool = a
+            .spool
+            .as_ref()
+            .map(|v| self.interpolate(v, "agent.spool"))
+            .transpose()?
+            .map(|s| base_dir.join(s));
+        Ok(AgentSettings {
+            id,
+            listen,
+            sample_hz,
+            spool,
+        })
     }
 
     pub(crate) fn campaign(&self, spanned: &Spanned<RawCampaign>) -> Result<Campaign, ConfigError> {

@@ -106,6 +106,7 @@ pub fn page(r: &Report) -> String {
     targets_table(&mut h, r);
     over_time(&mut h, r);
     distributions(&mut h, r);
+    hardware(&mut h, r);
     capabilities(&mut h, r);
     quality(&mut h, r);
     // Campaigns.
@@ -159,4 +160,4 @@ pub fn page(r: &Report) -> String {
 
 mod sections;
 
-use sections::{capabilities, distributions, over_time, quality, targets_table};
+use sections::{capabilities, distributions, hardware, over_time, quality, targets_table};

@@ -1,0 +1,313 @@
+//! `llmpulse-agent`: discover local LLM servers, run with hardware telemetry, serve a campaign.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use llmpulse_agent::discover::{self, filter::Filter};
+use llmpulse_agent::run::{self, AgentIdentity};
+use llmpulse_agent::serve::{self, ServeOptions};
+use llmpulse_core::config::Config;
+use llmpulse_core::job::{JobOutcome, JobRequest};
+use llmpulse_core::runner::Stop;
+use llmpulse_core::sink::Count;
+
+#[derive(Parser)]
+#[command(
+    name = "llmpulse-agent",
+    version,
+    about = "The llmpulse agent: local servers, hardware telemetry, scheduled runs"
+)]
+struct Args {
+    /// Log as JSON lines (for journald, launchd and log shippers).
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find the LLM servers on this host (the local presets' ports and any --url) and their models.
+    Discover(DiscoverArgs),
+    /// Run a config once, with hardware telemetry, and publish it.
+    Run(RunArgs),
+    /// Run the config's campaign on its schedule, serving /metrics and /health.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct DiscoverArgs {
+    /// Also probe this server (a root or an API base URL); repeatable.
+    #[arg(long = "url")]
+    urls: Vec<String>,
+    /// Probe only the --url servers, not the local presets' ports.
+    #[arg(long)]
+    no_local: bool,
+    /// Leave out models whose file is larger than this many GB (1 GB = 10^9 bytes).
+    #[arg(long, default_value_t = 15.0)]
+    max_size_gb: f64,
+    /// Keep only models matching this pattern (`*` matches anything); repeatable.
+    #[arg(long = "include")]
+    include: Vec<String>,
+    /// Leave out models matching this pattern; repeatable.
+    #[arg(long = "exclude")]
+    exclude: Vec<String>,
+    /// Print JSON (models left out carry `excluded` with the reason).
+    #[arg(long)]
+    json: bool,
+    /// Write a ready config with one target per model kept.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<PathBuf>,
+    /// The `output` of the written config.
+    #[arg(long, default_value = "results")]
+    output: String,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Overrides the config's output.
+    #[arg(long)]
+    output: Option<String>,
+    #[arg(long)]
+    repetitions: Option<u32>,
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Where runs are staged (default: the config's [agent] spool, else the user's cache).
+    #[arg(long)]
+    spool: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Where /metrics and /health answer (default: the config's [agent] listen, 127.0.0.1:9464).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// How long calls in flight may finish after SIGTERM.
+    #[arg(long, default_value = "30s")]
+    stop_grace: humantime::Duration,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logs(args.json_logs);
+    match dispatch(args.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llmpulse_agent=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn dispatch(c: Command) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match c {
+        Command::Discover(a) => runtime.block_on(discover_cmd(a)),
+        Command::Run(a) => runtime.block_on(run_cmd(a)),
+        Command::Serve(a) => runtime.block_on(serve_cmd(a)),
+    }
+}
+
+fn default_spool(config: &Config) -> PathBuf {
+    if let Some(s) = config.agent.as_ref().and_then(|a| a.spool.clone()) {
+        return s;
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("llmpulse").join("agent-spool")
+}
+
+async fn discover_cmd(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
+    if a.max_size_gb.is_nan() || a.max_size_gb <= 0.0 {
+        anyhow::bail!("--max-size-gb must be above 0, found {}", a.max_size_gb);
+    }
+    let mut found = discover::discover(&a.urls, !a.no_local).await;
+    Filter {
+        max_size_bytes: Some((a.max_size_gb * 1e9) as u64),
+        include: a.include,
+        exclude: a.exclude,
+    }
+    .apply(&mut found);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        print_table(&found);
+    }
+    if let Some(path) = &a.write_config {
+        let id = llmpulse_agent::host::host_name();
+        let text = discover::config::write(&found, &id, &a.output);
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        let kept: usize = found
+            .servers
+            .iter()
+            .map(|s| s.models.iter().filter(|m| m.excluded.is_none()).count())
+            .sum();
+        eprintln!("wrote {} with {kept} targets", path.display());
+    }
+    Ok(if found.servers.is_empty() {
+        eprintln!("no LLM server found");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table(d: &discover::Discovery) {
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "server",
+        "url",
+        "version",
+        "model",
+        "size",
+        "quant",
+        "context",
+        "loaded",
+        "capabilities",
+        "note",
+    ]);
+    for s in &d.servers {
+        for m in &s.models {
+            t.add_row([
+                s.kind.preset().trim_end_matches("-native").to_string(),
+                s.url.clone(),
+                s.version.clone().unwrap_or_default(),
+                m.name.clone(),
+                m.size_bytes
+                    .map_or(String::new(), |b| format!("{:.2} GB", b as f64 / 1e9)),
+                m.quantization.clone().unwrap_or_default(),
+                m.context_length.map_or(String::new(), |c| c.to_string()),
+                m.loaded
+                    .map_or(String::new(), |l| if l { "yes" } else { "no" }.into()),
+                m.capabilities.join(","),
+                m.excluded
+                    .clone()
+                    .map_or(String::new(), |e| format!("left out: {e}")),
+            ]);
+        }
+    }
+    println!("{t}");
+    for s in &d.skipped {
+        eprintln!("skipped {}: {}", s.url, s.why);
+    }
+}
+
+async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let config = Config::load(&a.config, &env)?;
+    let id = AgentIdentity::of(&config);
+    let spool = a.spool.clone().unwrap_or_else(|| default_spool(&config));
+    let stop = Stop::new(std::time::Duration::from_secs(30));
+    let request = JobRequest {
+        output: a.output.clone(),
+        repetitions: a.repetitions,
+        concurrency: a.concurrency,
+        stop: Some(stop.clone()),
+        ..JobRequest::new(id.origin(), spool, chrono::Utc::now())
+    };
+    let mut telemetry = run::telemetry_for(&config, &id).await;
+    for s in telemetry.absent() {
+        eprintln!("telemetry: no {} ({})", s.source, s.why);
+    }
+    let job = request.prepare(config)?;
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let outcome = run::run(job, &mut telemetry, &env, &mut Count::default()).await?;
+    let JobOutcome::Ran {
+        manifest,
+        summary,
+        publication,
+    } = outcome
+    else {
+        anyhow::bail!("nothing ran");
+    };
+    for t in &summary {
+        println!(
+            "{}: {}/{} ok, latency p50 {}",
+            t.target,
+            t.successes,
+            t.n,
+            t.latency_p50_sec
+                .map_or("-".into(), |l| format!("{l:.3} s"))
+        );
+    }
+    println!(
+        "{} records ({} ok) → {}",
+        manifest.records,
+        manifest.successes,
+        publication.describe()
+    );
+    Ok(match publication {
+        llmpulse_core::publish::Publication::Stored { .. } => ExitCode::SUCCESS,
+        llmpulse_core::publish::Publication::Spooled { .. } => ExitCode::from(1),
+    })
+}
+
+async fn serve_cmd(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let config = Config::load(&a.config, &env)?;
+    let stop = Stop::new(*a.stop_grace);
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let opts = ServeOptions {
+        listen: a.listen,
+        spool: a.spool.clone().unwrap_or_else(|| default_spool(&config)),
+        stop,
+        retry: std::time::Duration::from_secs(30),
+    };
+    let ended = serve::serve(config, opts, &env).await?;
+    eprintln!("llmpulse-agent: {ended:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C asks the run to stop; a second one exits at once (the spool keeps the
+/// journal, which the next start publishes).
+async fn stop_on_signal(stop: Stop) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n == 0 {
+                tracing::warn!("stop requested by a signal");
+                stop.request();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.request();
+        }
+    }
+}

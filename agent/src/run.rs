@@ -1,0 +1,103 @@
+//! One agent run: core's job, with the host's telemetry as its `Instruments`. The servers the
+//! targets use are probed first (for the fingerprint) and their processes watched by port.
+
+use std::collections::BTreeMap;
+
+use llmpulse_core::config::{Config, Endpoint};
+use llmpulse_core::job::{self, Job, JobError, JobOutcome};
+use llmpulse_core::sink::RecordSink;
+
+use crate::discover::{self, Server};
+use crate::host;
+use crate::telemetry::Telemetry;
+
+/// The agent's settings for one config: its id and sampling rate.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub host_id: String,
+    pub sample_hz: f64,
+}
+
+impl AgentIdentity {
+    /// From the config's `[agent]` table, the host name when it names no id.
+    pub fn of(config: &Config) -> AgentIdentity {
+        let a = config.agent.as_ref();
+        AgentIdentity {
+            host_id: a.and_then(|a| a.id.clone()).unwrap_or_else(host::host_name),
+            sample_hz: a.map_or(10.0, |a| a.sample_hz),
+        }
+    }
+
+    /// The origin its records carry.
+    pub fn origin(&self) -> String {
+        format!("agent:{}", self.host_id)
+    }
+}
+
+/// Whether `url` points at this host.
+fn is_local(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    match u.host_str() {
+        Some("localhost" | "127.0.0.1" | "[::1]" | "::1" | "0.0.0.0") => true,
+        Some(h) => h.eq_ignore_ascii_case(&host::host_name()),
+        None => false,
+    }
+}
+
+/// Target name → the port of its server, for targets served on this host.
+pub fn local_ports(config: &Config) -> BTreeMap<String, u16> {
+    config
+        .targets
+        .iter()
+        .filter_map(|t| match &t.endpoint {
+            Endpoint::Http { base_url } if is_local(base_url) => {
+                Some((t.name.clone(), discover::port_of(base_url)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The servers behind the config's local targets, as they describe themselves.
+pub async fn servers_of(config: &Config) -> Vec<Server> {
+    let mut roots: Vec<String> = config
+        .targets
+        .iter()
+        .filter_map(|t| match &t.endpoint {
+            Endpoint::Http { base_url } if is_local(base_url) => Some(discover::root_of(base_url)),
+            _ => None,
+        })
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let http = discover::client();
+    let mut out = Vec::new();
+    for root in roots {
+        if let Ok(Some(s)) = discover::kinds::probe(&http, &root).await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The telemetry for a config's run(s): its sources, watching the local targets' servers.
+pub async fn telemetry_for(config: &Config, id: &AgentIdentity) -> Telemetry {
+    let ports = local_ports(config);
+    let servers = servers_of(config).await;
+    let mut t = Telemetry::new(id.host_id.clone(), id.sample_hz, ports);
+    let fp = host::fingerprint(&id.host_id, &t, &servers);
+    t.set_fingerprint(fp);
+    t
+}
+
+/// Runs `job` with `telemetry`.
+pub async fn run(
+    job: Job,
+    telemetry: &mut Telemetry,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    progress: &mut dyn RecordSink,
+) -> Result<JobOutcome, JobError> {
+    job::run_job_with(job, env, progress, Some(telemetry)).await
+}

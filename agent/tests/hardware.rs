@@ -1,0 +1,240 @@
+//! `llmpulse-agent run` against llama.cpp's real `llama-server`: every record carries the serving
+//! process's memory (at least its model file), the energy fields or `energy_source = "none"` with
+//! the reason in the manifest, the host; the telemetry series is stored beside the records; and
+//! `select --max-memory` decides on those figures. On a host with an NVIDIA GPU, NVML is read.
+
+#[path = "../../cli/tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+
+use llmpulse_core::store;
+use llmpulse_report::aggregate::Plan;
+use llmpulse_report::read::{self, Filter};
+use llmpulse_report::select::{self, Criteria};
+use serde_json::Value;
+use support::{ONE_QUESTION, Scratch, service_url};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
+
+fn jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn records_against_the_real_llama_server_carry_memory_and_energy() {
+    let Some(url) = service_url("LLMPULSE_LLAMACPP_URL") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let props: Value = rt.block_on(async {
+        support::http()
+            .get(url.replace("/v1", "/props"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let model_file = props["model_path"].as_str().unwrap().to_string();
+    let file_mb = std::fs::metadata(&model_file).unwrap().len() as f64 / 1_048_576.0;
+
+    let dir = Scratch::new("agent-hardware");
+    dir.write("suite.toml", ONE_QUESTION);
+    let out = dir.0.join("out");
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 4\nconcurrency = 1\noutput = \"{}\"\n\
+             [agent]\nid = \"ci-box\"\nsample_hz = 20\n\
+             [[targets]]\nname = \"smollm2\"\nprovider = \"llamacpp\"\nmodel = \"smollm2\"\n\
+             base_url = \"{url}\"\nmax_tokens = 48\n",
+            out.display()
+        ),
+    );
+    let run = Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+
+    let manifest_path = support::walk(&out)
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .expect("a manifest");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let records_path = out.join(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["path"].as_str().unwrap().ends_with(".jsonl")
+                    && f["path"].as_str().unwrap().starts_with("records/")
+            })
+            .unwrap()["path"]
+            .as_str()
+            .unwrap(),
+    );
+    let records = jsonl(&records_path);
+    assert_eq!(records.len(), 4);
+    let energy_source = records[0]["energy_source"].as_str().unwrap().to_string();
+    for r in &records {
+        assert_eq!(r["success"], true, "{r:#}");
+        assert_eq!(r["host_id"], "ci-box");
+        assert_eq!(r["origin"], "agent:ci-box");
+        let mem = r["memory_mb"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no memory: {r:#}"));
+        assert!(
+            mem >= file_mb,
+            "{mem} MB measured, the model file alone is {file_mb:.1} MB"
+        );
+        let source = r["memory_source"].as_str().unwrap();
+        assert!(source.starts_with("server_rss"), "{source}");
+        assert_eq!(
+            r["energy_source"],
+            energy_source.as_str(),
+            "one source per host"
+        );
+        if energy_source == "none" {
+            assert!(r["energy_j"].is_null() && r["energy_per_token_j"].is_null());
+        } else {
+            assert!(r["energy_j"].as_f64().unwrap() > 0.0, "{r:#}");
+            assert!(r["energy_per_token_j"].as_f64().unwrap() > 0.0, "{r:#}");
+        }
+    }
+    // The host fingerprint: the server as it describes itself, and why each missing source is
+    // missing.
+    let host = &manifest["host"];
+    assert_eq!(host["host_id"], "ci-box");
+    assert!(host["ram_mb"].as_f64().unwrap() > 0.0);
+    let server = &host["servers"][0];
+    assert_eq!(server["kind"], "llamacpp");
+    assert_eq!(server["details"]["model_path"], model_file.as_str());
+    assert!(server["pid"].as_u64().is_some(), "{server:#}");
+    let absent = host["telemetry_absent"].as_array().unwrap();
+    if energy_source == "none" {
+        assert!(
+            absent.iter().any(|a| a["source"] == "nvml")
+                && absent.iter().any(|a| a["source"] == "rapl"),
+            "{absent:#?}"
+        );
+        assert!(
+            absent
+                .iter()
+                .all(|a| !a["why"].as_str().unwrap().is_empty())
+        );
+    }
+    // The series: samples of the server's memory, stored beside the records and listed in the
+    // manifest.
+    let series = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().starts_with("telemetry/"))
+        .expect("a telemetry file in the manifest");
+    assert!(series["rows"].as_u64().unwrap() >= 2, "{series:#}");
+    let samples = jsonl(&out.join(series["path"].as_str().unwrap()));
+    let rss: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s["servers"].as_object()?.values().next()?["rss_mb"].as_f64())
+        .collect();
+    assert!(
+        !rss.is_empty() && rss.iter().all(|m| *m >= file_mb),
+        "{rss:?}"
+    );
+    assert!(
+        samples.iter().any(|s| s["in_flight"] == 1),
+        "a sample during a call"
+    );
+
+    // select --max-memory decides on the measured memory.
+    let measured = records
+        .iter()
+        .map(|r| r["memory_mb"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let choose = |max: f64| {
+        rt.block_on(async {
+            let s = store::open(&out.display().to_string(), &|_| None)
+                .await
+                .unwrap();
+            let (agg, _) = read::read(
+                s.as_ref(),
+                &Filter::default(),
+                |_| Plan {
+                    bucket_sec: 86_400,
+                    compare: None,
+                    compare_target: None,
+                },
+                &|_, _| {},
+            )
+            .await
+            .unwrap();
+            select::select(
+                &agg,
+                &Criteria {
+                    weights: select::weights(Some("memory_constrained"), None).unwrap(),
+                    max_memory_mb: Some(max),
+                    min_calls: 1,
+                    min_task_calls: 1,
+                    ..Criteria::default()
+                },
+            )
+        })
+    };
+    let ok = choose(measured * 2.0).expect("selected under a generous limit");
+    assert_eq!(ok.selected_model, "smollm2");
+    let refused = choose(file_mb / 2.0).unwrap_err();
+    assert!(
+        refused
+            .excluded
+            .iter()
+            .any(|e| e.reason.contains("above the")),
+        "{refused:?}"
+    );
+}
+
+/// NVML on a GPU host: memory, power and the energy counter read, the counter rising. Skipped
+/// (and says so) where there is no NVIDIA driver.
+#[test]
+fn nvml_reads_the_gpu_where_there_is_one() {
+    let mut sources = llmpulse_agent::telemetry::sources::Sources::open(&[]);
+    if !sources.has_gpu() {
+        let why = sources
+            .absent
+            .iter()
+            .find(|a| a.source == "nvml")
+            .map(|a| a.why.clone())
+            .unwrap_or_default();
+        eprintln!("skipped: no GPU ({why})");
+        return;
+    }
+    let mut a = llmpulse_agent::telemetry::Sample::default();
+    sources.read(&mut a);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut b = llmpulse_agent::telemetry::Sample::default();
+    sources.read(&mut b);
+    eprintln!("GPU sample: {b:?}");
+    assert!(b.gpu_mem_mb.unwrap() > 0.0);
+    assert!(b.gpu_power_w.unwrap() > 0.0);
+    assert!(b.gpu_temp_c.is_some());
+    assert!(
+        b.gpu_energy_j.unwrap() > a.gpu_energy_j.unwrap(),
+        "the energy counter rises"
+    );
+    assert!(!sources.gpus().is_empty());
+}
