@@ -172,6 +172,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 memory_mb: Some(1_000.0 + 2_000.0 * f64::from(t)),
                 memory_source: Some("server_rss+gpu".into()),
                 gpu_util_pct: Some(55.0 + 10.0 * f64::from(t)),
+                gpu_temp_c: Some(round6(58.0 + 6.0 * f64::from(t) + 4.0 * (slow - 1.0))),
                 power_w: Some(power),
                 energy_j: Some(power * latency),
                 energy_source: Some("nvml_counter".into()),

@@ -106,6 +106,9 @@ pub struct Record {
     /// Mean GPU utilisation during the call, percent (agent, NVML).
     #[serde(default)]
     pub gpu_util_pct: Option<f64>,
+    /// The hottest GPU's peak temperature during the call, °C (agent, NVML).
+    #[serde(default)]
+    pub gpu_temp_c: Option<f64>,
     /// Mean power of the measured devices during the call, watts.
     #[serde(default)]
     pub power_w: Option<f64>,
@@ -280,6 +283,7 @@ impl Record {
             memory_mb: out.memory_mb.map(round6),
             memory_source: out.memory_mb.map(|_| "ollama_ps".to_string()),
             gpu_util_pct: None,
+            gpu_temp_c: None,
             power_w: None,
             energy_j: None,
             energy_source: None,

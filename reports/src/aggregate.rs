@@ -31,6 +31,7 @@ pub struct TargetAgg {
     pub answer_chars: Mean,
     pub memory_mb: Mean,
     pub gpu_util_pct: Mean,
+    pub gpu_temp_c: Mean,
     pub power_w: Mean,
     pub energy_j: Mean,
     pub energy_per_token_j: Mean,
@@ -60,6 +61,7 @@ impl TargetAgg {
             answer_chars: Mean::default(),
             memory_mb: Mean::default(),
             gpu_util_pct: Mean::default(),
+            gpu_temp_c: Mean::default(),
             power_w: Mean::default(),
             energy_j: Mean::default(),
             energy_per_token_j: Mean::default(),
@@ -88,6 +90,7 @@ impl TargetAgg {
         self.answer_chars.merge(&o.answer_chars);
         self.memory_mb.merge(&o.memory_mb);
         self.gpu_util_pct.merge(&o.gpu_util_pct);
+        self.gpu_temp_c.merge(&o.gpu_temp_c);
         self.power_w.merge(&o.power_w);
         self.energy_j.merge(&o.energy_j);
         self.energy_per_token_j.merge(&o.energy_per_token_j);
@@ -148,6 +151,7 @@ pub struct BucketAgg {
     /// Agent hardware figures of the bucket's successful calls.
     pub memory_mb: Mean,
     pub power_w: Mean,
+    pub gpu_temp_c: Mean,
 }
 
 impl Default for BucketAgg {
@@ -159,6 +163,7 @@ impl Default for BucketAgg {
             ttft: Dist::coarse_seconds(),
             memory_mb: Mean::default(),
             power_w: Mean::default(),
+            gpu_temp_c: Mean::default(),
         }
     }
 }
@@ -171,6 +176,7 @@ impl BucketAgg {
         self.ttft.merge(&o.ttft);
         self.memory_mb.merge(&o.memory_mb);
         self.power_w.merge(&o.power_w);
+        self.gpu_temp_c.merge(&o.gpu_temp_c);
     }
 }
 
@@ -283,6 +289,7 @@ impl Aggregate {
             t.answer_chars.add(Some(f64::from(r.answer_chars)));
             t.memory_mb.add(r.memory_mb);
             t.gpu_util_pct.add(r.gpu_util_pct);
+            t.gpu_temp_c.add(r.gpu_temp_c);
             t.power_w.add(r.power_w);
             t.energy_j.add(r.energy_j);
             t.energy_per_token_j.add(r.energy_per_token_j);
@@ -317,6 +324,7 @@ impl Aggregate {
             }
             b.memory_mb.add(r.memory_mb);
             b.power_w.add(r.power_w);
+            b.gpu_temp_c.add(r.gpu_temp_c);
         }
 
         if r.task == "creative" && r.success {

@@ -51,6 +51,7 @@ pub struct TargetFigures {
     pub memory_mb: Option<MeanFigure>,
     /// Agent hardware figures: mean GPU use, mean device power, energy per call and per token.
     pub gpu_util_pct: Option<MeanFigure>,
+    pub gpu_temp_c: Option<MeanFigure>,
     pub power_w: Option<MeanFigure>,
     pub energy_j: Option<MeanFigure>,
     pub energy_per_token_j: Option<MeanFigure>,
@@ -130,6 +131,8 @@ pub struct Point {
     /// Mean memory and device power of the bucket's calls (agent runs).
     pub memory_mb: Option<f64>,
     pub power_w: Option<f64>,
+    /// Mean of the calls' peak GPU temperatures.
+    pub gpu_temp_c: Option<f64>,
 }
 
 /// A target's time series.
@@ -304,6 +307,7 @@ fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> Targ
         answer_chars: MeanFigure::of(t.answer_chars),
         memory_mb: MeanFigure::of(t.memory_mb),
         gpu_util_pct: MeanFigure::of(t.gpu_util_pct),
+        gpu_temp_c: MeanFigure::of(t.gpu_temp_c),
         power_w: MeanFigure::of(t.power_w),
         energy_j: MeanFigure::of(t.energy_j),
         energy_per_token_j: MeanFigure::of(t.energy_per_token_j),
@@ -346,6 +350,7 @@ pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
                 regression,
                 memory_mb: b.memory_mb.value(),
                 power_w: b.power_w.value(),
+                gpu_temp_c: b.gpu_temp_c.value(),
             }
         })
         .collect()

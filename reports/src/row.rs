@@ -54,6 +54,8 @@ pub struct Row<'a> {
     #[serde(default)]
     pub gpu_util_pct: Option<f64>,
     #[serde(default)]
+    pub gpu_temp_c: Option<f64>,
+    #[serde(default)]
     pub power_w: Option<f64>,
     #[serde(default)]
     pub energy_j: Option<f64>,

@@ -266,10 +266,14 @@ impl Instruments for Telemetry {
         if r.attempts == 0 {
             return;
         }
-        // A sample now: the call just ended, so the ring reaches past its end.
-        self.shared.sample();
         let start = sent.timestamp_micros() as f64 / 1e6;
         let end = start + r.latency_sec;
+        // A sample now, unless one came after the call's end already: the ring must reach past
+        // it (and many short calls ending at once need only one).
+        let newest = lock(&self.shared.ring).back().map_or(f64::MIN, |s| s.t);
+        if newest < end {
+            self.shared.sample();
+        }
         let port = self.ports.get(&r.target).copied();
         let f = {
             let ring = lock(&self.shared.ring);
@@ -286,6 +290,7 @@ impl Instruments for Telemetry {
             r.memory_source = f.memory_source.map(String::from);
         }
         r.gpu_util_pct = f.gpu_util_pct.map(round3);
+        r.gpu_temp_c = f.gpu_temp_c;
         r.power_w = f.power_w.map(round3);
         r.energy_j = f.energy_j.map(round6);
         r.energy_source = Some(f.energy_source.to_string());

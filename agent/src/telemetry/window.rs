@@ -16,6 +16,8 @@ pub struct Figures {
     pub memory_mb: Option<f64>,
     pub memory_source: Option<&'static str>,
     pub gpu_util_pct: Option<f64>,
+    /// The hottest GPU's peak temperature.
+    pub gpu_temp_c: Option<f64>,
     /// The measured devices' mean power over the window (not shared).
     pub power_w: Option<f64>,
     /// The call's share of the devices' energy.
@@ -78,6 +80,7 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
     };
     let util: Vec<f64> = near.iter().filter_map(|s| s.gpu_util_pct).collect();
     f.gpu_util_pct = (!util.is_empty()).then(|| util.iter().sum::<f64>() / util.len() as f64);
+    f.gpu_temp_c = near.iter().filter_map(|s| s.gpu_temp_c).reduce(f64::max);
 
     let span = (end - start).max(0.0);
     let (mut energy, mut device_energy, mut covered) = (0.0, 0.0, 0.0);

@@ -480,6 +480,7 @@ pub(super) fn hardware(h: &mut String, r: &Report) {
         "target",
         "memory MB",
         "GPU use %",
+        "GPU peak °C",
         "power W",
         "energy J / call",
         "energy J / output token",
@@ -490,10 +491,11 @@ pub(super) fn hardware(h: &mut String, r: &Report) {
     for f in &r.targets {
         let _ = write!(
             h,
-            "<tr><td>{}</td>{}{}{}{}{}</tr>",
+            "<tr><td>{}</td>{}{}{}{}{}{}</tr>",
             escape(&f.target),
             td_num(f.memory_mb.map(|m| m.mean), 0),
             td_num(f.gpu_util_pct.map(|m| m.mean), 1),
+            td_num(f.gpu_temp_c.map(|m| m.mean), 1),
             td_num(f.power_w.map(|m| m.mean), 1),
             td_num(f.energy_j.map(|m| m.mean), 2),
             td_num(f.energy_per_token_j.map(|m| m.mean), 4),
@@ -557,6 +559,18 @@ pub(super) fn hardware(h: &mut String, r: &Report) {
             "memory-over-time",
             charts::time_lines("Memory (MB)", "MB", &memory_lines, false),
             &format!("Mean memory per {bucket}."),
+        );
+    }
+    let temp_lines = lines(|p| p.gpu_temp_c);
+    if !temp_lines.is_empty() {
+        figure(
+            h,
+            "temperature-over-time",
+            charts::time_lines("GPU temperature (°C)", "°C", &temp_lines, false),
+            &format!(
+                "Mean of the calls' peak GPU temperatures per {bucket}: a model that runs hot \
+                 for hours shows here."
+            ),
         );
     }
     let power_lines = lines(|p| p.power_w);
