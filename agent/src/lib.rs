@@ -12,4 +12,5 @@ pub mod host;
 pub mod metrics;
 pub mod run;
 pub mod serve;
+pub mod sweep;
 pub mod telemetry;

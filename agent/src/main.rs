@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use llmpulse_agent::discover::{self, filter::Filter};
 use llmpulse_agent::run::{self, AgentIdentity};
 use llmpulse_agent::serve::{self, ServeOptions};
+use llmpulse_agent::sweep;
 use llmpulse_core::config::Config;
 use llmpulse_core::job::{JobOutcome, JobRequest};
 use llmpulse_core::runner::Stop;
@@ -36,6 +37,23 @@ enum Command {
     Run(RunArgs),
     /// Run the config's campaign on its schedule, serving /metrics and /health.
     Serve(ServeArgs),
+    /// Start a server per configuration of a [sweep] (quantization, flash attention, KV cache,
+    /// context, GPU layers) and run the suite against each, at each temperature.
+    Sweep(SweepArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Print the points (and the ones skipped, with why) and start nothing.
+    #[arg(long)]
+    plan: bool,
+    /// Overrides the config's output.
+    #[arg(long)]
+    output: Option<String>,
+    #[arg(long)]
+    spool: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +145,7 @@ fn dispatch(c: Command) -> anyhow::Result<ExitCode> {
         Command::Discover(a) => runtime.block_on(discover_cmd(a)),
         Command::Run(a) => runtime.block_on(run_cmd(a)),
         Command::Serve(a) => runtime.block_on(serve_cmd(a)),
+        Command::Sweep(a) => runtime.block_on(sweep_cmd(a)),
     }
 }
 
@@ -279,6 +298,75 @@ async fn serve_cmd(a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let ended = serve::serve(config, opts, &env).await?;
     eprintln!("llmpulse-agent: {ended:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sweep_cmd(a: SweepArgs) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config = Config::load(&a.config, &env)?;
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("cannot read {}", a.config.display()))?;
+    let sweep = sweep::Sweep::parse(
+        &text,
+        &a.config.display().to_string(),
+        &config.base_dir,
+        &env,
+    )?;
+    let (points, skipped) = sweep::plan(&sweep);
+    let temps = sweep.temperatures.len().max(1);
+    if a.plan {
+        let per_point = config.targets.len() * temps;
+        println!(
+            "sweep '{}': {} points × {} target(s) × {} question(s) × {} repetition(s)",
+            sweep.name,
+            points.len(),
+            per_point,
+            llmpulse_core::suite::Suite::load(&config.suite, &config.base_dir)?
+                .questions
+                .len(),
+            config.repetitions
+        );
+        for p in &points {
+            println!("  run   {}", p.label(&sweep.name));
+        }
+        for s in &skipped {
+            println!("  skip  {}: {}", s.point.label(&sweep.name), s.why);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(o) = a.output {
+        config.output = o;
+    }
+    let spool = a.spool.clone().unwrap_or_else(|| default_spool(&config));
+    let stop = Stop::new(std::time::Duration::from_secs(30));
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let outcomes =
+        sweep::run::run_sweep(&config, &sweep, spool, stop, &env, &mut Count::default()).await?;
+    let mut failed = 0;
+    for o in &outcomes {
+        match &o.start_failed {
+            None => println!(
+                "{}: {}/{} ok → {}",
+                o.label, o.successes, o.records, o.stored_at
+            ),
+            Some(why) => {
+                failed += 1;
+                let first = why.lines().next().unwrap_or_default();
+                println!(
+                    "{}: server did not start ({first}) → {}",
+                    o.label, o.stored_at
+                );
+            }
+        }
+    }
+    for s in &skipped {
+        println!("{}: skipped: {}", s.point.label(&sweep.name), s.why);
+    }
+    println!(
+        "{} points run, {failed} did not start, {} skipped",
+        outcomes.len(),
+        skipped.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -178,6 +178,14 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 energy_source: Some("nvml_counter".into()),
                 energy_per_token_j: (tokens > 0).then(|| power * latency / f64::from(tokens)),
                 host_id: Some("synthetic-gpu-box".into()),
+                server: None,
+                server_version: None,
+                quantization: None,
+                flash_attn: None,
+                kv_cache_type: None,
+                ctx_size: None,
+                gpu_layers: None,
+                load_time_sec: None,
             };
             at += Duration::milliseconds((latency * 1000.0) as i64 / 4);
             records.push(r);

@@ -46,6 +46,9 @@ pub enum ErrorKind {
     Cancelled,
     /// The run was asked to stop before this call was started.
     SkippedCancelled,
+    /// A sweep point's server did not start (or not with the settings asked): one record for
+    /// the point, with the tail of the server's output.
+    ServerStartFailed,
 }
 
 impl ErrorKind {
@@ -84,6 +87,7 @@ impl ErrorKind {
             ErrorKind::AnswerTooLarge => "answer_too_large",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::SkippedCancelled => "skipped_cancelled",
+            ErrorKind::ServerStartFailed => "server_start_failed",
         }
     }
 }
@@ -119,6 +123,7 @@ mod tests {
             ErrorKind::AnswerTooLarge,
             ErrorKind::Cancelled,
             ErrorKind::SkippedCancelled,
+            ErrorKind::ServerStartFailed,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));

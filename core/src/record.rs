@@ -125,6 +125,28 @@ pub struct Record {
     /// The agent host that measured the call.
     #[serde(default)]
     pub host_id: Option<String>,
+    /// Sweeps (`llmpulse-agent sweep`): the server the agent started for this point and how.
+    /// `server` is its kind (`llamacpp`, `command`), `server_version` as it reports it.
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub server_version: Option<String>,
+    /// The model file's quantization as the server loaded it (`Q4_1`, `Q8_0`, `F16`).
+    #[serde(default)]
+    pub quantization: Option<String>,
+    /// Flash attention: `on`, `off` or `auto`.
+    #[serde(default)]
+    pub flash_attn: Option<String>,
+    /// KV cache type (`f16`, `q8_0`, `q4_0`) for K and V.
+    #[serde(default)]
+    pub kv_cache_type: Option<String>,
+    #[serde(default)]
+    pub ctx_size: Option<u32>,
+    #[serde(default)]
+    pub gpu_layers: Option<u32>,
+    /// Server start → ready (model loaded), seconds.
+    #[serde(default)]
+    pub load_time_sec: Option<f64>,
 }
 
 /// What the runner knows about a call besides its outcome.
@@ -289,6 +311,14 @@ impl Record {
             energy_source: None,
             energy_per_token_j: None,
             host_id: None,
+            server: None,
+            server_version: None,
+            quantization: None,
+            flash_attn: None,
+            kv_cache_type: None,
+            ctx_size: None,
+            gpu_layers: None,
+            load_time_sec: None,
         }
     }
 }

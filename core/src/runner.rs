@@ -45,6 +45,9 @@ pub struct RunOptions {
     /// Requests on the wire now: raised as a request is sent, lowered when its answer ends. An
     /// agent's telemetry samples it to share a device's energy between overlapping calls.
     pub in_flight: Arc<AtomicU32>,
+    /// Set when the calls cannot be made at all (a sweep point whose server did not start):
+    /// each planned call is recorded, not sent, with this error.
+    pub not_started: Option<(ErrorKind, String)>,
 }
 
 impl RunOptions {
@@ -60,6 +63,7 @@ impl RunOptions {
             shard: None,
             stop: None,
             in_flight: Arc::new(AtomicU32::new(0)),
+            not_started: None,
         }
     }
 }
@@ -188,6 +192,13 @@ async fn ask<'a>(
     let mut stats = AttemptStats::default();
     // The outcome of the attempt before a retry: what the record keeps if a stop ends the retry.
     let mut last: Option<CallOutcome> = None;
+    if let Some((kind, message)) = &opts.not_started {
+        return Asked {
+            outcome: CallOutcome::not_sent(*kind, message.clone()),
+            stats,
+            _permits: None,
+        };
+    }
     loop {
         let queued = Instant::now();
         let admitted = async {

@@ -40,6 +40,52 @@ pub struct TargetAgg {
     pub tool_call_valid: Rate,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
+    /// The server configuration a sweep point ran with (the first record that says).
+    pub server_config: Option<ServerConfig>,
+    /// Sweep points: server start → ready.
+    pub load_time_sec: Mean,
+}
+
+/// How a sweep point's server was started, and the request temperature of its target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServerConfig {
+    pub server: Option<String>,
+    pub quantization: Option<String>,
+    pub flash_attn: Option<String>,
+    pub kv_cache_type: Option<String>,
+    pub ctx_size: Option<u32>,
+    pub gpu_layers: Option<u32>,
+    pub temperature: Option<f64>,
+}
+
+impl ServerConfig {
+    fn of(r: &Row<'_>) -> Option<ServerConfig> {
+        if r.quantization.is_none() && r.flash_attn.is_none() && r.kv_cache_type.is_none() {
+            return None;
+        }
+        let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_ref().map(|x| x.to_string());
+        Some(ServerConfig {
+            server: s(&r.server),
+            quantization: s(&r.quantization),
+            flash_attn: s(&r.flash_attn),
+            kv_cache_type: s(&r.kv_cache_type),
+            ctx_size: r.ctx_size,
+            gpu_layers: r.gpu_layers,
+            temperature: r.temperature,
+        })
+    }
+
+    /// Whether two configurations differ in flash attention alone.
+    pub fn flash_pair(&self, o: &ServerConfig) -> bool {
+        self.flash_attn != o.flash_attn
+            && ServerConfig {
+                flash_attn: None,
+                ..self.clone()
+            } == ServerConfig {
+                flash_attn: None,
+                ..o.clone()
+            }
+    }
 }
 
 impl TargetAgg {
@@ -70,6 +116,8 @@ impl TargetAgg {
             tool_call_valid: Rate::default(),
             first: None,
             last: None,
+            server_config: None,
+            load_time_sec: Mean::default(),
         }
     }
 
@@ -99,6 +147,10 @@ impl TargetAgg {
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.first = min_opt(self.first, o.first);
         self.last = self.last.max(o.last);
+        if self.server_config.is_none() {
+            self.server_config = o.server_config.clone();
+        }
+        self.load_time_sec.merge(&o.load_time_sec);
     }
 }
 
@@ -268,6 +320,10 @@ impl Aggregate {
         t.calls.add(Some(r.success));
         t.rate_limited.add(Some(r.rate_limited_count > 0));
         t.first = min_opt(t.first, Some(at));
+        if t.server_config.is_none() {
+            t.server_config = ServerConfig::of(r);
+        }
+        t.load_time_sec.add(r.load_time_sec);
         t.last = t.last.max(Some(at));
         t.json_valid.add(r.json_valid);
         t.tool_call_valid.add(r.tool_call_valid);

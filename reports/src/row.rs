@@ -64,6 +64,20 @@ pub struct Row<'a> {
     #[serde(borrow, default)]
     pub host_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
+    pub server: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub quantization: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub flash_attn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub kv_cache_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub ctx_size: Option<u32>,
+    #[serde(default)]
+    pub gpu_layers: Option<u32>,
+    #[serde(default)]
+    pub load_time_sec: Option<f64>,
+    #[serde(borrow, default)]
     pub origin: std::borrow::Cow<'a, str>,
 }
 

@@ -98,8 +98,12 @@ pub struct RecommendedConfig {
     pub model: String,
     /// The measured temperature that did best for these tasks (`null`: the provider default).
     pub temperature: Option<f64>,
-    /// Not measured by llmpulse; kept for the seed's callers, which read it.
+    /// The server configuration the chosen target ran with (sweep records); `null` where the
+    /// records do not say (hosted APIs, targets llmpulse did not start).
     pub quantization: Option<String>,
+    pub flash_attention: Option<String>,
+    pub kv_cache_type: Option<String>,
+    pub ctx_size: Option<u32>,
 }
 
 /// One candidate's score.
@@ -268,7 +272,16 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
             provider: t.provider.clone(),
             model: t.model.clone(),
             temperature,
-            quantization: None,
+            quantization: t
+                .server_config
+                .as_ref()
+                .and_then(|c| c.quantization.clone()),
+            flash_attention: t.server_config.as_ref().and_then(|c| c.flash_attn.clone()),
+            kv_cache_type: t
+                .server_config
+                .as_ref()
+                .and_then(|c| c.kv_cache_type.clone()),
+            ctx_size: t.server_config.as_ref().and_then(|c| c.ctx_size),
         },
         score: best.score,
         alternatives: candidates,

@@ -22,6 +22,9 @@ pub(crate) struct RawConfig {
     pub(crate) targets: Vec<Spanned<RawTarget>>,
     pub(crate) campaign: Option<Spanned<RawCampaign>>,
     pub(crate) agent: Option<Spanned<RawAgent>>,
+    /// `[sweep]`: read by `llmpulse-agent sweep`, which checks it; other commands ignore it.
+    #[allow(dead_code)]
+    pub(crate) sweep: Option<toml::Value>,
 }
 
 /// `[agent]`: settings only `llmpulse-agent` reads.

@@ -107,6 +107,7 @@ pub fn page(r: &Report) -> String {
     over_time(&mut h, r);
     distributions(&mut h, r);
     hardware(&mut h, r);
+    sweep(&mut h, r);
     capabilities(&mut h, r);
     quality(&mut h, r);
     // Campaigns.
@@ -160,4 +161,4 @@ pub fn page(r: &Report) -> String {
 
 mod sections;
 
-use sections::{capabilities, distributions, hardware, over_time, quality, targets_table};
+use sections::{capabilities, distributions, hardware, over_time, quality, sweep, targets_table};

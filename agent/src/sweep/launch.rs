@@ -1,0 +1,200 @@
+//! Starting one sweep point's server: spawn it on a free port with the point's settings, wait
+//! until it answers (`GET /health` 200, or `/v1/models` for a server without one), read back
+//! what it loaded (`GET /props`), and stop it (and free its memory) when the point is done.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Launcher, Point, Sweep};
+
+/// A point's server, running; killed when dropped.
+pub struct Running {
+    child: Child,
+    pub port: u16,
+    /// The API base for the point's targets (`http://127.0.0.1:PORT/v1`).
+    pub base_url: String,
+    /// Spawn → ready.
+    pub load_time: Duration,
+    /// `server` in the records: `llamacpp` or `command`.
+    pub server: &'static str,
+    /// What the server says it is (`build_info`).
+    pub version: Option<String>,
+    /// What the server says it loaded (`model_ftype`), else the sweep file's.
+    pub quantization: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// SIGTERM, a moment to exit, then SIGKILL; always reaped.
+fn stop(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        // SAFETY: our own child's pid; a signal to it has no other effect.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Why a point's server is not running: what it said last.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StartFailed {
+    pub message: String,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The last `n` lines of a log file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The command line for `point`.
+pub fn command(sweep: &Sweep, point: &Point, port: u16) -> Command {
+    match &sweep.launcher {
+        Launcher::LlamaCpp { binary } => {
+            let mut c = Command::new(binary);
+            c.arg("-m")
+                .arg(&point.model.path)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["-fa", &point.flash_attn])
+                .args(["-ctk", &point.kv_cache_type, "-ctv", &point.kv_cache_type])
+                .args(["-c", &point.ctx_size.to_string()])
+                .args(["-ngl", &point.gpu_layers.to_string()])
+                .arg("--metrics")
+                .args(&sweep.args);
+            c
+        }
+        Launcher::Command { template } => {
+            let line = template
+                .replace("{port}", &port.to_string())
+                .replace("{model}", &point.model.path.display().to_string())
+                .replace("{flash_attn}", &point.flash_attn)
+                .replace("{kv_cache_type}", &point.kv_cache_type)
+                .replace("{ctx_size}", &point.ctx_size.to_string())
+                .replace("{gpu_layers}", &point.gpu_layers.to_string());
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("exec {line} {}", sweep.args.join(" ")));
+            c
+        }
+    }
+}
+
+/// Starts `point`'s server, its output going to `log`, and waits until it is ready.
+pub async fn start(sweep: &Sweep, point: &Point, log: &Path) -> Result<Running, StartFailed> {
+    let failed = |m: String| StartFailed { message: m };
+    if matches!(sweep.launcher, Launcher::LlamaCpp { .. }) && !point.model.path.is_file() {
+        return Err(failed(format!(
+            "model file {} does not exist",
+            point.model.path.display()
+        )));
+    }
+    let port = free_port().map_err(|e| failed(format!("no free port: {e}")))?;
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let out = std::fs::File::create(log).map_err(|e| failed(format!("{}: {e}", log.display())))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| failed(format!("{}: {e}", log.display())))?;
+    let started = Instant::now();
+    let mut child = command(sweep, point, port)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start the server: {e}")))?;
+    let http = crate::discover::client();
+    let root = format!("http://127.0.0.1:{port}");
+    let deadline = started + sweep.start_timeout;
+    let server = match sweep.launcher {
+        Launcher::LlamaCpp { .. } => "llamacpp",
+        Launcher::Command { .. } => "command",
+    };
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(failed(format!(
+                "the server exited ({status}) before it was ready; its last output:\n{}",
+                tail(log, 15)
+            )));
+        }
+        if Instant::now() >= deadline {
+            stop(&mut child);
+            return Err(failed(format!(
+                "the server was not ready within {}; its last output:\n{}",
+                humantime::format_duration(sweep.start_timeout),
+                tail(log, 15)
+            )));
+        }
+        let ready = match http.get(format!("{root}/health")).send().await {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) if r.status().as_u16() == 404 => http
+                .get(format!("{root}/v1/models"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()),
+            _ => false,
+        };
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let load_time = started.elapsed();
+    let props: Option<Value> = match http.get(format!("{root}/props")).send().await {
+        Ok(r) if r.status().is_success() => r.json().await.ok(),
+        _ => None,
+    };
+    let prop = |k: &str| {
+        props
+            .as_ref()
+            .and_then(|p| p.get(k)?.as_str().map(String::from))
+    };
+    if let Some(n_ctx) = props
+        .as_ref()
+        .and_then(|p| p.pointer("/default_generation_settings/n_ctx")?.as_u64())
+        && n_ctx != u64::from(point.ctx_size)
+    {
+        tracing::warn!(
+            asked = point.ctx_size,
+            loaded = n_ctx,
+            "the server loaded another context size"
+        );
+    }
+    Ok(Running {
+        child,
+        port,
+        base_url: format!("{root}/v1"),
+        load_time,
+        server,
+        version: prop("build_info"),
+        quantization: prop("model_ftype").or_else(|| point.model.quantization.clone()),
+    })
+}
+
+/// Where a point's server log goes under the spool.
+pub fn log_path(spool: &Path, label: &str) -> PathBuf {
+    spool.join("sweep-logs").join(format!("{label}.log"))
+}

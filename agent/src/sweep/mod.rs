@@ -1,0 +1,479 @@
+//! Server-configuration sweeps (`llmpulse-agent sweep`): a matrix of server launch settings
+//! (model file, flash attention, KV cache type, context size, GPU layers) × request settings
+//! (temperatures), run point by point on servers the agent starts itself.
+//!
+//! A sweep file is an llmpulse config with one template target (its provider, model name and
+//! request parameters) and a `[sweep]` table of axes. This module reads and checks that table
+//! and plans the points ([`plan`]), explaining each one it skips; [`launch`] starts a point's
+//! server; [`run`] runs the points.
+
+pub mod launch;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use llmpulse_core::suite::line_col;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The `[sweep]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Option<Spanned<String>>,
+    launcher: Option<Spanned<String>>,
+    binary: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    models: Spanned<Vec<Spanned<RawModel>>>,
+    #[serde(default)]
+    flash_attn: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    kv_cache_type: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    ctx_size: Option<Spanned<Vec<i64>>>,
+    #[serde(default)]
+    gpu_layers: Option<Spanned<Vec<i64>>>,
+    #[serde(default)]
+    temperatures: Option<Spanned<Vec<f64>>>,
+    #[serde(default)]
+    args: Vec<String>,
+    start_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    file: String,
+    /// Overrides what the file name and the server say.
+    quantization: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    sweep: Option<Spanned<RawSweep>>,
+}
+
+/// How a point's server is started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launcher {
+    /// llama.cpp's `llama-server`, spawned with `-m -fa -ctk -ctv -c -ngl --metrics --port`.
+    LlamaCpp { binary: PathBuf },
+    /// Any server: a command template with `{port}`, `{model}`, `{flash_attn}`,
+    /// `{kv_cache_type}`, `{ctx_size}`, `{gpu_layers}`; ready when `/health` or `/v1/models`
+    /// answers 200.
+    Command { template: String },
+}
+
+/// A checked `[sweep]` table.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub name: String,
+    pub launcher: Launcher,
+    pub models: Vec<ModelFile>,
+    pub flash_attn: Vec<String>,
+    pub kv_cache_type: Vec<String>,
+    pub ctx_size: Vec<u32>,
+    pub gpu_layers: Vec<u32>,
+    /// Empty: the template target's temperature only.
+    pub temperatures: Vec<f64>,
+    /// Extra arguments for every server (`-t 4`).
+    pub args: Vec<String>,
+    pub start_timeout: Duration,
+}
+
+/// One model file of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub quantization: Option<String>,
+}
+
+/// One server configuration: what the server is started with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub model: ModelFile,
+    pub flash_attn: String,
+    pub kv_cache_type: String,
+    pub ctx_size: u32,
+    pub gpu_layers: u32,
+}
+
+impl Point {
+    /// The point's name in target names: `{sweep}-{quant}-fa{on}-kv{f16}-c{2048}[-ngl{n}]`.
+    pub fn label(&self, sweep: &str) -> String {
+        let quant = self
+            .model
+            .quantization
+            .clone()
+            .unwrap_or_else(|| file_stem(&self.model.path));
+        let mut s = format!(
+            "{sweep}-{}-fa{}-kv{}-c{}",
+            quant.to_ascii_lowercase(),
+            self.flash_attn,
+            self.kv_cache_type,
+            self.ctx_size
+        );
+        if self.gpu_layers > 0 {
+            s.push_str(&format!("-ngl{}", self.gpu_layers));
+        }
+        s
+    }
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// A point left out before anything starts, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub point: Point,
+    pub why: String,
+}
+
+/// What a sweep file is wrong about: file, line, field.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: sweep.{field}: {message}")]
+pub struct SweepError {
+    pub origin: String,
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+const FLASH: [&str; 3] = ["on", "off", "auto"];
+const KV_TYPES: [&str; 9] = [
+    "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
+];
+
+impl Sweep {
+    /// Reads `[sweep]` from a config's text; `base_dir` resolves relative model paths and
+    /// `env` fills `${VAR}` in `binary` and `command`.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Sweep, SweepError> {
+        let err = |pos: usize, field: &str, message: String| SweepError {
+            origin: origin.to_string(),
+            line: line_col(text, pos).0,
+            field: field.to_string(),
+            message,
+        };
+        let file: RawFile = toml::from_str(text).map_err(|e| {
+            let pos = e.span().map_or(0, |s| s.start);
+            err(pos, "", e.message().to_string())
+        })?;
+        let Some(raw) = file.sweep else {
+            return Err(err(0, "", "the file has no [sweep] table".into()));
+        };
+        let at = raw.span().start;
+        let raw = raw.into_inner();
+        let fill = |v: &Spanned<String>, field: &str| -> Result<String, SweepError> {
+            expand(v.get_ref(), env).map_err(|m| err(v.span().start, field, m))
+        };
+        let launcher = match raw.launcher.as_ref().map(|l| l.get_ref().as_str()) {
+            None | Some("llamacpp") => {
+                let binary = match &raw.binary {
+                    Some(b) => fill(b, "binary")?,
+                    None => "llama-server".into(),
+                };
+                Launcher::LlamaCpp {
+                    binary: PathBuf::from(binary),
+                }
+            }
+            Some("command") => {
+                let Some(c) = &raw.command else {
+                    return Err(err(
+                        at,
+                        "command",
+                        "the command launcher needs a command template".into(),
+                    ));
+                };
+                let template = fill(c, "command")?;
+                if !template.contains("{port}") {
+                    return Err(err(
+                        c.span().start,
+                        "command",
+                        "the template must use {port}: the agent picks a free port for each point"
+                            .into(),
+                    ));
+                }
+                Launcher::Command { template }
+            }
+            Some(other) => {
+                let l = raw.launcher.as_ref().map_or(at, |l| l.span().start);
+                return Err(err(
+                    l,
+                    "launcher",
+                    format!("'{other}' is not a launcher: use llamacpp or command"),
+                ));
+            }
+        };
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_else(|| "sweep".into());
+        if !llmpulse_core::layout::is_safe_name(&name) {
+            let pos = raw.name.as_ref().map_or(at, |n| n.span().start);
+            return Err(err(
+                pos,
+                "name",
+                format!("'{name}': use letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if raw.models.get_ref().is_empty() {
+            return Err(err(
+                raw.models.span().start,
+                "models",
+                "give at least one model file".into(),
+            ));
+        }
+        let models = raw
+            .models
+            .get_ref()
+            .iter()
+            .map(|m| {
+                let pos = m.span().start;
+                let m = m.get_ref();
+                let file = expand(&m.file, env).map_err(|e| err(pos, "models", e))?;
+                Ok(ModelFile {
+                    quantization: m
+                        .quantization
+                        .clone()
+                        .or_else(|| crate::discover::kinds::quantization_in_name(&file)),
+                    path: base_dir.join(&file),
+                })
+            })
+            .collect::<Result<Vec<_>, SweepError>>()?;
+        let words = |v: &Option<Spanned<Vec<String>>>,
+                     field: &str,
+                     allowed: &[&str],
+                     default: &str|
+         -> Result<Vec<String>, SweepError> {
+            let Some(v) = v else {
+                return Ok(vec![default.to_string()]);
+            };
+            if v.get_ref().is_empty() {
+                return Err(err(v.span().start, field, "give at least one value".into()));
+            }
+            for w in v.get_ref() {
+                if !allowed.contains(&w.as_str()) {
+                    return Err(err(
+                        v.span().start,
+                        field,
+                        format!("'{w}' is not one of {}", allowed.join(", ")),
+                    ));
+                }
+            }
+            Ok(v.get_ref().clone())
+        };
+        let counts = |v: &Option<Spanned<Vec<i64>>>,
+                      field: &str,
+                      min: i64,
+                      max: i64,
+                      default: u32|
+         -> Result<Vec<u32>, SweepError> {
+            let Some(v) = v else {
+                return Ok(vec![default]);
+            };
+            if v.get_ref().is_empty() {
+                return Err(err(v.span().start, field, "give at least one value".into()));
+            }
+            v.get_ref()
+                .iter()
+                .map(|n| {
+                    if (min..=max).contains(n) {
+                        Ok(*n as u32)
+                    } else {
+                        Err(err(
+                            v.span().start,
+                            field,
+                            format!("{n} is not from {min} to {max}"),
+                        ))
+                    }
+                })
+                .collect()
+        };
+        let temperatures = match &raw.temperatures {
+            None => Vec::new(),
+            Some(t) => {
+                for v in t.get_ref() {
+                    if !(0.0..=2.0).contains(v) {
+                        return Err(err(
+                            t.span().start,
+                            "temperatures",
+                            format!("{v} is not from 0 to 2"),
+                        ));
+                    }
+                }
+                t.get_ref().clone()
+            }
+        };
+        let start_timeout = match &raw.start_timeout {
+            None => Duration::from_secs(300),
+            Some(s) => llmpulse_core::schedule::parse_duration(s.get_ref())
+                .map_err(|m| err(s.span().start, "start_timeout", m))?,
+        };
+        Ok(Sweep {
+            name,
+            launcher,
+            models,
+            flash_attn: words(&raw.flash_attn, "flash_attn", &FLASH, "auto")?,
+            kv_cache_type: words(&raw.kv_cache_type, "kv_cache_type", &KV_TYPES, "f16")?,
+            ctx_size: counts(&raw.ctx_size, "ctx_size", 128, 1 << 22, 4096)?,
+            gpu_layers: counts(&raw.gpu_layers, "gpu_layers", 0, 10_000, 0)?,
+            temperatures,
+            args: raw.args,
+            start_timeout,
+        })
+    }
+}
+
+/// `${VAR}` (or `${VAR:-default}`) from `env`; an unset variable without a default is an
+/// error that names it.
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else {
+            return Err(format!("unclosed ${{ in '{s}'"));
+        };
+        let inner = &rest[i + 2..i + j];
+        let (var, default) = match inner.split_once(":-") {
+            Some((v, d)) => (v, Some(d)),
+            None => (inner, None),
+        };
+        let value = env(var)
+            .filter(|v| !v.is_empty())
+            .or_else(|| default.map(String::from))
+            .ok_or_else(|| format!("${{{var}}} is not set"))?;
+        out.push_str(&value);
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Every point of the matrix, in order (model files outermost, so a model's points share the
+/// page cache), and the points that cannot run, with why.
+pub fn plan(s: &Sweep) -> (Vec<Point>, Vec<Skipped>) {
+    let mut points = Vec::new();
+    let mut skipped = Vec::new();
+    for model in &s.models {
+        for fa in &s.flash_attn {
+            for kv in &s.kv_cache_type {
+                for ctx in &s.ctx_size {
+                    for ngl in &s.gpu_layers {
+                        let p = Point {
+                            model: model.clone(),
+                            flash_attn: fa.clone(),
+                            kv_cache_type: kv.clone(),
+                            ctx_size: *ctx,
+                            gpu_layers: *ngl,
+                        };
+                        match why_not(s, &p) {
+                            Some(why) => skipped.push(Skipped { point: p, why }),
+                            None => points.push(p),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (points, skipped)
+}
+
+/// Why a point cannot run, known before anything starts.
+fn why_not(s: &Sweep, p: &Point) -> Option<String> {
+    let quantized_cache = !matches!(p.kv_cache_type.as_str(), "f32" | "f16" | "bf16");
+    if matches!(s.launcher, Launcher::LlamaCpp { .. }) && quantized_cache && p.flash_attn == "off" {
+        return Some(format!(
+            "llama.cpp needs flash attention for a quantized V cache ({}): use flash_attn on or auto",
+            p.kv_cache_type
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Sweep, SweepError> {
+        Sweep::parse(text, "sweep.toml", Path::new("/m"), &|k| {
+            (k == "BIN").then(|| "/opt/llama-server".into())
+        })
+    }
+
+    #[test]
+    fn a_matrix_with_its_impossible_points_explained() {
+        let s = parse(
+            "suite = \"x\"\n[sweep]\nname = \"smol\"\nbinary = \"${BIN}\"\n\
+             models = [{ file = \"a.Q4_1.gguf\" }, { file = \"b.gguf\", quantization = \"Q8_0\" }]\n\
+             flash_attn = [\"on\", \"off\"]\nkv_cache_type = [\"f16\", \"q8_0\"]\ntemperatures = [0.1, 0.7]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.launcher,
+            Launcher::LlamaCpp {
+                binary: "/opt/llama-server".into()
+            }
+        );
+        assert_eq!(s.models[0].quantization.as_deref(), Some("Q4_1"));
+        assert_eq!(s.models[1].path, Path::new("/m/b.gguf"));
+        let (points, skipped) = plan(&s);
+        // 2 models × 2 flash × 2 KV = 8, less the two with a quantized cache and no flash attention.
+        assert_eq!(points.len(), 6);
+        assert_eq!(skipped.len(), 2);
+        assert!(
+            skipped
+                .iter()
+                .all(|k| k.point.flash_attn == "off" && k.point.kv_cache_type == "q8_0")
+        );
+        assert!(
+            skipped[0].why.contains("flash attention"),
+            "{}",
+            skipped[0].why
+        );
+        assert_eq!(points[0].label("smol"), "smol-q4_1-faon-kvf16-c4096");
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = parse("[sweep]\nmodels = [{ file = \"a.gguf\" }]\nflash_attn = [\"yes\"]\n")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sweep.toml:3: sweep.flash_attn: 'yes' is not one of on, off, auto"
+        );
+        let e = parse("[sweep]\nmodels = []\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("sweep.toml:2: sweep.models:"),
+            "{e}"
+        );
+        let e = parse("[sweep]\nbinary = \"${NOPE}\"\nmodels = [{ file = \"a\" }]\n").unwrap_err();
+        assert!(e.to_string().contains("${NOPE} is not set"), "{e}");
+        let e = parse(
+            "[sweep]\nlauncher = \"command\"\ncommand = \"srv\"\nmodels = [{ file = \"a\" }]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("{port}"), "{e}");
+        let s = parse("[sweep]\nbinary = \"${NOPE:-llama-server}\"\nmodels = [{ file = \"${M:-models}/a.gguf\" }]\n").unwrap();
+        assert_eq!(
+            s.launcher,
+            Launcher::LlamaCpp {
+                binary: "llama-server".into()
+            }
+        );
+        assert_eq!(s.models[0].path, Path::new("/m/models/a.gguf"));
+        let e = parse("suite = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("no [sweep] table"), "{e}");
+    }
+}

@@ -1,0 +1,225 @@
+//! `llmpulse-agent sweep` on llama.cpp's real `llama-server`: one server per configuration, the
+//! point on every record, a point whose server cannot start recorded as `server_start_failed`
+//! (the sweep goes on), the report's configuration views, and `select` answering with a
+//! configuration. `--plan` works on any machine.
+
+#[path = "../../cli/tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+
+use llmpulse_report::aggregate::Plan;
+use llmpulse_report::read::{self, Filter};
+use llmpulse_report::select::{self, Criteria};
+use serde_json::Value;
+use support::{ONE_QUESTION, Scratch, service_url};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
+
+#[test]
+fn the_example_plans_anywhere() {
+    let out = Command::new(AGENT)
+        .args(["sweep", "--plan", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/sweep.toml"
+        ))
+        .env_remove("LLAMA_SERVER")
+        .env_remove("LLMPULSE_MODELS")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("\n  run ").count(), 6, "{text}");
+    assert_eq!(text.matches("\n  skip ").count(), 2, "{text}");
+    assert!(
+        text.contains("needs flash attention for a quantized V cache"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_sweep_names_line_and_field() {
+    let dir = Scratch::new("sweep-bad");
+    dir.write("suite.toml", ONE_QUESTION);
+    let cfg = dir.write(
+        "sweep.toml",
+        "suite = \"suite.toml\"\n[[targets]]\nname = \"m\"\nprovider = \"llamacpp\"\nmodel = \"m\"\n\
+         [sweep]\nmodels = [{ file = \"a.gguf\" }]\nkv_cache_type = [\"q3\"]\n",
+    );
+    let out = Command::new(AGENT)
+        .args(["sweep", "--plan", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("sweep.toml:8: sweep.kv_cache_type: 'q3' is not one of"),
+        "{e}"
+    );
+}
+
+fn jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn sweeps_real_llama_server_configurations() {
+    let (Some(_), Ok(binary), Ok(models)) = (
+        service_url("LLMPULSE_LLAMACPP_URL"),
+        std::env::var("LLAMA_SERVER"),
+        std::env::var("LLMPULSE_MODELS"),
+    ) else {
+        return;
+    };
+    let dir = Scratch::new("sweep-real");
+    dir.write("suite.toml", ONE_QUESTION);
+    // Not a model: the server refuses it, and that point is a record, not a crash.
+    dir.write("broken.Q4_0.gguf", "this is not a GGUF file\n");
+    let out = dir.0.join("out");
+    let cfg = dir.write(
+        "sweep.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 3\nconcurrency = 1\noutput = \"{}\"\n\
+             [[targets]]\nname = \"smol\"\nprovider = \"llamacpp\"\nmodel = \"smol\"\nmax_tokens = 24\n\
+             [sweep]\nname = \"ci\"\nbinary = \"{binary}\"\n\
+             models = [{{ file = \"{models}/SmolLM2-135M-Instruct.Q4_1.gguf\" }}, \
+                       {{ file = \"{models}/SmolLM2-135M-Instruct.Q8_0.gguf\" }}, \
+                       {{ file = \"broken.Q4_0.gguf\" }}]\n\
+             flash_attn = [\"on\", \"off\"]\nctx_size = [1024]\nargs = [\"-t\", \"1\"]\nstart_timeout = \"60s\"\n",
+            out.display()
+        ),
+    );
+    let run = Command::new(AGENT)
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("6 points run, 2 did not start"), "{stdout}");
+
+    let mut records = Vec::new();
+    for p in support::walk(&out) {
+        let s = p.display().to_string();
+        if s.contains("/records/") && s.ends_with(".jsonl") {
+            records.extend(jsonl(&p));
+        }
+    }
+    assert_eq!(
+        records.len(),
+        6 * 3,
+        "3 calls per point, failed points included"
+    );
+    for r in &records {
+        assert_eq!(r["server"], "llamacpp");
+        assert_eq!(r["ctx_size"], 1024);
+        assert!(r["flash_attn"] == "on" || r["flash_attn"] == "off");
+        if r["target"].as_str().unwrap().starts_with("ci-q4_0") {
+            assert_eq!(r["error_kind"], "server_start_failed", "{r:#}");
+            assert_eq!(r["success"], false);
+            assert!(
+                r["error_message"].as_str().unwrap().contains("exited"),
+                "{r:#}"
+            );
+        } else {
+            assert_eq!(r["success"], true, "{r:#}");
+            // What the server says it loaded, not only what the file name says.
+            let q = r["quantization"].as_str().unwrap();
+            assert!(q == "Q4_1" || q == "Q8_0", "{q}");
+            assert!(r["load_time_sec"].as_f64().unwrap() > 0.0);
+            assert!(r["server_version"].is_string());
+            assert!(r["memory_mb"].as_f64().unwrap() > 90.0);
+        }
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (agg, stats) = rt.block_on(async {
+        let s = llmpulse_core::store::open(&out.display().to_string(), &|_| None)
+            .await
+            .unwrap();
+        read::read(
+            s.as_ref(),
+            &Filter::default(),
+            |_| Plan {
+                bucket_sec: 3_600,
+                compare: None,
+                compare_target: None,
+            },
+            &|_, _| {},
+        )
+        .await
+        .unwrap()
+    });
+    // The report: both flash-attention pairs measured, a Pareto front among the configurations.
+    let report = llmpulse_report::figures::compute(
+        &agg,
+        &stats,
+        &llmpulse_report::figures::Context {
+            source: "sweep".into(),
+            since: None,
+            until: None,
+            campaign: None,
+            now: chrono::Utc::now(),
+            campaigns: &[],
+        },
+    );
+    assert_eq!(
+        report.flash_attention.len(),
+        2,
+        "{:#?}",
+        report.flash_attention
+    );
+    assert!(
+        report
+            .flash_attention
+            .iter()
+            .all(|f| f.output_speed.is_some())
+    );
+    assert!(report.targets.iter().any(|t| t.pareto));
+    let html = llmpulse_report::html::page(&report);
+    assert!(html.contains("Server configurations") && html.contains("Flash attention"));
+
+    // select answers with a configuration.
+    let choice = select::select(
+        &agg,
+        &Criteria {
+            weights: select::weights(Some("speed_critical"), None).unwrap(),
+            max_memory_mb: Some(100_000.0),
+            min_calls: 1,
+            min_task_calls: 1,
+            ..Criteria::default()
+        },
+    )
+    .unwrap();
+    let c = &choice.recommended_config;
+    assert!(
+        c.quantization
+            .as_deref()
+            .is_some_and(|q| q == "Q4_1" || q == "Q8_0"),
+        "{c:?}"
+    );
+    assert!(
+        c.flash_attention.is_some() && c.ctx_size == Some(1024),
+        "{c:?}"
+    );
+    assert!(
+        !c.target.starts_with("ci-q4_0"),
+        "a point that never started is not chosen"
+    );
+}
