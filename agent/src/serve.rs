@@ -154,6 +154,10 @@ pub async fn serve(
                 ..JobRequest::new(id.origin(), opts.spool.clone(), now)
             };
             let job = request.prepare(config.clone())?;
+            // The servers as they are now: a model may have been swapped since the last run.
+            let servers = run::servers_of(&config).await;
+            let fingerprint = crate::host::fingerprint(&id.host_id, &telemetry, &servers);
+            telemetry.set_fingerprint(fingerprint);
             *shared.in_flight.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(job.run.in_flight.clone());
             let outcome = run::run(job, &mut telemetry, env, &mut Count::default()).await;

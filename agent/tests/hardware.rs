@@ -125,7 +125,24 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
     let server = &host["servers"][0];
     assert_eq!(server["kind"], "llamacpp");
     assert_eq!(server["details"]["model_path"], model_file.as_str());
-    assert!(server["pid"].as_u64().is_some(), "{server:#}");
+    let pid = server["pid"].as_u64().expect("the server's pid");
+    // The kernel's own peak resident memory of the server (Linux): the measure may not exceed
+    // it (threads, children counted twice would), nor fall below the model file.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        let hwm_mb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .expect("VmHWM")
+            / 1024.0;
+        for r in &records {
+            let mem = r["memory_mb"].as_f64().unwrap();
+            assert!(
+                mem <= hwm_mb * 1.05,
+                "{mem} MB measured, the kernel's peak is {hwm_mb:.1} MB"
+            );
+        }
+    }
     let absent = host["telemetry_absent"].as_array().unwrap();
     if energy_source == "none" {
         assert!(

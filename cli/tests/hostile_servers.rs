@@ -144,3 +144,40 @@ fn a_missing_suite_is_one_clear_error() {
     assert!(err.contains("nowhere.toml"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// A server that reads each request and hangs up without a word (as a kept-alive connection
+/// closed under a request does): a `connect` failure, retried as one, with the cause kept.
+#[test]
+fn a_server_that_hangs_up_is_a_retried_connect_failure() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+        }
+    });
+    let dir = Scratch::new("hangs-up");
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 1\n{}",
+        target(
+            "hangs-up",
+            &format!("http://127.0.0.1:{port}/v1"),
+            "max_attempts = 2"
+        )
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["error_kind"], "connect", "{r}");
+    assert_eq!(r["attempts"], 2, "retried: {r}");
+    assert!(
+        r["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("connection closed before message completed"),
+        "{r}"
+    );
+}

@@ -25,7 +25,8 @@ pub enum ErrorKind {
     /// A 5xx from the provider.
     #[serde(rename = "http_5xx")]
     Http5xx,
-    /// The TCP/TLS connection could not be made.
+    /// The TCP/TLS connection could not be made, or the server closed it before any byte of
+    /// an answer (a kept-alive connection closed as the request went out).
     Connect,
     /// The stream ended or broke before the answer was complete.
     StreamBroken,

@@ -175,7 +175,12 @@ impl Sources {
             self.resolve_servers();
         }
         let Some(sys) = &mut self.system else { return };
-        let kind = ProcessRefreshKind::nothing().with_memory().with_cpu();
+        // Without tasks: on Linux each thread is listed as a process with the whole process's
+        // memory, and counting them would multiply it by the number of threads.
+        let kind = ProcessRefreshKind::nothing()
+            .with_memory()
+            .with_cpu()
+            .without_tasks();
         if self.ticks % 10 == 1 || self.tree.is_empty() {
             // Children too: Ollama and LM Studio load models in a child process.
             sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
@@ -191,7 +196,9 @@ impl Sources {
                     tree.extend(
                         sys.processes()
                             .iter()
-                            .filter(|(_, p)| p.parent() == Some(parent))
+                            .filter(|(_, p)| {
+                                p.parent() == Some(parent) && p.thread_kind().is_none()
+                            })
                             .map(|(pid, _)| *pid),
                     );
                     i += 1;

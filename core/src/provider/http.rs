@@ -57,7 +57,7 @@ impl Transport for HttpTransport {
                     TransportError::ConnectTimeout
                 } else if e.is_timeout() {
                     TransportError::Timeout
-                } else if e.is_connect() {
+                } else if e.is_connect() || closed_before_answer(&e) {
                     TransportError::Connect(chain(&e))
                 } else {
                     TransportError::Request(chain(&e))
@@ -75,6 +75,14 @@ impl Transport for HttpTransport {
             })
         })
     }
+}
+
+/// The server closed the connection before any byte of an answer: most often a kept-alive
+/// connection the server closed just as the request went out (llama.cpp's server closes one
+/// after a few requests). Nothing was answered, so it counts as a connection failure, which
+/// the default retry policy retries.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    chain(e).contains("connection closed before message completed")
 }
 
 /// The error and its sources, joined: reqwest's own message alone hides the cause.
