@@ -256,3 +256,50 @@ fn finds_the_real_llama_cpp_servers() {
     assert_eq!(p["kind"], "openai-compatible", "{p:#}");
     assert_eq!(p["models"][0]["name"], "smollm2");
 }
+
+/// A server that answers every request with a JSON body that never ends: discovery gives up on
+/// it within its time limit, reads at most a few MiB, and reports it as no LLM server.
+#[test]
+fn an_endless_answer_is_no_server_and_no_hang() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"data\": [",
+                );
+                let chunk = vec![b' '; 64 * 1024];
+                while s.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = Command::new(AGENT)
+        .args([
+            "discover",
+            "--json",
+            "--no-local",
+            "--url",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(d["servers"].as_array().unwrap().is_empty());
+    assert!(d["skipped"][0]["why"].as_str().is_some(), "{d:#}");
+}

@@ -28,13 +28,32 @@ enum Got {
     Other,
 }
 
+/// The most of a discovery answer read: model lists are kilobytes; a server that sends more
+/// is not one of these.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// The body of `r`, or `None` past [`MAX_BODY`] or on a broken read.
+async fn bounded_body(mut r: reqwest::Response) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = r.chunk().await {
+        if body.len() + chunk.len() > MAX_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
 async fn get(http: &reqwest::Client, url: &str) -> Got {
     match http.get(url).send().await {
         Err(_) => Got::Nothing,
         Ok(r) if !r.status().is_success() => Got::Status(r.status().as_u16()),
-        Ok(r) => match r.json::<Value>().await {
-            Ok(v) => Got::Json(v),
-            Err(_) => Got::Other,
+        Ok(r) => match bounded_body(r)
+            .await
+            .map(|b| serde_json::from_slice::<Value>(&b))
+        {
+            Some(Ok(v)) => Got::Json(v),
+            _ => Got::Other,
         },
     }
 }
@@ -77,7 +96,8 @@ pub async fn probe(http: &reqwest::Client, root: &str) -> Result<Option<Server>,
                 .await;
             if let Ok(r) = show
                 && r.status().is_success()
-                && let Ok(v) = r.json::<Value>().await
+                && let Some(body) = bounded_body(r).await
+                && let Ok(v) = serde_json::from_slice::<Value>(&body)
             {
                 ollama_show(m, &v);
             }
