@@ -3,27 +3,17 @@
 //! the reason in the manifest, the host; the telemetry series is stored beside the records; and
 //! `select --max-memory` decides on those figures. On a host with an NVIDIA GPU, NVML is read.
 
+mod common;
 #[path = "../../cli/tests/support/mod.rs"]
 mod support;
 
 use std::process::Command;
 
-use llmpulse_core::store;
-use llmpulse_report::aggregate::Plan;
-use llmpulse_report::read::{self, Filter};
 use llmpulse_report::select::{self, Criteria};
 use serde_json::Value;
 use support::{ONE_QUESTION, Scratch, service_url};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
-
-fn jsonl(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn records_against_the_real_llama_server_carry_memory_and_energy() {
@@ -89,7 +79,7 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
             .as_str()
             .unwrap(),
     );
-    let records = jsonl(&records_path);
+    let records = common::jsonl(&records_path);
     assert_eq!(records.len(), 4);
     let energy_source = records[0]["energy_source"].as_str().unwrap().to_string();
     for r in &records {
@@ -165,7 +155,7 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
         .find(|f| f["path"].as_str().unwrap().starts_with("telemetry/"))
         .expect("a telemetry file in the manifest");
     assert!(series["rows"].as_u64().unwrap() >= 2, "{series:#}");
-    let samples = jsonl(&out.join(series["path"].as_str().unwrap()));
+    let samples = common::jsonl(&out.join(series["path"].as_str().unwrap()));
     let rss: Vec<f64> = samples
         .iter()
         .filter_map(|s| s["servers"].as_object()?.values().next()?["rss_mb"].as_f64())
@@ -184,34 +174,18 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
         .iter()
         .map(|r| r["memory_mb"].as_f64().unwrap())
         .fold(0.0, f64::max);
+    let (agg, _) = common::aggregate(&out);
     let choose = |max: f64| {
-        rt.block_on(async {
-            let s = store::open(&out.display().to_string(), &|_| None)
-                .await
-                .unwrap();
-            let (agg, _) = read::read(
-                s.as_ref(),
-                &Filter::default(),
-                |_| Plan {
-                    bucket_sec: 86_400,
-                    compare: None,
-                    compare_target: None,
-                },
-                &|_, _| {},
-            )
-            .await
-            .unwrap();
-            select::select(
-                &agg,
-                &Criteria {
-                    weights: select::weights(Some("memory_constrained"), None).unwrap(),
-                    max_memory_mb: Some(max),
-                    min_calls: 1,
-                    min_task_calls: 1,
-                    ..Criteria::default()
-                },
-            )
-        })
+        select::select(
+            &agg,
+            &Criteria {
+                weights: select::weights(Some("memory_constrained"), None).unwrap(),
+                max_memory_mb: Some(max),
+                min_calls: 1,
+                min_task_calls: 1,
+                ..Criteria::default()
+            },
+        )
     };
     let ok = choose(measured * 2.0).expect("selected under a generous limit");
     assert_eq!(ok.selected_model, "smollm2");

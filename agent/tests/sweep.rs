@@ -3,15 +3,13 @@
 //! (the sweep goes on), the report's configuration views, and `select` answering with a
 //! configuration. `--plan` works on any machine.
 
+mod common;
 #[path = "../../cli/tests/support/mod.rs"]
 mod support;
 
 use std::process::Command;
 
-use llmpulse_report::aggregate::Plan;
-use llmpulse_report::read::{self, Filter};
 use llmpulse_report::select::{self, Criteria};
-use serde_json::Value;
 use support::{ONE_QUESTION, Scratch, service_url};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
@@ -64,14 +62,6 @@ fn a_bad_sweep_names_line_and_field() {
     );
 }
 
-fn jsonl(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn sweeps_real_llama_server_configurations() {
     let (Some(_), Ok(binary), Ok(models)) = (
@@ -118,7 +108,7 @@ fn sweeps_real_llama_server_configurations() {
     for p in support::walk(&out) {
         let s = p.display().to_string();
         if s.contains("/records/") && s.ends_with(".jsonl") {
-            records.extend(jsonl(&p));
+            records.extend(common::jsonl(&p));
         }
     }
     assert_eq!(
@@ -148,24 +138,7 @@ fn sweeps_real_llama_server_configurations() {
         }
     }
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (agg, stats) = rt.block_on(async {
-        let s = llmpulse_core::store::open(&out.display().to_string(), &|_| None)
-            .await
-            .unwrap();
-        read::read(
-            s.as_ref(),
-            &Filter::default(),
-            |_| Plan {
-                bucket_sec: 3_600,
-                compare: None,
-                compare_target: None,
-            },
-            &|_, _| {},
-        )
-        .await
-        .unwrap()
-    });
+    let (agg, stats) = common::aggregate(&out);
     // The report: both flash-attention pairs measured, a Pareto front among the configurations.
     let report = llmpulse_report::figures::compute(
         &agg,
