@@ -67,22 +67,6 @@ pub struct TargetFigures {
     pub pareto: bool,
 }
 
-/// Flash attention on against off, for two sweep points that differ in nothing else: the
-/// medians and their difference (on − off) with a 95% bootstrap interval and the Mann–Whitney
-/// test.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FlashImpact {
-    pub on: String,
-    pub off: String,
-    pub quantization: Option<String>,
-    pub kv_cache_type: Option<String>,
-    pub temperature: Option<f64>,
-    pub output_speed: Option<crate::compare::MetricDiff>,
-    pub ttft: Option<crate::compare::MetricDiff>,
-    pub memory_mb_on: Option<f64>,
-    pub memory_mb_off: Option<f64>,
-}
-
 /// Quality in one (target, industry) cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellFigures {
@@ -209,7 +193,7 @@ pub struct Report {
     pub campaigns: Vec<CampaignFigures>,
     pub comparison: Option<Comparison>,
     /// Sweeps: flash attention's effect, per pair of points that differ only in it.
-    pub flash_attention: Vec<FlashImpact>,
+    pub flash_attention: Vec<crate::sweep::FlashImpact>,
     pub problems: Vec<String>,
     pub bad_lines: u64,
 }
@@ -299,7 +283,7 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         series,
         campaigns: campaigns(read, cx),
         comparison: compare::compute(agg),
-        flash_attention: flash_impacts(agg),
+        flash_attention: crate::sweep::flash_impacts(agg, SEED),
         problems: read
             .problems
             .iter()
@@ -310,98 +294,26 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
     }
 }
 
-/// Marks the sweep targets no other sweep target beats on output speed, memory and coverage at
-/// once (missing figures count as neither better nor worse).
+/// Marks the sweep targets on the Pareto front of output speed, memory and coverage.
 fn mark_pareto(mut targets: Vec<TargetFigures>) -> Vec<TargetFigures> {
-    let key = |t: &TargetFigures| {
-        (
-            t.output_speed_tps.as_ref().map(|q| q.p50.value),
-            t.memory_mb.map(|m| m.mean),
-            t.coverage.map(|m| m.mean),
-        )
-    };
     let sweep: Vec<usize> = (0..targets.len())
         .filter(|&i| targets[i].server_config.is_some() && targets[i].output_speed_tps.is_some())
         .collect();
-    let at_least = |a: Option<f64>, b: Option<f64>, higher: bool| match (a, b) {
-        (Some(a), Some(b)) => {
-            if higher {
-                a >= b
-            } else {
-                a <= b
-            }
-        }
-        _ => true,
-    };
-    let better = |a: Option<f64>, b: Option<f64>, higher: bool| match (a, b) {
-        (Some(a), Some(b)) => {
-            if higher {
-                a > b
-            } else {
-                a < b
-            }
-        }
-        _ => false,
-    };
-    let front: Vec<bool> = sweep
+    let points: Vec<_> = sweep
         .iter()
         .map(|&i| {
-            let (s, m, c) = key(&targets[i]);
-            !sweep.iter().any(|&j| {
-                let (s2, m2, c2) = key(&targets[j]);
-                j != i
-                    && at_least(s2, s, true)
-                    && at_least(m2, m, false)
-                    && at_least(c2, c, true)
-                    && (better(s2, s, true) || better(m2, m, false) || better(c2, c, true))
-            })
+            let t = &targets[i];
+            (
+                t.output_speed_tps.as_ref().map(|q| q.p50.value),
+                t.memory_mb.map(|m| m.mean),
+                t.coverage.map(|m| m.mean),
+            )
         })
         .collect();
-    for (k, &i) in sweep.iter().enumerate() {
-        targets[i].pareto = front[k];
+    for (&i, front) in sweep.iter().zip(crate::sweep::pareto_front(&points)) {
+        targets[i].pareto = front;
     }
     targets
-}
-
-/// Flash attention on against off, for each pair of sweep targets differing only in it.
-fn flash_impacts(agg: &Aggregate) -> Vec<FlashImpact> {
-    let mut out = Vec::new();
-    for (on_name, on) in &agg.targets {
-        let Some(on_cfg) = &on.server_config else {
-            continue;
-        };
-        if on_cfg.flash_attn.as_deref() != Some("on") {
-            continue;
-        }
-        for (off_name, off) in &agg.targets {
-            let Some(off_cfg) = &off.server_config else {
-                continue;
-            };
-            if off_cfg.flash_attn.as_deref() != Some("off")
-                || !on_cfg.flash_pair(off_cfg)
-                || on.output_speed.is_empty()
-                || off.output_speed.is_empty()
-            {
-                // Not a pair, or a side never answered (its server did not start).
-                continue;
-            }
-            let diff = |name: &'static str, a: &crate::dist::Dist, b: &crate::dist::Dist| {
-                compare::metric(name, &b.exact_sorted()?, &a.exact_sorted()?, SEED)
-            };
-            out.push(FlashImpact {
-                on: on_name.clone(),
-                off: off_name.clone(),
-                quantization: on_cfg.quantization.clone(),
-                kv_cache_type: on_cfg.kv_cache_type.clone(),
-                temperature: on_cfg.temperature,
-                output_speed: diff("output_speed_tps", &on.output_speed, &off.output_speed),
-                ttft: diff("ttft_sec", &on.ttft, &off.ttft),
-                memory_mb_on: on.memory_mb.value(),
-                memory_mb_off: off.memory_mb.value(),
-            });
-        }
-    }
-    out
 }
 
 /// One target's figures (`i` varies the bootstrap seed per target).

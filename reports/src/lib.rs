@@ -19,6 +19,7 @@ pub mod row;
 pub mod select;
 pub mod side;
 pub mod status;
+pub mod sweep;
 pub mod text;
 
 use std::path::{Path, PathBuf};

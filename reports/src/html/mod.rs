@@ -159,6 +159,10 @@ pub fn page(r: &Report) -> String {
     h
 }
 
+mod hardware;
 mod sections;
+mod sweep;
 
-use sections::{capabilities, distributions, hardware, over_time, quality, sweep, targets_table};
+use hardware::hardware;
+use sections::{capabilities, distributions, over_time, quality, targets_table};
+use sweep::sweep;
