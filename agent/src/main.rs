@@ -12,8 +12,9 @@ use llmpulse_agent::serve::{self, ServeOptions};
 use llmpulse_agent::sweep;
 use llmpulse_core::config::Config;
 use llmpulse_core::job::{JobOutcome, JobRequest};
+use llmpulse_core::record::Record;
 use llmpulse_core::runner::Stop;
-use llmpulse_core::sink::Count;
+use llmpulse_core::sink::Each;
 
 #[derive(Parser)]
 #[command(
@@ -131,6 +132,7 @@ fn init_logs(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llmpulse_agent=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -254,7 +256,9 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let job = request.prepare(config)?;
     tokio::spawn(stop_on_signal(stop.clone()));
-    let outcome = run::run(job, &mut telemetry, &env, &mut Count::default()).await?;
+    let bar = progress_bar(job.planned_calls());
+    let outcome = run::run(job, &mut telemetry, &env, &mut progress(&bar)).await?;
+    bar.finish_and_clear();
     let JobOutcome::Ran {
         manifest,
         summary,
@@ -340,8 +344,15 @@ async fn sweep_cmd(a: SweepArgs) -> anyhow::Result<ExitCode> {
     let spool = a.spool.clone().unwrap_or_else(|| default_spool(&config));
     let stop = Stop::new(std::time::Duration::from_secs(30));
     tokio::spawn(stop_on_signal(stop.clone()));
+    let questions = llmpulse_core::suite::Suite::load(&config.suite, &config.base_dir)?
+        .questions
+        .len();
+    let calls =
+        points.len() * config.targets.len() * temps * questions * config.repetitions as usize;
+    let bar = progress_bar(calls);
     let outcomes =
-        sweep::run::run_sweep(&config, &sweep, spool, stop, &env, &mut Count::default()).await?;
+        sweep::run::run_sweep(&config, &sweep, spool, stop, &env, &mut progress(&bar)).await?;
+    bar.finish_and_clear();
     let mut failed = 0;
     for o in &outcomes {
         match &o.start_failed {
@@ -368,6 +379,37 @@ async fn sweep_cmd(a: SweepArgs) -> anyhow::Result<ExitCode> {
         skipped.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bar of calls on a terminal; elsewhere (a service, a pipe) a log line every 10%.
+fn progress_bar(total: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} calls  {elapsed_precise}  {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The sink that moves the bar (or logs), naming the target of the call that just ended.
+fn progress(bar: &indicatif::ProgressBar) -> Each<impl FnMut(&Record) + Send + '_> {
+    let total = bar.length().unwrap_or(0) as usize;
+    let mut done = 0usize;
+    Each(move |r: &Record| {
+        done += 1;
+        if bar.is_hidden() {
+            if done == total || done.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(done, total, target = %r.target, "progress");
+            }
+        } else {
+            bar.inc(1);
+            bar.set_message(r.target.clone());
+        }
+    })
 }
 
 /// SIGTERM or Ctrl-C asks the run to stop; a second one exits at once (the spool keeps the

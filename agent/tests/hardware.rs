@@ -55,6 +55,9 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
+    // Not a terminal: progress as log lines, without colour codes.
+    assert!(stderr.contains("progress done=4 total=4"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
     assert!(
         run.status.success(),
         "{stderr}\n{}",
