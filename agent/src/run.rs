@@ -72,14 +72,7 @@ pub async fn servers_of(config: &Config) -> Vec<Server> {
         .collect();
     roots.sort();
     roots.dedup();
-    let http = discover::client();
-    let mut out = Vec::new();
-    for root in roots {
-        if let Ok(Some(s)) = discover::kinds::probe(&http, &root).await {
-            out.push(s);
-        }
-    }
-    out
+    discover::discover(&roots, false).await.servers
 }
 
 /// The telemetry for a config's run(s): its sources, watching the local targets' servers.

@@ -274,38 +274,39 @@ fn sigterm_stops_the_run_going_on_and_publishes_it_as_partial() {
     assert_eq!(m["planned"], 3);
 }
 
-#[test]
-fn serve_without_a_campaign_says_so() {
-    let dir = Scratch::new("agent-nocampaign");
+/// Runs `llmpulse-agent COMMAND --config agent.toml` on `config` (with a one-question suite
+/// beside it), which must refuse with exit 2; returns what it said.
+fn refused(command: &str, name: &str, config: &str) -> String {
+    let dir = Scratch::new(name);
     dir.write("suite.toml", ONE_QUESTION);
-    let cfg = dir.write(
-        "agent.toml",
-        "suite = \"suite.toml\"\n[[targets]]\nname = \"s\"\nprovider = \"sim\"\nmodel = \"m\"\n",
-    );
+    let cfg = dir.write("agent.toml", config);
     let out = Command::new(AGENT)
-        .args(["serve", "--config"])
+        .args([command, "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const SIM_TARGET: &str = "[[targets]]\nname = \"s\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+
+#[test]
+fn serve_without_a_campaign_says_so() {
+    let e = refused(
+        "serve",
+        "agent-nocampaign",
+        &format!("suite = \"suite.toml\"\n{SIM_TARGET}"),
+    );
     assert!(e.contains("serve needs a [campaign]"), "{e}");
 }
 
 #[test]
 fn a_bad_agent_section_names_file_line_and_field() {
-    let dir = Scratch::new("agent-badconfig");
-    dir.write("suite.toml", ONE_QUESTION);
-    let cfg = dir.write(
-        "agent.toml",
-        "suite = \"suite.toml\"\n[agent]\nsample_hz = 0\n[[targets]]\nname = \"s\"\nprovider = \"sim\"\nmodel = \"m\"\n",
+    let e = refused(
+        "run",
+        "agent-badconfig",
+        &format!("suite = \"suite.toml\"\n[agent]\nsample_hz = 0\n{SIM_TARGET}"),
     );
-    let out = Command::new(AGENT)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("agent.toml:3: agent.sample_hz"), "{e}");
 }

@@ -196,3 +196,93 @@ fn sweeps_real_llama_server_configurations() {
         "a point that never started is not chosen"
     );
 }
+
+/// The processes whose command line holds `marker` (Linux).
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains(marker)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// `kill -9` of the agent mid-sweep: the point's server goes too (it would hold its memory and
+/// port for ever), and the finished calls wait in the spool for `llmpulse upload`.
+#[test]
+fn a_killed_sweep_leaves_no_server_behind() {
+    let (Some(_), Ok(binary), Ok(models)) = (
+        service_url("LLMPULSE_LLAMACPP_URL"),
+        std::env::var("LLAMA_SERVER"),
+        std::env::var("LLMPULSE_MODELS"),
+    ) else {
+        return;
+    };
+    let dir = Scratch::new("sweep-kill");
+    dir.write("suite.toml", ONE_QUESTION);
+    let marker = format!("killed-sweep-{}", std::process::id());
+    let cfg = dir.write(
+        "sweep.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 500\nconcurrency = 1\noutput = \"{}\"\n\
+             [[targets]]\nname = \"smol\"\nprovider = \"llamacpp\"\nmodel = \"smol\"\nmax_tokens = 16\n\
+             [sweep]\nname = \"kill\"\nbinary = \"{binary}\"\n\
+             models = [{{ file = \"{models}/SmolLM2-135M-Instruct.Q4_1.gguf\" }}]\n\
+             args = [\"-t\", \"1\", \"--alias\", \"{marker}\"]\n",
+            dir.0.join("out").display()
+        ),
+    );
+    let mut agent = Command::new(AGENT)
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait for the server and a few finished calls.
+    loop {
+        let spool = dir.0.join("spool");
+        let journal = (if spool.exists() {
+            support::walk(&spool)
+        } else {
+            Vec::new()
+        })
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && p.display().to_string().contains("/records/")
+        });
+        let calls = journal.map_or(0, |p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        });
+        if !processes_with(&marker).is_empty() && calls >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep did not get going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe { libc::kill(agent.id() as i32, libc::SIGKILL) };
+    agent.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the point's server outlived the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -63,15 +63,42 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// The last `n` lines of a log file.
+/// The last `n` lines of a log file, from at most its last 64 KiB (a server may log
+/// gigabytes, or bytes that are not UTF-8).
 fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 64 * 1024;
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(MAX)));
+        let _ = f.take(MAX).read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The command line for `point`.
+/// The command line for `point`. On Linux the server gets SIGTERM when the agent dies, even by
+/// `kill -9`, so no server outlives the sweep holding its memory and port.
 pub fn command(sweep: &Sweep, point: &Point, port: u16) -> Command {
+    let mut c = launcher_command(sweep, point, port);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up. The
+        // signal follows the spawning thread: a tokio worker, alive as long as the runtime.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    c
+}
+
+fn launcher_command(sweep: &Sweep, point: &Point, port: u16) -> Command {
     match &sweep.launcher {
         Launcher::LlamaCpp { binary } => {
             let mut c = Command::new(binary);

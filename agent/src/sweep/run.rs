@@ -202,13 +202,9 @@ async fn run_point(
     let mut telemetry = Telemetry::new(id.host_id.clone(), id.sample_hz, ports);
     let servers = match &base_url {
         Some(u) => {
-            let http = crate::discover::client();
-            crate::discover::kinds::probe(&http, &crate::discover::root_of(u))
+            crate::discover::discover(std::slice::from_ref(u), false)
                 .await
-                .ok()
-                .flatten()
-                .into_iter()
-                .collect()
+                .servers
         }
         None => Vec::new(),
     };

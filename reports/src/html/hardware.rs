@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{escape, figure, td_num};
+use super::{escape, figure, table_head, td_num};
 use crate::charts::{self, Bar, Line};
 use crate::figures::{Report, bucket_label};
 
@@ -25,19 +25,19 @@ pub(super) fn hardware(h: &mut String, r: &Report) {
          is each call's share of the measured devices' energy counters (NVML, RAPL), shared by \
          overlap time between concurrent calls.</p>",
     );
-    h.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"hardware\"><thead><tr>");
-    for c in [
-        "target",
-        "memory MB",
-        "GPU use %",
-        "GPU peak °C",
-        "power W",
-        "energy J / call",
-        "energy J / output token",
-    ] {
-        let _ = write!(h, "<th>{}</th>", escape(c));
-    }
-    h.push_str("</tr></thead><tbody>");
+    table_head(
+        h,
+        "hardware",
+        &[
+            "target",
+            "memory MB",
+            "GPU use %",
+            "GPU peak °C",
+            "power W",
+            "energy J / call",
+            "energy J / output token",
+        ],
+    );
     for f in &r.targets {
         let _ = write!(
             h,

@@ -55,6 +55,19 @@ fn td(v: Option<f64>, text: &str) -> String {
 }
 
 /// A cell showing a value with its interval, sorted by the value.
+/// Opens a sortable table (`id`) with these column headers; the caller adds rows and closes it
+/// with `</tbody></table></div>`.
+fn table_head(h: &mut String, id: &str, columns: &[&str]) {
+    let _ = write!(
+        h,
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"{id}\"><thead><tr>"
+    );
+    for c in columns {
+        let _ = write!(h, "<th>{}</th>", escape(c));
+    }
+    h.push_str("</tr></thead><tbody>");
+}
+
 fn td_ci(e: Option<&Estimate>, decimals: usize) -> String {
     td(e.map(|e| e.value), &with_ci(e, decimals))
 }

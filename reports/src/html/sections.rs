@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{escape, est, figure, td, td_ci, td_num};
+use super::{escape, est, figure, table_head, td, td_ci, td_num};
 use crate::charts::{self, Bar, BoxRow, Line, RadarSeries};
 use crate::figures::{Quantiles, RateFigure, Report, TargetFigures, bucket_label, shifts};
 use crate::text::{num, pct_ci};
@@ -170,27 +170,28 @@ fn temperature_effect(h: &mut String, r: &Report) {
 /// The sortable target table.
 pub(super) fn targets_table(h: &mut String, r: &Report) {
     // The target table.
-    h.push_str("<h2>Targets</h2><div class=\"scroll\"><table class=\"sortable\" id=\"targets\"><thead><tr>");
-    for c in [
-        "target",
-        "model",
-        "n",
-        "success [95% CI]",
-        "latency p50 s [CI]",
-        "p90 s",
-        "p95 s [CI]",
-        "p99 s",
-        "TTFT p50 s [CI]",
-        "output tok/s p50",
-        "tok/s (seed)",
-        "coverage",
-        "grounding",
-        "429 rate",
-        "errors",
-    ] {
-        let _ = write!(h, "<th>{}</th>", escape(c));
-    }
-    h.push_str("</tr></thead><tbody>");
+    h.push_str("<h2>Targets</h2>");
+    table_head(
+        h,
+        "targets",
+        &[
+            "target",
+            "model",
+            "n",
+            "success [95% CI]",
+            "latency p50 s [CI]",
+            "p90 s",
+            "p95 s [CI]",
+            "p99 s",
+            "TTFT p50 s [CI]",
+            "output tok/s p50",
+            "tok/s (seed)",
+            "coverage",
+            "grounding",
+            "429 rate",
+            "errors",
+        ],
+    );
     for f in &r.targets {
         let errors: Vec<String> = f.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = write!(

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{escape, td_num};
+use super::{escape, table_head, td_num};
 use crate::figures::Report;
 
 /// Sweeps: one row per server configuration (with the Pareto front marked), and flash
@@ -23,27 +23,27 @@ pub(super) fn sweep(h: &mut String, r: &Report) {
          sweep</code>). <b>front</b>: no other configuration is at least as fast, as small and as \
          accurate with one of them strictly better (output speed p50, memory, RAG coverage).</p>",
     );
-    h.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"sweep\"><thead><tr>");
-    for c in [
-        "target",
-        "quantization",
-        "flash attn",
-        "KV cache",
-        "context",
-        "GPU layers",
-        "temperature",
-        "load s",
-        "output tok/s p50",
-        "TTFT p50 s",
-        "memory MB",
-        "mJ / token",
-        "success",
-        "coverage",
-        "Pareto",
-    ] {
-        let _ = write!(h, "<th>{}</th>", escape(c));
-    }
-    h.push_str("</tr></thead><tbody>");
+    table_head(
+        h,
+        "sweep",
+        &[
+            "target",
+            "quantization",
+            "flash attn",
+            "KV cache",
+            "context",
+            "GPU layers",
+            "temperature",
+            "load s",
+            "output tok/s p50",
+            "TTFT p50 s",
+            "memory MB",
+            "mJ / token",
+            "success",
+            "coverage",
+            "Pareto",
+        ],
+    );
     for t in points {
         let Some(c) = &t.server_config else { continue };
         let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("–"));
@@ -73,25 +73,23 @@ pub(super) fn sweep(h: &mut String, r: &Report) {
     }
     h.push_str("<h3>Flash attention</h3><p class=\"note\">Each pair differs only in flash attention. \
         Difference = on − off, with its 95% bootstrap interval; p from the Mann–Whitney U test.</p>");
-    h.push_str(
-        "<div class=\"scroll\"><table class=\"sortable\" id=\"flash-attention\"><thead><tr>",
+    table_head(
+        h,
+        "flash-attention",
+        &[
+            "on",
+            "off",
+            "output tok/s on",
+            "off",
+            "difference [95% CI]",
+            "p",
+            "TTFT s on",
+            "off",
+            "difference [95% CI]",
+            "memory MB on",
+            "off",
+        ],
     );
-    for c in [
-        "on",
-        "off",
-        "output tok/s on",
-        "off",
-        "difference [95% CI]",
-        "p",
-        "TTFT s on",
-        "off",
-        "difference [95% CI]",
-        "memory MB on",
-        "off",
-    ] {
-        let _ = write!(h, "<th>{}</th>", escape(c));
-    }
-    h.push_str("</tr></thead><tbody>");
     // Medians on and off, the difference with its interval, and (with `p`) the test's p.
     let diff = |d: &Option<crate::compare::MetricDiff>, digits: usize, p: bool| -> String {
         let Some(d) = d else {
