@@ -3,7 +3,7 @@
 //! records. Distributions are HdrHistograms, which merge by addition, plus the exact values while
 //! a group is small enough for exact percentiles and bootstrap intervals.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -240,7 +240,7 @@ pub const VARIETY_CAP: u64 = 1_000;
 #[derive(Debug, Clone, Default)]
 pub struct Variety {
     /// (question id) → distinct answer hashes (first 16 hex digits).
-    pub distinct: BTreeMap<String, HashSet<u64>>,
+    pub distinct: BTreeMap<String, BTreeSet<u64>>,
     pub answers: BTreeMap<String, u64>,
 }
 

@@ -1,8 +1,11 @@
 //! Reading runs back from a store: manifests first (a run exists once its manifest does), then
-//! each run's JSONL file, checked against the manifest's SHA-256 and parsed on worker threads
-//! that each fold into their own [`Aggregate`]; the partial aggregates are merged at the end.
-//! Memory holds the groups plus the files in flight, never the whole history.
+//! each run's JSONL file, checked against the manifest's SHA-256 and parsed on worker threads,
+//! one [`Aggregate`] per file. One merging thread adds the files' aggregates in the files' order,
+//! whatever order the workers finish in, so the same records always give the same figures to the
+//! last bit (floating-point sums depend on their order). Memory holds the groups plus the files in
+//! flight, never the whole history.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
@@ -105,7 +108,7 @@ pub async fn read(
             false
         }
     });
-    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
     let span = runs
         .first()
         .and_then(started)
@@ -125,8 +128,8 @@ pub async fn read(
         });
     }
 
-    // Worker threads, each folding whole files into its own aggregate.
-    let (tx, handles) = spawn_workers(&plan, filter);
+    // Worker threads fold whole files; one thread merges them in order.
+    let (tx, handles, merger) = spawn_workers(&plan, filter);
     let files: Vec<(String, String)> = runs
         .iter()
         .flat_map(|m| {
@@ -144,6 +147,7 @@ pub async fn read(
         })
         .buffered(IN_FLIGHT);
     let mut failure = None;
+    let mut index = 0;
     while let Some((path, sha, bytes)) = fetches.next().await {
         match bytes {
             Ok(Some(b)) => {
@@ -151,9 +155,10 @@ pub async fn read(
                 stats.bytes_read += b.len() as u64;
                 progress(stats.files_read, total_files);
                 // A worker gone means a panic, reported when it is joined below.
-                if tx.send((path, b, sha)).is_err() {
+                if tx.send((index, path, b, sha)).is_err() {
                     break;
                 }
+                index += 1;
             }
             Ok(None) => stats
                 .problems
@@ -165,15 +170,22 @@ pub async fn read(
         }
     }
     drop(tx);
-    let mut total = Aggregate::new(plan);
+    let mut panicked = false;
     for h in handles {
-        match h.join() {
-            Ok((agg, problems)) => {
-                total.merge(agg);
-                stats.problems.extend(problems);
-            }
-            Err(_) => stats.problems.push("a reader thread panicked".to_string()),
+        panicked |= h.join().is_err();
+    }
+    let total = match merger.join() {
+        Ok((total, problems)) => {
+            stats.problems.extend(problems);
+            total
         }
+        Err(_) => {
+            panicked = true;
+            Aggregate::new(plan)
+        }
+    };
+    if panicked {
+        stats.problems.push("a reader thread panicked".to_string());
     }
     if let Some(e) = failure {
         return Err(e.into());
@@ -211,53 +223,95 @@ async fn manifests(store: &dyn Store, stats: &mut ReadStats) -> Result<Vec<Manif
     Ok(runs)
 }
 
-/// A file to fold: its path, its bytes and the SHA-256 its manifest gives.
-type Job = (String, Bytes, String);
-/// A worker's result: its aggregate and the problems it found.
-type Folded = (Aggregate, Vec<String>);
+/// A file to fold: its place in the read order, its path, its bytes and the SHA-256 its manifest
+/// gives.
+type Job = (usize, String, Bytes, String);
+/// One file folded: its place, its aggregate (none when it was skipped) and what was wrong.
+type Folded = (usize, Option<Aggregate>, Option<String>);
+/// Everything read: the merged aggregate and the problems, in file order.
+type Merged = (Aggregate, Vec<String>);
 
-/// Worker threads, one per core (at most 8), each folding whole files into its own aggregate;
-/// a file whose SHA-256 differs from its manifest's is skipped and named.
+/// Worker threads, one per core (at most 8), each folding one file at a time into an aggregate of
+/// its own, and the thread that merges those in file order. A file whose SHA-256 differs from
+/// its manifest's is skipped and named.
 fn spawn_workers(
     plan: &Plan,
     filter: &Filter,
-) -> (mpsc::SyncSender<Job>, Vec<std::thread::JoinHandle<Folded>>) {
+) -> (
+    mpsc::SyncSender<Job>,
+    Vec<std::thread::JoinHandle<()>>,
+    std::thread::JoinHandle<Merged>,
+) {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 8);
     let (tx, rx) = mpsc::sync_channel::<Job>(workers * 2);
+    let (done_tx, done_rx) = mpsc::channel::<Folded>();
     let rx = Arc::new(Mutex::new(rx));
     let filter = Arc::new(filter.clone());
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let rx = Arc::clone(&rx);
+            let done = done_tx.clone();
             let filter = Arc::clone(&filter);
             let plan = plan.clone();
             std::thread::spawn(move || {
-                let mut agg = Aggregate::new(plan);
-                let mut problems = Vec::new();
                 loop {
                     let next = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((path, bytes, sha))) = next else {
+                    let Ok(Ok((index, path, bytes, sha))) = next else {
                         break;
                     };
                     let actual = hex::encode(Sha256::digest(&bytes));
-                    if actual != sha {
-                        problems.push(format!(
+                    let folded = if actual != sha {
+                        let problem = format!(
                             "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
                              file skipped"
-                        ));
-                        continue;
+                        );
+                        (index, None, Some(problem))
+                    } else {
+                        let mut agg = Aggregate::new(plan.clone());
+                        fold_file(&mut agg, &path, &bytes, &filter);
+                        (index, Some(agg), None)
+                    };
+                    if done.send(folded).is_err() {
+                        break;
                     }
-                    fold_file(&mut agg, &path, &bytes, &filter);
                 }
-                (agg, problems)
             })
         })
         .collect();
+    drop(done_tx);
+    let plan = plan.clone();
+    let merger = std::thread::spawn(move || merge_in_order(plan, done_rx));
+    (tx, handles, merger)
+}
 
-    (tx, handles)
+/// Adds the files' aggregates in file order. Files finish out of order; those ahead of the next
+/// one wait (a few: workers take files in order, at most two per worker are queued).
+fn merge_in_order(plan: Plan, done: mpsc::Receiver<Folded>) -> Merged {
+    let mut total = Aggregate::new(plan);
+    let mut problems = Vec::new();
+    let mut waiting: BTreeMap<usize, (Option<Aggregate>, Option<String>)> = BTreeMap::new();
+    let mut next = 0;
+    for (index, agg, problem) in done {
+        waiting.insert(index, (agg, problem));
+        while let Some((agg, problem)) = waiting.remove(&next) {
+            if let Some(agg) = agg {
+                total.merge(agg);
+            }
+            problems.extend(problem);
+            next += 1;
+        }
+    }
+    // A worker that panicked leaves a gap; merge what came after it, still in order.
+    for (agg, problem) in waiting.into_values() {
+        if let Some(agg) = agg {
+            total.merge(agg);
+        }
+        problems.extend(problem);
+    }
+    (total, problems)
 }
 
 /// Folds the lines of one JSONL file. A line that is not a record is counted and named, never
@@ -290,5 +344,52 @@ pub fn fold_file(agg: &mut Aggregate, path: &str, bytes: &[u8], filter: &Filter)
             continue;
         }
         agg.add(&row, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One JSONL line whose coverage score is `coverage` (every other field fixed).
+    fn line(coverage: f64) -> String {
+        serde_json::json!({
+            "timestamp": "2026-11-20T00:00:00Z", "industry": "x", "llm_provider": "p",
+            "llm_model": "m", "latency_sec": 1.0, "throughput_tps": null, "success": true,
+            "coverage_score": coverage, "prompt_tokens": 1, "response_tokens": 1,
+            "question_id": "q", "target": "t", "task": "rag", "ttft_sec": 0.5,
+            "output_speed_tps": 10.0, "grounding_score": null
+        })
+        .to_string()
+    }
+
+    fn merged(order: &[usize], files: &[String]) -> f64 {
+        let plan = Plan {
+            bucket_sec: 3600,
+            compare: None,
+            compare_target: None,
+        };
+        let (tx, rx) = mpsc::channel();
+        for &i in order {
+            let mut agg = Aggregate::new(plan.clone());
+            fold_file(&mut agg, "f", files[i].as_bytes(), &Filter::default());
+            tx.send((i, Some(agg), None)).unwrap();
+        }
+        drop(tx);
+        let (total, _) = merge_in_order(plan, rx);
+        total.targets["t"].coverage.sum
+    }
+
+    #[test]
+    fn files_finishing_in_any_order_give_the_same_sums_to_the_last_bit() {
+        // Floating-point addition is not associative: 1e16 + 1 + 1 - 1e16 depends on the order.
+        let files: Vec<String> = [1e16, 1.0, 1.0, -1e16, 0.1, 0.2, 0.3]
+            .iter()
+            .map(|v| line(*v))
+            .collect();
+        let in_order = merged(&[0, 1, 2, 3, 4, 5, 6], &files);
+        for order in [[6, 5, 4, 3, 2, 1, 0], [3, 1, 0, 6, 2, 5, 4]] {
+            assert_eq!(merged(&order, &files).to_bits(), in_order.to_bits());
+        }
     }
 }
