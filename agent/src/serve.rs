@@ -57,7 +57,10 @@ pub enum Ended {
 }
 
 /// Publishes every run waiting in the spool; a store still down keeps them there.
-async fn flush_spool(spool: &std::path::Path, env: &(dyn Fn(&str) -> Option<String> + Sync)) {
+pub(crate) async fn flush_spool(
+    spool: &std::path::Path,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) {
     let runs = match publish::read_spool(spool) {
         Ok(r) => r,
         Err(e) => {

@@ -65,6 +65,12 @@ pub fn is_records_jsonl(path: &str) -> bool {
     path.starts_with("records/") && path.ends_with(".jsonl")
 }
 
+/// The model profile database a host's soaks keep (`llmpulse-agent soak`): one JSON object per
+/// host, merged across its soaks.
+pub fn profiles_key(host_id: &str) -> String {
+    format!("profiles/host={host_id}/models.json")
+}
+
 /// The prefix of every claim of a campaign.
 pub fn claims_prefix(campaign: &str) -> String {
     format!("claims/{campaign}/")

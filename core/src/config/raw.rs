@@ -25,6 +25,9 @@ pub(crate) struct RawConfig {
     /// `[sweep]`: read by `llmpulse-agent sweep`, which checks it; other commands ignore it.
     #[allow(dead_code)]
     pub(crate) sweep: Option<toml::Value>,
+    /// `[soak]`: read by `llmpulse-agent soak`, which checks it; other commands ignore it.
+    #[allow(dead_code)]
+    pub(crate) soak: Option<toml::Value>,
 }
 
 /// `[agent]`: settings only `llmpulse-agent` reads.
