@@ -54,6 +54,7 @@ fn main() {
         return;
     }
     let mut child = Command::new(AGENT)
+        .current_dir(&root)
         .args(["soak", "--config"])
         .arg(&config)
         .arg("--spool")
@@ -64,6 +65,7 @@ fn main() {
         .unwrap();
     let began = Instant::now();
     let (mut at_one_minute, mut peak_after) = (None, 0f64);
+    let mut next_line = 60;
     println!("llmpulse-agent soak, zero-delay simulator, no pause, {minutes} min");
     println!("{:>8} {:>10}", "minute", "RSS MiB");
     while child.try_wait().unwrap().is_none() {
@@ -75,7 +77,7 @@ fn main() {
         if t >= Duration::from_secs(60) {
             let base = *at_one_minute.get_or_insert(rss);
             peak_after = peak_after.max(rss);
-            if t.as_secs() % 300 < 1 {
+            if t.as_secs() % 60 < 1 {
                 println!(
                     "{:>8} {rss:>10.1}  ({:.2}× minute 1)",
                     t.as_secs() / 60,

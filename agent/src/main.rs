@@ -70,6 +70,9 @@ struct SoakArgs {
     /// night mode by day.
     #[arg(long)]
     clock_start: Option<String>,
+    /// Serve /metrics (the soak's counters, the hardware gauges) and /health here.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -417,7 +420,7 @@ async fn soak_cmd(a: SoakArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&a.config, &env)?;
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read {}", a.config.display()))?;
-    let soak = soak::Soak::parse(&text, &a.config.display().to_string(), &config.base_dir)?;
+    let soak = soak::Soak::parse(&text, &a.config.display().to_string())?;
     if let Some(o) = a.output {
         config.output = o;
     }
@@ -478,6 +481,7 @@ async fn soak_cmd(a: SoakArgs) -> anyhow::Result<ExitCode> {
         duration: a.duration.map(Into::into),
         until,
         discovered,
+        listen: a.listen,
     };
     let mut quiet = llmpulse_core::sink::Count::default();
     let out = soak::run::run_soak(&config, &soak, opts, &env, &mut quiet).await?;

@@ -37,6 +37,8 @@ pub struct Shared {
     pub telemetry: Handle,
     pub spool: PathBuf,
     pub host_id: String,
+    /// More metric families, appended as they are (a soak's counters).
+    pub extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 /// The spool's size: runs waiting (directories) and bytes.
@@ -61,13 +63,19 @@ fn spool_size(dir: &std::path::Path) -> (u64, u64) {
 }
 
 /// A label value, escaped as the text format asks.
-fn label(v: &str) -> String {
+pub(crate) fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+pub(crate) fn metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(String, f64)],
+) {
     if samples.is_empty() {
         return;
     }
@@ -267,6 +275,9 @@ pub fn render(shared: &Shared, sample: &Sample) -> String {
         "CPU package energy since the agent started.",
         &opt(sample.rapl_energy_j),
     );
+    if let Some(extra) = &shared.extra {
+        out.push_str(&extra());
+    }
     out
 }
 

@@ -119,6 +119,7 @@ pub async fn serve(
         telemetry: telemetry.handle(),
         spool: opts.spool.clone(),
         host_id: id.host_id.clone(),
+        extra: None,
     };
     let listen = opts
         .listen

@@ -122,14 +122,16 @@ burst = 3
     );
     let soak_dir = dir.0.join("soak");
     let spool = dir.0.join("spool");
-    let start = |log: &str| {
+    let start = |log: &str, extra: &[&str]| {
         Command::new(AGENT)
+            .current_dir(&dir.0)
             .args(["soak", "--config"])
             .arg(&config)
             .arg("--spool")
             .arg(&spool)
             // Night starts at 22:00: one minute into the soak.
             .args(["--clock-start", "2026-11-27T21:59:00+00:00"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.0.join(log)).unwrap())
             .spawn()
@@ -161,7 +163,7 @@ burst = 3
 
     // 40 seconds in, kill -9 while a segment is going.
     let began = Instant::now();
-    let mut first = start("first.log");
+    let mut first = start("first.log", &[]);
     std::thread::sleep(Duration::from_secs(40));
     let state_path = soak_dir.join("state.json");
     let killed_run = loop {
@@ -178,8 +180,44 @@ burst = 3
     };
     first.wait().unwrap();
 
-    // The same command again: it resumes and ends when the soak first planned to.
-    let second = start("second.log").wait_with_output().unwrap();
+    // The same command again: it resumes and ends when the soak first planned to. This time
+    // it also serves /metrics, which a scraper reads while it runs.
+    let second = start("second.log", &["--listen", "127.0.0.1:0"]);
+    let metrics_url = loop {
+        let log = std::fs::read_to_string(dir.0.join("second.log")).unwrap();
+        if let Some(i) = log.find("serving /metrics on ") {
+            let url = log[i + 20..].split_whitespace().next().unwrap();
+            break format!("{url}/metrics");
+        }
+        assert!(began.elapsed() < Duration::from_secs(70), "{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let page = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        support::http()
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let calls = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "llmpulse_soak_calls_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) => v,
+            _ => f64::NAN,
+        });
+    assert!(calls.is_some_and(|c| c > 100.0), "{page}");
+    assert!(
+        page.contains("llmpulse_soak_model_calls_total{soak=\"ci-soak\",model=\"fast\"}"),
+        "{page}"
+    );
+    let second = second.wait_with_output().unwrap();
     let log = std::fs::read_to_string(dir.0.join("second.log")).unwrap();
     assert!(second.status.success(), "{log}");
     assert!(log.contains("resuming the soak"), "{log}");
@@ -337,7 +375,16 @@ burst = 3
     );
     let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert!(summary["night_calls"].as_u64().unwrap() > 20, "{summary}");
-    assert_eq!(summary["calls"].as_u64().unwrap(), records.len() as u64);
+    // Calls the soak's end came before were never sent: recorded, but not counted as calls.
+    let sent = records
+        .iter()
+        .filter(|r| {
+            !r["error_kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("skipped_"))
+        })
+        .count();
+    assert_eq!(summary["calls"].as_u64().unwrap(), sent as u64);
     for m in ["fast", "large"] {
         assert!(
             summary["models"][m]["calls"].as_u64().unwrap() > 50,
@@ -394,4 +441,127 @@ burst = 3
     }
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(stdout.contains("soak 'ci-soak':"), "{stdout}");
+}
+
+/// Serves a simulator of `kind` with `models` (each taking 150 ms to load) on a free port.
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    kind: llmpulse_sim::ServerKind,
+    models: &[&str],
+) -> (Arc<llmpulse_sim::SimState>, String) {
+    let profiles = models
+        .iter()
+        .map(|m| {
+            let p = llmpulse_sim::SimProfile {
+                ttft_ms: 10.0,
+                itl_ms: 1.0,
+                output_tokens: 8,
+                load_ms: 150.0,
+                ..llmpulse_sim::SimProfile::default()
+            };
+            (m.to_string(), p)
+        })
+        .collect();
+    let state = Arc::new(
+        llmpulse_sim::SimState::new(llmpulse_sim::SimProfile::default(), profiles, false)
+            .with_kind(Some(kind)),
+    );
+    let addr = rt
+        .block_on(llmpulse_sim::server::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            state.clone(),
+        ))
+        .unwrap();
+    (state, format!("http://{addr}"))
+}
+
+#[test]
+fn rotation_unloads_the_last_model_and_loads_the_next_through_the_servers_api() {
+    use llmpulse_sim::ServerKind;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ollama, ollama_url) = serve(&rt, ServerKind::Ollama, &["qwen3:8b", "llama3.2:3b"]);
+    let (lmstudio, lmstudio_url) = serve(&rt, ServerKind::LmStudio, &["gemma-3-4b"]);
+    let dir = Scratch::new("agent-soak-rotation");
+    let out = dir.0.join("out");
+    let target = |name: &str, provider: &str, url: &str, model: &str| {
+        format!(
+            "[[targets]]\nname = \"{name}\"\nprovider = \"{provider}\"\nmodel = \"{model}\"\n\
+             base_url = \"{url}/v1\"\nmax_tokens = 16\n"
+        )
+    };
+    let config = dir.write(
+        "soak.toml",
+        &format!(
+            "suite = \"builtin:rag-retail-finance\"\noutput = \"{}\"\n{}{}{}\
+             [soak]\nname = \"rotation\"\ndir = \"soak\"\nduration = \"10s\"\n\
+             rotate_every = [3, 3]\npause = \"0s\"\nsummary_interval = \"1s\"\n\
+             weights = {{ prompt_variety = 1, simple_inference = 0, tool_calling = 0, \
+             streaming = 0, concurrent_load = 0, large_context = 0, provider_failover = 0 }}\n",
+            out.display(),
+            target("qwen", "ollama", &ollama_url, "qwen3:8b"),
+            target("llama", "ollama", &ollama_url, "llama3.2:3b"),
+            target("gemma", "lmstudio", &lmstudio_url, "gemma-3-4b"),
+        ),
+    );
+    // The same soak twice: the second starts from the profiles the first stored.
+    for _ in 0..2 {
+        let mut child = Command::new(AGENT)
+            .current_dir(&dir.0)
+            .args(["soak", "--config"])
+            .arg(&config)
+            .arg("--spool")
+            .arg(dir.0.join("spool"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // While it runs, never more than one model in memory across both servers.
+        let mut most = 0;
+        while child.try_wait().unwrap().is_none() {
+            let loaded = ollama.loaded_models().len() + lmstudio.loaded_models().len();
+            most = most.max(loaded);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let output = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{log}");
+        assert_eq!(most, 1, "two models were loaded at once");
+        assert!(
+            log.contains("event=\"unload\"") && log.contains("event=\"load\""),
+            "{log}"
+        );
+    }
+
+    // The first calls after each load carry the load time the server reported (150 ms).
+    let records = jsonl_under(&out.join("records"));
+    for m in ["qwen", "llama", "gemma"] {
+        let loads: Vec<f64> = records
+            .iter()
+            .filter(|r| r["target"] == m)
+            .filter_map(|r| r["load_time_sec"].as_f64())
+            .collect();
+        assert!(!loads.is_empty(), "{m}: no record carries a load time");
+        assert!(
+            loads.iter().all(|l| (*l - 0.15).abs() < 0.01),
+            "{m}: {loads:?}"
+        );
+    }
+    let profiles: Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("soak/profiles.json")).unwrap()).unwrap();
+    for m in ["qwen", "llama", "gemma"] {
+        // Both soaks' calls: the profile database is merged across soaks of a host.
+        let calls = records
+            .iter()
+            .filter(|r| r["target"] == m)
+            .filter(|r| {
+                !r["error_kind"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("skipped_"))
+            })
+            .count() as u64;
+        assert_eq!(profiles[m]["tests_run"].as_u64().unwrap(), calls, "{m}");
+        let l = &profiles[m]["load_time_sec"];
+        assert!(l["n"].as_u64().unwrap() >= 1, "{profiles}");
+        assert!((l["sum"].as_f64().unwrap() / l["n"].as_f64().unwrap() - 0.15).abs() < 0.01);
+    }
 }

@@ -72,6 +72,9 @@ pub struct SimProfile {
     pub capabilities: Vec<String>,
     /// Loaded before any request (LM Studio's `state`, Ollama's `/api/ps`).
     pub loaded: bool,
+    /// How long a load request takes (Ollama's `/api/generate` without a prompt, LM Studio's
+    /// `POST /api/v1/models/load`), ms.
+    pub load_ms: f64,
 }
 
 impl Default for SimProfile {
@@ -107,6 +110,7 @@ impl Default for SimProfile {
             context_length: 4096,
             capabilities: vec!["completion".into()],
             loaded: false,
+            load_ms: 0.0,
         }
     }
 }
@@ -122,6 +126,7 @@ impl SimProfile {
             ("cost_per_mtok", self.cost_per_mtok),
             ("memory_mb", self.memory_mb),
             ("size_mb", self.size_mb),
+            ("load_ms", self.load_ms),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be a non-negative number, found {v}"));

@@ -32,6 +32,9 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/api/version", get(discover))
         .route("/api/tags", get(discover))
         .route("/api/show", post(ollama_show))
+        .route("/api/generate", post(ollama_generate))
+        .route("/api/v1/models/load", post(lmstudio_load))
+        .route("/api/v1/models/unload", post(lmstudio_unload))
         .route("/api/v0/models", get(discover))
         .route("/api/v1/models", get(discover))
         .route("/version", get(discover))
@@ -169,6 +172,105 @@ async fn ollama_show(State(state): State<Arc<SimState>>, body: Bytes) -> Respons
             axum::Json(serde_json::json!({"error": format!("model '{name}' not found")})),
         )
             .into_response(),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+fn json_field(body: &[u8], field: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get(field)
+        .cloned()
+}
+
+/// Ollama's `POST /api/generate` as model managers use it: without a prompt it loads the model,
+/// with `keep_alive: 0` it unloads it. (Generation itself is asked through `/api/chat`.)
+async fn ollama_generate(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    if !matches!(state.kind(), None | Some(ServerKind::Ollama)) {
+        return not_found();
+    }
+    let model = json_field(&body, "model")
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let unload = match json_field(&body, "keep_alive") {
+        Some(serde_json::Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(serde_json::Value::String(s)) => matches!(s.as_str(), "0" | "0s" | "0m"),
+        _ => false,
+    };
+    let prompt = json_field(&body, "prompt")
+        .and_then(|p| p.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let error = |status: StatusCode, m: String| {
+        (status, axum::Json(serde_json::json!({ "error": m }))).into_response()
+    };
+    if !state.has_model(&model) {
+        return error(StatusCode::NOT_FOUND, format!("model '{model}' not found"));
+    }
+    let done = |reason: &str, load: Option<Duration>| {
+        let mut v = serde_json::json!({
+            "model": model, "created_at": "2026-01-01T00:00:00Z", "response": "",
+            "done": true, "done_reason": reason,
+        });
+        if let Some(d) = load {
+            v["load_duration"] = serde_json::json!(d.as_nanos() as u64);
+        }
+        axum::Json(v).into_response()
+    };
+    if unload {
+        state.unload(&model);
+        done("unload", None)
+    } else if prompt.is_empty() {
+        let took = state.load(&model).await;
+        done("load", took)
+    } else {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the simulator generates through /api/chat only".into(),
+        )
+    }
+}
+
+/// LM Studio's `POST /api/v1/models/load`.
+async fn lmstudio_load(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    if state.kind() != Some(ServerKind::LmStudio) {
+        return not_found();
+    }
+    let model = json_field(&body, "model")
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match state.load(&model).await {
+        Some(took) => axum::Json(serde_json::json!({
+            "type": "llm", "instance_id": model,
+            "load_time_seconds": took.as_secs_f64(), "status": "loaded",
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": format!("model '{model}' not found")})),
+        )
+            .into_response(),
+    }
+}
+
+/// LM Studio's `POST /api/v1/models/unload`.
+async fn lmstudio_unload(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    if state.kind() != Some(ServerKind::LmStudio) {
+        return not_found();
+    }
+    let id = json_field(&body, "instance_id")
+        .and_then(|m| m.as_str().map(str::to_string))
+        .unwrap_or_default();
+    if state.unload(&id) {
+        axum::Json(serde_json::json!({ "instance_id": id })).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": format!("no loaded instance '{id}'")})),
+        )
+            .into_response()
     }
 }
 

@@ -61,6 +61,9 @@ pub struct SimState {
     keep_log: bool,
     /// Models asked so far: "loaded", as Ollama's `/api/ps` lists them.
     loaded: Mutex<std::collections::BTreeSet<String>>,
+    /// Models unloaded through the API (not loaded, whatever their profile says, until asked or
+    /// loaded again).
+    unloaded: Mutex<std::collections::BTreeSet<String>>,
     /// The server it pretends to be on discovery endpoints (`None`: only the chat protocols).
     kind: Option<ServerKind>,
 }
@@ -76,6 +79,7 @@ impl SimState {
             log: Mutex::new(Vec::new()),
             keep_log,
             loaded: Mutex::new(std::collections::BTreeSet::new()),
+            unloaded: Mutex::new(std::collections::BTreeSet::new()),
             kind: None,
         }
     }
@@ -101,6 +105,7 @@ impl SimState {
     /// or they were asked.
     pub fn with_catalog<R>(&self, f: impl FnOnce(&[Entry<'_>]) -> R) -> R {
         let asked = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let unloaded = self.unloaded.lock().unwrap_or_else(|e| e.into_inner());
         let mut names = self.model_names();
         if names.is_empty() {
             names.push("sim".into());
@@ -112,11 +117,67 @@ impl SimState {
                 Entry {
                     name,
                     profile,
-                    loaded: profile.loaded || asked.contains(name),
+                    loaded: (profile.loaded || asked.contains(name)) && !unloaded.contains(name),
                 }
             })
             .collect();
         f(&entries)
+    }
+
+    /// Loads `name` (as a load request does): its profile's `load_ms` later, it is loaded.
+    /// `None` for a model the server does not have.
+    pub async fn load(&self, name: &str) -> Option<std::time::Duration> {
+        if !self.has_model(name) {
+            return None;
+        }
+        let took = std::time::Duration::from_secs_f64(self.profile(name).load_ms / 1e3);
+        tokio::time::sleep(took).await;
+        self.mark_loaded(name);
+        Some(took)
+    }
+
+    /// Unloads `name`; false when it was not loaded.
+    pub fn unload(&self, name: &str) -> bool {
+        let was = self.with_catalog(|m| m.iter().any(|e| e.name == name && e.loaded));
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+        was
+    }
+
+    fn mark_loaded(&self, name: &str) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Whether the catalogue has `name`.
+    pub fn has_model(&self, name: &str) -> bool {
+        self.with_catalog(|m| m.iter().any(|e| e.name == name))
+    }
+
+    fn profile(&self, name: &str) -> &SimProfile {
+        self.models.get(name).unwrap_or(&self.default)
+    }
+
+    /// Names of the models loaded now.
+    pub fn loaded_models(&self) -> Vec<String> {
+        self.with_catalog(|m| {
+            m.iter()
+                .filter(|e| e.loaded)
+                .map(|e| e.name.to_string())
+                .collect()
+        })
     }
 
     /// The model names with their own profiles.
@@ -167,10 +228,7 @@ impl SimState {
         let request_id = format!("sim-{seq}");
         let (reply, model, fault, stream) = match serde_json::from_slice::<ChatRequest>(body) {
             Ok(req) => {
-                self.loaded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(req.model.clone());
+                self.mark_loaded(&req.model);
                 let profile = self.models.get(&req.model).unwrap_or(&self.default);
                 let mut rng = self.rng(profile.seed, body);
                 let fault = forced.unwrap_or_else(|| pick_fault(profile, &mut rng));

@@ -8,10 +8,12 @@
 //! its interrupted segment already journaled and asks only the calls that have none.
 //!
 //! This module reads and checks the `[soak]` table; [`scenario`] draws calls, [`clock`] is the
-//! wall clock night mode reads, [`state`] is what survives a restart, [`stats`] the live summary
+//! wall clock night mode reads, [`loader`] loads and unloads models through the server's API at
+//! each rotation, [`state`] is what survives a restart, [`stats`] the live summary
 //! and profiles, [`report`] the morning report, [`run`] the loop.
 
 pub mod clock;
+pub mod loader;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -19,7 +21,7 @@ pub mod state;
 pub mod stats;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveTime};
@@ -79,7 +81,8 @@ pub struct Night {
 #[derive(Debug, Clone)]
 pub struct Soak {
     pub name: String,
-    /// Where the live summary, the profiles, the state and the morning report are written.
+    /// Where the live summary, the profiles, the state and the morning report are written
+    /// (relative to the working directory, like `output`).
     pub dir: PathBuf,
     pub duration: Option<Duration>,
     pub until: Option<NaiveTime>,
@@ -113,9 +116,8 @@ pub struct SoakError {
 }
 
 impl Soak {
-    /// Reads `[soak]` from a config's text (a file without one gets every default);
-    /// `base_dir` resolves `dir`.
-    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Soak, SoakError> {
+    /// Reads `[soak]` from a config's text (a file without one gets every default).
+    pub fn parse(text: &str, origin: &str) -> Result<Soak, SoakError> {
         let err = |pos: usize, field: &str, message: String| SoakError {
             origin: origin.to_string(),
             line: line_col(text, pos).0,
@@ -259,7 +261,7 @@ impl Soak {
         };
         Ok(Soak {
             name,
-            dir: base_dir.join(raw.dir.as_ref().map_or("soak", |d| d.get_ref().as_str())),
+            dir: PathBuf::from(raw.dir.as_ref().map_or("soak", |d| d.get_ref().as_str())),
             duration: duration(&raw.duration, "duration", None)?,
             until,
             summary_interval,
@@ -309,7 +311,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Soak, SoakError> {
-        Soak::parse(text, "soak.toml", Path::new("/base"))
+        Soak::parse(text, "soak.toml")
     }
 
     #[test]
@@ -319,7 +321,7 @@ mod tests {
         assert_eq!(s.weights, Weights::default());
         assert_eq!(s.summary_interval, Duration::from_secs(300));
         assert_eq!(s.night.window.start, parse_hhmm("22:00").unwrap());
-        assert_eq!(s.dir, PathBuf::from("/base/soak"));
+        assert_eq!(s.dir, PathBuf::from("soak"));
     }
 
     #[test]

@@ -27,10 +27,7 @@ fn scenario_rate(p: &ModelProfile, s: Scenario) -> Option<f64> {
 
 /// The best model by `key` among those with at least one call and a 90% success rate (any
 /// model when none is that reliable), with the figure.
-fn best(
-    profiles: &Profiles,
-    key: impl Fn(&ModelProfile) -> Option<f64>,
-) -> Option<(&str, f64)> {
+fn best(profiles: &Profiles, key: impl Fn(&ModelProfile) -> Option<f64>) -> Option<(&str, f64)> {
     let pick = |reliable: bool| {
         profiles
             .0

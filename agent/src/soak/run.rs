@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveTime, Utc};
 use llmpulse_core::config::{Config, Endpoint, Target};
+use llmpulse_core::instrument::Instruments;
 use llmpulse_core::job::{self, JobError, JobRequest};
 use llmpulse_core::record::Record;
 use llmpulse_core::runner::{self, Stop};
@@ -18,10 +19,12 @@ use llmpulse_core::suite::Suite;
 use llmpulse_core::{journal, layout};
 
 use super::clock::{Clock, next_at};
+use super::loader::{self, Loader};
 use super::scenario::{self, Scenario};
 use super::state::{Call, Segment, SegmentKind, SoakState};
 use super::stats::{FAILOVER_PROBE, ModelInfo, Profiles, SoakStats, call_index, write_atomic};
 use super::{Soak, report};
+use crate::metrics::{self, Shared, Status};
 use crate::run::AgentIdentity;
 use crate::telemetry::Telemetry;
 
@@ -35,6 +38,8 @@ pub struct SoakOptions {
     pub until: Option<NaiveTime>,
     /// Models found by discovery, beside the config's targets.
     pub discovered: Vec<(Target, ModelInfo)>,
+    /// Serve `/metrics` and `/health` here (the soak's counters and the hardware gauges).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Why a soak could not go on.
@@ -376,10 +381,39 @@ pub async fn run_soak(
             });
         }
     }
+    if resumed.is_some() {
+        // Written before the interrupted run leaves the spool: a kill between the two must not
+        // make the next start ask the journaled calls again.
+        state.in_flight = again.clone();
+        save(&mut state, &live, &soak.dir)?;
+    }
     // Runs left in the spool (the interrupted segment among them) go to the store first.
     crate::serve::flush_spool(&opts.spool, env).await;
 
     let mut telemetry = crate::run::telemetry_for(config, &id).await;
+    let shared = match opts.listen {
+        Some(addr) => {
+            let live = live.clone();
+            let name = soak.name.clone();
+            let shared = Shared {
+                status: Arc::new(Mutex::new(Status::default())),
+                in_flight: Arc::new(Mutex::new(None)),
+                telemetry: telemetry.handle(),
+                spool: opts.spool.clone(),
+                host_id: id.host_id.clone(),
+                extra: Some(Arc::new(move || {
+                    let l = lock(&live);
+                    l.stats.prometheus(&name, l.night)
+                })),
+            };
+            let bound = metrics::spawn(addr, shared.clone())
+                .await
+                .map_err(io(Path::new("--listen")))?;
+            tracing::info!(event = "metrics", "serving /metrics on http://{bound}");
+            Some(shared)
+        }
+        None => None,
+    };
     let summary_path = soak.dir.join("test_summary.json");
     let profiles_path = soak.dir.join("profiles.json");
     let writer = spawn_summary_writer(
@@ -395,6 +429,7 @@ pub async fn run_soak(
         Instant::now() + left
     });
     let mut last_upload = Instant::now();
+    let mut previous: Option<String> = None;
     let mut result = Ok(());
     let mut finished = false;
     loop {
@@ -417,11 +452,14 @@ pub async fn run_soak(
                 seg
             }
         };
+        let mut load_time = None;
+        if previous.as_deref() != Some(seg.model.as_str()) {
+            tracing::info!(event = "rotate", model = %seg.model, "model");
+            load_time = rotate(previous.as_deref(), &seg.model, &models, &live).await;
+            previous = Some(seg.model.clone());
+        }
         {
             let mut l = lock(&live);
-            if l.current_model.as_deref() != Some(seg.model.as_str()) {
-                tracing::info!(event = "rotate", model = %seg.model, "model");
-            }
             l.current_model = Some(seg.model.clone());
             l.night = night;
         }
@@ -447,6 +485,8 @@ pub async fn run_soak(
             deadline,
             env,
             &live,
+            shared.as_ref(),
+            load_time,
             progress,
         )
         .await;
@@ -604,6 +644,79 @@ fn spawn_summary_writer(
     })
 }
 
+/// Unloads the model the soak leaves and loads the one it moves to, through their servers' APIs
+/// where they have one; the load time, when there was a load.
+async fn rotate(from: Option<&str>, to: &str, models: &[Model], live: &Mutex<Live>) -> Option<f64> {
+    let find = |name: &str| models.iter().find(|m| m.target.name == name);
+    match from.and_then(find) {
+        Some(m) => {
+            if let Some(l) = Loader::of(&m.target) {
+                match loader::unload(&l, &m.target).await {
+                    Ok(()) => tracing::info!(event = "unload", model = %m.target.name, "unloaded"),
+                    Err(e) => {
+                        tracing::warn!(event = "unload", model = %m.target.name, "unload failed: {e}")
+                    }
+                }
+            }
+        }
+        // The soak's start: the other models leave memory, whatever loaded them.
+        None => {
+            for m in models.iter().filter(|m| m.target.name != to) {
+                if let Some(l) = Loader::of(&m.target)
+                    && loader::unload(&l, &m.target).await.is_ok()
+                {
+                    tracing::info!(event = "unload", model = %m.target.name, "unloaded");
+                }
+            }
+        }
+    }
+    let m = find(to)?;
+    let l = Loader::of(&m.target)?;
+    match loader::load(&l, &m.target).await {
+        Ok(took) => {
+            let secs = (took.as_secs_f64() * 1e3).round() / 1e3;
+            tracing::info!(event = "load", model = %to, load_time_sec = secs, "loaded");
+            lock(live).profiles.loaded(to, &m.info, secs);
+            Some(secs)
+        }
+        Err(e) => {
+            tracing::warn!(event = "load", model = %to, "load failed (its first call will load it): {e}");
+            None
+        }
+    }
+}
+
+/// The agent's telemetry, plus the load time on the records of the segment after a load.
+struct SoakInstruments<'a> {
+    telemetry: &'a mut Telemetry,
+    load_time_sec: Option<f64>,
+}
+
+impl Instruments for SoakInstruments<'_> {
+    fn host(&mut self) -> Option<serde_json::Value> {
+        self.telemetry.host()
+    }
+
+    fn start(
+        &mut self,
+        series: &Path,
+        in_flight: Arc<std::sync::atomic::AtomicU32>,
+    ) -> std::io::Result<()> {
+        self.telemetry.start(series, in_flight)
+    }
+
+    fn annotate(&mut self, r: &mut Record) {
+        self.telemetry.annotate(r);
+        if self.load_time_sec.is_some() {
+            r.load_time_sec = self.load_time_sec;
+        }
+    }
+
+    fn stop(&mut self) {
+        self.telemetry.stop();
+    }
+}
+
 /// The segment's targets: the model (paced by the pause), or the failing probe with the model
 /// as its fallback.
 fn segment_targets(model: &Target, soak: &Soak, seg: &Segment) -> Vec<Target> {
@@ -656,6 +769,8 @@ async fn run_segment(
     deadline: Option<Instant>,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     live: &Arc<Mutex<Live>>,
+    shared: Option<&Shared>,
+    load_time_sec: Option<f64>,
     progress: &mut dyn RecordSink,
 ) -> Result<(), SoakRunError> {
     let Some(model) = models.iter().find(|m| m.target.name == seg.model) else {
@@ -719,17 +834,43 @@ async fn run_segment(
         }
     });
     let mut sink = Fanout(vec![&mut fold, progress]);
-    job::run_job_with(job, env, &mut sink, Some(telemetry)).await?;
+    if let Some(s) = shared {
+        *lock(&s.in_flight) = Some(job.run.in_flight.clone());
+    }
+    let mut instruments = SoakInstruments {
+        telemetry,
+        load_time_sec,
+    };
+    let outcome = job::run_job_with(job, env, &mut sink, Some(&mut instruments)).await;
+    if let Some(s) = shared {
+        *lock(&s.in_flight) = None;
+        let mut st = lock(&s.status);
+        match &outcome {
+            Ok(job::JobOutcome::Ran {
+                manifest, summary, ..
+            }) => {
+                st.runs_total += 1;
+                st.last_run_id = Some(manifest.run_id.clone());
+                st.last_run_finished_unix = Some(Utc::now().timestamp_millis() as f64 / 1e3);
+                st.last_run = summary.clone();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                st.runs_failed += 1;
+                st.last_error = Some(e.to_string());
+            }
+        }
+    }
+    outcome?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn soak(text: &str) -> Soak {
-        Soak::parse(text, "t.toml", Path::new("/tmp")).unwrap()
+        Soak::parse(text, "t.toml").unwrap()
     }
 
     fn models(n: usize) -> Vec<Model> {

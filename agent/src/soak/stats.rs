@@ -137,6 +137,15 @@ pub struct SoakStats {
     pub segments: u64,
 }
 
+/// A record of a call that was planned but never sent (the deadline or a stop came first).
+fn never_sent(r: &Record) -> bool {
+    use llmpulse_core::error_kind::ErrorKind;
+    matches!(
+        r.error_kind,
+        Some(ErrorKind::SkippedCancelled | ErrorKind::SkippedDeadline)
+    )
+}
+
 /// Hours kept in `SoakStats::hours`.
 const HOURS_KEPT: usize = 24 * 7;
 
@@ -146,8 +155,16 @@ pub fn scenario_of(question_id: &str) -> Option<Scenario> {
 }
 
 impl SoakStats {
-    /// Adds one record (`night`: it was asked in night mode).
+    /// Adds one record (`night`: it was asked in night mode). A call the soak's end or a stop
+    /// came before (`skipped_*`) was never sent: it says nothing of a model and counts only as
+    /// an error kind.
     pub fn add(&mut self, r: &Record, night: bool) {
+        if never_sent(r) {
+            if let Some(k) = r.error_kind {
+                *self.errors.entry(k.as_str().to_string()).or_default() += 1;
+            }
+            return;
+        }
         let scenario = scenario_of(&r.question_id);
         self.all.add(r);
         if r.target != FAILOVER_PROBE {
@@ -240,6 +257,115 @@ impl SoakStats {
             if night { "  (night)" } else { "" },
             self.errors.values().sum::<u64>(),
         )
+    }
+}
+
+impl SoakStats {
+    /// The soak's counters in the Prometheus text format, for the agent's `/metrics`.
+    pub fn prometheus(&self, soak: &str, night: bool) -> String {
+        use crate::metrics::{label, metric};
+        let soak = label(soak);
+        let one = |v: f64| vec![(format!("{{soak=\"{soak}\"}}"), v)];
+        let by = |key: &str, m: &BTreeMap<String, Tally>, f: &dyn Fn(&Tally) -> Option<f64>| {
+            m.iter()
+                .filter_map(|(k, t)| {
+                    f(t).map(|v| (format!("{{soak=\"{soak}\",{key}=\"{}\"}}", label(k)), v))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut out = String::new();
+        let calls = |t: &Tally| Some(t.calls as f64);
+        let ok = |t: &Tally| Some(t.successes as f64);
+        let latency = |t: &Tally| t.mean_latency();
+        let speed = |t: &Tally| t.mean_output_tps();
+        for (name, kind, help, samples) in [
+            (
+                "llmpulse_soak_calls_total",
+                "counter",
+                "Calls the soak made (records).",
+                one(self.all.calls as f64),
+            ),
+            (
+                "llmpulse_soak_successes_total",
+                "counter",
+                "Successful calls.",
+                one(self.all.successes as f64),
+            ),
+            (
+                "llmpulse_soak_night_calls_total",
+                "counter",
+                "Calls made in night mode.",
+                one(self.night_calls as f64),
+            ),
+            (
+                "llmpulse_soak_rotations_total",
+                "counter",
+                "Moves to the next model.",
+                one(self.rotations as f64),
+            ),
+            (
+                "llmpulse_soak_night_mode",
+                "gauge",
+                "1 while night mode is on.",
+                one(f64::from(u8::from(night))),
+            ),
+            (
+                "llmpulse_soak_model_calls_total",
+                "counter",
+                "Calls per model.",
+                by("model", &self.by_model, &calls),
+            ),
+            (
+                "llmpulse_soak_model_successes_total",
+                "counter",
+                "Successful calls per model.",
+                by("model", &self.by_model, &ok),
+            ),
+            (
+                "llmpulse_soak_model_latency_avg_seconds",
+                "gauge",
+                "Mean latency of successful calls per model.",
+                by("model", &self.by_model, &latency),
+            ),
+            (
+                "llmpulse_soak_model_output_speed_avg_tps",
+                "gauge",
+                "Mean output speed per model.",
+                by("model", &self.by_model, &speed),
+            ),
+            (
+                "llmpulse_soak_scenario_calls_total",
+                "counter",
+                "Calls per scenario.",
+                by("scenario", &self.by_scenario, &calls),
+            ),
+            (
+                "llmpulse_soak_scenario_successes_total",
+                "counter",
+                "Successful calls per scenario.",
+                by("scenario", &self.by_scenario, &ok),
+            ),
+        ] {
+            metric(&mut out, name, kind, help, &samples);
+        }
+        let errors: Vec<(String, f64)> = self
+            .errors
+            .iter()
+            .map(|(k, n)| {
+                (
+                    format!("{{soak=\"{soak}\",kind=\"{}\"}}", label(k)),
+                    *n as f64,
+                )
+            })
+            .collect();
+        metric(
+            &mut out,
+            "llmpulse_soak_errors_total",
+            "counter",
+            "Failed calls by error kind.",
+            &errors,
+        );
+        out
     }
 }
 
@@ -374,7 +500,7 @@ pub struct ModelInfo {
 impl Profiles {
     /// Adds one record of target `target` (a failover probe is no model and is left out).
     pub fn add(&mut self, r: &Record, info: Option<&ModelInfo>) {
-        if r.target == FAILOVER_PROBE {
+        if r.target == FAILOVER_PROBE || never_sent(r) {
             return;
         }
         let p = self.0.entry(r.target.clone()).or_default();
@@ -394,7 +520,6 @@ impl Profiles {
         }
         p.memory_mb.add(r.memory_mb);
         p.energy_per_token_j.add(r.energy_per_token_j);
-        p.load_time_sec.add(r.load_time_sec);
         let scenario = scenario_of(&r.question_id);
         if let Some(s) = scenario {
             p.scenarios_tested.insert(s.name().to_string());
@@ -419,6 +544,16 @@ impl Profiles {
         }
         p.first_seen = p.first_seen.take().or_else(|| Some(r.timestamp.clone()));
         p.last_seen = Some(r.timestamp.clone());
+    }
+
+    /// A load of `target`'s model through its server's API took `secs`.
+    pub fn loaded(&mut self, target: &str, info: &ModelInfo, secs: f64) {
+        let p = self.0.entry(target.to_string()).or_default();
+        if p.model_id.is_empty() {
+            p.model_id = info.model_id.clone();
+            p.provider = info.provider.clone();
+        }
+        p.load_time_sec.add(Some(secs));
     }
 
     /// `self` plus `other`, model by model (profiles from earlier soaks of the host).
@@ -594,5 +729,15 @@ mod tests {
         assert_eq!(v["errors"]["connect"], 1);
         assert_eq!(v["night_calls"], 1);
         assert_eq!(v["latest"]["target"], "b");
+        let page = s.prometheus("n", true);
+        for line in [
+            "llmpulse_soak_calls_total{soak=\"n\"} 2",
+            "llmpulse_soak_night_mode{soak=\"n\"} 1",
+            "llmpulse_soak_model_calls_total{soak=\"n\",model=\"a\"} 1",
+            "llmpulse_soak_scenario_successes_total{soak=\"n\",scenario=\"streaming\"} 1",
+            "llmpulse_soak_errors_total{soak=\"n\",kind=\"connect\"} 1",
+        ] {
+            assert!(page.contains(line), "{line} not in\n{page}");
+        }
     }
 }
