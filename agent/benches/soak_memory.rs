@@ -77,7 +77,8 @@ fn main() {
         if t >= Duration::from_secs(60) {
             let base = *at_one_minute.get_or_insert(rss);
             peak_after = peak_after.max(rss);
-            if t.as_secs() % 60 < 1 {
+            if t.as_secs() >= next_line {
+                next_line += 60;
                 println!(
                     "{:>8} {rss:>10.1}  ({:.2}× minute 1)",
                     t.as_secs() / 60,

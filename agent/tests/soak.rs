@@ -565,3 +565,38 @@ fn rotation_unloads_the_last_model_and_loads_the_next_through_the_servers_api() 
         assert!((l["sum"].as_f64().unwrap() / l["n"].as_f64().unwrap() - 0.15).abs() < 0.01);
     }
 }
+
+#[test]
+fn the_example_soaks_simulated_models_with_no_keys() {
+    let dir = Scratch::new("agent-soak-example");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/soak.toml");
+    let out = Command::new(AGENT)
+        .current_dir(&dir.0)
+        .args([
+            "soak",
+            "--config",
+            example,
+            "--duration",
+            "6s",
+            "--output",
+            "results",
+        ])
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("soak 'overnight':"),
+        "{stderr}"
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("soak/test_summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["successes"].as_u64().unwrap() >= 2, "{summary}");
+    assert!(dir.0.join("soak/final_report.md").is_file());
+    assert!(dir.0.join("results/runs").is_dir());
+}

@@ -328,6 +328,10 @@ pub struct SimArgs {
     /// Rate of replies with a 1 MiB response header.
     #[arg(long)]
     pub fault_huge_headers: Option<f64>,
+    /// Write tool calls in the answer text instead of natively: hermes, fenced_json, json,
+    /// call_syntax.
+    #[arg(long, value_parser = ["hermes", "fenced_json", "json", "call_syntax"])]
+    pub tool_calls_in_text: Option<String>,
     /// Report this much memory (MB) for every model asked, on Ollama's `GET /api/ps`.
     #[arg(long)]
     pub memory_mb: Option<f64>,

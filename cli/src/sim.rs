@@ -88,6 +88,9 @@ fn apply_flags(p: &mut SimProfile, a: &SimArgs) {
         cost_per_mtok,
         memory_mb
     );
+    if let Some(f) = &a.tool_calls_in_text {
+        p.tool_calls_in_text = f.clone();
+    }
     if a.no_usage {
         p.usage = false;
     }

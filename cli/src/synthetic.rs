@@ -160,6 +160,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 json_valid: (task == "structured_output").then_some(!failed && t != 2),
                 tool_calls: None,
                 tool_call_valid: (task == "tool_use").then_some(!failed),
+                tool_call_format: (task == "tool_use" && !failed).then(|| "native".into()),
                 answer_chars: tokens * 4,
                 answer: None,
                 answer_sha256: answer_hash,

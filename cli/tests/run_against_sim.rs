@@ -236,6 +236,47 @@ fn quickstart_needs_no_config_key_or_network() {
     assert_eq!(m["files"].as_array().unwrap().len(), 2);
 }
 
+/// Small local models often write a tool call in their answer instead of making it natively;
+/// the record says the call was made, and how it was written.
+#[test]
+fn tool_calls_written_in_the_answer_are_found_and_their_format_named() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/capabilities.toml");
+    for format in ["hermes", "fenced_json", "json", "call_syntax"] {
+        let sim = Sim::start(&[
+            "--ttft-ms",
+            "2",
+            "--itl-ms",
+            "1",
+            "--tool-calls-in-text",
+            format,
+        ]);
+        let dir = Scratch::new(&format!("text-tool-calls-{format}"));
+        let cfg = format!(
+            "suite = \"{}\"\n{}",
+            suite.display(),
+            target("t", &sim.base_url, "")
+        );
+        let rows = run_records(&dir, &cfg, &[]);
+        let tools: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["question_id"].as_str().unwrap().starts_with("tool"))
+            .collect();
+        assert_eq!(tools.len(), 2, "{format}");
+        for r in tools {
+            assert_eq!(r["tool_call_valid"], true, "{format}: {}", r["answer"]);
+            assert_eq!(r["tool_call_format"], format, "{format}: {}", r["answer"]);
+            assert!(r["tool_calls"].is_null(), "no native call");
+            assert_eq!(r["finish_reason"], "stop");
+        }
+        for r in rows
+            .iter()
+            .filter(|r| !r["question_id"].as_str().unwrap().starts_with("tool"))
+        {
+            assert!(r["tool_call_format"].is_null(), "{r}");
+        }
+    }
+}
+
 #[test]
 fn structured_output_and_tool_calls_over_the_wire() {
     let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "20"]);
@@ -263,6 +304,7 @@ fn structured_output_and_tool_calls_over_the_wire() {
             );
         } else {
             assert_eq!(r["tool_call_valid"], true, "{id}: {}", r["tool_calls"]);
+            assert_eq!(r["tool_call_format"], "native", "{id}");
             let calls: Value = serde_json::from_str(r["tool_calls"].as_str().unwrap()).unwrap();
             let expected = if id == "tool-01" {
                 "get_inventory"

@@ -80,9 +80,13 @@ pub struct Record {
     pub json_valid: Option<bool>,
     /// The tool calls made, as a JSON array of `{id, name, arguments}`.
     pub tool_calls: Option<String>,
-    /// For questions with tools: whether a call names an offered tool with arguments that
-    /// parse as a JSON object.
+    /// For questions with tools: whether a call, native or written in the answer text, names
+    /// an offered tool with arguments that parse as a JSON object.
     pub tool_call_valid: Option<bool>,
+    /// For questions with tools: how the call was made (`native`, or written in the text as
+    /// `hermes`, `fenced_json`, `json`, `call_syntax`); null when no call was found.
+    #[serde(default)]
+    pub tool_call_format: Option<String>,
     pub answer_chars: u32,
     /// The answer text, or `null` when the config sets `keep_answers = false`.
     pub answer: Option<String>,
@@ -228,6 +232,22 @@ impl Record {
         } else {
             (None, None)
         };
+        // Tool calls, native or written in the answer (small local models often write them).
+        let offered: Vec<&str> = q
+            .tools
+            .iter()
+            .filter_map(|t| t.pointer("/function/name").and_then(|n| n.as_str()))
+            .collect();
+        let tool_calls = if q.tools.is_empty() {
+            score::toolcall::Detected::default()
+        } else {
+            let native: Vec<(String, String)> = out
+                .tool_calls
+                .iter()
+                .map(|c| (c.name.clone(), c.arguments.clone()))
+                .collect();
+            score::toolcall::detect(&native, &out.answer, &offered)
+        };
         Record {
             timestamp: out
                 .sent_at
@@ -283,16 +303,12 @@ impl Record {
             tool_calls: (!out.tool_calls.is_empty())
                 .then(|| serde_json::to_string(&out.tool_calls).unwrap_or_default()),
             tool_call_valid: (success && !q.tools.is_empty()).then(|| {
-                out.tool_calls.iter().any(|c| {
-                    q.tools.iter().any(|t| {
-                        t.pointer("/function/name").and_then(|n| n.as_str())
-                            == Some(c.name.as_str())
-                    }) && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-                        &c.arguments,
-                    )
-                    .is_ok()
-                })
+                tool_calls
+                    .calls
+                    .iter()
+                    .any(|c| c.has_object_arguments() && offered.contains(&c.name.as_str()))
             }),
+            tool_call_format: tool_calls.format.map(|f| f.as_str().to_string()),
             answer_chars: out.answer.chars().count() as u32,
             answer: cx.keep_answers.then(|| out.answer.clone()),
             answer_sha256: hex::encode(Sha256::digest(out.answer.as_bytes())),

@@ -12,6 +12,7 @@ pub mod bleu;
 pub mod chrf;
 pub mod pytext;
 pub mod rouge;
+pub mod toolcall;
 pub mod wer;
 
 use std::collections::HashSet;

@@ -75,7 +75,14 @@ pub struct SimProfile {
     /// How long a load request takes (Ollama's `/api/generate` without a prompt, LM Studio's
     /// `POST /api/v1/models/load`), ms.
     pub load_ms: f64,
+    /// Asked with tools, write the call in the answer text instead of a native tool call, as
+    /// small local models often do: `hermes` (`<tool_call>{…}</tool_call>`), `fenced_json`,
+    /// `json`, `call_syntax` (`name(key="…")`); empty: a native call.
+    pub tool_calls_in_text: String,
 }
+
+/// The values of `tool_calls_in_text` (empty: native calls).
+pub const TEXT_TOOL_CALLS: [&str; 5] = ["", "hermes", "fenced_json", "json", "call_syntax"];
 
 impl Default for SimProfile {
     fn default() -> Self {
@@ -111,6 +118,7 @@ impl Default for SimProfile {
             capabilities: vec!["completion".into()],
             loaded: false,
             load_ms: 0.0,
+            tool_calls_in_text: String::new(),
         }
     }
 }
@@ -157,6 +165,13 @@ impl SimProfile {
         if total > 1.0 + 1e-9 {
             return Err(format!(
                 "the fault rates add up to {total}; at most one fault is injected per request, so they must add up to at most 1"
+            ));
+        }
+        if !TEXT_TOOL_CALLS.contains(&self.tool_calls_in_text.as_str()) {
+            return Err(format!(
+                "tool_calls_in_text must be one of {}, found \"{}\"",
+                TEXT_TOOL_CALLS[1..].join(", "),
+                self.tool_calls_in_text
             ));
         }
         if self.tokens_per_chunk == 0 {

@@ -64,16 +64,35 @@ pub(crate) fn build_reply(
         json_text = json!({ "answer": answer.concat().trim() }).to_string();
         answer = tokenize(&json_text);
     }
-    let tool = req.tool_to_call();
+    let mut tool = req.tool_to_call();
     let args_text;
     let mut finish = finish;
     let mut tool_args: Vec<&str> = Vec::new();
-    if tool.is_some() {
+    let mut written_call = None;
+    if let Some(name) = &tool {
         let question = prompt.lines().last().unwrap_or_default();
-        args_text = json!({ "query": question.chars().take(60).collect::<String>() }).to_string();
-        tool_args = tokenize(&args_text);
-        answer = Vec::new();
-        finish = "tool_calls";
+        let query: String = question.chars().take(60).collect();
+        args_text = json!({ "query": query }).to_string();
+        let object = || json!({ "name": name, "arguments": { "query": query } }).to_string();
+        written_call = match p.tool_calls_in_text.as_str() {
+            "hermes" => Some(format!("<tool_call>\n{}\n</tool_call>", object())),
+            "fenced_json" => Some(format!("I will call the tool.\n```json\n{}\n```", object())),
+            "json" => Some(object()),
+            "call_syntax" => Some(format!("{name}(query={})", json!(query))),
+            _ => None,
+        };
+        match &written_call {
+            Some(text) => answer = tokenize(text),
+            None => {
+                tool_args = tokenize(&args_text);
+                answer = Vec::new();
+                finish = "tool_calls";
+            }
+        }
+    }
+    if written_call.is_some() {
+        // The call is in the text: no native call.
+        tool = None;
     }
     let call_id = format!("call_{request_id}");
     let completion_tokens = (reasoning.len() + answer.len() + tool_args.len()) as u32;

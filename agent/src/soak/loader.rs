@@ -74,7 +74,7 @@ pub async fn load(loader: &Loader, target: &Target) -> Result<Duration, String> 
             .await?;
             v["load_duration"]
                 .as_u64()
-                .map(|ns| Duration::from_nanos(ns))
+                .map(Duration::from_nanos)
         }
         Loader::LmStudio { root } => {
             let v = send(request(

@@ -397,6 +397,7 @@ impl Count {
 /// What is known of one model, as the seed's `model_profiles.json` kept it, plus memory, speed
 /// and energy from the agent's telemetry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ModelProfile {
     pub model_id: String,
     pub provider: String,
@@ -405,6 +406,9 @@ pub struct ModelProfile {
     pub response_time: Avg,
     pub tool_calls_explicit: Count,
     pub tool_calls_implicit: Count,
+    /// How the tool calls were written: `native`, `hermes`, `fenced_json`, `json`,
+    /// `call_syntax` → calls.
+    pub tool_call_formats: BTreeMap<String, u64>,
     pub estimated_size_gb: Option<f64>,
     pub context_length: Option<u32>,
     pub scenarios_tested: BTreeSet<String>,
@@ -459,6 +463,9 @@ impl ModelProfile {
         self.response_time.merge(&o.response_time);
         self.tool_calls_explicit.merge(&o.tool_calls_explicit);
         self.tool_calls_implicit.merge(&o.tool_calls_implicit);
+        for (k, n) in &o.tool_call_formats {
+            *self.tool_call_formats.entry(k.clone()).or_default() += n;
+        }
         self.estimated_size_gb = o.estimated_size_gb.or(self.estimated_size_gb);
         self.context_length = o.context_length.or(self.context_length);
         self.scenarios_tested
@@ -527,6 +534,9 @@ impl Profiles {
                 .entry(s.name().to_string())
                 .or_default()
                 .add(r.success);
+        }
+        if let Some(f) = &r.tool_call_format {
+            *p.tool_call_formats.entry(f.clone()).or_default() += 1;
         }
         match r.industry.as_str() {
             "tools_explicit" => p.tool_calls_explicit.add(r.tool_call_valid == Some(true)),
