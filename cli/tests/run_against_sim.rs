@@ -316,3 +316,42 @@ fn structured_output_and_tool_calls_over_the_wire() {
         }
     }
 }
+
+/// Reasoning questions carry their expected answer and instruction questions their verifiable
+/// constraints: every answered call is graded, and the grades can be checked from the answer.
+#[test]
+fn expected_answers_and_instructions_are_graded_on_every_answer() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "0", "--output-tokens", "30"]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    for suite in ["reasoning", "instruction"] {
+        let dir = Scratch::new(&format!("graded-{suite}"));
+        let cfg = format!(
+            "suite = \"{}\"\n{}",
+            root.join(format!("{suite}.toml")).display(),
+            target("t", &sim.base_url, "")
+        );
+        let rows = run_records(&dir, &cfg, &[]);
+        assert!(rows.len() >= 20, "{suite}: {}", rows.len());
+        for r in &rows {
+            assert_eq!(r["success"], true, "{r}");
+            let answer = r["answer"].as_str().unwrap();
+            let quality = r["quality_score"].as_f64().unwrap();
+            if suite == "reasoning" {
+                let right = r["answer_correct"].as_bool().unwrap();
+                assert_eq!(quality, f64::from(u8::from(right)), "{r}");
+                assert!(r["instructions_followed"].is_null());
+            } else {
+                let share = r["instructions_followed"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&share));
+                assert_eq!(quality, share);
+                assert!(r["answer_correct"].is_null());
+                if r["question_id"] == "instr-03" {
+                    // no commas, at least 15 words: recomputed here from the stored answer.
+                    let met = u8::from(!answer.contains(','))
+                        + u8::from(answer.split_whitespace().count() >= 15);
+                    assert_eq!(share, f64::from(met) / 2.0, "{answer}");
+                }
+            }
+        }
+    }
+}

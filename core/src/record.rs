@@ -87,6 +87,17 @@ pub struct Record {
     /// `hermes`, `fenced_json`, `json`, `call_syntax`); null when no call was found.
     #[serde(default)]
     pub tool_call_format: Option<String>,
+    /// For questions with an expected answer: whether the answer's final answer is right.
+    #[serde(default)]
+    pub answer_correct: Option<bool>,
+    /// For questions with verifiable instructions: the share of them the answer follows.
+    #[serde(default)]
+    pub instructions_followed: Option<f64>,
+    /// The mean of the question's graded scores, each in [0, 1]: `answer_correct`,
+    /// `instructions_followed`, `json_valid`, `tool_call_valid` (those that apply); null for a
+    /// failed call or a question with none.
+    #[serde(default)]
+    pub quality_score: Option<f64>,
     pub answer_chars: u32,
     /// The answer text, or `null` when the config sets `keep_answers = false`.
     pub answer: Option<String>,
@@ -248,6 +259,35 @@ impl Record {
                 .collect();
             score::toolcall::detect(&native, &out.answer, &offered)
         };
+        let json_valid = (success && q.schema.is_some())
+            .then(|| serde_json::from_str::<serde_json::Value>(out.answer.trim()).is_ok());
+        let tool_call_valid = (success && !q.tools.is_empty()).then(|| {
+            tool_calls
+                .calls
+                .iter()
+                .any(|c| c.has_object_arguments() && offered.contains(&c.name.as_str()))
+        });
+        let answer_correct = q
+            .expected
+            .as_ref()
+            .filter(|_| success)
+            .map(|e| score::extract::is_correct(&out.answer, e));
+        let instructions_followed = q
+            .constraints
+            .as_ref()
+            .filter(|_| success)
+            .and_then(|c| score::ifeval::share(&out.answer, c));
+        let graded: Vec<f64> = [
+            answer_correct.map(f64::from),
+            instructions_followed,
+            json_valid.map(f64::from),
+            tool_call_valid.map(f64::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let quality_score =
+            (!graded.is_empty()).then(|| graded.iter().sum::<f64>() / graded.len() as f64);
         Record {
             timestamp: out
                 .sent_at
@@ -298,17 +338,14 @@ impl Record {
             http_status: out.http_status,
             finish_reason: out.finish_reason.clone(),
             grounding_score: grounding_score.map(round6),
-            json_valid: (success && q.schema.is_some())
-                .then(|| serde_json::from_str::<serde_json::Value>(out.answer.trim()).is_ok()),
+            json_valid,
             tool_calls: (!out.tool_calls.is_empty())
                 .then(|| serde_json::to_string(&out.tool_calls).unwrap_or_default()),
-            tool_call_valid: (success && !q.tools.is_empty()).then(|| {
-                tool_calls
-                    .calls
-                    .iter()
-                    .any(|c| c.has_object_arguments() && offered.contains(&c.name.as_str()))
-            }),
+            tool_call_valid,
             tool_call_format: tool_calls.format.map(|f| f.as_str().to_string()),
+            answer_correct,
+            instructions_followed: instructions_followed.map(round6),
+            quality_score: quality_score.map(round6),
             answer_chars: out.answer.chars().count() as u32,
             answer: cx.keep_answers.then(|| out.answer.clone()),
             answer_sha256: hex::encode(Sha256::digest(out.answer.as_bytes())),

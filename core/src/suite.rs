@@ -45,6 +45,10 @@ pub struct Question {
     pub tools: Vec<serde_json::Value>,
     /// `tool_choice` to send with the tools (`"auto"`, `"required"`, or a named function).
     pub tool_choice: Option<serde_json::Value>,
+    /// The expected final answer (reasoning and knowledge questions): `answer_correct`.
+    pub expected: Option<llmpulse_score::extract::Expected>,
+    /// Verifiable instructions (instruction-following questions): `instructions_followed`.
+    pub constraints: Option<llmpulse_score::ifeval::Constraints>,
 }
 
 /// What is sent for one question: the messages, and any schema or tools.
@@ -134,6 +138,17 @@ struct RawQuestion {
     tools: Vec<toml::Value>,
     #[serde(default)]
     tool_choice: Option<toml::Value>,
+    /// The expected final answer: a number, a choice letter A–E, or text.
+    #[serde(default)]
+    answer: Option<String>,
+    /// Other accepted text answers.
+    #[serde(default)]
+    aliases: Vec<String>,
+    /// Absolute tolerance for a numeric answer.
+    #[serde(default)]
+    tolerance: Option<f64>,
+    #[serde(default)]
+    constraints: Option<llmpulse_score::ifeval::Constraints>,
 }
 
 fn default_task() -> String {
@@ -223,7 +238,25 @@ impl Suite {
                 .as_ref()
                 .map(|v| json(v, "tool_choice"))
                 .transpose()?;
+            if q.answer.is_none() && (!q.aliases.is_empty() || q.tolerance.is_some()) {
+                return Err(invalid(
+                    "`aliases` and `tolerance` need an `answer` to go with".into(),
+                ));
+            }
+            if q.tolerance.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
+                return Err(invalid("`tolerance` must be a number ≥ 0".into()));
+            }
+            if q.answer.as_ref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(invalid("`answer` is empty".into()));
+            }
+            let expected = q
+                .answer
+                .as_ref()
+                .map(|a| llmpulse_score::extract::Expected::infer(a, &q.aliases, q.tolerance));
+            let constraints = q.constraints.filter(|c| !c.is_empty());
             questions.push(Question {
+                expected,
+                constraints,
                 schema,
                 tools,
                 tool_choice,
@@ -408,6 +441,51 @@ context = ["Sales were 5.", "Costs were 3."]
                 .contains("[1] Sales were 5.\n[2] Costs were 3.")
         );
         assert!(m[1].content.ends_with("Question: How much?"));
+    }
+
+    #[test]
+    fn expected_answers_and_constraints_are_read_and_checked() {
+        let q = |extra: &str| {
+            format!(
+                "name = \"x\"\n[[questions]]\nid = \"a\"\nindustry = \"m\"\nquestion = \"q\"\n{extra}"
+            )
+        };
+        let s = Suite::parse(&q("answer = \"42\"\ntolerance = 0.5\n"), "s.toml").unwrap();
+        assert_eq!(
+            s.questions[0].expected,
+            Some(llmpulse_score::extract::Expected::Number {
+                value: 42.0,
+                tolerance: 0.5
+            })
+        );
+        let s = Suite::parse(
+            &q("constraints = { max_words = 5, no_commas = true }\n"),
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.questions[0].constraints.as_ref().unwrap().max_words,
+            Some(5)
+        );
+        let err = Suite::parse(&q("aliases = [\"x\"]\n"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("question 1 (a)") && err.contains("need an `answer`"),
+            "{err}"
+        );
+        let err = Suite::parse(&q("constraints = { max_word = 5 }\n"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s.toml:6:") && err.contains("max_word"),
+            "{err}"
+        );
+        for name in ["reasoning", "instruction"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../suites");
+            let s = Suite::load(&format!("{name}.toml"), Path::new(path)).unwrap();
+            assert!(s.questions.len() >= 20, "{name}");
+        }
     }
 
     #[test]

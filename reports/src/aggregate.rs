@@ -38,6 +38,11 @@ pub struct TargetAgg {
     pub cost_usd: Mean,
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
+    /// Graded answers: the right final answer, the share of instructions followed, and the
+    /// record's quality score (the mean of its grades).
+    pub answer_correct: Rate,
+    pub instructions_followed: Mean,
+    pub quality: Mean,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
     /// The server configuration a sweep point ran with (the first record that says).
@@ -114,6 +119,9 @@ impl TargetAgg {
             cost_usd: Mean::default(),
             json_valid: Rate::default(),
             tool_call_valid: Rate::default(),
+            answer_correct: Rate::default(),
+            instructions_followed: Mean::default(),
+            quality: Mean::default(),
             first: None,
             last: None,
             server_config: None,
@@ -145,6 +153,9 @@ impl TargetAgg {
         self.cost_usd.merge(&o.cost_usd);
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
+        self.answer_correct.merge(&o.answer_correct);
+        self.instructions_followed.merge(&o.instructions_followed);
+        self.quality.merge(&o.quality);
         self.first = min_opt(self.first, o.first);
         self.last = self.last.max(o.last);
         if self.server_config.is_none() {
@@ -170,6 +181,9 @@ pub struct CellAgg {
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
     pub output_speed: Mean,
+    pub answer_correct: Rate,
+    pub instructions_followed: Mean,
+    pub quality: Mean,
 }
 
 impl CellAgg {
@@ -182,6 +196,9 @@ impl CellAgg {
         if r.success {
             self.output_speed.add(r.output_speed_tps);
         }
+        self.answer_correct.add(r.answer_correct);
+        self.instructions_followed.add(r.instructions_followed);
+        self.quality.add(r.quality_score);
     }
     fn merge(&mut self, o: &CellAgg) {
         self.calls.merge(&o.calls);
@@ -190,6 +207,9 @@ impl CellAgg {
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.output_speed.merge(&o.output_speed);
+        self.answer_correct.merge(&o.answer_correct);
+        self.instructions_followed.merge(&o.instructions_followed);
+        self.quality.merge(&o.quality);
     }
 }
 
@@ -340,6 +360,9 @@ impl Aggregate {
             }
             t.coverage.add(r.coverage_score);
             t.grounding.add(r.grounding_score);
+            t.answer_correct.add(r.answer_correct);
+            t.instructions_followed.add(r.instructions_followed);
+            t.quality.add(r.quality_score);
             t.prompt_tokens.add(r.prompt_tokens.map(f64::from));
             t.response_tokens.add(r.response_tokens.map(f64::from));
             t.answer_chars.add(Some(f64::from(r.answer_chars)));

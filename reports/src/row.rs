@@ -40,6 +40,12 @@ pub struct Row<'a> {
     #[serde(default)]
     pub tool_call_valid: Option<bool>,
     #[serde(default)]
+    pub answer_correct: Option<bool>,
+    #[serde(default)]
+    pub instructions_followed: Option<f64>,
+    #[serde(default)]
+    pub quality_score: Option<f64>,
+    #[serde(default)]
     pub answer_chars: u32,
     #[serde(borrow, default)]
     pub answer_sha256: std::borrow::Cow<'a, str>,

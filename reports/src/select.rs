@@ -15,13 +15,14 @@ use crate::aggregate::{Aggregate, CellAgg, Rate, TargetAgg};
 use llmpulse_core::stats::{self, Z95};
 
 /// The task types of the seed, plus `rag_coverage`.
-pub const TASKS: [&str; 7] = [
+pub const TASKS: [&str; 8] = [
     "speed_critical",
     "memory_constrained",
     "structured_output",
     "tool_use",
     "creative_content",
     "complex_reasoning",
+    "instruction_following",
     "rag_coverage",
 ];
 
@@ -187,9 +188,22 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
             (answers > 0).then(|| (distinct as f64 / answers as f64, answers))
         }
         "complex_reasoning" => {
+            // Questions with an expected answer (suites/reasoning.toml) when there are any:
+            // right answers × success, each a Wilson lower bound; else the coverage of the
+            // worked answers of `reasoning` questions.
+            let graded = cell("complex_reasoning");
+            if graded.answer_correct.n > 0 {
+                let right = lower(graded.answer_correct)?;
+                return Some((right * lower(graded.calls)?, graded.answer_correct.n));
+            }
             let c = cell("reasoning");
             let cov = c.coverage.value()?;
             Some((cov * lower(c.calls)?, c.calls.n))
+        }
+        "instruction_following" => {
+            let c = cell("instruction_following");
+            let share = c.instructions_followed.value()?;
+            Some((share * lower(c.calls)?, c.instructions_followed.n))
         }
         "rag_coverage" => {
             let c = cell("rag");
@@ -432,7 +446,10 @@ fn explain(task: &str) -> &'static str {
         "structured_output" => " (valid JSON rate, Wilson lower bound)",
         "tool_use" => " (valid tool-call rate, Wilson lower bound)",
         "creative_content" => " (distinct answers per repeated question)",
-        "complex_reasoning" => " (coverage of reasoning questions × success lower bound)",
+        "complex_reasoning" => {
+            " (right final answers × success, lower bounds; else coverage of reasoning questions)"
+        }
+        "instruction_following" => " (share of instructions followed × success lower bound)",
         "rag_coverage" => " (0.7 × coverage + 0.3 × grounding)",
         _ => "",
     }

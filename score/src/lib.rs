@@ -10,6 +10,8 @@
 
 pub mod bleu;
 pub mod chrf;
+pub mod extract;
+pub mod ifeval;
 pub mod pytext;
 pub mod rouge;
 pub mod toolcall;

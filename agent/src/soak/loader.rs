@@ -72,9 +72,7 @@ pub async fn load(loader: &Loader, target: &Target) -> Result<Duration, String> 
                 serde_json::json!({ "model": target.model }),
             ))
             .await?;
-            v["load_duration"]
-                .as_u64()
-                .map(Duration::from_nanos)
+            v["load_duration"].as_u64().map(Duration::from_nanos)
         }
         Loader::LmStudio { root } => {
             let v = send(request(

@@ -175,6 +175,8 @@ pub fn question(seed: u64, index: u64, scenario: Scenario, context_tokens: u32) 
         schema: None,
         tools: Vec::new(),
         tool_choice: None,
+        expected: None,
+        constraints: None,
     };
     match scenario {
         Scenario::PromptVariety | Scenario::ConcurrentLoad | Scenario::ProviderFailover => {
