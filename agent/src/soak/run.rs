@@ -390,7 +390,12 @@ pub async fn run_soak(
     // Runs left in the spool (the interrupted segment among them) go to the store first.
     crate::serve::flush_spool(&opts.spool, env).await;
 
-    let mut telemetry = crate::run::telemetry_for(config, &id).await;
+    // Telemetry watches the servers of every model, discovered ones included.
+    let watched = Config {
+        targets: models.iter().map(|m| m.target.clone()).collect(),
+        ..config.clone()
+    };
+    let mut telemetry = crate::run::telemetry_for(&watched, &id).await;
     let shared = match opts.listen {
         Some(addr) => {
             let live = live.clone();
