@@ -9,14 +9,17 @@
 //!
 //! This module reads and checks the `[soak]` table; [`scenario`] draws calls, [`clock`] is the
 //! wall clock night mode reads, [`loader`] loads and unloads models through the server's API at
-//! each rotation, [`state`] is what survives a restart, [`stats`] the live summary
-//! and profiles, [`report`] the morning report, [`run`] the loop.
+//! each rotation, [`state`] is what survives a restart, [`stats`] the live summary,
+//! [`profiles`] the model profile database, [`report`] the morning report, [`run`] the loop.
 
 pub mod clock;
+mod live;
 pub mod loader;
+pub mod profiles;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod segment;
 pub mod state;
 pub mod stats;
 
