@@ -41,6 +41,20 @@ pub struct Shared {
     pub extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
+impl Shared {
+    /// What a fresh agent shows: no runs yet, nothing in flight.
+    pub fn new(telemetry: Handle, spool: PathBuf, host_id: String) -> Shared {
+        Shared {
+            status: Arc::new(Mutex::new(Status::default())),
+            in_flight: Arc::new(Mutex::new(None)),
+            telemetry,
+            spool,
+            host_id,
+            extra: None,
+        }
+    }
+}
+
 /// The spool's size: runs waiting (directories) and bytes.
 fn spool_size(dir: &std::path::Path) -> (u64, u64) {
     fn bytes(p: &std::path::Path) -> u64 {

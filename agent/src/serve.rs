@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use llmpulse_core::schedule::Campaign;
 use llmpulse_core::sink::Count;
 use llmpulse_core::store;
 
-use crate::metrics::{self, Shared, Status};
+use crate::metrics::{self, Shared};
 use crate::run::{self, AgentIdentity};
 
 /// How `serve` runs.
@@ -113,14 +113,7 @@ pub async fn serve(
     for a in telemetry.absent() {
         tracing::info!(source = a.source, why = %a.why, "telemetry source absent");
     }
-    let shared = Shared {
-        status: Arc::new(Mutex::new(Status::default())),
-        in_flight: Arc::new(Mutex::new(None)),
-        telemetry: telemetry.handle(),
-        spool: opts.spool.clone(),
-        host_id: id.host_id.clone(),
-        extra: None,
-    };
+    let shared = Shared::new(telemetry.handle(), opts.spool.clone(), id.host_id.clone());
     let listen = opts
         .listen
         .or(config.agent.as_ref().map(|a| a.listen))

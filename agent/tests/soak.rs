@@ -56,6 +56,13 @@ fn manifests(out: &Path) -> Vec<Value> {
     found
 }
 
+/// Whether a record's call was sent (not one the soak's end or a stop came before).
+fn sent(r: &Value) -> bool {
+    !r["error_kind"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("skipped_"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -379,15 +386,8 @@ burst = 3
     let summary: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert!(summary["night_calls"].as_u64().unwrap() > 20, "{summary}");
     // Calls the soak's end came before were never sent: recorded, but not counted as calls.
-    let sent = records
-        .iter()
-        .filter(|r| {
-            !r["error_kind"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("skipped_"))
-        })
-        .count();
-    assert_eq!(summary["calls"].as_u64().unwrap(), sent as u64);
+    let sent_calls = records.iter().filter(|r| sent(r)).count();
+    assert_eq!(summary["calls"].as_u64().unwrap(), sent_calls as u64);
     for m in ["fast", "large"] {
         assert!(
             summary["models"][m]["calls"].as_u64().unwrap() > 50,
@@ -407,11 +407,7 @@ burst = 3
         calls
             .iter()
             .filter(|r| r["target"] == m)
-            .filter(|r| {
-                !r["error_kind"]
-                    .as_str()
-                    .is_some_and(|k| k.starts_with("skipped_"))
-            })
+            .filter(|r| sent(r))
             .count() as u64
     };
     for m in ["fast", "large"] {
@@ -566,11 +562,7 @@ fn rotation_unloads_the_last_model_and_loads_the_next_through_the_servers_api() 
         let calls = records
             .iter()
             .filter(|r| r["target"] == m)
-            .filter(|r| {
-                !r["error_kind"]
-                    .as_str()
-                    .is_some_and(|k| k.starts_with("skipped_"))
-            })
+            .filter(|r| sent(r))
             .count() as u64;
         assert_eq!(profiles[m]["tests_run"].as_u64().unwrap(), calls, "{m}");
         let l = &profiles[m]["load_time_sec"];

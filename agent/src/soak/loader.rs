@@ -46,13 +46,27 @@ fn request(target: &Target, url: String, body: serde_json::Value) -> reqwest::Re
     r
 }
 
+/// The most of a load or unload answer read: the answers are a few hundred bytes, and a server
+/// that keeps sending must not fill the agent's memory.
+const MAX_ANSWER: usize = 1024 * 1024;
+
 async fn send(r: reqwest::RequestBuilder) -> Result<serde_json::Value, String> {
-    let resp = r.send().await.map_err(|e| e.without_url().to_string())?;
+    let mut resp = r.send().await.map_err(|e| e.without_url().to_string())?;
     let status = resp.status();
-    let body = resp
-        .bytes()
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| e.without_url().to_string())?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ANSWER {
+            return Err(format!(
+                "HTTP {}: the answer passed {MAX_ANSWER} bytes; not read further",
+                status.as_u16()
+            ));
+        }
+    }
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body[..body.len().min(300)]).to_string();
         return Err(format!("HTTP {}: {text}", status.as_u16()));
@@ -107,5 +121,56 @@ pub async fn unload(loader: &Loader, target: &Target) -> Result<(), String> {
         ))
         .await
         .map(drop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers 200 and then sends bytes for ever.
+    async fn endless() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b' '; 64 * 1024];
+                    while s.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        format!("http://{addr}/v1")
+    }
+
+    #[test]
+    fn a_load_answer_that_never_ends_is_an_error_not_a_full_memory() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let config = llmpulse_core::config::Config::parse(
+                &format!(
+                    "[[targets]]\nname = \"m\"\nprovider = \"ollama\"\nmodel = \"m\"\nbase_url = \"{}\"\n",
+                    endless().await
+                ),
+                "t",
+                std::path::PathBuf::from("/tmp"),
+                &|_| None,
+            )
+            .unwrap();
+            let target = &config.targets[0];
+            let loader = Loader::of(target).unwrap();
+            let err = tokio::time::timeout(Duration::from_secs(20), load(&loader, target))
+                .await
+                .expect("ends without waiting for the server")
+                .unwrap_err();
+            assert!(err.contains("passed 1048576 bytes"), "{err}");
+        });
     }
 }

@@ -24,7 +24,7 @@ use super::segment::{Model, models, next_segment, run_segment};
 use super::state::{Call, Segment, SoakState};
 use super::stats::{FAILOVER_PROBE, ModelInfo, Profiles, SoakStats, call_index, write_atomic};
 use super::{Soak, report};
-use crate::metrics::{self, Shared, Status};
+use crate::metrics::{self, Shared};
 use crate::run::AgentIdentity;
 
 /// How a soak is started.
@@ -266,15 +266,11 @@ pub async fn run_soak(
             let live = live.clone();
             let name = soak.name.clone();
             let shared = Shared {
-                status: Arc::new(Mutex::new(Status::default())),
-                in_flight: Arc::new(Mutex::new(None)),
-                telemetry: telemetry.handle(),
-                spool: opts.spool.clone(),
-                host_id: id.host_id.clone(),
                 extra: Some(Arc::new(move || {
                     let l = lock(&live);
                     l.stats.prometheus(&name, l.night)
                 })),
+                ..Shared::new(telemetry.handle(), opts.spool.clone(), id.host_id.clone())
             };
             let bound = metrics::spawn(addr, shared.clone())
                 .await
