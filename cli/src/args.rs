@@ -52,19 +52,25 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// Metrics, comma-separated: bleu, chrf, wer, cer, jaccard.
+    /// Metrics, comma-separated: bleu, chrf, wer, cer, rouge1, rouge2, rougeL, jaccard,
+    /// relevance, clarity, task_completion, distinct1, distinct2, schema_valid, field_accuracy.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "bleu,chrf,wer,cer,jaccard"
     )]
     pub metrics: Vec<String>,
-    /// JSON Lines of {"hypothesis": …, "reference": …} (or "references": […]); `-` reads stdin.
+    /// JSON Lines of {"hypothesis": …, "reference": …} (or "references": […]; "schema" and
+    /// "golden" objects for schema_valid and field_accuracy, "keywords" for task_completion);
+    /// `-` reads stdin.
     #[arg(long)]
     pub input: PathBuf,
     /// Add a last line with corpus BLEU and chrF over every pair.
     #[arg(long)]
     pub corpus: bool,
+    /// ROUGE with rouge-score's Porter stemmer (`use_stemmer=True`).
+    #[arg(long)]
+    pub stem: bool,
 }
 
 /// Which records: where, when, which campaign and targets.

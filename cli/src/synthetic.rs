@@ -161,8 +161,10 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 tool_calls: None,
                 tool_call_valid: (task == "tool_use").then_some(!failed),
                 tool_call_format: (task == "tool_use" && !failed).then(|| "native".into()),
+                tool_prompt: None,
                 answer_correct: None,
                 instructions_followed: None,
+                scores: None,
                 quality_score: None,
                 answer_chars: tokens * 4,
                 answer: None,
@@ -203,6 +205,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             slot: records.first().and_then(|r| r.slot),
             origin: "synthetic".into(),
             host: None,
+            rescored_from: None,
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
             targets: (0..spec.targets)

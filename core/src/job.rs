@@ -268,6 +268,7 @@ pub async fn run_job_with(
         shard: run.shard,
         planned: Some(planned),
         host: instruments.as_mut().and_then(|i| i.host()),
+        rescored_from: None,
     };
     // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
     // absolute path, so that it does not depend on where upload is run from.

@@ -240,7 +240,8 @@ impl RecordSink for Journal {
         self.jsonl.write_all(&self.line)?;
         // Out of the process at once: a kill -9 loses nothing that finished.
         self.jsonl.flush()?;
-        self.csv.serialize(record).map_err(std::io::Error::other)?;
+        crate::record::write_csv_row(&mut self.csv, record, self.rows == 0)
+            .map_err(std::io::Error::other)?;
         self.rows += 1;
         self.successes += usize::from(record.success);
         self.unsynced += 1;
@@ -392,7 +393,7 @@ pub fn recover(dir: &Path) -> Result<StagedRun, OutputError> {
                 Ok(r) => {
                     clean.write_all(&line).map_err(io(&clean_path))?;
                     clean.write_all(b"\n").map_err(io(&clean_path))?;
-                    csv.serialize(&r)?;
+                    crate::record::write_csv_row(&mut csv, &r, rows == 0)?;
                     rows += 1;
                     successes += usize::from(r.success);
                     last_time = Some(r.timestamp.clone());

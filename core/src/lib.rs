@@ -33,5 +33,8 @@ pub mod suite;
 pub mod summary;
 pub mod tokens;
 
+/// The scorers, for crates that build questions or grade stored answers.
+pub use llmpulse_score as score;
+
 /// The version written into every record and manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -31,6 +31,9 @@ pub struct RunMeta {
     /// telemetry sources it had, with the reason for each it lacked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<serde_json::Value>,
+    /// For a rescored file set: the run whose stored answers it graded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescored_from: Option<String>,
 }
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -62,6 +65,13 @@ pub struct Manifest {
     /// The agent's host fingerprint (see [`RunMeta::host`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<serde_json::Value>,
+    /// The scorer set's version (`llmpulse_score::grade::SCORERS_VERSION`): scores compare
+    /// across runs only when it is the same. Absent in manifests written before it existed.
+    #[serde(default)]
+    pub scorers_version: Option<String>,
+    /// For a rescored file set: the run whose stored answers it graded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescored_from: Option<String>,
 }
 
 fn complete_by_default() -> bool {
@@ -95,6 +105,8 @@ impl Manifest {
             complete,
             planned: meta.planned,
             host: meta.host.clone(),
+            scorers_version: Some(llmpulse_score::grade::SCORERS_VERSION.to_string()),
+            rescored_from: meta.rescored_from.clone(),
         }
     }
 

@@ -87,15 +87,23 @@ pub struct Record {
     /// `hermes`, `fenced_json`, `json`, `call_syntax`); null when no call was found.
     #[serde(default)]
     pub tool_call_format: Option<String>,
+    /// For tool questions: `explicit` (the prompt names the tool) or `implicit`.
+    #[serde(default)]
+    pub tool_prompt: Option<String>,
     /// For questions with an expected answer: whether the answer's final answer is right.
     #[serde(default)]
     pub answer_correct: Option<bool>,
     /// For questions with verifiable instructions: the share of them the answer follows.
     #[serde(default)]
     pub instructions_followed: Option<f64>,
-    /// The mean of the question's graded scores, each in [0, 1]: `answer_correct`,
-    /// `instructions_followed`, `json_valid`, `tool_call_valid` (those that apply); null for a
-    /// failed call or a question with none.
+    /// Scorer → score for every scorer the question names (each in its own unit: BLEU 0–100,
+    /// WER a rate, most in [0, 1]); null for a failed call or a question with none. In CSV the
+    /// object is written as JSON text.
+    #[serde(default)]
+    pub scores: Option<std::collections::BTreeMap<String, f64>>,
+    /// The mean of `scores` mapped to [0, 1], higher better (`llmpulse_score::grade`); null
+    /// for a failed call or a question with no scorer. A judge's grade joins it on the judge's
+    /// record, not this one.
     #[serde(default)]
     pub quality_score: Option<f64>,
     pub answer_chars: u32,
@@ -243,51 +251,25 @@ impl Record {
         } else {
             (None, None)
         };
-        // Tool calls, native or written in the answer (small local models often write them).
-        let offered: Vec<&str> = q
-            .tools
-            .iter()
-            .filter_map(|t| t.pointer("/function/name").and_then(|n| n.as_str()))
-            .collect();
-        let tool_calls = if q.tools.is_empty() {
-            score::toolcall::Detected::default()
-        } else {
+        // Every scorer the question names; tool calls native or written in the answer text
+        // (small local models often write them).
+        let grades = if success {
             let native: Vec<(String, String)> = out
                 .tool_calls
                 .iter()
                 .map(|c| (c.name.clone(), c.arguments.clone()))
                 .collect();
-            score::toolcall::detect(&native, &out.answer, &offered)
+            score::grade::grade(
+                &q.grading,
+                &score::grade::Answer {
+                    text: &out.answer,
+                    native_calls: &native,
+                },
+            )
+        } else {
+            score::grade::Grades::default()
         };
-        let json_valid = (success && q.schema.is_some())
-            .then(|| serde_json::from_str::<serde_json::Value>(out.answer.trim()).is_ok());
-        let tool_call_valid = (success && !q.tools.is_empty()).then(|| {
-            tool_calls
-                .calls
-                .iter()
-                .any(|c| c.has_object_arguments() && offered.contains(&c.name.as_str()))
-        });
-        let answer_correct = q
-            .expected
-            .as_ref()
-            .filter(|_| success)
-            .map(|e| score::extract::is_correct(&out.answer, e));
-        let instructions_followed = q
-            .constraints
-            .as_ref()
-            .filter(|_| success)
-            .and_then(|c| score::ifeval::share(&out.answer, c));
-        let graded: Vec<f64> = [
-            answer_correct.map(f64::from),
-            instructions_followed,
-            json_valid.map(f64::from),
-            tool_call_valid.map(f64::from),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let quality_score =
-            (!graded.is_empty()).then(|| graded.iter().sum::<f64>() / graded.len() as f64);
+        let quality_score = grades.quality();
         Record {
             timestamp: out
                 .sent_at
@@ -338,13 +320,21 @@ impl Record {
             http_status: out.http_status,
             finish_reason: out.finish_reason.clone(),
             grounding_score: grounding_score.map(round6),
-            json_valid,
+            json_valid: grades.json_valid,
             tool_calls: (!out.tool_calls.is_empty())
                 .then(|| serde_json::to_string(&out.tool_calls).unwrap_or_default()),
-            tool_call_valid,
-            tool_call_format: tool_calls.format.map(|f| f.as_str().to_string()),
-            answer_correct,
-            instructions_followed: instructions_followed.map(round6),
+            tool_call_valid: grades.tool_call_valid,
+            tool_call_format: grades.tool_calls.format.map(|f| f.as_str().to_string()),
+            tool_prompt: q.tool_prompt.clone(),
+            answer_correct: grades.answer_correct,
+            instructions_followed: grades.instructions_followed.map(round6),
+            scores: (!grades.scores.is_empty()).then(|| {
+                grades
+                    .scores
+                    .iter()
+                    .map(|(k, v)| (k.clone(), round6(*v)))
+                    .collect()
+            }),
             quality_score: quality_score.map(round6),
             answer_chars: out.answer.chars().count() as u32,
             answer: cx.keep_answers.then(|| out.answer.clone()),
@@ -390,14 +380,66 @@ pub fn write_jsonl<W: Write>(mut w: W, records: &[Record]) -> std::io::Result<()
     w.flush()
 }
 
-/// Writes records as CSV with a header row, columns in record order.
+/// Writes records as CSV with a header row, columns in record order. A nested value (`scores`)
+/// is written as its JSON text; `null` is an empty cell.
 pub fn write_csv<W: Write>(w: W, records: &[Record]) -> Result<(), csv::Error> {
     let mut writer = csv::Writer::from_writer(w);
-    for r in records {
-        writer.serialize(r)?;
+    for (i, r) in records.iter().enumerate() {
+        write_csv_row(&mut writer, r, i == 0)?;
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Writes one record as a CSV row (after the header row when `header`), nested values as
+/// JSON text.
+pub fn write_csv_row<W: Write>(
+    writer: &mut csv::Writer<W>,
+    r: &Record,
+    header: bool,
+) -> Result<(), csv::Error> {
+    let fields = ordered_fields(r).map_err(|e| csv::Error::from(std::io::Error::other(e)))?;
+    if header {
+        writer.write_record(fields.iter().map(|(k, _)| k.as_str()))?;
+    }
+    writer.write_record(fields.iter().map(|(_, v)| cell(v)))
+}
+
+/// A record's fields in declaration order, as JSON values.
+fn ordered_fields(r: &Record) -> Result<Vec<(String, serde_json::Value)>, serde_json::Error> {
+    struct Ordered(Vec<(String, serde_json::Value)>);
+    impl<'de> Deserialize<'de> for Ordered {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Ordered;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a record object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Ordered, A::Error> {
+                    let mut out = Vec::with_capacity(m.size_hint().unwrap_or(96));
+                    while let Some(entry) = m.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(Ordered(out))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    let text = serde_json::to_string(r)?;
+    Ok(serde_json::from_str::<Ordered>(&text)?.0)
+}
+
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Reads JSON Lines records; an error names the line.
@@ -492,5 +534,28 @@ mod tests {
         let row = csv.lines().nth(1).unwrap();
         assert!(row.contains("\"q, with comma\""));
         assert!(row.contains(",r,,,retail-01,")); // campaign and slot are empty
+    }
+
+    #[test]
+    fn csv_writes_scores_as_json_text_in_the_column_order_of_jsonl() {
+        let mut r = sample();
+        r.scores = Some([("bleu".to_string(), 41.5), ("clarity".to_string(), 1.0)].into());
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[r.clone(), r.clone()]).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(header.len(), json.as_object().unwrap().len());
+        let line = serde_json::to_string(&r).unwrap();
+        let in_json_order: Vec<usize> = header
+            .iter()
+            .map(|h| line.find(&format!("\"{h}\":")).unwrap())
+            .collect();
+        assert!(in_json_order.windows(2).all(|w| w[0] < w[1]), "{header:?}");
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2, "one header row, then the records");
+        let at = header.iter().position(|h| h == "scores").unwrap();
+        assert_eq!(&rows[0][at], r#"{"bleu":41.5,"clarity":1.0}"#);
     }
 }

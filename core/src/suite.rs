@@ -45,10 +45,11 @@ pub struct Question {
     pub tools: Vec<serde_json::Value>,
     /// `tool_choice` to send with the tools (`"auto"`, `"required"`, or a named function).
     pub tool_choice: Option<serde_json::Value>,
-    /// The expected final answer (reasoning and knowledge questions): `answer_correct`.
-    pub expected: Option<llmpulse_score::extract::Expected>,
-    /// Verifiable instructions (instruction-following questions): `instructions_followed`.
-    pub constraints: Option<llmpulse_score::ifeval::Constraints>,
+    /// How the question's answers are graded: its scorers and what they compare against.
+    pub grading: score::grade::Spec,
+    /// For tool questions: whether the prompt names the tool (`explicit`) or only implies
+    /// it (`implicit`), as seed 002 separates them.
+    pub tool_prompt: Option<String>,
 }
 
 /// What is sent for one question: the messages, and any schema or tools.
@@ -149,6 +150,38 @@ struct RawQuestion {
     tolerance: Option<f64>,
     #[serde(default)]
     constraints: Option<llmpulse_score::ifeval::Constraints>,
+    /// The golden object of a structured question (`field_accuracy`).
+    #[serde(default)]
+    golden: Option<toml::Value>,
+    /// A golden reply (conversation questions: BLEU, ROUGE, WER, relevance, task completion).
+    #[serde(default)]
+    reference: Option<String>,
+    /// More golden replies.
+    #[serde(default)]
+    references: Vec<String>,
+    /// What a complete reply must mention (`task_completion`).
+    #[serde(default)]
+    keywords: Vec<String>,
+    /// The tool calls a right answer makes: `{ name = "…", arguments = { … } }`.
+    #[serde(default)]
+    expected_calls: Vec<RawCall>,
+    /// `explicit` or `implicit`.
+    #[serde(default)]
+    tool_prompt: Option<String>,
+    /// The scorers to run; by default those the question's fields imply.
+    #[serde(default)]
+    scorers: Vec<String>,
+    /// What a judge target grades the answer against (1–5).
+    #[serde(default)]
+    rubric: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCall {
+    name: String,
+    #[serde(default)]
+    arguments: toml::Table,
 }
 
 fn default_task() -> String {
@@ -238,9 +271,12 @@ impl Suite {
                 .as_ref()
                 .map(|v| json(v, "tool_choice"))
                 .transpose()?;
-            if q.answer.is_none() && (!q.aliases.is_empty() || q.tolerance.is_some()) {
+            if q.answer.is_none() && !q.aliases.is_empty() {
+                return Err(invalid("`aliases` need an `answer` to go with".into()));
+            }
+            if q.answer.is_none() && q.golden.is_none() && q.tolerance.is_some() {
                 return Err(invalid(
-                    "`aliases` and `tolerance` need an `answer` to go with".into(),
+                    "`tolerance` needs an `answer` or a `golden` object to go with".into(),
                 ));
             }
             if q.tolerance.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
@@ -253,10 +289,11 @@ impl Suite {
                 .answer
                 .as_ref()
                 .map(|a| llmpulse_score::extract::Expected::infer(a, &q.aliases, q.tolerance));
-            let constraints = q.constraints.filter(|c| !c.is_empty());
+            let grading = grading_spec(&q, expected, schema.as_ref(), &tools).map_err(invalid)?;
+            let tool_prompt = q.tool_prompt.clone();
             questions.push(Question {
-                expected,
-                constraints,
+                grading,
+                tool_prompt,
                 schema,
                 tools,
                 tool_choice,
@@ -359,6 +396,81 @@ impl Suite {
     }
 }
 
+/// The grading of one question: its fields checked, its scorers named or implied.
+fn grading_spec(
+    q: &RawQuestion,
+    expected: Option<llmpulse_score::extract::Expected>,
+    schema: Option<&serde_json::Value>,
+    tools: &[serde_json::Value],
+) -> Result<score::grade::Spec, String> {
+    let schema = schema
+        .map(|s| score::structured::Schema::new(s.clone()))
+        .transpose()
+        .map_err(|e| format!("`schema` is not a valid JSON Schema: {e}"))?;
+    let golden = q
+        .golden
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| format!("`golden` cannot be expressed as JSON: {e}"))?;
+    if let (Some(s), Some(g)) = (&schema, &golden)
+        && !s.is_valid(g)
+    {
+        return Err("`golden` does not satisfy the question's own `schema`".into());
+    }
+    let mut references: Vec<String> = q.reference.iter().cloned().collect();
+    references.extend(q.references.iter().cloned());
+    if references.iter().any(|r| r.trim().is_empty()) {
+        return Err("a `reference` is empty".into());
+    }
+    let offered: Vec<String> = tools
+        .iter()
+        .filter_map(|t| t.pointer("/function/name")?.as_str().map(str::to_string))
+        .collect();
+    let mut expected_calls = Vec::with_capacity(q.expected_calls.len());
+    for c in &q.expected_calls {
+        if !offered.contains(&c.name) {
+            return Err(format!(
+                "`expected_calls` names '{}', which is not one of the question's `tools`",
+                c.name
+            ));
+        }
+        let arguments = serde_json::to_value(&c.arguments)
+            .map_err(|e| format!("`expected_calls` arguments cannot be expressed as JSON: {e}"))?;
+        expected_calls.push(score::toolcall::Expected {
+            name: c.name.clone(),
+            arguments: arguments.as_object().cloned().unwrap_or_default(),
+        });
+    }
+    match q.tool_prompt.as_deref() {
+        None => {}
+        Some("explicit" | "implicit") if !tools.is_empty() => {}
+        Some("explicit" | "implicit") => return Err("`tool_prompt` needs `tools`".into()),
+        Some(other) => {
+            return Err(format!(
+                "`tool_prompt` is '{other}'; it must be \"explicit\" or \"implicit\""
+            ));
+        }
+    }
+    if q.rubric.as_ref().is_some_and(|r| r.trim().is_empty()) {
+        return Err("`rubric` is empty".into());
+    }
+    score::grade::Spec {
+        expected,
+        constraints: q.constraints.clone().filter(|c| !c.is_empty()),
+        schema,
+        golden,
+        tolerance: q.tolerance,
+        references,
+        keywords: q.keywords.clone(),
+        offered,
+        expected_calls,
+        rubric: q.rubric.clone(),
+        scorers: Vec::new(),
+    }
+    .with_scorers(&q.scorers)
+}
+
 /// 1-based line and column of byte offset `pos` in `text`.
 pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let pos = pos.min(text.len());
@@ -452,7 +564,7 @@ context = ["Sales were 5.", "Costs were 3."]
         };
         let s = Suite::parse(&q("answer = \"42\"\ntolerance = 0.5\n"), "s.toml").unwrap();
         assert_eq!(
-            s.questions[0].expected,
+            s.questions[0].grading.expected,
             Some(llmpulse_score::extract::Expected::Number {
                 value: 42.0,
                 tolerance: 0.5
@@ -464,7 +576,12 @@ context = ["Sales were 5.", "Costs were 3."]
         )
         .unwrap();
         assert_eq!(
-            s.questions[0].constraints.as_ref().unwrap().max_words,
+            s.questions[0]
+                .grading
+                .constraints
+                .as_ref()
+                .unwrap()
+                .max_words,
             Some(5)
         );
         let err = Suite::parse(&q("aliases = [\"x\"]\n"), "s.toml")

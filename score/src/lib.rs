@@ -10,10 +10,15 @@
 
 pub mod bleu;
 pub mod chrf;
+pub mod conversation;
+pub mod creativity;
 pub mod extract;
+pub mod grade;
 pub mod ifeval;
+pub mod porter;
 pub mod pytext;
 pub mod rouge;
+pub mod structured;
 pub mod toolcall;
 pub mod wer;
 

@@ -1,16 +1,28 @@
-//! ROUGE-1, ROUGE-2 and ROUGE-L F-measures as Google's `rouge-score` 0.1.2 computes them without
-//! stemming: text lowercased, tokens are the runs of ASCII letters and digits, n-gram overlap
-//! (clipped counts) or the longest common subsequence gives precision and recall, and the
-//! F-measure is their harmonic mean. One reference (the target) per pair.
+//! ROUGE-1, ROUGE-2 and ROUGE-L F-measures as Google's `rouge-score` 0.1.2 computes them, with
+//! or without stemming: text lowercased, tokens are the runs of ASCII letters and digits (with
+//! stemming, tokens longer than 3 characters go through NLTK's Porter stemmer, [`crate::porter`]),
+//! n-gram overlap (clipped counts) or the longest common subsequence gives precision and recall,
+//! and the F-measure is their harmonic mean. One reference (the target) per pair.
 
 use std::collections::HashMap;
 
 /// rouge-score's default tokenizer (no stemmer).
 pub fn tokenize(text: &str) -> Vec<String> {
+    tokenize_with(text, false)
+}
+
+/// rouge-score's default tokenizer, with its Porter stemmer when `stem`.
+pub fn tokenize_with(text: &str, stem: bool) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
         .filter(|t| !t.is_empty())
-        .map(str::to_string)
+        .map(|t| {
+            if stem && t.len() > 3 {
+                crate::porter::stem(t)
+            } else {
+                t.to_string()
+            }
+        })
         .collect()
 }
 
@@ -34,7 +46,12 @@ fn ngrams(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
 
 /// ROUGE-N F-measure of `prediction` against `target`.
 pub fn rouge_n(target: &str, prediction: &str, n: usize) -> f64 {
-    let (t, p) = (tokenize(target), tokenize(prediction));
+    rouge_n_with(target, prediction, n, false)
+}
+
+/// ROUGE-N, with stemming when `stem` (`use_stemmer=True`).
+pub fn rouge_n_with(target: &str, prediction: &str, n: usize, stem: bool) -> f64 {
+    let (t, p) = (tokenize_with(target, stem), tokenize_with(prediction, stem));
     let (tn, pn) = (ngrams(&t, n), ngrams(&p, n));
     let overlap: usize = tn
         .iter()
@@ -49,7 +66,12 @@ pub fn rouge_n(target: &str, prediction: &str, n: usize) -> f64 {
 
 /// ROUGE-L F-measure (longest common subsequence of tokens).
 pub fn rouge_l(target: &str, prediction: &str) -> f64 {
-    let (t, p) = (tokenize(target), tokenize(prediction));
+    rouge_l_with(target, prediction, false)
+}
+
+/// ROUGE-L, with stemming when `stem`.
+pub fn rouge_l_with(target: &str, prediction: &str, stem: bool) -> f64 {
+    let (t, p) = (tokenize_with(target, stem), tokenize_with(prediction, stem));
     if t.is_empty() || p.is_empty() {
         return 0.0;
     }

@@ -346,7 +346,7 @@ pub struct Expected {
 }
 
 /// Two argument values alike: numbers within 1e-6 (relative), strings equal once trimmed and
-/// lower-cased, anything else equal.
+/// lower-cased, arrays item by item, anything else equal.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
@@ -354,6 +354,9 @@ fn same(a: &Value, b: &Value) -> bool {
             _ => x == y,
         },
         (Value::String(x), Value::String(y)) => x.trim().to_lowercase() == y.trim().to_lowercase(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
         // A number written as text matches the number.
         (Value::Number(_), Value::String(s)) | (Value::String(s), Value::Number(_)) => {
             serde_json::from_str::<Value>(s.trim())

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use llmpulse_core::score;
 use llmpulse_core::suite::Question;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -175,8 +176,8 @@ pub fn question(seed: u64, index: u64, scenario: Scenario, context_tokens: u32) 
         schema: None,
         tools: Vec::new(),
         tool_choice: None,
-        expected: None,
-        constraints: None,
+        grading: Default::default(),
+        tool_prompt: None,
     };
     match scenario {
         Scenario::PromptVariety | Scenario::ConcurrentLoad | Scenario::ProviderFailover => {
@@ -207,6 +208,22 @@ pub fn question(seed: u64, index: u64, scenario: Scenario, context_tokens: u32) 
             };
             q.tools = tools();
             q.tool_choice = Some(serde_json::json!("auto"));
+            q.tool_prompt = Some(variant.into());
+            q.grading = score::grade::Spec {
+                offered: ["get_weather", "calculate", "search_docs"]
+                    .map(String::from)
+                    .into(),
+                expected_calls: vec![score::toolcall::Expected {
+                    name: "get_weather".into(),
+                    arguments: serde_json::json!({ "city": city })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                }],
+                ..Default::default()
+            }
+            .with_scorers(&[])
+            .unwrap_or_default();
         }
         Scenario::Streaming => {
             let p = &bank[rng.random_range(0..bank.len())];
