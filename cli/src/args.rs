@@ -48,6 +48,26 @@ pub enum Command {
     Synth(SynthArgs),
     /// Score texts offline: BLEU, chrF, WER, CER, ROUGE, Jaccard; one JSON line per pair.
     Score(ScoreArgs),
+    /// Grade stored answers again with today's scorers and suites, without calling any model;
+    /// each run becomes a new, linked run at another location.
+    Rescore(RescoreArgs),
+}
+
+#[derive(Args)]
+pub struct RescoreArgs {
+    /// Where the runs are: a directory, s3://bucket/prefix or gs://bucket/prefix.
+    #[arg(long)]
+    pub from: String,
+    /// Where the rescored runs go (not the same location: a report would count each call twice).
+    #[arg(long)]
+    pub to: String,
+    /// The suites whose questions grade the answers (repeatable); by default the suite each
+    /// run's manifest names, read from the current directory.
+    #[arg(long)]
+    pub suite: Vec<String>,
+    /// Only the runs of this campaign.
+    #[arg(long)]
+    pub campaign: Option<String>,
 }
 
 #[derive(Args)]

@@ -6,6 +6,7 @@ mod campaign;
 mod logging;
 mod plan;
 mod report;
+mod rescore;
 mod run;
 mod score;
 mod select;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::Campaign(CampaignCommand::Status(a)) => campaign::status(a),
         Command::Upload(a) => upload::upload(a),
         Command::Report(a) => report::report(a),
+        Command::Rescore(a) => rescore::rescore(a),
         Command::Select(a) => select::select(a),
         Command::Synth(a) => synth::synth(a),
         Command::Score(a) => score::score(a),

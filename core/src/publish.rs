@@ -74,6 +74,12 @@ async fn upload(
     for (entry, path) in files {
         with_retries(STORE_ATTEMPTS, wait, || store.put_file(&entry.path, path)).await?;
     }
+    put_manifest(store, manifest).await
+}
+
+/// Puts the manifest and checks it reads back the same. Returns its key.
+async fn put_manifest(store: &dyn Store, manifest: &Manifest) -> Result<String, StoreError> {
+    let wait = std::time::Duration::from_millis(500);
     let key = layout::manifest_key(&manifest.run_id, manifest.shard);
     let bytes = Bytes::from(manifest.to_bytes());
     with_retries(STORE_ATTEMPTS, wait, || store.put(&key, bytes.clone())).await?;
@@ -159,6 +165,20 @@ pub fn encode(
         true,
     );
     Ok(EncodedRun { files, manifest })
+}
+
+/// Puts an encoded run into `store`: data files first, the manifest last, then the manifest
+/// read back. Returns the manifest's key.
+pub async fn put_encoded(store: &dyn Store, run: &EncodedRun) -> Result<String, StoreError> {
+    let wait = std::time::Duration::from_millis(500);
+    for (entry, bytes) in &run.files {
+        let bytes = Bytes::from(bytes.clone());
+        with_retries(STORE_ATTEMPTS, wait, || {
+            store.put(&entry.path, bytes.clone())
+        })
+        .await?;
+    }
+    put_manifest(store, &run.manifest).await
 }
 
 /// Writes an encoded run below `dir`: data files first, manifest last. Each file is written to a

@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod figures;
 pub mod html;
 pub mod read;
+pub mod rescore;
 pub mod row;
 pub mod select;
 pub mod side;

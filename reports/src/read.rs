@@ -194,7 +194,11 @@ pub async fn read(
 }
 
 /// Every manifest at `store`, parsed (a problem is noted for one that is not a manifest).
-async fn manifests(store: &dyn Store, stats: &mut ReadStats) -> Result<Vec<Manifest>, ReadError> {
+/// Every manifest at `store`, parsed; one that does not parse is named in `stats.problems`.
+pub async fn manifests(
+    store: &dyn Store,
+    stats: &mut ReadStats,
+) -> Result<Vec<Manifest>, ReadError> {
     let keys: Vec<String> = store
         .list(layout::RUNS_PREFIX)
         .await?
