@@ -103,10 +103,11 @@ impl Dist {
     }
 }
 
-/// A running mean.
+/// A running mean, with the sum of squares for its interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Mean {
     pub sum: f64,
+    pub sq: f64,
     pub n: u64,
 }
 
@@ -114,15 +115,29 @@ impl Mean {
     pub fn add(&mut self, v: Option<f64>) {
         if let Some(v) = v.filter(|v| v.is_finite()) {
             self.sum += v;
+            self.sq += v * v;
             self.n += 1;
         }
     }
     pub fn merge(&mut self, o: &Mean) {
         self.sum += o.sum;
+        self.sq += o.sq;
         self.n += o.n;
     }
     pub fn value(&self) -> Option<f64> {
         (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+    /// The 95% interval of the mean (normal approximation, sample standard deviation); `None`
+    /// below two values.
+    pub fn ci95(&self) -> Option<(f64, f64)> {
+        if self.n < 2 {
+            return None;
+        }
+        let n = self.n as f64;
+        let mean = self.sum / n;
+        let var = ((self.sq - n * mean * mean) / (n - 1.0)).max(0.0);
+        let half = llmpulse_core::stats::Z95 * (var / n).sqrt();
+        Some((mean - half, mean + half))
     }
 }
 

@@ -60,6 +60,9 @@ impl RateFigure {
 pub struct MeanFigure {
     pub n: u64,
     pub mean: f64,
+    /// The mean's 95% interval (normal approximation); absent below two values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
 }
 
 impl MeanFigure {
@@ -67,9 +70,11 @@ impl MeanFigure {
     /// a float sum depend on the order; the report should not.
     pub fn of(m: Mean) -> Option<MeanFigure> {
         let mean = m.value()?;
+        let round = |x: f64| format!("{x:.11e}").parse().unwrap_or(x);
         Some(MeanFigure {
             n: m.n,
-            mean: format!("{mean:.11e}").parse().unwrap_or(mean),
+            mean: round(mean),
+            ci95: m.ci95().map(|(lo, hi)| [round(lo), round(hi)]),
         })
     }
 }

@@ -15,13 +15,14 @@ use crate::aggregate::{Aggregate, CellAgg, Rate, TargetAgg};
 use llmpulse_core::stats::{self, Z95};
 
 /// The task types of the seed, plus `rag_coverage`.
-pub const TASKS: [&str; 8] = [
+pub const TASKS: [&str; 9] = [
     "speed_critical",
     "memory_constrained",
     "structured_output",
     "tool_use",
     "creative_content",
     "complex_reasoning",
+    "knowledge",
     "instruction_following",
     "rag_coverage",
 ];
@@ -170,14 +171,28 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
             let m = t.memory_mb.value()?;
             Some((1.0 / m.max(1.0), t.memory_mb.n))
         }
+        // Graded questions (schema, golden fields, expected calls) give a quality score: its
+        // mean × the success lower bound. Without one, the lower bound of the valid rate.
         "structured_output" => {
             let c = cell("structured_output");
+            if let Some(q) = c.quality.value() {
+                return Some((q * lower(c.calls)?, c.quality.n));
+            }
             Some((lower(c.json_valid)?, c.json_valid.n))
         }
         "tool_use" => {
             let c = cell("tool_use");
+            if let Some(q) = c.quality.value() {
+                return Some((q * lower(c.calls)?, c.quality.n));
+            }
             Some((lower(c.tool_call_valid)?, c.tool_call_valid.n))
         }
+        "knowledge" => {
+            let c = cell("knowledge");
+            Some((lower(c.answer_correct)? * lower(c.calls)?, c.answer_correct.n))
+        }
+        // Distinct answers per repeated question, blended half and half with the graded
+        // creativity (distinct-n, constraints) where the suite grades it.
         "creative_content" => {
             let v = agg.variety.get(target)?;
             let (mut distinct, mut answers) = (0u64, 0u64);
@@ -185,7 +200,11 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
                 distinct += v.distinct.get(q).map_or(0, |s| s.len() as u64);
                 answers += n;
             }
-            (answers > 0).then(|| (distinct as f64 / answers as f64, answers))
+            let variety = (answers > 0).then(|| distinct as f64 / answers as f64)?;
+            match cell("creative_content").quality.value() {
+                Some(q) => Some((0.5 * variety + 0.5 * q, answers)),
+                None => Some((variety, answers)),
+            }
         }
         "complex_reasoning" => {
             // Questions with an expected answer (suites/reasoning.toml) when there are any:
@@ -443,9 +462,16 @@ fn explain(task: &str) -> &'static str {
     match task {
         "speed_critical" => " (median output speed ÷ p95 latency, relative to the best)",
         "memory_constrained" => " (least memory = 1)",
-        "structured_output" => " (valid JSON rate, Wilson lower bound)",
-        "tool_use" => " (valid tool-call rate, Wilson lower bound)",
-        "creative_content" => " (distinct answers per repeated question)",
+        "structured_output" => {
+            " (graded quality × success lower bound; else valid JSON rate, Wilson lower bound)"
+        }
+        "tool_use" => {
+            " (graded quality × success lower bound; else valid tool-call rate, lower bound)"
+        }
+        "creative_content" => {
+            " (distinct answers per repeated question, half and half with graded creativity)"
+        }
+        "knowledge" => " (right answers × success, Wilson lower bounds)",
         "complex_reasoning" => {
             " (right final answers × success, lower bounds; else coverage of reasoning questions)"
         }

@@ -336,6 +336,7 @@ fn task_table(s: &mut String, r: &Report) {
             "valid JSON",
             "valid tool call",
             "distinct answers",
+            "quality (95% CI)",
         ]);
         let rate = |r: &Option<super::figures::RateFigure>| {
             r.as_ref()
@@ -352,6 +353,10 @@ fn task_table(s: &mut String, r: &Report) {
                 rate(&c.tool_call_valid),
                 c.distinct_answer_share
                     .map_or(String::new(), |v| format!("{:.0}%", v * 100.0)),
+                c.quality_score.map_or(String::new(), |m| match m.ci95 {
+                    Some([lo, hi]) => format!("{:.3} [{lo:.3}, {hi:.3}]", m.mean),
+                    None => format!("{:.3}", m.mean),
+                }),
             ]);
         }
         right(&mut t, 2);

@@ -90,11 +90,23 @@ fn capability_radar(h: &mut String, r: &Report) {
     h.push_str(
         "<div class=\"scroll\"><table class=\"sortable\" id=\"tasks\"><thead><tr><th>target</th>\
          <th>task</th><th>n</th><th>success</th><th>coverage</th><th>valid JSON</th>\
-         <th>valid tool call</th><th>distinct answers</th><th>output tok/s</th></tr></thead><tbody>",
+         <th>valid tool call</th><th>distinct answers</th><th>quality (95% CI)</th>\
+         <th>output tok/s</th></tr></thead><tbody>",
     );
 }
 
-/// Valid JSON, valid tool calls, reasoning coverage and creative variety per target.
+/// A mean with its interval: `0.812 [0.774, 0.850]`.
+fn mean_ci(m: &Option<crate::estimate::MeanFigure>) -> String {
+    match m {
+        Some(m) => match m.ci95 {
+            Some([lo, hi]) => format!("{:.3} [{lo:.3}, {hi:.3}]", m.mean),
+            None => format!("{:.3}", m.mean),
+        },
+        None => String::new(),
+    }
+}
+
+/// Valid JSON, valid tool calls, reasoning coverage, creative variety and quality per target.
 fn capability_table(h: &mut String, r: &Report) {
     let rate = |r: &Option<RateFigure>| -> (Option<f64>, String) {
         match r {
@@ -107,7 +119,7 @@ fn capability_table(h: &mut String, r: &Report) {
         let (tv, tt) = rate(&c.tool_call_valid);
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}</tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}</tr>",
             escape(&c.target),
             escape(&c.key),
             td(Some(c.success.n as f64), &c.success.n.to_string()),
@@ -124,6 +136,7 @@ fn capability_table(h: &mut String, r: &Report) {
                     .map(|v| format!("{:.0}%", v * 100.0))
                     .unwrap_or_default()
             ),
+            td(c.quality_score.map(|m| m.mean), &mean_ci(&c.quality_score)),
             td_num(c.output_speed_tps.map(|m| m.mean), 1),
         );
     }
