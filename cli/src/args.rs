@@ -51,6 +51,9 @@ pub enum Command {
     /// Grade stored answers again with today's scorers and suites, without calling any model;
     /// each run becomes a new, linked run at another location.
     Rescore(RescoreArgs),
+    /// Have a judge target grade stored answers against their questions' rubrics (1–5); the
+    /// judge's calls are records of their own (`role = "judge"`).
+    Judge(JudgeArgs),
 }
 
 #[derive(Args)]
@@ -68,6 +71,18 @@ pub struct RescoreArgs {
     /// Only the runs of this campaign.
     #[arg(long)]
     pub campaign: Option<String>,
+}
+
+#[derive(Args)]
+pub struct JudgeArgs {
+    #[command(flatten)]
+    pub rescore: RescoreArgs,
+    /// The config that defines the judge target.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The judge: a target of the config, asked at temperature 0.
+    #[arg(long, default_value = "judge")]
+    pub judge: String,
 }
 
 #[derive(Args)]

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Upload(a) => upload::upload(a),
         Command::Report(a) => report::report(a),
         Command::Rescore(a) => rescore::rescore(a),
+        Command::Judge(a) => rescore::judge(a),
         Command::Select(a) => select::select(a),
         Command::Synth(a) => synth::synth(a),
         Command::Score(a) => score::score(a),

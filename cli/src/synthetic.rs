@@ -124,6 +124,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 target: format!("synthetic-{t}"),
                 repetition: 0,
                 task: task.into(),
+                role: None,
                 streamed: true,
                 ttfb_sec: Some(round6(ttft * 0.9)),
                 ttft_sec: Some(round6(ttft)),

@@ -186,3 +186,90 @@ fn rescore_grades_stored_answers_again_into_a_linked_run() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--to must differ from --from"));
 }
+
+const JUDGED_SUITE: &str = r#"
+name = "judged"
+[[questions]]
+id = "good"
+industry = "support"
+question = "Say that the refund was sent."
+rubric = "A reply that confirms the refund. Grade: 4"
+[[questions]]
+id = "poor"
+industry = "support"
+question = "Say that the parcel is late."
+rubric = "A reply that apologises for the delay. Grade: 2"
+[[questions]]
+id = "plain"
+industry = "support"
+question = "Say hello."
+"#;
+
+/// The simulator echoes its prompt, so a rubric that ends in a grade line makes a judge whose
+/// grade is known: the whole path (the judge's HTTP calls, its records, the cache, the grades
+/// joined to the judged records) is checked exactly.
+#[test]
+fn a_judge_grades_stored_answers_once_each_and_its_calls_are_records() {
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "1",
+        "--itl-ms",
+        "0",
+        "--output-tokens",
+        "20",
+        "--recall",
+        "1",
+    ]);
+    let dir = Scratch::new("judge");
+    let suite_path = dir.write("judged.toml", JUDGED_SUITE);
+    let run = |name: &str| {
+        format!(
+            "suite = \"{}\"\nrepetitions = 2\n{}",
+            suite_path.display(),
+            target(name, &sim.base_url, "")
+        )
+    };
+    let config = dir.write("judge.toml", &run("judge"));
+    let rows = run_records(&dir, &run("t"), &[]);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let calls_before = sim.log().len();
+
+    let out = dir.0.join("out");
+    let to = dir.0.join("judged");
+    let said = ok(&Command::new(BIN)
+        .args(["judge", "--config"])
+        .arg(&config)
+        .arg("--from")
+        .arg(&out)
+        .arg("--to")
+        .arg(&to)
+        .args(["--suite", suite_path.to_str().unwrap()])
+        .output()
+        .unwrap());
+    // Two rubric questions, two repetitions each with the same answer: two judge calls.
+    assert!(
+        said.contains("4 graded by the judge in 2 calls, 0 calls without a grade"),
+        "{said}"
+    );
+    assert_eq!(sim.log().len(), calls_before + 2);
+    let all = records(&to);
+    let (judge_calls, judged): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|r| r["role"] == "judge");
+    assert_eq!(judge_calls.len(), 2);
+    for j in &judge_calls {
+        assert_eq!(j["target"], "judge");
+        assert_eq!(j["temperature"], 0.0, "the judge is asked at temperature 0");
+        assert!(j["latency_sec"].as_f64().unwrap() > 0.0);
+    }
+    for r in judged.iter().filter(|r| r["target"] == "t") {
+        match r["question_id"].as_str().unwrap() {
+            "good" => assert_eq!(r["scores"]["judge"], 4.0, "{r}"),
+            "poor" => assert_eq!(r["scores"]["judge"], 2.0, "{r}"),
+            _ => assert!(r["scores"].is_null(), "no rubric, no judge: {r}"),
+        }
+        if r["question_id"] == "good" {
+            // quality is the judge's grade mapped to [0, 1]: (4 − 1) / 4.
+            assert_eq!(r["quality_score"], 0.75);
+        }
+    }
+}

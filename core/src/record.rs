@@ -44,6 +44,10 @@ pub struct Record {
     pub target: String,
     pub repetition: u32,
     pub task: String,
+    /// `judge` on a judge's call grading another call's answer (`llmpulse judge`); null for
+    /// the calls a suite asks.
+    #[serde(default)]
+    pub role: Option<String>,
     pub streamed: bool,
     pub ttfb_sec: Option<f64>,
     pub ttft_sec: Option<f64>,
@@ -291,6 +295,7 @@ impl Record {
             target: cx.target.name.clone(),
             repetition: cx.repetition,
             task: q.task.clone(),
+            role: None,
             streamed: out.streamed,
             ttfb_sec: t.ttfb_sec.map(round6),
             ttft_sec: t.ttft_sec.map(round6),

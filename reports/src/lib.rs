@@ -14,6 +14,7 @@ pub mod dist;
 pub mod estimate;
 pub mod figures;
 pub mod html;
+pub mod judge;
 pub mod read;
 pub mod rescore;
 pub mod row;

@@ -188,7 +188,10 @@ pub async fn rescore(
 }
 
 /// A run's records, each file checked against its manifest's SHA-256.
-async fn run_records(store: &dyn Store, m: &Manifest) -> Result<Vec<Record>, RescoreError> {
+pub(crate) async fn run_records(
+    store: &dyn Store,
+    m: &Manifest,
+) -> Result<Vec<Record>, RescoreError> {
     let mut out = Vec::new();
     for f in m.files.iter().filter(|f| layout::is_records_jsonl(&f.path)) {
         let bytes: Bytes = store.get(&f.path).await?.ok_or_else(|| {

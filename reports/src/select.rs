@@ -189,7 +189,10 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
         }
         "knowledge" => {
             let c = cell("knowledge");
-            Some((lower(c.answer_correct)? * lower(c.calls)?, c.answer_correct.n))
+            Some((
+                lower(c.answer_correct)? * lower(c.calls)?,
+                c.answer_correct.n,
+            ))
         }
         // Distinct answers per repeated question, blended half and half with the graded
         // creativity (distinct-n, constraints) where the suite grades it.

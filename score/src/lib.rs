@@ -15,6 +15,7 @@ pub mod creativity;
 pub mod extract;
 pub mod grade;
 pub mod ifeval;
+pub mod judge;
 pub mod porter;
 pub mod pytext;
 pub mod rouge;
