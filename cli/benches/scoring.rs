@@ -45,7 +45,7 @@ fn answer(q: &Question, i: usize) -> String {
         {
             m.insert(key, serde_json::json!("changed"));
         }
-        return if i % 2 == 0 {
+        return if i.is_multiple_of(2) {
             v.to_string()
         } else {
             format!("```json\n{v}\n```")

@@ -76,7 +76,7 @@ fn every_bundled_suite_grades_each_answer_with_its_scorers() {
             assert!(rows.iter().all(|r| r["tool_prompt"] == "implicit"));
         }
         if name == "structured" {
-            // The simulator answers in prose: no JSON, so no schema or field is met.
+            // The simulator's answers (prose, or a generic JSON object) meet none of the schemas.
             assert!(rows.iter().all(|r| r["scores"]["schema_valid"] == 0.0));
         }
     }

@@ -23,6 +23,9 @@ use crate::{bleu, chrf, conversation, creativity, extract, ifeval, rouge, struct
 /// manifests give the same version. Raise it whenever a definition changes.
 pub const SCORERS_VERSION: &str = "2";
 
+/// Whether a question gives what a scorer needs.
+type Has = fn(&Spec) -> bool;
+
 /// Every scorer, by the name it has in suites and in a record's `scores`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scorer {
@@ -105,7 +108,7 @@ impl Scorer {
     }
 
     /// What a question must give for this scorer, when it needs anything.
-    fn needs(self) -> Option<(&'static str, fn(&Spec) -> bool)> {
+    fn needs(self) -> Option<(&'static str, Has)> {
         use Scorer::*;
         Some(match self {
             AnswerCorrect => ("`answer`", |s| s.expected.is_some()),
@@ -285,7 +288,7 @@ pub fn grade(spec: &Spec, answer: &Answer<'_>) -> Grades {
             g.tool_calls
                 .calls
                 .iter()
-                .any(|c| c.has_object_arguments() && spec.offered.iter().any(|o| *o == c.name)),
+                .any(|c| c.has_object_arguments() && spec.offered.contains(&c.name)),
         );
     }
     if let Some(e) = &spec.expected {
