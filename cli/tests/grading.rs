@@ -273,3 +273,73 @@ fn a_judge_grades_stored_answers_once_each_and_its_calls_are_records() {
         }
     }
 }
+
+/// A creative question asked three times gets its answers compared with each other: the report's
+/// self-BLEU is the mean over questions of the answers' self-BLEU, recomputed here from the
+/// stored answers; a quality figure comes with its interval.
+#[test]
+fn the_report_compares_one_questions_answers_across_repetitions() {
+    // recall < 1: each answer keeps a random part of the prompt, so repetitions differ.
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "1",
+        "--itl-ms",
+        "0",
+        "--output-tokens",
+        "30",
+        "--recall",
+        "0.5",
+    ]);
+    let dir = Scratch::new("across-answers");
+    let cfg = format!(
+        "suite = \"{}\"\nrepetitions = 3\n{}",
+        suite("creativity"),
+        target("t", &sim.base_url, "")
+    );
+    let rows = run_records(&dir, &cfg, &[]);
+    assert_eq!(rows.len(), 66);
+    let mut by_question: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for r in &rows {
+        by_question
+            .entry(r["question_id"].as_str().unwrap())
+            .or_default()
+            .push(r["answer"].as_str().unwrap());
+    }
+    let expected: f64 = by_question
+        .values()
+        .map(|a| llmpulse_score::creativity::self_bleu(a).unwrap())
+        .sum::<f64>()
+        / by_question.len() as f64;
+    assert!(
+        expected > 0.0 && expected < 1.0,
+        "answers vary, but not wholly: {expected}"
+    );
+
+    ok(&Command::new(BIN)
+        .current_dir(&dir.0)
+        .args(["report", "--from", "out", "--out", "r"])
+        .output()
+        .unwrap());
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("r/summary.json")).unwrap()).unwrap();
+    let cell = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["target"] == "t" && c["key"] == "creative_content")
+        .unwrap();
+    let got = cell["self_bleu"].as_f64().unwrap();
+    assert!(
+        (got - expected).abs() < 1e-9,
+        "report {got}, recomputed {expected}"
+    );
+    let q = &cell["quality_score"];
+    let (lo, mean, hi) = (
+        q["ci95"][0].as_f64().unwrap(),
+        q["mean"].as_f64().unwrap(),
+        q["ci95"][1].as_f64().unwrap(),
+    );
+    assert!(lo < mean && mean < hi, "{q}");
+    let md = std::fs::read_to_string(dir.0.join("r/summary.md")).unwrap();
+    assert!(md.contains(&format!("self-BLEU {got:.3}")), "{md}");
+}

@@ -257,6 +257,24 @@ impl BucketAgg {
 /// sets stay small for any history.
 pub const VARIETY_CAP: u64 = 1_000;
 
+/// Whether a task asks for creative writing (`creative` in the capabilities suite,
+/// `creative_content` in the creativity suite).
+pub fn is_creative(task: &str) -> bool {
+    matches!(task, "creative" | "creative_content")
+}
+
+/// Answers kept per (target, question) for comparing them with each other, and the characters
+/// kept of each: enough for self-BLEU and JSON shapes, bounded whatever the history's size.
+pub const ANSWERS_KEPT: usize = 8;
+pub const ANSWER_CHARS: usize = 4000;
+
+/// The first answers of one (target, question), in file order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Kept {
+    pub task: String,
+    pub texts: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Variety {
     /// (question id) → distinct answer hashes (first 16 hex digits).
@@ -287,6 +305,8 @@ pub struct Aggregate {
     /// (target, bucket start as a Unix time) → figures.
     pub buckets: BTreeMap<(String, i64), BucketAgg>,
     pub variety: BTreeMap<String, Variety>,
+    /// (target, question id) → its first answers, for creative and structured questions.
+    pub answers: BTreeMap<(String, String), Kept>,
     pub sides: Option<(SideSample, SideSample)>,
     pub records: u64,
     /// Origins seen (e.g. `synthetic` histories are labelled so).
@@ -310,6 +330,7 @@ impl Aggregate {
             temperatures: BTreeMap::new(),
             buckets: BTreeMap::new(),
             variety: BTreeMap::new(),
+            answers: BTreeMap::new(),
             sides,
             records: 0,
             origins: BTreeSet::new(),
@@ -406,7 +427,23 @@ impl Aggregate {
             b.gpu_temp_c.add(r.gpu_temp_c);
         }
 
-        if r.task == "creative" && r.success {
+        if r.success
+            && matches!(r.task.as_ref(), "creative_content" | "structured_output")
+            && let Some(text) = r.answer.as_deref()
+        {
+            let kept = self
+                .answers
+                .entry((target.to_string(), r.question_id.to_string()))
+                .or_insert_with(|| Kept {
+                    task: r.task.to_string(),
+                    texts: Vec::new(),
+                });
+            if kept.texts.len() < ANSWERS_KEPT {
+                kept.texts.push(text.chars().take(ANSWER_CHARS).collect());
+            }
+        }
+
+        if is_creative(&r.task) && r.success {
             let v = self.variety.entry(target.to_string()).or_default();
             let answers = v.answers.entry(r.question_id.to_string()).or_default();
             if *answers < VARIETY_CAP {
@@ -466,6 +503,14 @@ impl Aggregate {
         }
         for (k, v) in o.buckets {
             self.buckets.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.answers {
+            let mine = self.answers.entry(k).or_insert_with(|| Kept {
+                task: v.task.clone(),
+                texts: Vec::new(),
+            });
+            let room = ANSWERS_KEPT.saturating_sub(mine.texts.len());
+            mine.texts.extend(v.texts.into_iter().take(room));
         }
         for (k, v) in o.variety {
             let mine = self.variety.entry(k).or_default();

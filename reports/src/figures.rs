@@ -97,6 +97,34 @@ pub struct TaskFigures {
     pub output_speed_tps: Option<MeanFigure>,
     /// For the creative task: distinct answers per answer to the same question.
     pub distinct_answer_share: Option<f64>,
+    /// For the creative task: the mean over questions answered at least twice of their
+    /// answers' self-BLEU in [0, 1] (first 8 answers; lower is more varied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_bleu: Option<f64>,
+    /// For the structured task: the mean over questions answered at least twice of the share
+    /// of their answers in the most common JSON shape (first 8 answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structural_consistency: Option<f64>,
+}
+
+/// The mean over (target, question) answer sets of `task` with two answers or more of `f`.
+fn across_answers(
+    agg: &Aggregate,
+    target: &str,
+    task: &str,
+    f: impl Fn(&[&str]) -> Option<f64>,
+) -> Option<f64> {
+    let values: Vec<f64> = agg
+        .answers
+        .iter()
+        .filter(|((t, _), k)| t == target && k.task == task && k.texts.len() >= 2)
+        .filter_map(|(_, k)| f(&k.texts.iter().map(String::as_str).collect::<Vec<_>>()))
+        .collect();
+    (!values.is_empty()).then(|| round12(values.iter().sum::<f64>() / values.len() as f64))
+}
+
+fn round12(x: f64) -> f64 {
+    format!("{x:.11e}").parse().unwrap_or(x)
 }
 
 fn task_figures(
@@ -105,7 +133,7 @@ fn task_figures(
 ) -> Vec<TaskFigures> {
     map.iter()
         .filter_map(|((target, key), c)| {
-            let variety = (key == "creative")
+            let variety = super::aggregate::is_creative(key)
                 .then(|| agg.variety.get(target))
                 .flatten()
                 .and_then(|v| {
@@ -125,6 +153,22 @@ fn task_figures(
                 quality_score: MeanFigure::of(c.quality),
                 output_speed_tps: MeanFigure::of(c.output_speed),
                 distinct_answer_share: variety,
+                self_bleu: (key == "creative_content")
+                    .then(|| {
+                        across_answers(agg, target, key, |a| {
+                            llmpulse_core::score::creativity::self_bleu(a)
+                        })
+                    })
+                    .flatten(),
+                structural_consistency: (key == "structured_output")
+                    .then(|| {
+                        across_answers(agg, target, key, |a| {
+                            llmpulse_core::score::structured::structural_consistency(
+                                a.iter().copied(),
+                            )
+                        })
+                    })
+                    .flatten(),
             })
         })
         .collect()

@@ -49,6 +49,10 @@ pub struct Row<'a> {
     pub answer_chars: u32,
     #[serde(borrow, default)]
     pub answer_sha256: std::borrow::Cow<'a, str>,
+    /// Kept only for the questions whose answers are compared with each other (creative and
+    /// structured tasks: self-BLEU, structural consistency).
+    #[serde(borrow, default)]
+    pub answer: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     pub temperature: Option<f64>,
     #[serde(default)]

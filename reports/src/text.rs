@@ -322,6 +322,16 @@ fn industry_table(s: &mut String, r: &Report) {
     }
 }
 
+/// How one question's answers compare with each other: self-BLEU for creative questions (lower
+/// is more varied), the share in the most common JSON shape for structured ones.
+pub fn across_answers(c: &super::figures::TaskFigures) -> String {
+    match (c.self_bleu, c.structural_consistency) {
+        (Some(b), _) => format!("self-BLEU {b:.3}"),
+        (None, Some(s)) => format!("same shape {:.0}%", s * 100.0),
+        (None, None) => String::new(),
+    }
+}
+
 /// Capabilities by target and task, as a Markdown table.
 fn task_table(s: &mut String, r: &Report) {
     if r.tasks.iter().any(|c| c.key != "rag") {
@@ -336,6 +346,7 @@ fn task_table(s: &mut String, r: &Report) {
             "valid JSON",
             "valid tool call",
             "distinct answers",
+            "across answers",
             "quality (95% CI)",
         ]);
         let rate = |r: &Option<super::figures::RateFigure>| {
@@ -353,6 +364,7 @@ fn task_table(s: &mut String, r: &Report) {
                 rate(&c.tool_call_valid),
                 c.distinct_answer_share
                     .map_or(String::new(), |v| format!("{:.0}%", v * 100.0)),
+                across_answers(c),
                 c.quality_score.map_or(String::new(), |m| match m.ci95 {
                     Some([lo, hi]) => format!("{:.3} [{lo:.3}, {hi:.3}]", m.mean),
                     None => format!("{:.3}", m.mean),

@@ -90,7 +90,8 @@ fn capability_radar(h: &mut String, r: &Report) {
     h.push_str(
         "<div class=\"scroll\"><table class=\"sortable\" id=\"tasks\"><thead><tr><th>target</th>\
          <th>task</th><th>n</th><th>success</th><th>coverage</th><th>valid JSON</th>\
-         <th>valid tool call</th><th>distinct answers</th><th>quality (95% CI)</th>\
+         <th>valid tool call</th><th>distinct answers</th><th>across answers</th>\
+         <th>quality (95% CI)</th>\
          <th>output tok/s</th></tr></thead><tbody>",
     );
 }
@@ -119,7 +120,7 @@ fn capability_table(h: &mut String, r: &Report) {
         let (tv, tt) = rate(&c.tool_call_valid);
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}</tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}{}</tr>",
             escape(&c.target),
             escape(&c.key),
             td(Some(c.success.n as f64), &c.success.n.to_string()),
@@ -135,6 +136,10 @@ fn capability_table(h: &mut String, r: &Report) {
                 &c.distinct_answer_share
                     .map(|v| format!("{:.0}%", v * 100.0))
                     .unwrap_or_default()
+            ),
+            td(
+                c.self_bleu.or(c.structural_consistency),
+                &crate::text::across_answers(c)
             ),
             td(c.quality_score.map(|m| m.mean), &mean_ci(&c.quality_score)),
             td_num(c.output_speed_tps.map(|m| m.mean), 1),
