@@ -92,3 +92,124 @@ fn json_constrained_answers_parse_and_tool_calls_parse() {
     let calls: Value = serde_json::from_str(r["tool_calls"].as_str().unwrap()).unwrap();
     assert_eq!(calls[0]["name"], "get_inventory");
 }
+
+/// The first `n` questions of a bundled suite, as a suite file of their own.
+fn first_questions(dir: &Scratch, suite: &str, n: usize) -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../suites/{suite}.toml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut parts = text.split("\n[[questions]]\n");
+    let head = parts.next().unwrap();
+    let kept: Vec<&str> = parts.take(n).collect();
+    dir.write(
+        &format!("{suite}-{n}.toml"),
+        &format!("{head}\n[[questions]]\n{}", kept.join("\n[[questions]]\n")),
+    )
+}
+
+/// A real small model's answers are graded by every scorer their questions name, and the same
+/// model as a judge finishes and says how many of its replies held a grade: a 135M model is a
+/// poor judge, and the pipeline must say so rather than invent grades.
+#[test]
+fn graded_suites_and_a_judge_run_against_a_real_model() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-graded");
+    for (suite, scorers) in [
+        (
+            "structured",
+            &["field_accuracy", "json_valid", "schema_valid"][..],
+        ),
+        ("knowledge", &["answer_correct"][..]),
+        (
+            "conversation",
+            &["bleu", "clarity", "relevance", "rougeL", "task_completion"][..],
+        ),
+    ] {
+        let path = first_questions(&dir, suite, 3);
+        let run = Scratch::new(&format!("llama-graded-{suite}"));
+        let cfg = format!(
+            "suite = \"{}\"\nconcurrency = 1\n{}",
+            path.display(),
+            llama("smol", &url, 64, "")
+        );
+        let rows = run_records(&run, &cfg, &[]);
+        assert_eq!(rows.len(), 3, "{suite}");
+        for r in &rows {
+            assert_eq!(r["success"], true, "{r}");
+            let mut names: Vec<&str> = r["scores"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.sort();
+            assert_eq!(names, scorers, "{suite}: {r}");
+            let q = r["quality_score"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&q), "{r}");
+        }
+        if suite == "structured" {
+            // Constrained decoding still lets a 135M model write a raw newline inside a string,
+            // which is not JSON: such an answer must fail the schema too, not pass on a guess.
+            for r in &rows {
+                let parses = serde_json::from_str::<Value>(r["answer"].as_str().unwrap()).is_ok();
+                assert_eq!(r["json_valid"], parses, "{}", r["answer"]);
+                if !parses {
+                    assert_eq!(r["scores"]["schema_valid"], 0.0, "{}", r["answer"]);
+                    assert_eq!(r["scores"]["field_accuracy"], 0.0, "{}", r["answer"]);
+                }
+            }
+        }
+    }
+
+    // The judge: the same model grades conversation answers against a rubric.
+    let suite = dir.write(
+        "rubric.toml",
+        "name = \"rubric\"\n[[questions]]\nid = \"r1\"\nindustry = \"support\"\n\
+         question = \"A customer's parcel is late. Reply to them.\"\n\
+         rubric = \"Apologises, explains what happens next, and is polite.\"\n",
+    );
+    let cfg = format!(
+        "suite = \"{}\"\nconcurrency = 1\nrepetitions = 2\n{}",
+        suite.display(),
+        llama("smol", &url, 48, "")
+    );
+    let rows = run_records(&dir, &cfg, &[]);
+    assert_eq!(rows.len(), 2);
+    let judge_cfg = dir.write(
+        "judge.toml",
+        &format!(
+            "suite = \"{}\"\n{}",
+            suite.display(),
+            llama("judge", &url, 48, "")
+        ),
+    );
+    let out = std::process::Command::new(support::BIN)
+        .args(["judge", "--config"])
+        .arg(&judge_cfg)
+        .arg("--from")
+        .arg(dir.0.join("out"))
+        .arg("--to")
+        .arg(dir.0.join("judged"))
+        .args(["--suite", suite.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = support::ok(&out);
+    let judged = support::records(&dir.0.join("judged"));
+    let calls: Vec<&Value> = judged.iter().filter(|r| r["role"] == "judge").collect();
+    // Greedy decoding: the same answer twice is one judgement (the cache), else two.
+    assert!((1..=2).contains(&calls.len()), "{said}");
+    let graded = calls
+        .iter()
+        .filter(|c| c["scores"]["judge"].is_number())
+        .count();
+    assert!(
+        said.contains(&format!("{} calls without a grade", calls.len() - graded)),
+        "{said}"
+    );
+    for c in &calls {
+        assert_eq!(c["success"], true, "{c}");
+        assert_eq!(c["temperature"], 0.0);
+    }
+}
