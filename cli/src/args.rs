@@ -305,6 +305,16 @@ pub struct RunArgs {
     /// are cancelled; the run is published as partial. A second signal stops at once.
     #[arg(long, default_value = "5s")]
     pub stop_grace: humantime::Duration,
+    /// How calls go out: synchronous, concurrent:N, constant:RATE or
+    /// poisson:RATE[,burstiness=B] (RATE in calls per second; the last two are open loops).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Service-level objectives each call is held to: ttft=500ms,tpot=50ms,e2e=10s (any).
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Calls per target sent before the measured ones, not recorded.
+    #[arg(long)]
+    pub warmup: Option<u32>,
 }
 
 #[derive(Args)]

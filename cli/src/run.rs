@@ -19,10 +19,25 @@ use crate::{signals, table};
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
-    let config = match &a.config {
+    let mut config = match &a.config {
         Some(path) => Config::load(path, &env)?,
         None => Config::quickstart(),
     };
+    if let Some(p) = &a.profile {
+        let spec = llmpulse_core::load::ProfileSpec::parse(p)
+            .map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+        config.load.profile = spec.profile;
+        if let Some(n) = spec.concurrency {
+            config.concurrency = n;
+        }
+    }
+    if let Some(s) = &a.slo {
+        config.load.slo =
+            Some(llmpulse_core::load::Slo::parse(s).map_err(|e| anyhow::anyhow!("--slo: {e}"))?);
+    }
+    if let Some(n) = a.warmup {
+        config.load.warmup = n;
+    }
     let slot = match a.slot.as_deref() {
         None => SlotChoice::None,
         Some("auto") => SlotChoice::Auto,
@@ -171,6 +186,7 @@ fn print_run(
                 .unwrap_or_default()
         );
         println!("{}", table::render(summary));
+        print!("{}", table::extra_lines(summary));
         // Where everything is: each data file, then the manifest that vouches for them.
         if let Publication::Stored { location, .. } = publication {
             for f in &manifest.files {

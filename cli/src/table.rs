@@ -51,6 +51,34 @@ pub fn render(rows: &[TargetSummary]) -> String {
     t.to_string()
 }
 
+/// Lines under the table for what only some runs have: SLO attainment and goodput, and how
+/// late an open loop's calls went out.
+pub fn extra_lines(rows: &[TargetSummary]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        if let (Some(met), Some((share, lo, hi))) = (r.slo_met, r.slo_attainment) {
+            out.push_str(&format!(
+                "{}: SLO met by {met} of {} calls ({:.1}%, 95% CI {:.1}–{:.1}%), goodput {} req/s\n",
+                r.target,
+                r.n,
+                share * 100.0,
+                lo * 100.0,
+                hi * 100.0,
+                num(r.goodput_rps, 2)
+            ));
+        }
+        if let (Some(p50), Some(p99)) = (r.schedule_lag_p50_sec, r.schedule_lag_p99_sec) {
+            out.push_str(&format!(
+                "{}: sent late by {:.1} ms at p50, {:.1} ms at p99 (open loop)\n",
+                r.target,
+                p50 * 1000.0,
+                p99 * 1000.0
+            ));
+        }
+    }
+    out
+}
+
 /// The same rows as a GitHub-flavoured Markdown table (for `$GITHUB_STEP_SUMMARY`).
 pub fn render_markdown(rows: &[TargetSummary]) -> String {
     let mut out = String::from(

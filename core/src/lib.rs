@@ -14,6 +14,7 @@ pub mod instrument;
 pub mod job;
 pub mod journal;
 pub mod layout;
+pub mod load;
 pub mod manifest;
 pub mod measure;
 pub mod plan;

@@ -65,6 +65,16 @@ pub struct Record {
     pub rate_limited_count: u32,
     pub queue_wait_sec: f64,
     pub retry_wait_sec: f64,
+    /// Open-loop profiles (`constant`, `poisson`): when the call was due to go out (RFC 3339,
+    /// microseconds), and how late it went (`timestamp` − `scheduled_at`, waits for rate
+    /// limits included). Null in a closed loop.
+    #[serde(default)]
+    pub scheduled_at: Option<String>,
+    #[serde(default)]
+    pub schedule_lag_sec: Option<f64>,
+    /// With an SLO (`[load] slo`, `--slo`): whether the call succeeded within every limit.
+    #[serde(default)]
+    pub slo_met: Option<bool>,
     pub ratelimit_remaining_requests: Option<u64>,
     pub ratelimit_remaining_tokens: Option<u64>,
     pub failover_from: Option<String>,
@@ -193,6 +203,10 @@ pub struct CallContext<'a> {
     pub failover_from: Option<&'a str>,
     /// Set on a failed call's record when a fallback answered instead.
     pub failover_to: Option<&'a str>,
+    /// When an open-loop profile meant the call to go out.
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The SLO the call is held to, if any.
+    pub slo: Option<&'a crate::load::Slo>,
 }
 
 /// How a call went across its attempts.
@@ -312,6 +326,15 @@ impl Record {
             rate_limited_count: cx.stats.rate_limited,
             queue_wait_sec: round6(cx.stats.queue_wait.as_secs_f64()),
             retry_wait_sec: round6(cx.stats.retry_wait.as_secs_f64()),
+            scheduled_at: cx
+                .scheduled_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            schedule_lag_sec: cx.scheduled_at.map(|at| {
+                round6(((out.sent_at - at).num_microseconds().unwrap_or(0) as f64 / 1e6).max(0.0))
+            }),
+            slo_met: cx
+                .slo
+                .map(|slo| slo.met(success, t.ttft_sec, speeds.tpot_sec, t.latency_sec)),
             ratelimit_remaining_requests: out.rate_limit.remaining_requests,
             ratelimit_remaining_tokens: out.rate_limit.remaining_tokens,
             failover_from: cx.failover_from.map(str::to_string),

@@ -322,6 +322,7 @@ struct Shared {
     config_hash: String,
     keep_answers: bool,
     global: Semaphore,
+    slo: Option<crate::load::Slo>,
 }
 
 /// Runs `suite` against the config's targets, handing each record to `sink` as its call ends
@@ -346,7 +347,13 @@ pub async fn run(
         opts: opts.clone(),
         config_hash: config_hash(config, suite),
         keep_answers: config.keep_answers,
-        global: Semaphore::new(config.concurrency as usize),
+        // An open loop sends each call at its time, whatever else is in flight.
+        global: Semaphore::new(if config.load.profile.is_open() {
+            Semaphore::MAX_PERMITS
+        } else {
+            config.concurrency as usize
+        }),
+        slo: config.load.slo,
     });
     let askable: Vec<usize> = (0..config.targets.len())
         .filter(|i| !config.targets[*i].fallback_only)
@@ -361,6 +368,8 @@ pub async fn run(
         .map(|(_, c)| c)
         .collect();
     let planned = calls.len();
+    warm_up(&shared, &askable, config.load.warmup).await;
+    let schedule = config.load.profile.schedule(calls.len(), config.load.seed);
     // Calls are spawned as room frees up, not all at once: a waiting call costs its task's
     // memory, and a run of 100,000 calls must not hold 100,000 of them.
     let live = Arc::new(Semaphore::new(max_live(config)));
@@ -369,7 +378,19 @@ pub async fn run(
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            for call in calls {
+            let (start, start_utc) = (tokio::time::Instant::now(), Utc::now());
+            for (k, call) in calls.into_iter().enumerate() {
+                // Open loop: wait for the call's time, then send it whatever is in flight.
+                let scheduled = schedule.get(k).map(|at| {
+                    (
+                        start + *at,
+                        start_utc + chrono::Duration::from_std(*at).unwrap_or_default(),
+                    )
+                });
+                if let Some((at, _)) = scheduled {
+                    tokio::time::sleep_until(at).await;
+                }
+                let scheduled = scheduled.map(|(_, utc)| utc);
                 let Ok(room) = live.clone().acquire_owned().await else {
                     break;
                 };
@@ -380,7 +401,7 @@ pub async fn run(
                 let (shared, tx) = (shared.clone(), tx.clone());
                 tasks.spawn(async move {
                     let _room = room;
-                    one_call(&shared, call, &tx).await;
+                    one_call(&shared, call, scheduled, &tx).await;
                 });
             }
             drop(tx);
@@ -415,7 +436,12 @@ pub async fn run(
 
 /// One planned call: asked of its target (then of its fallback, if it failed and has one), each
 /// outcome sent as a record. The receiver lives until every call has ended (or the run failed).
-async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Sender<Record>) {
+async fn one_call(
+    shared: &Shared,
+    call: PlannedCall,
+    scheduled: Option<DateTime<Utc>>,
+    tx: &tokio::sync::mpsc::Sender<Record>,
+) {
     let opts = &shared.opts;
     let question = &shared.suite.questions[call.question];
     let prompt = &shared.prompts[call.question];
@@ -434,6 +460,9 @@ async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Se
             stats: &asked.stats,
             failover_from: from,
             failover_to: to,
+            // A fallback goes out when its primary failed, not at a time of its own.
+            scheduled_at: if from.is_none() { scheduled } else { None },
+            slo: shared.slo.as_ref(),
         };
         Record::from_call(&cx, &asked.outcome)
     };
@@ -467,6 +496,31 @@ async fn one_call(shared: &Shared, call: PlannedCall, tx: &tokio::sync::mpsc::Se
     }
 }
 
+/// Sends `n` calls to each target, the first question each time, before the measured calls, and
+/// records none of them: connections are open and the server warm when measuring starts.
+async fn warm_up(shared: &Shared, targets: &[usize], n: u32) {
+    if n == 0 || shared.prompts.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let prompt = &shared.prompts[0];
+    let each = targets.iter().map(|&i| async move {
+        let lane = &shared.lanes[i];
+        for _ in 0..n {
+            let _ = lane
+                .client
+                .call(prompt, shared.opts.deadline, shared.opts.stop.as_ref())
+                .await;
+        }
+    });
+    futures_util::future::join_all(each).await;
+    tracing::info!(
+        calls_per_target = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "warm-up done (not recorded)"
+    );
+}
+
 /// Records waiting for the sink at most; past it, finished calls wait to hand theirs over,
 /// holding their permits. So at most `concurrency + RECORD_QUEUE` finished answers are in memory
 /// however slow the sink, each at most `max_answer_bytes`.
@@ -475,6 +529,11 @@ const RECORD_QUEUE: usize = 64;
 /// Calls spawned and not yet ended at most: every call that can run (the run's concurrency)
 /// and a queue behind it, so that limiters and retries still interleave targets.
 fn max_live(config: &Config) -> usize {
+    if config.load.profile.is_open() {
+        // Every call in flight at once, if the server is that slow: a late call is a
+        // measurement (its lag), not something to hold back.
+        return 100_000;
+    }
     (config.concurrency as usize * 8).max(1024)
 }
 

@@ -26,6 +26,19 @@ pub struct TargetSummary {
     pub coverage_mean: Option<f64>,
     /// Failed calls by `error_kind`.
     pub errors: BTreeMap<String, usize>,
+    /// With an SLO: calls that met it, their share with its 95% Wilson interval, and goodput:
+    /// calls meeting it per second of the target's span (first send to last answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_met: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<(f64, f64, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_rps: Option<f64>,
+    /// Open-loop profiles: how late calls went out, p50 and p99.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_p50_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_p99_sec: Option<f64>,
 }
 
 /// The summary as a [`RecordSink`]: a few numbers per record, so it stays small however long
@@ -45,6 +58,10 @@ struct Tally {
     output_speed: Vec<f64>,
     coverage: Vec<f64>,
     errors: BTreeMap<String, usize>,
+    slo: Option<(usize, usize)>,
+    lag: Vec<f64>,
+    /// First send and last answer, seconds since the Unix epoch.
+    span: Option<(f64, f64)>,
 }
 
 impl Summary {
@@ -62,6 +79,18 @@ impl Summary {
         };
         let t = &mut self.targets[i];
         t.n += 1;
+        if let Some(met) = r.slo_met {
+            let (k, n) = t.slo.get_or_insert((0, 0));
+            *k += usize::from(met);
+            *n += 1;
+        }
+        t.lag.extend(r.schedule_lag_sec);
+        if let Ok(sent) = chrono::DateTime::parse_from_rfc3339(&r.timestamp) {
+            let start = sent.timestamp_micros() as f64 / 1e6;
+            let end = start + r.latency_sec;
+            let span = t.span.get_or_insert((start, end));
+            *span = (span.0.min(start), span.1.max(end));
+        }
         if !r.success {
             let kind = r.error_kind.map_or("unknown", |k| k.as_str());
             *t.errors.entry(kind.to_string()).or_insert(0) += 1;
@@ -100,6 +129,17 @@ impl Summary {
                     output_speed_median_tps: percentile(&t.output_speed, 50.0),
                     coverage_mean: mean(&t.coverage),
                     errors: t.errors.clone(),
+                    slo_met: t.slo.map(|(k, _)| k),
+                    slo_attainment: t.slo.and_then(|(k, n)| {
+                        let (lo, hi) = crate::stats::wilson(k as u64, n as u64, crate::stats::Z95)?;
+                        Some((k as f64 / n as f64, lo, hi))
+                    }),
+                    goodput_rps: t
+                        .slo
+                        .zip(t.span)
+                        .and_then(|((k, _), (a, b))| (b > a).then(|| k as f64 / (b - a))),
+                    schedule_lag_p50_sec: percentile(&t.lag, 50.0),
+                    schedule_lag_p99_sec: percentile(&t.lag, 99.0),
                 }
             })
             .collect()

@@ -43,6 +43,9 @@ pub struct TargetAgg {
     pub answer_correct: Rate,
     pub instructions_followed: Mean,
     pub quality: Mean,
+    /// Calls that met the run's SLO (runs with one), and open loops' send lag.
+    pub slo_met: Rate,
+    pub schedule_lag: Mean,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
     /// The server configuration a sweep point ran with (the first record that says).
@@ -122,6 +125,8 @@ impl TargetAgg {
             answer_correct: Rate::default(),
             instructions_followed: Mean::default(),
             quality: Mean::default(),
+            slo_met: Rate::default(),
+            schedule_lag: Mean::default(),
             first: None,
             last: None,
             server_config: None,
@@ -155,6 +160,8 @@ impl TargetAgg {
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.answer_correct.merge(&o.answer_correct);
         self.instructions_followed.merge(&o.instructions_followed);
+        self.slo_met.merge(&o.slo_met);
+        self.schedule_lag.merge(&o.schedule_lag);
         self.quality.merge(&o.quality);
         self.first = min_opt(self.first, o.first);
         self.last = self.last.max(o.last);
@@ -368,6 +375,8 @@ impl Aggregate {
         t.last = t.last.max(Some(at));
         t.json_valid.add(r.json_valid);
         t.tool_call_valid.add(r.tool_call_valid);
+        t.slo_met.add(r.slo_met);
+        t.schedule_lag.add(r.schedule_lag_sec);
         if r.success {
             t.latency.add(r.latency_sec);
             if let Some(v) = r.ttft_sec {

@@ -49,6 +49,12 @@ pub struct TargetFigures {
     pub answer_correct: Option<RateFigure>,
     pub instructions_followed: Option<MeanFigure>,
     pub quality_score: Option<MeanFigure>,
+    /// Calls that met the run's SLO (runs with one), with the Wilson interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<RateFigure>,
+    /// Open loops: the mean delay between a call's scheduled and actual send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_sec: Option<MeanFigure>,
     pub prompt_tokens: Option<MeanFigure>,
     pub response_tokens: Option<MeanFigure>,
     pub answer_chars: Option<MeanFigure>,
@@ -391,6 +397,8 @@ fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> Targ
         answer_correct: RateFigure::of(t.answer_correct),
         instructions_followed: MeanFigure::of(t.instructions_followed),
         quality_score: MeanFigure::of(t.quality),
+        slo_attainment: RateFigure::of(t.slo_met),
+        schedule_lag_sec: MeanFigure::of(t.schedule_lag),
         prompt_tokens: MeanFigure::of(t.prompt_tokens),
         response_tokens: MeanFigure::of(t.response_tokens),
         answer_chars: MeanFigure::of(t.answer_chars),

@@ -209,6 +209,8 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
             stats: &stats,
             failover_from: None,
             failover_to: None,
+            scheduled_at: None,
+            slo: None,
         },
         &out,
     );

@@ -46,6 +46,10 @@ pub struct Row<'a> {
     #[serde(default)]
     pub quality_score: Option<f64>,
     #[serde(default)]
+    pub slo_met: Option<bool>,
+    #[serde(default)]
+    pub schedule_lag_sec: Option<f64>,
+    #[serde(default)]
     pub answer_chars: u32,
     #[serde(borrow, default)]
     pub answer_sha256: std::borrow::Cow<'a, str>,
@@ -175,6 +179,8 @@ mod tests {
             stats: &stats,
             failover_from: None,
             failover_to: None,
+            scheduled_at: None,
+            slo: None,
         };
         let record = Record::from_call(&cx, &CallOutcome::not_sent(ErrorKind::Timeout, "x".into()));
         let line = serde_json::to_string(&record).unwrap();

@@ -50,6 +50,8 @@ pub struct Config {
     pub campaign: Option<Campaign>,
     /// `[agent]`: what `llmpulse-agent` needs besides the run (absent: its defaults).
     pub agent: Option<AgentSettings>,
+    /// `[load]`: the load profile, warm-up and SLO (absent: a closed loop, no SLO).
+    pub load: crate::load::LoadSettings,
     /// sha256 of the configuration text as written (before `${VAR}` interpolation, so no secret
     /// that an interpolation brings in can be recovered from it).
     pub sha256: String,
@@ -301,6 +303,11 @@ impl Config {
             }
         }
         let campaign = raw.campaign.as_ref().map(|c| cx.campaign(c)).transpose()?;
+        let (load, load_concurrency) = match &raw.load {
+            Some(l) => cx.load(l.get_ref())?,
+            None => (crate::load::LoadSettings::default(), None),
+        };
+        let concurrency = load_concurrency.unwrap_or(concurrency);
         let agent = raw
             .agent
             .as_ref()
@@ -309,6 +316,7 @@ impl Config {
         Ok(Config {
             campaign,
             agent,
+            load,
             origin: origin.to_string(),
             base_dir,
             suite,

@@ -22,12 +22,23 @@ pub(crate) struct RawConfig {
     pub(crate) targets: Vec<Spanned<RawTarget>>,
     pub(crate) campaign: Option<Spanned<RawCampaign>>,
     pub(crate) agent: Option<Spanned<RawAgent>>,
+    pub(crate) load: Option<Spanned<RawLoad>>,
     /// `[sweep]`: read by `llmpulse-agent sweep`, which checks it; other commands ignore it.
     #[allow(dead_code)]
     pub(crate) sweep: Option<toml::Value>,
     /// `[soak]`: read by `llmpulse-agent soak`, which checks it; other commands ignore it.
     #[allow(dead_code)]
     pub(crate) soak: Option<toml::Value>,
+}
+
+/// `[load]`: how calls go out over time, and the SLO calls are held to.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLoad {
+    pub(crate) profile: Option<Spanned<String>>,
+    pub(crate) seed: Option<Spanned<i64>>,
+    pub(crate) warmup: Option<Spanned<i64>>,
+    pub(crate) slo: Option<Spanned<String>>,
 }
 
 /// `[agent]`: settings only `llmpulse-agent` reads.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 
 use super::interpolate::interpolate;
-use super::raw::{RawAgent, RawCampaign, RawTarget};
+use super::raw::{RawAgent, RawCampaign, RawLoad, RawTarget};
 use super::{AgentSettings, ConfigError, Endpoint, Limits, Params, Target, Timeouts};
 use crate::error_kind::ErrorKind;
 use crate::layout;
@@ -94,6 +94,35 @@ impl Cx<'_> {
             ));
         }
         Ok(Some(x))
+    }
+
+    /// `[load]`: the settings, and the concurrency a closed-loop profile sets.
+    pub(crate) fn load(
+        &self,
+        l: &RawLoad,
+    ) -> Result<(crate::load::LoadSettings, Option<u32>), ConfigError> {
+        use crate::load::{LoadSettings, ProfileSpec, Slo};
+        let mut out = LoadSettings::default();
+        let mut concurrency = None;
+        if let Some(p) = &l.profile {
+            let spec = ProfileSpec::parse(p.get_ref())
+                .map_err(|m| self.invalid(p.span().start, "load.profile".into(), m))?;
+            out.profile = spec.profile;
+            concurrency = spec.concurrency;
+        }
+        if let Some(s) = &l.slo {
+            out.slo = Some(
+                Slo::parse(s.get_ref())
+                    .map_err(|m| self.invalid(s.span().start, "load.slo".into(), m))?,
+            );
+        }
+        if let Some(seed) = &l.seed {
+            out.seed = u64::try_from(*seed.get_ref()).map_err(|_| {
+                self.invalid(seed.span().start, "load.seed".into(), "must be ≥ 0".into())
+            })?;
+        }
+        out.warmup = self.bounded(l.warmup.as_ref(), "load.warmup", 0, 0, 1_000)?;
+        Ok((out, concurrency))
     }
 
     pub(crate) fn agent(

@@ -1,0 +1,188 @@
+//! Load profiles and SLOs against the simulator, whose request log says when each request
+//! really arrived: an open loop sends at its rate whatever is in flight, a Poisson schedule's
+//! counts stay in their band, an SLO is met or not by each call as its figures say, and warm-up
+//! calls are sent but not recorded.
+
+mod support;
+
+use serde_json::Value;
+use support::{BIN, Scratch, Sim, ok, run_with, target};
+
+/// Request arrival times at the simulator, ms since the epoch, in order.
+fn arrivals(sim: &Sim) -> Vec<f64> {
+    let mut t: Vec<f64> = sim
+        .log()
+        .iter()
+        .map(|e| e["received_unix_ms"].as_f64().unwrap())
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
+}
+
+fn config(sim: &Sim, extra: &str) -> String {
+    format!(
+        "suite = \"builtin:rag-retail-finance\"\nconcurrency = 1\n{extra}\n{}",
+        target("s", &sim.base_url, "")
+    )
+}
+
+fn records(dir: &Scratch) -> Vec<Value> {
+    support::records(&dir.0.join("out"))
+}
+
+#[test]
+fn a_constant_rate_is_an_open_loop_whatever_is_in_flight() {
+    // Each call takes at least 150 ms; one every 50 ms means three or four in flight at once,
+    // though the config's concurrency is 1.
+    let sim = Sim::start(&["--ttft-ms", "150", "--itl-ms", "2", "--output-tokens", "10"]);
+    let dir = Scratch::new("load-constant");
+    ok(&run_with(
+        &dir,
+        &config(&sim, ""),
+        &[],
+        &["--profile", "constant:20"],
+    ));
+    let t = arrivals(&sim);
+    assert_eq!(t.len(), 20);
+    let span = t[19] - t[0];
+    // 19 gaps of 50 ms; a closed loop at concurrency 1 would need 20 × 150 ms.
+    assert!(
+        (span - 950.0).abs() < 100.0,
+        "first to last request: {span} ms"
+    );
+    let mut gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        (median - 50.0).abs() < 5.0,
+        "median gap {median} ms: {gaps:?}"
+    );
+    for r in records(&dir) {
+        assert!(r["scheduled_at"].is_string(), "{r}");
+        let lag = r["schedule_lag_sec"].as_f64().unwrap();
+        assert!((0.0..0.5).contains(&lag), "lag {lag}");
+    }
+}
+
+#[test]
+fn a_poisson_schedule_gives_counts_within_their_band() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "0", "--output-tokens", "5"]);
+    let dir = Scratch::new("load-poisson");
+    // 300 calls at 100/s: 15 repetitions of the 20 questions.
+    let cfg = config(
+        &sim,
+        "repetitions = 15\n[load]\nprofile = \"poisson:100\"\nseed = 11",
+    );
+    let out = run_with(&dir, &cfg, &[], &[]);
+    ok(&out);
+    let t = arrivals(&sim);
+    assert_eq!(t.len(), 300);
+    // Arrivals in the first 2 s: Poisson with mean 200, 99% band ± 2.576 × √200.
+    let in_window = t.iter().filter(|x| **x - t[0] < 2000.0).count() as f64;
+    assert!(
+        (in_window - 200.0).abs() <= 2.576 * 200f64.sqrt(),
+        "{in_window} in 2 s"
+    );
+    // Exponential gaps: the standard deviation is about the mean.
+    let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let sd = (gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt();
+    assert!((mean - 10.0).abs() < 2.0, "mean gap {mean} ms");
+    assert!(
+        (0.75..1.25).contains(&(sd / mean)),
+        "coefficient of variation {}",
+        sd / mean
+    );
+}
+
+#[test]
+fn each_call_meets_the_slo_or_not_and_the_summary_and_report_count_them() {
+    // TTFT 200 ms exactly, so a 100 ms limit fails every call and a 400 ms one passes them.
+    let sim = Sim::start(&["--ttft-ms", "200", "--itl-ms", "1", "--output-tokens", "10"]);
+    for (limit, met) in [("100ms", false), ("400ms", true)] {
+        let dir = Scratch::new(&format!("load-slo-{limit}"));
+        let out = run_with(
+            &dir,
+            &config(&sim, ""),
+            &[],
+            &[
+                "--slo",
+                &format!("ttft={limit},e2e=5s"),
+                "--concurrency",
+                "4",
+            ],
+        );
+        ok(&out);
+        let n = if met { 20 } else { 0 };
+        // Without --quiet, the summary says it under the table.
+        let said = ok(&std::process::Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(dir.0.join("config.toml"))
+            .arg("--output")
+            .arg(dir.0.join("again"))
+            .args(["--slo", &format!("ttft={limit}"), "--concurrency", "4"])
+            .env("XDG_CACHE_HOME", dir.0.join("cache"))
+            .output()
+            .unwrap());
+        assert!(
+            said.contains(&format!("s: SLO met by {n} of 20 calls")),
+            "{said}"
+        );
+        for r in records(&dir) {
+            assert_eq!(r["slo_met"], met, "{r}");
+            assert!(
+                r["scheduled_at"].is_null(),
+                "a closed loop schedules nothing"
+            );
+        }
+        ok(&std::process::Command::new(BIN)
+            .current_dir(&dir.0)
+            .args(["report", "--from", "out", "--out", "r"])
+            .output()
+            .unwrap());
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(dir.0.join("r/summary.json")).unwrap()).unwrap();
+        let t = s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == "s")
+            .unwrap();
+        assert_eq!(t["slo_attainment"]["k"], n, "{t}");
+        assert_eq!(t["slo_attainment"]["n"], 20);
+    }
+}
+
+#[test]
+fn warm_up_calls_are_sent_and_left_out_of_the_records() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "0", "--output-tokens", "5"]);
+    let dir = Scratch::new("load-warmup");
+    ok(&run_with(
+        &dir,
+        &config(&sim, "[load]\nwarmup = 3"),
+        &[],
+        &[],
+    ));
+    assert_eq!(sim.log().len(), 23);
+    assert_eq!(records(&dir).len(), 20);
+}
+
+#[test]
+fn a_bad_load_setting_names_its_line() {
+    let sim = Sim::start(&[]);
+    let dir = Scratch::new("load-bad");
+    let out = run_with(
+        &dir,
+        &config(&sim, "[load]\nprofile = \"sweep:5\""),
+        &[],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":4: load.profile: unknown profile 'sweep:5'"),
+        "{err}"
+    );
+    let out = run_with(&dir, &config(&sim, ""), &[], &["--slo", "ttft=fast"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--slo: 'fast' needs a unit"));
+}
