@@ -253,7 +253,7 @@ pub struct UploadArgs {
     pub to: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RunArgs {
     /// The config file. Without it, the built-in quickstart runs (simulated targets, no keys).
     #[arg(long, short)]
@@ -305,10 +305,15 @@ pub struct RunArgs {
     /// are cancelled; the run is published as partial. A second signal stops at once.
     #[arg(long, default_value = "5s")]
     pub stop_grace: humantime::Duration,
-    /// How calls go out: synchronous, concurrent:N, constant:RATE or
-    /// poisson:RATE[,burstiness=B] (RATE in calls per second; the last two are open loops).
+    /// How calls go out: synchronous, concurrent:N, constant:RATE,
+    /// poisson:RATE[,burstiness=B] (RATE in calls per second; open loops), or sweep[:STEPS]
+    /// (a synchronous pass, a throughput pass, then STEPS constant rates between them).
     #[arg(long)]
     pub profile: Option<String>,
+    /// A sweep's target: the share of calls that must meet the SLO at the highest rate it
+    /// reports.
+    #[arg(long, default_value_t = 0.95)]
+    pub slo_target: f64,
     /// Service-level objectives each call is held to: ttft=500ms,tpot=50ms,e2e=10s (any).
     #[arg(long)]
     pub slo: Option<String>,

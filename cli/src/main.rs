@@ -5,6 +5,7 @@ mod args;
 mod campaign;
 mod logging;
 mod plan;
+mod ratesweep;
 mod report;
 mod rescore;
 mod run;

@@ -23,7 +23,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path, &env)?,
         None => Config::quickstart(),
     };
-    if let Some(p) = &a.profile {
+    let sweep_steps = a.profile.as_deref().and_then(crate::ratesweep::steps);
+    if let Some(p) = a.profile.as_ref().filter(|_| sweep_steps.is_none()) {
         let spec = llmpulse_core::load::ProfileSpec::parse(p)
             .map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
         config.load.profile = spec.profile;
@@ -38,6 +39,52 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.warmup {
         config.load.warmup = n;
     }
+    if let Some(steps) = sweep_steps {
+        return crate::ratesweep::sweep(&a, config, steps?);
+    }
+    let stop = Stop::new(*a.stop_grace);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.spawn(signals::stop_on_signal(stop.clone()));
+    let outcome = run_once(&a, config, &stop, &runtime)?;
+    let stopped = stop.requested();
+    let (manifest, summary, publication) = match outcome {
+        JobOutcome::Ran {
+            manifest,
+            summary,
+            publication,
+        } => (manifest, summary, publication),
+        JobOutcome::AlreadyClaimed { slot, claim } => {
+            let by = claim.map_or_else(
+                || "another run".to_string(),
+                |c| format!("run {} ({}, at {})", c.run_id, c.origin, c.claimed_at),
+            );
+            let line = format!("slot {} already claimed by {by}: nothing to do", slot.index);
+            return say_only(&line, a.summary_markdown.as_deref());
+        }
+        JobOutcome::NothingDue { reason } => {
+            return say_only(
+                &format!("no slot due: {reason}"),
+                a.summary_markdown.as_deref(),
+            );
+        }
+    };
+    let total = manifest.planned.unwrap_or(manifest.records);
+    print_run(&a, &manifest, &summary, &publication, total)?;
+    if stopped {
+        eprintln!("stopped by a signal: the run is published as partial (complete = false)");
+        return Ok(ExitCode::from(crate::EXIT_STOPPED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One job of `config` as the arguments ask, on `runtime`, with a progress bar.
+pub(crate) fn run_once(
+    a: &RunArgs,
+    config: Config,
+    stop: &Stop,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<JobOutcome> {
+    let env = |k: &str| std::env::var(k).ok();
     let slot = match a.slot.as_deref() {
         None => SlotChoice::None,
         Some("auto") => SlotChoice::Auto,
@@ -46,7 +93,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--slot {n}: give a slot number or 'auto'"))?,
         ),
     };
-    let stop = Stop::new(*a.stop_grace);
     let request = JobRequest {
         targets: a.targets.clone(),
         output: a.output.clone(),
@@ -75,44 +121,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         calls = total,
         "run starting"
     );
-
     let progress = progress_bar(total as u64, a.quiet);
     let mut on_record = progress_sink(&progress, total);
-
-    let runtime = tokio::runtime::Runtime::new()?;
-    let outcome = runtime.block_on(async {
-        tokio::spawn(signals::stop_on_signal(stop.clone()));
-        job::run_job(job, &env, &mut on_record).await
-    })?;
+    let outcome = runtime.block_on(job::run_job(job, &env, &mut on_record))?;
     progress.finish_and_clear();
-    let stopped = stop.requested();
-    let (manifest, summary, publication) = match outcome {
-        JobOutcome::Ran {
-            manifest,
-            summary,
-            publication,
-        } => (manifest, summary, publication),
-        JobOutcome::AlreadyClaimed { slot, claim } => {
-            let by = claim.map_or_else(
-                || "another run".to_string(),
-                |c| format!("run {} ({}, at {})", c.run_id, c.origin, c.claimed_at),
-            );
-            let line = format!("slot {} already claimed by {by}: nothing to do", slot.index);
-            return say_only(&line, a.summary_markdown.as_deref());
-        }
-        JobOutcome::NothingDue { reason } => {
-            return say_only(
-                &format!("no slot due: {reason}"),
-                a.summary_markdown.as_deref(),
-            );
-        }
-    };
-    print_run(&a, &manifest, &summary, &publication, total)?;
-    if stopped {
-        eprintln!("stopped by a signal: the run is published as partial (complete = false)");
-        return Ok(ExitCode::from(crate::EXIT_STOPPED));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(outcome)
 }
 
 /// Prints what a run did: where it is, the summary table (and its Markdown, when asked).

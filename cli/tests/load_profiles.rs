@@ -186,3 +186,39 @@ fn a_bad_load_setting_names_its_line() {
     let out = run_with(&dir, &config(&sim, ""), &[], &["--slo", "ttft=fast"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--slo: 'fast' needs a unit"));
 }
+
+#[test]
+fn a_rate_sweep_runs_synchronous_throughput_and_the_rates_between() {
+    let sim = Sim::start(&["--ttft-ms", "100", "--itl-ms", "1", "--output-tokens", "5"]);
+    let dir = Scratch::new("load-sweep");
+    let cfg = dir.write("config.toml", &config(&sim, ""));
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(dir.0.join("out"))
+        .args(["--profile", "sweep:2", "--slo", "ttft=1s"])
+        .env("XDG_CACHE_HOME", dir.0.join("cache"))
+        .output()
+        .unwrap();
+    let said = ok(&out);
+    let rows: Vec<&str> = said.lines().filter(|l| l.contains("┆ s ")).collect();
+    let passes: Vec<&str> = rows
+        .iter()
+        .map(|l| l.trim_start_matches('│').split('┆').next().unwrap().trim())
+        .collect();
+    assert_eq!(passes.len(), 4, "{said}");
+    assert_eq!(&passes[..2], ["synchronous", "throughput"]);
+    // The constant rates lie evenly between the synchronous and throughput rates.
+    let rate = |p: &str| p.strip_prefix("constant:").unwrap().parse::<f64>().unwrap();
+    let (r1, r2) = (rate(passes[2]), rate(passes[3]));
+    assert!(r1 > 0.0 && r2 > r1, "{said}");
+    // Four ordinary runs of the 20 calls each.
+    assert_eq!(records(&dir).len(), 80);
+    // Every call meets a 1 s TTFT: the highest rate is the throughput pass's.
+    assert!(
+        said.contains("highest rate with SLO attainment ≥ 95% for every target"),
+        "{said}"
+    );
+    assert!(said.contains("(throughput)"), "{said}");
+}

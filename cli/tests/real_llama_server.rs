@@ -213,3 +213,49 @@ fn graded_suites_and_a_judge_run_against_a_real_model() {
         assert_eq!(c["temperature"], 0.0);
     }
 }
+
+/// A rate sweep against a server that answers one request at a time: the throughput pass queues
+/// every call behind the others, so its median time to first token is far above the
+/// synchronous pass's.
+#[test]
+fn a_rate_sweep_shows_a_one_at_a_time_server_queueing() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-sweep");
+    let suite = dir.write(
+        "one.toml",
+        "name = \"one\"\n[[questions]]\nid = \"q\"\nindustry = \"x\"\nquestion = \"Say hello.\"\n",
+    );
+    let cfg = dir.write(
+        "config.toml",
+        &format!(
+            "suite = \"{}\"\nrepetitions = 6\n{}",
+            suite.display(),
+            llama("smol", &url, 8, "")
+        ),
+    );
+    let out = std::process::Command::new(support::BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(dir.0.join("out"))
+        .args(["--profile", "sweep:1"])
+        .env("XDG_CACHE_HOME", dir.0.join("cache"))
+        .output()
+        .unwrap();
+    let said = support::ok(&out);
+    let ttft = |pass: &str| -> f64 {
+        let row = said
+            .lines()
+            .find(|l| l.trim_start_matches('│').trim_start().starts_with(pass))
+            .unwrap_or_else(|| panic!("no {pass} row: {said}"));
+        row.split('┆').nth(6).unwrap().trim().parse().unwrap()
+    };
+    let (sync, all) = (ttft("synchronous"), ttft("throughput"));
+    assert!(
+        all > 2.0 * sync,
+        "TTFT p50: synchronous {sync} s, throughput {all} s\n{said}"
+    );
+}
