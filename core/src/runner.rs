@@ -17,6 +17,8 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, Target};
 use crate::error_kind::ErrorKind;
+use futures_util::StreamExt;
+
 use crate::plan::{PlannedCall, Shard, plan};
 use crate::provider::{CallOutcome, Client};
 use crate::record::{AttemptStats, CallContext, Record};
@@ -368,7 +370,7 @@ pub async fn run(
         .map(|(_, c)| c)
         .collect();
     let planned = calls.len();
-    warm_up(&shared, &askable, config.load.warmup).await;
+    warm_up(&shared, &askable, config.load.warmup, config.concurrency).await;
     let schedule = config.load.profile.schedule(calls.len(), config.load.seed);
     // Calls are spawned as room frees up, not all at once: a waiting call costs its task's
     // memory, and a run of 100,000 calls must not hold 100,000 of them.
@@ -497,23 +499,26 @@ async fn one_call(
 }
 
 /// Sends `n` calls to each target, the first question each time, before the measured calls, and
-/// records none of them: connections are open and the server warm when measuring starts.
-async fn warm_up(shared: &Shared, targets: &[usize], n: u32) {
+/// records none of them: connections are open and the server warm when measuring starts. A
+/// target's warm-up calls go out together, up to the run's concurrency, so that `n` equal to the
+/// concurrency opens every connection the measured calls will use.
+async fn warm_up(shared: &Shared, targets: &[usize], n: u32, concurrency: u32) {
     if n == 0 || shared.prompts.is_empty() {
         return;
     }
     let started = std::time::Instant::now();
     let prompt = &shared.prompts[0];
-    let each = targets.iter().map(|&i| async move {
-        let lane = &shared.lanes[i];
-        for _ in 0..n {
+    let at_once = n.min(concurrency.max(1)) as usize;
+    let calls = targets.iter().flat_map(|&i| (0..n).map(move |_| i));
+    futures_util::stream::iter(calls)
+        .for_each_concurrent(at_once * targets.len().max(1), |i| async move {
+            let lane = &shared.lanes[i];
             let _ = lane
                 .client
                 .call(prompt, shared.opts.deadline, shared.opts.stop.as_ref())
                 .await;
-        }
-    });
-    futures_util::future::join_all(each).await;
+        })
+        .await;
     tracing::info!(
         calls_per_target = n,
         seconds = started.elapsed().as_secs_f64(),

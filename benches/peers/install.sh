@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the peer tools the `peers` benchmark runs beside llmpulse, into a cache folder
+# ($LLMPULSE_PEERS_DIR, default ~/.cache/llmpulse-peers), once:
+#   - llm-bench 0.3.1, from crates.io (a few minutes' build on 2 cores);
+#   - with --guidellm, GuideLLM from PyPI into a venv there (about 6 GB with its CUDA wheels).
+# Not part of CI. Then: cargo bench -p llmpulse --bench peers
+set -euo pipefail
+DIR="${LLMPULSE_PEERS_DIR:-$HOME/.cache/llmpulse-peers}"
+mkdir -p "$DIR"
+if [ ! -x "$DIR/bin/llm-bench" ]; then
+  CARGO_TARGET_DIR="$DIR/build" cargo install llm-bench --version 0.3.1 --locked --root "$DIR"
+  rm -rf "$DIR/build"
+fi
+echo "llm-bench: $DIR/bin/llm-bench"
+if [ "${1:-}" = "--guidellm" ]; then
+  if [ ! -x "$DIR/guidellm-venv/bin/guidellm" ]; then
+    python3 -m venv "$DIR/guidellm-venv"
+    "$DIR/guidellm-venv/bin/pip" install --quiet guidellm
+  fi
+  echo "guidellm: $DIR/guidellm-venv/bin/guidellm (not yet run by the benchmark)"
+fi

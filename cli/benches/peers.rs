@@ -1,0 +1,310 @@
+//! llmpulse beside its peers, against one `llmpulse sim` process whose request log says when
+//! each event really left it. Each tool sends 2 × C streamed requests, C at a time (TTFT 200 ms,
+//! 16 chunks 20 ms apart, no jitter, no role-only chunk); each tool's p50 and p99 of TTFT and
+//! latency, from its own per-request output, are held against the same percentiles of the
+//! simulator's truth for that tool's requests (told apart by model name): error = tool − truth,
+//! in ms. Then 3,000 zero-delay requests at C = 100: requests per second of the whole process.
+//!
+//! Peers are found in `$LLMPULSE_PEERS_DIR` (default `~/.cache/llmpulse-peers`), installed by
+//! `benches/peers/install.sh`: llm-bench 0.3.1 (`bin/llm-bench`) and, when asked, GuideLLM
+//! (not run by this benchmark yet). A missing peer is skipped and named. Outside CI.
+//!
+//!   benches/peers/install.sh && cargo bench -p llmpulse --bench peers
+//!   cargo bench -p llmpulse --bench peers -- --quick      # C = 10 and 100
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+
+const LLMPULSE: &str = env!("CARGO_BIN_EXE_llmpulse");
+
+struct Sim {
+    child: Child,
+    url: String,
+}
+
+impl Sim {
+    fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(LLMPULSE)
+            .args(["sim", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start llmpulse sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the simulator's first line");
+        let url = line
+            .trim()
+            .strip_prefix("llmpulse sim listening on ")
+            .expect("the simulator says where it listens")
+            .to_string();
+        Sim { child, url }
+    }
+
+    /// (TTFT, latency) in ms for each request of `model` after its first `skip` (warm-up), as
+    /// the simulator sent them.
+    fn truth(&self, model: &str, skip: usize) -> (Vec<f64>, Vec<f64>) {
+        let out = Command::new("curl")
+            .args(["-s", &self.url.replace("/v1", "/sim/log")])
+            .output()
+            .expect("curl the simulator's log");
+        let log: Vec<Value> = serde_json::from_slice(&out.stdout).expect("the log is JSON");
+        let mut ttft = Vec::new();
+        let mut latency = Vec::new();
+        let mut mine: Vec<&Value> = log.iter().filter(|e| e["model"] == model).collect();
+        mine.sort_by_key(|e| e["seq"].as_u64());
+        for e in mine.into_iter().skip(skip) {
+            let events: Vec<f64> = e["events_ms"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            if let (Some(first), Some(last)) = (events.first(), events.last()) {
+                ttft.push(*first);
+                latency.push(*last);
+            }
+        }
+        (ttft, latency)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pct(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+/// One tool's per-request TTFT and latency (ms), and the process's wall time (s).
+struct Measured {
+    ttft: Vec<f64>,
+    latency: Vec<f64>,
+    wall: f64,
+}
+
+/// `llmpulse run` with `model` as the model name; `warmup` calls first when given.
+fn run_llmpulse(dir: &Path, url: &str, model: &str, c: usize, n: usize, warmup: usize) -> Measured {
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        "name = \"one\"\n[[questions]]\nid = \"q\"\nindustry = \"x\"\nquestion = \"Say hi\"\n",
+    )
+    .expect("write the suite");
+    let cfg = dir.join("llmpulse.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "suite = \"{}\"\nrepetitions = {n}\nconcurrency = {c}\n[load]\nwarmup = {warmup}\n\
+             [[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{url}\"\n\
+             model = \"{model}\"\nmax_tokens = 64\n",
+            suite.display()
+        ),
+    )
+    .expect("write the config");
+    let out = dir.join("llmpulse-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let start = Instant::now();
+    let status = Command::new(LLMPULSE)
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&out)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run llmpulse");
+    let wall = start.elapsed().as_secs_f64();
+    assert!(status.success(), "llmpulse run failed");
+    let mut m = Measured {
+        ttft: Vec::new(),
+        latency: Vec::new(),
+        wall,
+    };
+    for day in std::fs::read_dir(out.join("records")).expect("records") {
+        for f in std::fs::read_dir(day.expect("day").path()).expect("files") {
+            let p = f.expect("file").path();
+            if p.extension().is_some_and(|e| e == "jsonl") {
+                for line in std::fs::read_to_string(&p).expect("read").lines() {
+                    let r: Value = serde_json::from_str(line).expect("a record");
+                    if let Some(t) = r["ttft_sec"].as_f64() {
+                        m.ttft.push(t * 1000.0);
+                    }
+                    if let Some(l) = r["latency_sec"].as_f64() {
+                        m.latency.push(l * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+fn run_llm_bench(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measured {
+    let out = dir.join("llm-bench.json");
+    let start = Instant::now();
+    let status = Command::new(bin)
+        .args([
+            "run",
+            "--openai-base-url",
+            url,
+            "--models",
+            "openai:llm-bench",
+        ])
+        .args(["--prompts", "Say hi", "--stream", "--max-tokens", "64"])
+        .args(["--runs", &n.to_string(), "--concurrency", &c.to_string()])
+        .args(["--output", "json", "--output-file"])
+        .arg(&out)
+        .env("OPENAI_API_KEY", "not-needed")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run llm-bench");
+    let wall = start.elapsed().as_secs_f64();
+    assert!(status.success(), "llm-bench failed");
+    let results: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(&out).expect("llm-bench's output")).expect("JSON");
+    Measured {
+        ttft: results
+            .iter()
+            .filter_map(|r| r["ttft_ms"].as_f64())
+            .collect(),
+        latency: results
+            .iter()
+            .filter_map(|r| r["total_ms"].as_f64())
+            .collect(),
+        wall,
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let peers = std::env::var_os("LLMPULSE_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/llmpulse-peers")
+        });
+    let llm_bench = peers.join("bin/llm-bench");
+    let have_llm_bench = llm_bench.is_file();
+    if !have_llm_bench {
+        println!(
+            "llm-bench not found at {} (benches/peers/install.sh installs it): skipped",
+            llm_bench.display()
+        );
+    }
+    let dir = std::env::temp_dir().join("llmpulse-bench-peers");
+    let _ = std::fs::create_dir_all(&dir);
+
+    println!(
+        "error against the simulator's send log, ms (tool − truth), p50 / p99, median of {} rounds:",
+        if quick { 1 } else { 3 }
+    );
+    println!(
+        "{:>6}  {:<14} {:>20} {:>20} {:>9}",
+        "C", "tool", "TTFT p50 / p99", "latency p50 / p99", "requests"
+    );
+    let cs: &[usize] = if quick { &[10, 100] } else { &[100, 1000] };
+    // Each cell is the median over rounds: at C = 1000 one round in a few has a
+    // half-second stall on connection set-up, whichever tool it hits.
+    let rounds = if quick { 1 } else { 3 };
+    for &c in cs {
+        let mut cells: Vec<(&str, Vec<[f64; 4]>)> = Vec::new();
+        for _ in 0..rounds {
+            let sim = Sim::start(&[
+                "--ttft-ms",
+                "200",
+                "--itl-ms",
+                "20",
+                "--output-tokens",
+                "16",
+                "--no-role-chunk",
+            ]);
+            let mut tools: Vec<(&str, usize, Measured)> = vec![
+                (
+                    "llmpulse",
+                    0,
+                    run_llmpulse(&dir, &sim.url, "llmpulse", c, 2 * c, 0),
+                ),
+                // The same with `warmup = C`: every connection open before the measured calls.
+                (
+                    "llmpulse-warm",
+                    c,
+                    run_llmpulse(&dir, &sim.url, "llmpulse-warm", c, 2 * c, c),
+                ),
+            ];
+            if have_llm_bench {
+                tools.push((
+                    "llm-bench",
+                    0,
+                    run_llm_bench(&llm_bench, &dir, &sim.url, c, 2 * c),
+                ));
+            }
+            for (name, skip, m) in &tools {
+                let (tt, tl) = sim.truth(name, *skip);
+                let e = |mine: &[f64], truth: &[f64], p: f64| pct(mine, p) - pct(truth, p);
+                let row = [
+                    e(&m.ttft, &tt, 50.0),
+                    e(&m.ttft, &tt, 99.0),
+                    e(&m.latency, &tl, 50.0),
+                    e(&m.latency, &tl, 99.0),
+                ];
+                match cells.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => v.push(row),
+                    None => cells.push((name, vec![row])),
+                }
+            }
+        }
+        for (name, rows) in &cells {
+            let med = |k: usize| pct(&rows.iter().map(|r| r[k]).collect::<Vec<_>>(), 50.0);
+            println!(
+                "{c:>6}  {name:<14} {:>+9.1} / {:<+8.1} {:>+9.1} / {:<+8.1} {:>9}",
+                med(0),
+                med(1),
+                med(2),
+                med(3),
+                2 * c
+            );
+        }
+    }
+
+    let n = if quick { 1000 } else { 3000 };
+    println!("\n{n} zero-delay requests (16 tokens) at C = 100, whole process:");
+    let sim = Sim::start(&[
+        "--ttft-ms",
+        "0",
+        "--itl-ms",
+        "0",
+        "--output-tokens",
+        "16",
+        "--no-role-chunk",
+    ]);
+    let m = run_llmpulse(&dir, &sim.url, "llmpulse", 100, n, 0);
+    println!(
+        "  llmpulse   {:>8.0} requests/s ({:.2} s)",
+        n as f64 / m.wall,
+        m.wall
+    );
+    if have_llm_bench {
+        let m = run_llm_bench(&llm_bench, &dir, &sim.url, 100, n);
+        println!(
+            "  llm-bench  {:>8.0} requests/s ({:.2} s)",
+            n as f64 / m.wall,
+            m.wall
+        );
+    }
+}
