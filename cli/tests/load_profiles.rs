@@ -222,3 +222,48 @@ fn a_rate_sweep_runs_synchronous_throughput_and_the_rates_between() {
     );
     assert!(said.contains("(throughput)"), "{said}");
 }
+
+/// Each record says whether its call opened a connection, and how long that took. At
+/// concurrency 5 the first five calls must open one each (the pool is empty); later calls
+/// mostly reuse them (hyper may still open one when an answer's connection is not back in its
+/// pool yet). After `warmup = 5`, the first measured calls find open connections.
+#[test]
+fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
+    let sim = Sim::start(&["--ttft-ms", "20", "--itl-ms", "1", "--output-tokens", "5"]);
+    for warmup in [0, 5] {
+        let dir = Scratch::new(&format!("load-connections-{warmup}"));
+        let cfg = config(&sim, &format!("concurrency = 5\n[load]\nwarmup = {warmup}"))
+            .replace("concurrency = 1\n", "");
+        ok(&run_with(&dir, &cfg, &[], &[]));
+        let mut rows = records(&dir);
+        assert_eq!(rows.len(), 20);
+        rows.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+        let first: Vec<&Value> = rows[..5].iter().collect();
+        let opened = first
+            .iter()
+            .filter(|r| r["connection_reused"] == false)
+            .count();
+        assert_eq!(
+            opened,
+            if warmup == 0 { 5 } else { 0 },
+            "warmup {warmup}: {first:?}"
+        );
+        for r in &rows {
+            match r["connection_reused"].as_bool().unwrap() {
+                false => {
+                    let c = r["connect_sec"].as_f64().unwrap();
+                    assert!(c > 0.0 && c < r["ttfb_sec"].as_f64().unwrap(), "{r}");
+                }
+                true => assert!(r["connect_sec"].is_null(), "{r}"),
+            }
+        }
+        let reused = rows
+            .iter()
+            .filter(|r| r["connection_reused"] == true)
+            .count();
+        assert!(
+            reused >= 10,
+            "warmup {warmup}: only {reused} of 20 calls reused a connection"
+        );
+    }
+}

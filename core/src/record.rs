@@ -49,6 +49,13 @@ pub struct Record {
     #[serde(default)]
     pub role: Option<String>,
     pub streamed: bool,
+    /// Over HTTP: the connection set-up (TCP, and TLS for https) when this call opened a new
+    /// connection, seconds; it is part of `ttfb_sec`, `ttft_sec` and `latency_sec`. Null when
+    /// the call reused a connection (`connection_reused`) or was not made over HTTP.
+    #[serde(default)]
+    pub connect_sec: Option<f64>,
+    #[serde(default)]
+    pub connection_reused: Option<bool>,
     pub ttfb_sec: Option<f64>,
     pub ttft_sec: Option<f64>,
     pub ttfat_sec: Option<f64>,
@@ -311,6 +318,8 @@ impl Record {
             task: q.task.clone(),
             role: None,
             streamed: out.streamed,
+            connect_sec: out.connect.flatten().map(|d| round6(d.as_secs_f64())),
+            connection_reused: out.connect.map(|c| c.is_none()),
             ttfb_sec: t.ttfb_sec.map(round6),
             ttft_sec: t.ttft_sec.map(round6),
             ttfat_sec: t.ttfat_sec.map(round6),

@@ -519,6 +519,9 @@ async fn warm_up(shared: &Shared, targets: &[usize], n: u32, concurrency: u32) {
                 .await;
         })
         .await;
+    // hyper puts a connection back in its pool from the connection's own task, just after the
+    // answer ends: give those returns a moment, or the first measured calls open new ones.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     tracing::info!(
         calls_per_target = n,
         seconds = started.elapsed().as_secs_f64(),

@@ -157,6 +157,7 @@ async fn exchange(
     };
     if let Some(resp) = response {
         reading.meter.headers(Instant::now());
+        reading.out.connect = resp.connect;
         reading.out.http_status = Some(resp.status);
         reading.out.provider_request_id = request_id(&resp.headers);
         reading.out.rate_limit =

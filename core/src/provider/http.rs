@@ -1,5 +1,10 @@
 //! The HTTP transport: reqwest, one shared connection pool per run.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
@@ -28,7 +33,56 @@ pub fn build_client(
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
+        .connector_layer(TimeConnects)
         .build()
+}
+
+tokio::task_local! {
+    /// The connection set-up time of the request being sent on this task (nanoseconds + 1;
+    /// 0 while no connection was opened for it).
+    static CONNECT_NANOS: Arc<AtomicU64>;
+}
+
+/// A connector layer that times each new connection and hands the time to the request that
+/// asked for it (hyper opens a connection from within the request's own task).
+#[derive(Clone)]
+struct TimeConnects;
+
+impl<S> tower_layer::Layer<S> for TimeConnects {
+    type Service = Timed<S>;
+    fn layer(&self, inner: S) -> Timed<S> {
+        Timed(inner)
+    }
+}
+
+#[derive(Clone)]
+struct Timed<S>(S);
+
+impl<S, R> tower_service::Service<R> for Timed<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let slot = CONNECT_NANOS.try_with(Arc::clone).ok();
+        let started = Instant::now();
+        let connecting = self.0.call(req);
+        Box::pin(async move {
+            let conn = connecting.await;
+            if let Some(slot) = slot {
+                slot.store(started.elapsed().as_nanos() as u64 + 1, Ordering::Relaxed);
+            }
+            conn
+        })
+    }
 }
 
 /// Makes ring the process's TLS crypto provider, once, before any HTTPS client is built. A
@@ -50,7 +104,9 @@ impl Transport for HttpTransport {
             if !req.body.is_empty() {
                 builder = builder.body(req.body);
             }
-            let resp = builder.send().await.map_err(|e| {
+            let slot = Arc::new(AtomicU64::new(0));
+            let sent = CONNECT_NANOS.scope(slot.clone(), builder.send());
+            let resp = sent.await.map_err(|e| {
                 // Without the URL: a URL can carry a key in its query string.
                 let e = e.without_url();
                 if e.is_timeout() && e.is_connect() {
@@ -68,10 +124,15 @@ impl Transport for HttpTransport {
             let body = resp
                 .bytes_stream()
                 .map(|r| r.map_err(|e| BodyError(chain(&e.without_url()))));
+            let connect = match slot.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(Duration::from_nanos(n - 1)),
+            };
             Ok(RawResponse {
                 status,
                 headers,
                 body: Box::pin(body),
+                connect: Some(connect),
             })
         })
     }

@@ -63,6 +63,9 @@ pub struct CallOutcome {
     pub server: ServerTimings,
     /// The model's memory as the server reported it after the call (Ollama's `/api/ps`), MB.
     pub memory_mb: Option<f64>,
+    /// Over HTTP: the connection's set-up time (TCP, and TLS for https) when this call opened
+    /// a new connection, `None` when it reused one. Part of `ttfb`, `ttft` and latency.
+    pub connect: Option<Option<Duration>>,
     pub error: Option<CallError>,
 }
 
@@ -98,6 +101,7 @@ impl CallOutcome {
             tool_calls: Vec::new(),
             server: ServerTimings::default(),
             memory_mb: None,
+            connect: None,
             error: None,
         }
     }

@@ -27,6 +27,7 @@ impl Transport for Chunks {
             .collect();
         Box::pin(async move {
             Ok(RawResponse {
+                connect: None,
                 status: 200,
                 headers: HeaderMap::new(),
                 body: Box::pin(futures_util::stream::iter(chunks)),

@@ -37,6 +37,7 @@ impl Transport for InProcess {
                     HeaderValue::from_static("application/json"),
                 );
                 return Ok(RawResponse {
+                    connect: None,
                     status: 200,
                     headers,
                     body: Box::pin(futures_util::stream::once(async move { Ok(body) })),
@@ -73,6 +74,7 @@ impl Transport for InProcess {
             let body = play(reply.events, received, entry)
                 .map(|r| r.map_err(|cut| BodyError(cut.to_string())));
             Ok(RawResponse {
+                connect: None,
                 status: reply.status,
                 headers,
                 body: Box::pin(body),

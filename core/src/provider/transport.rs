@@ -30,6 +30,10 @@ pub struct RawResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: BodyStream,
+    /// Over HTTP: `Some(Some(d))` when the request opened a connection that took `d` to set
+    /// up, `Some(None)` when it reused one; `None` where there are no connections (the
+    /// in-process simulator).
+    pub connect: Option<Option<std::time::Duration>>,
 }
 
 /// Why a request got no response at all.
