@@ -48,12 +48,38 @@ pub enum Command {
     Synth(SynthArgs),
     /// Score texts offline: BLEU, chrF, WER, CER, ROUGE, Jaccard; one JSON line per pair.
     Score(ScoreArgs),
+    /// A/B test: two targets asked the same calls in rounds, with a verdict per metric.
+    Ab(AbArgs),
     /// Grade stored answers again with today's scorers and suites, without calling any model;
     /// each run becomes a new, linked run at another location.
     Rescore(RescoreArgs),
     /// Have a judge target grade stored answers against their questions' rubrics (1–5); the
     /// judge's calls are records of their own (`role = "judge"`).
     Judge(JudgeArgs),
+}
+
+#[derive(Args)]
+pub struct AbArgs {
+    /// A config with the two targets (and the suite).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where the rounds' runs and the A/B files go (a directory).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Target A (default: the config's first target).
+    #[arg(long)]
+    pub a: Option<String>,
+    /// Target B (default: the config's second target).
+    #[arg(long)]
+    pub b: Option<String>,
+    /// Rounds: each asks every call of both targets once more, in a new shuffled order.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Seeds the rounds' orders and the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args)]

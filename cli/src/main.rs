@@ -1,6 +1,7 @@
 //! `llmpulse`: the command-line binary. Parses arguments, sets up logging and the runtime, calls
 //! the core, prints, and turns errors into exit codes in one place.
 
+mod ab;
 mod args;
 mod campaign;
 mod logging;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Command::Campaign(CampaignCommand::Status(a)) => campaign::status(a),
         Command::Upload(a) => upload::upload(a),
         Command::Report(a) => report::report(a),
+        Command::Ab(a) => ab::ab(a),
         Command::Rescore(a) => rescore::rescore(a),
         Command::Judge(a) => rescore::judge(a),
         Command::Select(a) => select::select(a),

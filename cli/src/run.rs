@@ -212,7 +212,7 @@ fn print_run(
 }
 
 /// The sink that moves the progress bar (or, with no terminal, logs every 10%).
-fn progress_sink(progress: &ProgressBar, total: usize) -> impl RecordSink + '_ {
+pub(crate) fn progress_sink(progress: &ProgressBar, total: usize) -> impl RecordSink + '_ {
     let mut done = 0usize;
     Each(move |r: &Record| {
         done += 1;
@@ -266,7 +266,7 @@ pub fn default_spool() -> PathBuf {
     fallback
 }
 
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     let target = if quiet {
         ProgressDrawTarget::hidden()
     } else {
@@ -281,7 +281,7 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_string())

@@ -234,6 +234,8 @@ pub struct LoadSettings {
     /// connections and warm the server's caches.
     pub warmup: u32,
     pub slo: Option<Slo>,
+    /// Shuffles the planned calls with this seed (A/B rounds: no side gains from drift in time).
+    pub order_seed: Option<u64>,
 }
 
 impl Default for LoadSettings {
@@ -243,6 +245,7 @@ impl Default for LoadSettings {
             seed: 0,
             warmup: 0,
             slo: None,
+            order_seed: None,
         }
     }
 }

@@ -369,6 +369,11 @@ pub async fn run(
         })
         .map(|(_, c)| c)
         .collect();
+    let mut calls = calls;
+    if let Some(seed) = config.load.order_seed {
+        use rand::seq::SliceRandom;
+        calls.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    }
     let planned = calls.len();
     warm_up(&shared, &askable, config.load.warmup, config.concurrency).await;
     let schedule = config.load.profile.schedule(calls.len(), config.load.seed);

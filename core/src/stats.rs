@@ -229,6 +229,82 @@ pub fn two_proportions(
     Some((pa - pb, z, two_sided_p(z)))
 }
 
+/// The Wilcoxon signed-rank test of paired differences (zeros dropped, as Wilcoxon did; normal
+/// approximation with tie correction, no continuity correction): `(W+, z, two-sided p)`, where
+/// W+ is the rank sum of the positive differences. `None` with no non-zero difference.
+pub fn wilcoxon_signed_rank(diffs: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut d: Vec<f64> = diffs
+        .iter()
+        .copied()
+        .filter(|x| *x != 0.0 && x.is_finite())
+        .collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let n = d.len();
+    let (mut w_plus, mut ties) = (0.0, 0.0);
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && d[j + 1].abs() == d[i].abs() {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        ties += t * t * t - t;
+        w_plus += d[i..=j].iter().filter(|x| **x > 0.0).count() as f64 * rank;
+        i = j + 1;
+    }
+    let nf = n as f64;
+    let mean = nf * (nf + 1.0) / 4.0;
+    let var = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - ties / 48.0;
+    if var <= 0.0 {
+        return None;
+    }
+    let z = (w_plus - mean) / var.sqrt();
+    Some((w_plus, z, two_sided_p(z)))
+}
+
+/// McNemar's exact test for paired pass/fail: `b` pairs where only the first passed, `c` where
+/// only the second did. The two-sided binomial p-value (1 when there is no discordant pair).
+pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = b.min(c);
+    // P(X ≤ k) for X ~ Binomial(n, 1/2), in logs to stay finite for large n.
+    let ln_half_n = n as f64 * std::f64::consts::LN_2;
+    let mut ln_choose = 0.0;
+    let mut tail = 0.0;
+    for i in 0..=k {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        tail += (ln_choose - ln_half_n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
+/// A seeded paired bootstrap of the median of `diffs`: its 95% percentile interval over
+/// `rounds` resamples. `None` for no differences.
+pub fn bootstrap_median_ci(diffs: &[f64], rounds: usize, seed: u64) -> Option<(f64, f64)> {
+    if diffs.is_empty() {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut medians = Vec::with_capacity(rounds);
+    let mut sample = vec![0.0; diffs.len()];
+    for _ in 0..rounds {
+        for x in sample.iter_mut() {
+            *x = diffs[rng.random_range(0..diffs.len())];
+        }
+        medians.push(percentile(&sample, 50.0)?);
+    }
+    Some((percentile(&medians, 2.5)?, percentile(&medians, 97.5)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +390,25 @@ mod tests {
     fn mean_basic() {
         assert_eq!(mean(&[1.0, 2.0, 6.0]), Some(3.0));
         assert_eq!(mean(&[]), None);
+    }
+
+    #[test]
+    fn paired_tests_match_hand_computations() {
+        // Differences 1..=10 all positive: W+ = 55, mean 27.5, var 96.25, z = 2.803.
+        let d: Vec<f64> = (1..=10).map(f64::from).collect();
+        let (w, z, p) = wilcoxon_signed_rank(&d).unwrap();
+        assert_eq!(w, 55.0);
+        assert!((z - 2.803).abs() < 1e-3, "{z}");
+        assert!((p - 0.00506).abs() < 1e-4, "{p}");
+        // Symmetric differences: no effect.
+        let (_, z, _) = wilcoxon_signed_rank(&[1.0, -1.0, 2.0, -2.0]).unwrap();
+        assert!(z.abs() < 1e-12);
+        assert!(wilcoxon_signed_rank(&[0.0, 0.0]).is_none());
+        // McNemar: 0 vs 6 discordant pairs: p = 2 × 0.5^6 = 0.03125.
+        assert!((mcnemar_exact(0, 6) - 0.031_25).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(3, 3), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
+        // The bootstrap interval of a constant difference is that difference.
+        assert_eq!(bootstrap_median_ci(&[0.2; 30], 200, 1), Some((0.2, 0.2)));
     }
 }

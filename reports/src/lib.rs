@@ -7,6 +7,7 @@
 //! windows side by side; [`html`], [`charts`] and [`text`] render `index.html`, `summary.md` and
 //! `comparison.txt`.
 
+pub mod ab;
 pub mod aggregate;
 pub mod charts;
 pub mod compare;
