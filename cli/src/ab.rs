@@ -21,6 +21,11 @@ use crate::run::{default_spool, hostname, progress_bar, progress_sink};
 pub fn ab(a: AbArgs) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
     let mut config = Config::load(&a.config, &env)?;
+    if let Some(n) = &a.narrate
+        && !config.targets.iter().any(|t| &t.name == n)
+    {
+        bail!("--narrate: no target named '{n}' in {}", a.config.display());
+    }
     let names: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
     let pick = |given: &Option<String>, i: usize| -> anyhow::Result<String> {
         match given {
@@ -171,6 +176,16 @@ pub fn ab(a: AbArgs) -> anyhow::Result<ExitCode> {
                 " (not in every round)"
             }
         );
+    }
+    if let Some(name) = &a.narrate {
+        let said = crate::narrate::narrate_with(
+            Some(&a.config),
+            name,
+            &report,
+            "metrics_report.json",
+            &a.output,
+        )?;
+        println!("{said}");
     }
     println!("files in {}", a.output.display());
     Ok(ExitCode::SUCCESS)

@@ -78,6 +78,9 @@ pub struct AbArgs {
     /// Seeds the rounds' orders and the bootstrap.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Have this target of the config write `analysis_report.md` from `metrics_report.json`.
+    #[arg(long)]
+    pub narrate: Option<String>,
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -176,6 +179,10 @@ pub struct ReportArgs {
     /// Time bucket of the charts (e.g. 1h, 6h, 1d); chosen from the span when absent.
     #[arg(long)]
     pub bucket: Option<humantime::Duration>,
+    /// Have this target of --config write `analysis_report.md` from the figures; every number
+    /// in it is checked against them. Without it no model is called.
+    #[arg(long, requires = "config")]
+    pub narrate: Option<String>,
 }
 
 #[derive(Args)]

@@ -5,6 +5,7 @@ mod ab;
 mod args;
 mod campaign;
 mod logging;
+mod narrate;
 mod plan;
 mod ratesweep;
 mod report;

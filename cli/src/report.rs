@@ -123,6 +123,17 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let r = figures::compute(&agg, &stats, &cx);
     let files = llmpulse_report::write(&r, &a.out)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
+    if let Some(name) = &a.narrate {
+        let figures = serde_json::to_value(&r)?;
+        let path = crate::narrate::narrate_with(
+            a.config.as_deref(),
+            name,
+            &figures,
+            "summary.json",
+            &a.out,
+        )?;
+        println!("{path}");
+    }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", text::comparison_table(&r))?;
     if let Some(c) = &r.comparison {

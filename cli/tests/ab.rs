@@ -38,7 +38,7 @@ fn known_differences_get_their_verdicts_and_the_seed_files_are_written() {
     let cfg = dir.write("ab.toml", CONFIG);
     let out = dir.0.join("out");
     let said = ok(&std::process::Command::new(BIN)
-        .args(["ab", "--quiet", "--config"])
+        .args(["ab", "--quiet", "--narrate", "model-a", "--config"])
         .arg(&cfg)
         .arg("--output")
         .arg(&out)
@@ -80,6 +80,13 @@ fn known_differences_get_their_verdicts_and_the_seed_files_are_written() {
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    // The narrator (the simulator echoes the figures it is given) invented no number.
+    let analysis = std::fs::read_to_string(out.join("analysis_report.md")).unwrap();
+    assert!(
+        analysis.starts_with("> Written by a model: target model-a (sim sim-a)"),
+        "{analysis}"
+    );
+    assert!(analysis.contains("numbers in it are there"), "{analysis}");
     let combined = std::fs::read_to_string(out.join("combined_model_responses.csv")).unwrap();
     assert_eq!(combined.lines().count(), 1 + 120);
     // Each round is an ordinary run, and the rounds asked in different orders.

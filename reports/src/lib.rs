@@ -16,6 +16,7 @@ pub mod estimate;
 pub mod figures;
 pub mod html;
 pub mod judge;
+pub mod narrate;
 pub mod read;
 pub mod rescore;
 pub mod row;
