@@ -50,12 +50,25 @@ pub enum Command {
     Score(ScoreArgs),
     /// A/B test: two targets asked the same calls in rounds, with a verdict per metric.
     Ab(AbArgs),
+    /// A generator target writes test cases, validators keep the good ones, and the kept
+    /// cases become a suite.
+    Generate(GenerateArgs),
     /// Grade stored answers again with today's scorers and suites, without calling any model;
     /// each run becomes a new, linked run at another location.
     Rescore(RescoreArgs),
     /// Have a judge target grade stored answers against their questions' rubrics (1–5); the
     /// judge's calls are records of their own (`role = "judge"`).
     Judge(JudgeArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A config with the generator and validator targets and a [generate] table.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where the cases, the suite and the calls' run go (a directory).
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
 #[derive(Args)]

@@ -4,6 +4,7 @@
 mod ab;
 mod args;
 mod campaign;
+mod generate;
 mod logging;
 mod narrate;
 mod plan;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Command::Upload(a) => upload::upload(a),
         Command::Report(a) => report::report(a),
         Command::Ab(a) => ab::ab(a),
+        Command::Generate(a) => generate::generate(a),
         Command::Rescore(a) => rescore::rescore(a),
         Command::Judge(a) => rescore::judge(a),
         Command::Select(a) => select::select(a),

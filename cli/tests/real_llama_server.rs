@@ -259,3 +259,39 @@ fn a_rate_sweep_shows_a_one_at_a_time_server_queueing() {
         "TTFT p50: synchronous {sync} s, throughput {all} s\n{said}"
     );
 }
+
+/// The case pipeline against a real 135M model as generator and validator: it writes poor or
+/// invalid cases, and the pipeline must say so (counts of invalid, rejected and kept) and
+/// finish, with every call recorded.
+#[test]
+fn generate_with_a_small_real_model_finishes_and_counts_what_it_made() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-generate");
+    let cfg = dir.write(
+        "gen.toml",
+        &format!(
+            "[generate]\ngenerator = \"smol\"\nvalidators = [\"smol\"]\ncount = 2\nmax_rounds = 1\n{}",
+            llama("smol", &url, 160, "")
+        ),
+    );
+    let out = std::process::Command::new(support::BIN)
+        .args(["generate", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(dir.0.join("gen"))
+        .output()
+        .unwrap();
+    let said = support::ok(&out);
+    let line = said.lines().next().unwrap_or_default();
+    assert!(line.starts_with("2 cases asked of smol:"), "{said}");
+    let calls = support::records(&dir.0.join("gen"));
+    let generator = calls.iter().filter(|c| c["role"] == "generator").count();
+    assert!((2..=4).contains(&generator), "{said}");
+    assert!(
+        line.contains(&format!("{generator} generator calls")),
+        "{said}"
+    );
+}

@@ -79,6 +79,10 @@ pub struct SimProfile {
     /// small local models often do: `hermes` (`<tool_call>{…}</tool_call>`), `fenced_json`,
     /// `json`, `call_syntax` (`name(key="…")`); empty: a native call.
     pub tool_calls_in_text: String,
+    /// Scripted tool calls: tool name → the arguments (JSON text, or anything: a malformed reply
+    /// is a test too) to give each time that tool is called, in order; the last repeats.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub script: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The values of `tool_calls_in_text` (empty: native calls).
@@ -119,6 +123,7 @@ impl Default for SimProfile {
             loaded: false,
             load_ms: 0.0,
             tool_calls_in_text: String::new(),
+            script: Default::default(),
         }
     }
 }

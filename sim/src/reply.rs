@@ -31,6 +31,7 @@ pub(crate) fn build_reply(
     fault: Fault,
     request_id: &str,
     rng: &mut ChaCha8Rng,
+    scripted: Option<&str>,
 ) -> Reply {
     if let Some(reply) = fault_reply(wire, p, req, fault, request_id) {
         return reply;
@@ -72,7 +73,10 @@ pub(crate) fn build_reply(
     if let Some(name) = &tool {
         let question = prompt.lines().last().unwrap_or_default();
         let query: String = question.chars().take(60).collect();
-        args_text = json!({ "query": query }).to_string();
+        args_text = match scripted {
+            Some(args) => args.to_string(),
+            None => json!({ "query": query }).to_string(),
+        };
         let object = || json!({ "name": name, "arguments": { "query": query } }).to_string();
         written_call = match p.tool_calls_in_text.as_str() {
             "hermes" => Some(format!("<tool_call>\n{}\n</tool_call>", object())),

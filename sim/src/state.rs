@@ -66,6 +66,8 @@ pub struct SimState {
     unloaded: Mutex<std::collections::BTreeSet<String>>,
     /// The server it pretends to be on discovery endpoints (`None`: only the chat protocols).
     kind: Option<ServerKind>,
+    /// Scripted tool calls given so far, by (model, tool).
+    scripted: Mutex<HashMap<(String, String), usize>>,
 }
 
 impl SimState {
@@ -81,6 +83,7 @@ impl SimState {
             loaded: Mutex::new(std::collections::BTreeSet::new()),
             unloaded: Mutex::new(std::collections::BTreeSet::new()),
             kind: None,
+            scripted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -232,7 +235,23 @@ impl SimState {
                 let profile = self.models.get(&req.model).unwrap_or(&self.default);
                 let mut rng = self.rng(profile.seed, body);
                 let fault = forced.unwrap_or_else(|| pick_fault(profile, &mut rng));
-                let reply = build_reply(wire, profile, &req, fault, &request_id, &mut rng);
+                let scripted = req.tool_to_call().and_then(|tool| {
+                    let replies = profile.script.get(&tool).filter(|r| !r.is_empty())?;
+                    let mut given = self.scripted.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = given.entry((req.model.clone(), tool)).or_insert(0);
+                    let args = replies[(*n).min(replies.len() - 1)].clone();
+                    *n += 1;
+                    Some(args)
+                });
+                let reply = build_reply(
+                    wire,
+                    profile,
+                    &req,
+                    fault,
+                    &request_id,
+                    &mut rng,
+                    scripted.as_deref(),
+                );
                 let stream = req.stream.unwrap_or(wire.streams_by_default());
                 (reply, req.model, fault, stream)
             }

@@ -29,6 +29,9 @@ pub(crate) struct RawConfig {
     /// `[soak]`: read by `llmpulse-agent soak`, which checks it; other commands ignore it.
     #[allow(dead_code)]
     pub(crate) soak: Option<toml::Value>,
+    /// `[generate]`: read by `llmpulse generate`, which checks it; other commands ignore it.
+    #[allow(dead_code)]
+    pub(crate) generate: Option<toml::Value>,
 }
 
 /// `[load]`: how calls go out over time, and the SLO calls are held to.
