@@ -12,7 +12,7 @@ use llmpulse_core::manifest::RunMeta;
 use llmpulse_core::provider::{CallOutcome, Client};
 use llmpulse_core::publish;
 use llmpulse_core::record::{AttemptStats, CallContext, Record};
-use llmpulse_core::runner::new_run_id;
+use llmpulse_core::runner::{call_with_retries, new_run_id};
 use llmpulse_core::score::toolcall;
 use llmpulse_core::suite::{Message, Prompt, Question};
 use serde::{Deserialize, Serialize};
@@ -145,12 +145,12 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let mut reasons = String::new();
         for attempt in 0..=s.max_rounds {
             let ask = generator_prompt(kind, topic, &id, &reasons);
-            let out = runtime.block_on(generator.call(&ask, None, None));
+            let (out, stats) = runtime.block_on(call_with_retries(&generator, &ask));
             records.push(record(
                 &run_id,
                 &generator,
                 &ask,
-                &out,
+                (&out, &stats),
                 &id,
                 topic,
                 "generator",
@@ -192,12 +192,12 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             let mut verdicts = Vec::new();
             for v in &validators {
                 let ask = validator_prompt(&case);
-                let out = runtime.block_on(v.call(&ask, None, None));
+                let (out, stats) = runtime.block_on(call_with_retries(v, &ask));
                 records.push(record(
                     &run_id,
                     v,
                     &ask,
-                    &out,
+                    (&out, &stats),
                     &id,
                     topic,
                     "validator",
@@ -379,7 +379,7 @@ fn record(
     run_id: &str,
     client: &Client,
     prompt: &Prompt,
-    out: &CallOutcome,
+    (out, stats): (&CallOutcome, &AttemptStats),
     id: &str,
     topic: &str,
     role: &str,
@@ -402,10 +402,6 @@ fn record(
         grading: Default::default(),
         tool_prompt: None,
     };
-    let stats = AttemptStats {
-        attempts: 1,
-        ..AttemptStats::default()
-    };
     let mut r = Record::from_call(
         &CallContext {
             run_id,
@@ -418,7 +414,7 @@ fn record(
             question: &question,
             prompt,
             repetition: attempt,
-            stats: &stats,
+            stats,
             failover_from: None,
             failover_to: None,
             scheduled_at: None,

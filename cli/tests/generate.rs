@@ -72,3 +72,44 @@ fn cases_are_generated_validated_regenerated_and_become_a_suite() {
         }
     }
 }
+
+/// The generator is asked with the target's retry policy (seed 001's backoff with jitter): a
+/// model that always answers 429 is retried, each attempt counted, and the case is invalid.
+#[test]
+fn a_rate_limited_generator_is_retried_and_its_cases_counted_invalid() {
+    let dir = Scratch::new("generate-429");
+    let cfg = dir.write(
+        "gen.toml",
+        r#"
+[generate]
+generator = "busy"
+count = 1
+max_rounds = 0
+[[targets]]
+name = "busy"
+provider = "sim"
+model = "sim-busy"
+retry_max_wait_sec = 1
+[targets.sim]
+fault_429 = 1.0
+retry_after_sec = 0.05
+"#,
+    );
+    let out = dir.0.join("gen");
+    let said = ok(&std::process::Command::new(BIN)
+        .args(["generate", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(
+        said.contains("1 generator calls, 1 invalid, 0 rejected, 0 kept"),
+        "{said}"
+    );
+    let calls = records(&out);
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0]["attempts"].as_u64().unwrap() > 1, "{}", calls[0]);
+    assert_eq!(calls[0]["rate_limited_count"], calls[0]["attempts"]);
+    assert_eq!(calls[0]["error_kind"], "rate_limited");
+}

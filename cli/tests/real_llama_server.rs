@@ -295,3 +295,41 @@ fn generate_with_a_small_real_model_finishes_and_counts_what_it_made() {
         "{said}"
     );
 }
+
+/// An A/B test between two settings of the real model finishes with a verdict on every metric.
+#[test]
+fn an_ab_test_against_the_real_model_gives_every_verdict() {
+    let Some(url) = service_url("LLMPULSE_LLAMA_URL") else {
+        return;
+    };
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("llama-ab");
+    let suite = dir.write(
+        "one.toml",
+        "name = \"one\"\n[[questions]]\nid = \"q\"\nindustry = \"x\"\nquestion = \"Name a colour.\"\n",
+    );
+    let cfg = dir.write(
+        "ab.toml",
+        &format!(
+            "suite = \"{}\"\nrepetitions = 2\nconcurrency = 1\n{}{}",
+            suite.display(),
+            llama("short", &url, 8, ""),
+            llama("long", &url, 24, "")
+        ),
+    );
+    let out = dir.0.join("ab");
+    let said = support::ok(
+        &std::process::Command::new(support::BIN)
+            .args(["ab", "--quiet", "--rounds", "2", "--config"])
+            .arg(&cfg)
+            .arg("--output")
+            .arg(&out)
+            .env("XDG_CACHE_HOME", dir.0.join("cache"))
+            .output()
+            .unwrap(),
+    );
+    assert!(said.contains("2 rounds, 4 paired calls"), "{said}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics_report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdicts"].as_array().unwrap().len(), 5);
+}

@@ -171,7 +171,8 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
             content: judge::prompt(&q.question, rubric, answer),
         },
     ]);
-    let out: CallOutcome = client.call(&prompt, None, None).await;
+    let (out, stats): (CallOutcome, AttemptStats) =
+        llmpulse_core::runner::call_with_retries(client, &prompt).await;
     let grade = out
         .success()
         .then(|| judge::parse_grade(&out.answer))
@@ -190,10 +191,6 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
         tool_prompt: None,
     };
     let target: &Target = client.target();
-    let stats = AttemptStats {
-        attempts: 1,
-        ..AttemptStats::default()
-    };
     let mut record = Record::from_call(
         &CallContext {
             run_id,
