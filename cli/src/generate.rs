@@ -12,7 +12,7 @@ use llmpulse_core::manifest::RunMeta;
 use llmpulse_core::provider::{CallOutcome, Client};
 use llmpulse_core::publish;
 use llmpulse_core::record::{AttemptStats, CallContext, Record};
-use llmpulse_core::runner::{call_with_retries, new_run_id};
+use llmpulse_core::runner::new_run_id;
 use llmpulse_core::score::toolcall;
 use llmpulse_core::suite::{Message, Prompt, Question};
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let mut reasons = String::new();
         for attempt in 0..=s.max_rounds {
             let ask = generator_prompt(kind, topic, &id, &reasons);
-            let (out, stats) = runtime.block_on(call_with_retries(&generator, &ask));
+            let (out, stats) = runtime.block_on(generator.call_with_retries(&ask));
             records.push(record(
                 &run_id,
                 &generator,
@@ -192,7 +192,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             let mut verdicts = Vec::new();
             for v in &validators {
                 let ask = validator_prompt(&case);
-                let (out, stats) = runtime.block_on(call_with_retries(v, &ask));
+                let (out, stats) = runtime.block_on(v.call_with_retries(&ask));
                 records.push(record(
                     &run_id,
                     v,

@@ -315,38 +315,6 @@ async fn ask<'a>(
     }
 }
 
-/// One call outside a run (a judge, a generator, a validator, a narrator): the target's retry
-/// policy (backoff with jitter, the provider's Retry-After), without a run's limits or permits.
-/// Returns the last attempt's outcome and how the attempts went.
-pub async fn call_with_retries(client: &Client, prompt: &Prompt) -> (CallOutcome, AttemptStats) {
-    let policy = &client.target().retry;
-    let mut rng = ChaCha8Rng::from_rng(&mut rand::rng());
-    let mut stats = AttemptStats::default();
-    loop {
-        stats.attempts += 1;
-        let outcome = client.call(prompt, None, None).await;
-        let Some(error) = &outcome.error else {
-            return (outcome, stats);
-        };
-        if error.kind == ErrorKind::RateLimited {
-            stats.rate_limited += 1;
-        }
-        let wait = policy.next_wait(
-            stats.attempts,
-            error.kind,
-            outcome.rate_limit.retry_after,
-            &mut rng,
-        );
-        match wait {
-            Some(w) => {
-                tokio::time::sleep(w).await;
-                stats.retry_wait += w;
-            }
-            None => return (outcome, stats),
-        }
-    }
-}
-
 /// What every call of a run shares.
 struct Shared {
     lanes: Vec<Lane>,

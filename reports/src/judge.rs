@@ -53,8 +53,7 @@ pub async fn judge(
     questions: &HashMap<String, Question>,
 ) -> Result<Vec<Judged>, RescoreError> {
     let mut seen = read::ReadStats::default();
-    let mut manifests = read::manifests(from, &mut seen).await?;
-    manifests.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
+    let manifests = read::manifests_in_order(from, &mut seen).await?;
     let mut cache: HashMap<String, Option<u8>> = HashMap::new();
     let mut done = Vec::new();
     for m in manifests
@@ -171,8 +170,7 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
             content: judge::prompt(&q.question, rubric, answer),
         },
     ]);
-    let (out, stats): (CallOutcome, AttemptStats) =
-        llmpulse_core::runner::call_with_retries(client, &prompt).await;
+    let (out, stats): (CallOutcome, AttemptStats) = client.call_with_retries(&prompt).await;
     let grade = out
         .success()
         .then(|| judge::parse_grade(&out.answer))

@@ -145,7 +145,7 @@ pub async fn narrate(
             ),
         },
     ]);
-    let (outcome, _) = llmpulse_core::runner::call_with_retries(client, &prompt).await;
+    let (outcome, _) = client.call_with_retries(&prompt).await;
     if let Some(e) = &outcome.error {
         return Err(format!(
             "the narrator failed: {}: {}",

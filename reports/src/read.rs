@@ -194,6 +194,17 @@ pub async fn read(
 }
 
 /// Every manifest at `store`, parsed (a problem is noted for one that is not a manifest).
+/// Every manifest at `store` in run order (started_at, then run id); those that do not parse
+/// are named in `stats.problems`.
+pub async fn manifests_in_order(
+    store: &dyn Store,
+    stats: &mut ReadStats,
+) -> Result<Vec<Manifest>, ReadError> {
+    let mut runs = manifests(store, stats).await?;
+    runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
+    Ok(runs)
+}
+
 /// Every manifest at `store`, parsed; one that does not parse is named in `stats.problems`.
 pub async fn manifests(
     store: &dyn Store,

@@ -149,8 +149,7 @@ pub async fn rescore(
     questions: &HashMap<String, Question>,
 ) -> Result<Vec<Rescored>, RescoreError> {
     let mut seen = read::ReadStats::default();
-    let mut manifests = read::manifests(from, &mut seen).await?;
-    manifests.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
+    let manifests = read::manifests_in_order(from, &mut seen).await?;
     let mut done = Vec::new();
     for m in manifests
         .iter()

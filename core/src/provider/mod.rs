@@ -84,4 +84,35 @@ impl Client {
         }
         outcome
     }
+
+    /// One call outside a run (a judge, a generator, a validator, a narrator): the target's
+    /// retry policy (backoff with jitter, the provider's Retry-After), without a run's limits
+    /// or permits. Returns the last attempt's outcome and how the attempts went.
+    pub async fn call_with_retries(
+        &self,
+        prompt: &Prompt,
+    ) -> (CallOutcome, crate::record::AttemptStats) {
+        use rand::SeedableRng;
+        let policy = &self.target.retry;
+        let mut rng = rand_chacha::ChaCha8Rng::from_rng(&mut rand::rng());
+        let mut stats = crate::record::AttemptStats::default();
+        loop {
+            stats.attempts += 1;
+            let outcome = self.call(prompt, None, None).await;
+            let Some(error) = &outcome.error else {
+                return (outcome, stats);
+            };
+            if error.kind == crate::error_kind::ErrorKind::RateLimited {
+                stats.rate_limited += 1;
+            }
+            let retry_after = outcome.rate_limit.retry_after;
+            match policy.next_wait(stats.attempts, error.kind, retry_after, &mut rng) {
+                Some(w) => {
+                    tokio::time::sleep(w).await;
+                    stats.retry_wait += w;
+                }
+                None => return (outcome, stats),
+            }
+        }
+    }
 }
