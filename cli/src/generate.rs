@@ -352,7 +352,8 @@ fn validator_prompt(c: &Case) -> Prompt {
     tool_prompt(user, cases::validator_tool(), "validate_test_case")
 }
 
-/// The arguments of the call to `tool`: native, or written in the answer text.
+/// The arguments of the call to `tool`: native, written in the answer text, or the answer's
+/// own JSON object (a model without tool calls answering in JSON).
 fn tool_arguments(out: &CallOutcome, tool: &str) -> Result<String, String> {
     if let Some(e) = &out.error {
         return Err(format!("the call failed: {}", e.kind.as_str()));
@@ -366,12 +367,16 @@ fn tool_arguments(out: &CallOutcome, tool: &str) -> Result<String, String> {
         return Ok(args.clone());
     }
     let found = toolcall::detect(&[], &out.answer, &[tool]);
-    found
-        .calls
-        .iter()
-        .find(|c| c.name == tool)
-        .map(|c| c.arguments.to_string())
-        .ok_or_else(|| format!("no call to {tool} in the reply"))
+    if let Some(c) = found.calls.iter().find(|c| c.name == tool) {
+        return Ok(c.arguments.to_string());
+    }
+    // A model that cannot call tools may still answer with the fields as a JSON object.
+    match llmpulse_core::score::structured::answer_json(&out.answer) {
+        Some(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+        _ => Err(format!(
+            "no call to {tool} in the reply, nor its fields as JSON"
+        )),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
