@@ -390,22 +390,15 @@ fn record(
     role: &str,
     attempt: u32,
 ) -> Record {
+    let text = prompt
+        .messages
+        .last()
+        .map(|m| m.content.as_str())
+        .unwrap_or_default();
     let question = Question {
-        id: id.to_string(),
-        industry: topic.to_string(),
-        task: role.to_string(),
-        question: prompt
-            .messages
-            .last()
-            .map(|m| m.content.clone())
-            .unwrap_or_default(),
-        context: Vec::new(),
-        key_facts: Vec::new(),
-        schema: None,
         tools: prompt.tools.clone(),
         tool_choice: prompt.tool_choice.clone(),
-        grading: Default::default(),
-        tool_prompt: None,
+        ..Question::bare(id, topic, role, text)
     };
     let mut r = Record::from_call(
         &CallContext {

@@ -90,7 +90,7 @@ where
     F: FnOnce(Box<dyn Store>, Box<dyn Store>, HashMap<String, Question>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    if a.from.trim_end_matches('/') == a.to.trim_end_matches('/') {
+    if same_location(&a.from, &a.to) {
         bail!(
             "--to must differ from --from: the new runs beside the originals would make every \
              report count each call twice"
@@ -123,6 +123,24 @@ where
         work(from, to, questions).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two locations are one: bucket URLs as written (a trailing `/` aside), directories
+/// once resolved (`out`, `./out/` and its absolute path are the same place).
+fn same_location(a: &str, b: &str) -> bool {
+    let local = |s: &str| !s.contains("://");
+    if local(a) && local(b) {
+        let resolve = |s: &str| {
+            let p = Path::new(s);
+            std::fs::canonicalize(p).unwrap_or_else(|_| {
+                std::env::current_dir()
+                    .map(|d| d.join(p))
+                    .unwrap_or_else(|_| p.to_path_buf())
+            })
+        };
+        return resolve(a) == resolve(b);
+    }
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// The suite a manifest names: `builtin:NAME`, or the path inside `NAME (PATH)`.

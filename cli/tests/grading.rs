@@ -185,6 +185,13 @@ fn rescore_grades_stored_answers_again_into_a_linked_run() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--to must differ from --from"));
+    // However it is written.
+    let refused = Command::new(BIN)
+        .current_dir(&dir.0)
+        .args(["rescore", "--from", "out", "--to", "./out/"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--to must differ from --from"));
 }
 
 const JUDGED_SUITE: &str = r#"
@@ -315,13 +322,7 @@ fn the_report_compares_one_questions_answers_across_repetitions() {
         "answers vary, but not wholly: {expected}"
     );
 
-    ok(&Command::new(BIN)
-        .current_dir(&dir.0)
-        .args(["report", "--from", "out", "--out", "r"])
-        .output()
-        .unwrap());
-    let s: Value =
-        serde_json::from_slice(&std::fs::read(dir.0.join("r/summary.json")).unwrap()).unwrap();
+    let s = support::report_summary(&dir.0);
     let cell = s["tasks"]
         .as_array()
         .unwrap()

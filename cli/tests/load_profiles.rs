@@ -135,13 +135,7 @@ fn each_call_meets_the_slo_or_not_and_the_summary_and_report_count_them() {
                 "a closed loop schedules nothing"
             );
         }
-        ok(&std::process::Command::new(BIN)
-            .current_dir(&dir.0)
-            .args(["report", "--from", "out", "--out", "r"])
-            .output()
-            .unwrap());
-        let s: Value =
-            serde_json::from_slice(&std::fs::read(dir.0.join("r/summary.json")).unwrap()).unwrap();
+        let s = support::report_summary(&dir.0);
         let t = s["targets"]
             .as_array()
             .unwrap()

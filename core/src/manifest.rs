@@ -78,7 +78,35 @@ fn complete_by_default() -> bool {
     true
 }
 
+impl RunMeta {
+    /// The meta of a run made from `source`'s records (rescored or judged): the same campaign,
+    /// slot, origin, suite and times, under `run_id`, naming its source.
+    pub fn derived(source: &Manifest, run_id: &str, targets: Vec<String>) -> RunMeta {
+        RunMeta {
+            run_id: run_id.to_string(),
+            started_at: source.started_at.clone(),
+            campaign: source.campaign.clone(),
+            slot: source.slot,
+            origin: source.origin.clone(),
+            config_hash: source.config_hash.clone(),
+            suite: source.suite.clone(),
+            targets,
+            shard: source.shard,
+            planned: source.planned,
+            host: source.host.clone(),
+            rescored_from: Some(source.run_id.clone()),
+        }
+    }
+}
+
 impl Manifest {
+    /// When the run finished; now when the manifest's time does not parse.
+    pub fn finished_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(&self.finished_at)
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now())
+    }
+
     /// A manifest for `meta` with these counts and files.
     pub fn new(
         meta: &RunMeta,

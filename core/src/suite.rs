@@ -52,6 +52,26 @@ pub struct Question {
     pub tool_prompt: Option<String>,
 }
 
+impl Question {
+    /// A question with only its text and labels: no context, schema, tools or grading (the
+    /// questions a soak, a judge or a case generator asks, which no suite file holds).
+    pub fn bare(id: &str, industry: &str, task: &str, question: &str) -> Question {
+        Question {
+            id: id.to_string(),
+            industry: industry.to_string(),
+            task: task.to_string(),
+            question: question.to_string(),
+            context: Vec::new(),
+            key_facts: Vec::new(),
+            schema: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            grading: Default::default(),
+            tool_prompt: None,
+        }
+    }
+}
+
 /// What is sent for one question: the messages, and any schema or tools.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::{StreamExt, stream};
 
 use llmpulse_core::config::Target;
@@ -112,23 +112,8 @@ pub async fn judge(
                 n
             })
             .collect();
-        let finished = DateTime::parse_from_rfc3339(&m.finished_at)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
-        let meta = |run_id: &str, targets: Vec<String>| RunMeta {
-            run_id: run_id.to_string(),
-            started_at: m.started_at.clone(),
-            campaign: m.campaign.clone(),
-            slot: m.slot,
-            origin: m.origin.clone(),
-            config_hash: m.config_hash.clone(),
-            suite: m.suite.clone(),
-            targets,
-            shard: m.shard,
-            planned: m.planned,
-            host: m.host.clone(),
-            rescored_from: Some(m.run_id.clone()),
-        };
+        let finished = m.finished_utc();
+        let meta = |run_id: &str, targets: Vec<String>| RunMeta::derived(m, run_id, targets);
         let mut copy = publish::encode(&meta(&stats.run_id, m.targets.clone()), &judged, finished)?;
         copy.manifest.complete = m.complete;
         publish::put_encoded(to, &copy).await?;
@@ -175,19 +160,7 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
         .success()
         .then(|| judge::parse_grade(&out.answer))
         .flatten();
-    let question = Question {
-        id: r.question_id.clone(),
-        industry: r.industry.clone(),
-        task: "judge".into(),
-        question: q.question.clone(),
-        context: Vec::new(),
-        key_facts: Vec::new(),
-        schema: None,
-        tools: Vec::new(),
-        tool_choice: None,
-        grading: Default::default(),
-        tool_prompt: None,
-    };
+    let question = Question::bare(&r.question_id, &r.industry, "judge", &q.question);
     let target: &Target = client.target();
     let mut record = Record::from_call(
         &CallContext {

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use llmpulse_core::layout;
@@ -158,23 +157,8 @@ pub async fn rescore(
     {
         let records = run_records(from, m).await?;
         let (new, stats) = rescore_records(&m.run_id, &records, questions);
-        let meta = RunMeta {
-            run_id: stats.run_id.clone(),
-            started_at: m.started_at.clone(),
-            campaign: m.campaign.clone(),
-            slot: m.slot,
-            origin: m.origin.clone(),
-            config_hash: m.config_hash.clone(),
-            suite: m.suite.clone(),
-            targets: m.targets.clone(),
-            shard: m.shard,
-            planned: m.planned,
-            host: m.host.clone(),
-            rescored_from: Some(m.run_id.clone()),
-        };
-        let finished = DateTime::parse_from_rfc3339(&m.finished_at)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
+        let meta = RunMeta::derived(m, &stats.run_id, m.targets.clone());
+        let finished = m.finished_utc();
         let mut encoded = publish::encode(&meta, &new, finished)?;
         encoded.manifest.complete = m.complete;
         publish::put_encoded(to, &encoded).await?;

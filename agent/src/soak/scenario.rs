@@ -166,19 +166,7 @@ pub fn question(seed: u64, index: u64, scenario: Scenario, context_tokens: u32) 
     let mut rng = rng(seed, CONTENT, index);
     let bank = bank();
     let id = |variant: &str| format!("c{index:07}-{}-{variant}", scenario.name());
-    let mut q = Question {
-        id: String::new(),
-        industry: "soak".into(),
-        task: scenario.name().into(),
-        question: String::new(),
-        context: Vec::new(),
-        key_facts: Vec::new(),
-        schema: None,
-        tools: Vec::new(),
-        tool_choice: None,
-        grading: Default::default(),
-        tool_prompt: None,
-    };
+    let mut q = Question::bare("", "soak", scenario.name(), "");
     match scenario {
         Scenario::PromptVariety | Scenario::ConcurrentLoad | Scenario::ProviderFailover => {
             let p = &bank[rng.random_range(0..bank.len())];

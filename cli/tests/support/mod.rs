@@ -182,6 +182,16 @@ pub fn records(out: &Path) -> Vec<Value> {
     rows
 }
 
+/// `llmpulse report --from out --out r` in `dir`, and the `summary.json` it wrote.
+pub fn report_summary(dir: &Path) -> Value {
+    ok(&Command::new(BIN)
+        .current_dir(dir)
+        .args(["report", "--from", "out", "--out", "r"])
+        .output()
+        .unwrap());
+    serde_json::from_slice(&std::fs::read(dir.join("r/summary.json")).unwrap()).unwrap()
+}
+
 /// A `[[targets]]` table for an OpenAI-compatible server at `base_url`, model `sim`.
 pub fn target(name: &str, base_url: &str, extra: &str) -> String {
     target_as(name, "openai-compatible", base_url, "sim", extra)
