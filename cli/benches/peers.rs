@@ -97,8 +97,16 @@ struct Measured {
     wall: f64,
 }
 
-/// `llmpulse run` with `model` as the model name; `warmup` calls first when given.
-fn run_llmpulse(dir: &Path, url: &str, model: &str, c: usize, n: usize, warmup: usize) -> Measured {
+/// `llmpulse run` with `model` as the model name, timestamps from `clock`; `warmup` calls first
+/// when given.
+fn run_llmpulse(
+    dir: &Path,
+    url: &str,
+    (model, clock): (&str, &str),
+    c: usize,
+    n: usize,
+    warmup: usize,
+) -> Measured {
     let suite = dir.join("suite.toml");
     std::fs::write(
         &suite,
@@ -111,7 +119,7 @@ fn run_llmpulse(dir: &Path, url: &str, model: &str, c: usize, n: usize, warmup: 
         format!(
             "suite = \"{}\"\nrepetitions = {n}\nconcurrency = {c}\n[load]\nwarmup = {warmup}\n\
              [[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{url}\"\n\
-             model = \"{model}\"\nmax_tokens = 64\n",
+             model = \"{model}\"\nclock = \"{clock}\"\nmax_tokens = 64\n",
             suite.display()
         ),
     )
@@ -215,7 +223,7 @@ fn main() {
         if quick { 1 } else { 3 }
     );
     println!(
-        "{:>6}  {:<14} {:>20} {:>20} {:>9}",
+        "{:>6}  {:<16} {:>20} {:>20} {:>9}",
         "C", "tool", "TTFT p50 / p99", "latency p50 / p99", "requests"
     );
     let cs: &[usize] = if quick { &[10, 100] } else { &[100, 1000] };
@@ -234,19 +242,19 @@ fn main() {
                 "16",
                 "--no-role-chunk",
             ]);
-            let mut tools: Vec<(&str, usize, Measured)> = vec![
-                (
-                    "llmpulse",
-                    0,
-                    run_llmpulse(&dir, &sim.url, "llmpulse", c, 2 * c, 0),
-                ),
-                // The same with `warmup = C`: every connection open before the measured calls.
-                (
-                    "llmpulse-warm",
-                    c,
-                    run_llmpulse(&dir, &sim.url, "llmpulse-warm", c, 2 * c, c),
-                ),
-            ];
+            let mut tools: Vec<(&str, usize, Measured)> = Vec::new();
+            // The default (kernel receive timestamps), the same with `warmup = C` (every
+            // connection open before the measured calls), then the two other clocks: stamped
+            // at the socket read in user space, and where the reading task sees the bytes.
+            for (name, clock, warmup) in [
+                ("llmpulse", "kernel", 0),
+                ("llmpulse-warm", "kernel", c),
+                ("llmpulse-socket", "socket", 0),
+                ("llmpulse-client", "client", 0),
+            ] {
+                let m = run_llmpulse(&dir, &sim.url, (name, clock), c, 2 * c, warmup);
+                tools.push((name, warmup, m));
+            }
             if have_llm_bench {
                 tools.push((
                     "llm-bench",
@@ -272,7 +280,7 @@ fn main() {
         for (name, rows) in &cells {
             let med = |k: usize| pct(&rows.iter().map(|r| r[k]).collect::<Vec<_>>(), 50.0);
             println!(
-                "{c:>6}  {name:<14} {:>+9.1} / {:<+8.1} {:>+9.1} / {:<+8.1} {:>9}",
+                "{c:>6}  {name:<16} {:>+9.1} / {:<+8.1} {:>+9.1} / {:<+8.1} {:>9}",
                 med(0),
                 med(1),
                 med(2),
@@ -293,16 +301,19 @@ fn main() {
         "16",
         "--no-role-chunk",
     ]);
-    let m = run_llmpulse(&dir, &sim.url, "llmpulse", 100, n, 0);
-    println!(
-        "  llmpulse   {:>8.0} requests/s ({:.2} s)",
-        n as f64 / m.wall,
-        m.wall
-    );
+    for (name, clock) in [("llmpulse", "kernel"), ("llmpulse-client", "client")] {
+        let m = run_llmpulse(&dir, &sim.url, (name, clock), 100, n, 0);
+        println!(
+            "  {name:<16} {:>8.0} requests/s ({:.2} s)",
+            n as f64 / m.wall,
+            m.wall
+        );
+    }
     if have_llm_bench {
         let m = run_llm_bench(&llm_bench, &dir, &sim.url, 100, n);
         println!(
-            "  llm-bench  {:>8.0} requests/s ({:.2} s)",
+            "  {:<16} {:>8.0} requests/s ({:.2} s)",
+            "llm-bench",
             n as f64 / m.wall,
             m.wall
         );

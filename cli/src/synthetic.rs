@@ -128,6 +128,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
                 streamed: true,
                 connect_sec: None,
                 connection_reused: None,
+                clock_source: None,
                 ttfb_sec: Some(round6(ttft * 0.9)),
                 ttft_sec: Some(round6(ttft)),
                 ttfat_sec: Some(round6(ttft)),

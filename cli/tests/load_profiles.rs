@@ -220,7 +220,8 @@ fn a_rate_sweep_runs_synchronous_throughput_and_the_rates_between() {
 /// Each record says whether its call opened a connection, and how long that took. At
 /// concurrency 5 the first five calls must open one each (the pool is empty); later calls
 /// mostly reuse them (hyper may still open one when an answer's connection is not back in its
-/// pool yet). After `warmup = 5`, the first measured calls find open connections.
+/// pool yet). After `warmup = 5`, the first measured calls find open connections. The clock is
+/// the kernel's (a plain-HTTP target on Linux), so the set-up is not part of TTFB.
 #[test]
 fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
     let sim = Sim::start(&["--ttft-ms", "20", "--itl-ms", "1", "--output-tokens", "5"]);
@@ -246,10 +247,13 @@ fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
             match r["connection_reused"].as_bool().unwrap() {
                 false => {
                     let c = r["connect_sec"].as_f64().unwrap();
-                    assert!(c > 0.0 && c < r["ttfb_sec"].as_f64().unwrap(), "{r}");
+                    assert!(c > 0.0 && c < 1.0, "{r}");
                 }
                 true => assert!(r["connect_sec"].is_null(), "{r}"),
             }
+        }
+        if cfg!(target_os = "linux") {
+            assert!(rows.iter().all(|r| r["clock_source"] == "kernel"), "{rows:?}");
         }
         let reused = rows
             .iter()

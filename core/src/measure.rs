@@ -69,6 +69,13 @@ impl Meter {
         self.sent
     }
 
+    /// Measures from `sent` instead (before any arrival was fed): the request was handed over
+    /// earlier than it went out.
+    pub fn rebase(&mut self, sent: Instant) {
+        debug_assert!(self.first_byte.is_none(), "rebased after an arrival");
+        self.sent = sent;
+    }
+
     /// The response headers arrived at `at`.
     pub fn headers(&mut self, at: Instant) {
         self.first_byte.get_or_insert(at);

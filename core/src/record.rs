@@ -50,12 +50,19 @@ pub struct Record {
     pub role: Option<String>,
     pub streamed: bool,
     /// Over HTTP: the connection set-up (TCP, and TLS for https) when this call opened a new
-    /// connection, seconds; it is part of `ttfb_sec`, `ttft_sec` and `latency_sec`. Null when
-    /// the call reused a connection (`connection_reused`) or was not made over HTTP.
+    /// connection, seconds. Part of `ttfb_sec`, `ttft_sec` and `latency_sec` with the `client`
+    /// clock, not with `kernel` or `socket` (those run from the request's first byte written).
+    /// Null when the call reused a connection (`connection_reused`) or was not made over HTTP.
     #[serde(default)]
     pub connect_sec: Option<f64>,
     #[serde(default)]
     pub connection_reused: Option<bool>,
+    /// Where the timestamps were taken: `kernel` (the kernel's receive time of each packet;
+    /// times run from the request's first byte written), `socket` (the same, stamped at the
+    /// socket read in user space), `client` (where the reading task saw the bytes; times run
+    /// from the hand-over to the HTTP client).
+    #[serde(default)]
+    pub clock_source: Option<String>,
     pub ttfb_sec: Option<f64>,
     pub ttft_sec: Option<f64>,
     pub ttfat_sec: Option<f64>,
@@ -320,6 +327,7 @@ impl Record {
             streamed: out.streamed,
             connect_sec: out.connect.flatten().map(|d| round6(d.as_secs_f64())),
             connection_reused: out.connect.map(|c| c.is_none()),
+            clock_source: Some(out.clock.as_str().to_string()),
             ttfb_sec: t.ttfb_sec.map(round6),
             ttft_sec: t.ttft_sec.map(round6),
             ttfat_sec: t.ttfat_sec.map(round6),

@@ -95,11 +95,16 @@ pub struct Target {
     /// The most bytes of a response body read; past it the call stops reading and fails with
     /// `answer_too_large`, keeping what came as a partial answer.
     pub max_answer_bytes: usize,
+    /// Where the call's timestamps are taken: `kernel` (the default for http:// on Linux),
+    /// `socket`, or `client` (the only choice for https:// and the simulator).
+    pub clock: ClockSource,
 }
 
 /// The default `max_answer_bytes`: 4 MiB, far above any real answer (a 32k-token answer is
 /// about 128 KiB of text, a few times that with streaming's framing).
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+pub use crate::provider::ClockSource;
 
 /// Where a target's requests go.
 #[derive(Debug, Clone)]
@@ -569,6 +574,36 @@ fallback_only = true
             err.contains("targets[0].fallback: no target named 'z'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_clock_is_the_kernel_for_plain_http_and_the_client_otherwise() {
+        let target = |url: &str, clock: &str| {
+            format!(
+                "[[targets]]\nname = \"a\"\nprovider = \"openai-compatible\"\nmodel = \"m\"\n\
+                 base_url = \"{url}\"\n{clock}"
+            )
+        };
+        let clock = |text: &str| parse(text).unwrap().targets[0].clock;
+        assert_eq!(clock(&target("http://127.0.0.1:8080/v1", "")), ClockSource::Kernel);
+        assert_eq!(clock(&target("https://api.example.com/v1", "")), ClockSource::Client);
+        assert_eq!(
+            clock(&target("http://h/v1", "clock = \"socket\"")),
+            ClockSource::Socket
+        );
+        let err = parse(&target("https://api.example.com/v1", "clock = \"kernel\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("test.toml:6: targets[0].clock: clock 'kernel' stamps at the socket and needs a plain http:// base_url"),
+            "{err}"
+        );
+        let err = parse(&target("http://h/v1", "clock = \"tsc\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown clock 'tsc' (known: kernel, socket, client)"), "{err}");
+        let sim = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        assert_eq!(clock(sim), ClockSource::Client);
     }
 
     #[test]

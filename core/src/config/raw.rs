@@ -94,6 +94,7 @@ pub(crate) struct RawTarget {
     pub(crate) tpm: Option<Spanned<i64>>,
     pub(crate) max_concurrency: Option<Spanned<i64>>,
     pub(crate) max_answer_bytes: Option<Spanned<i64>>,
+    pub(crate) clock: Option<Spanned<String>>,
     pub(crate) fallback: Option<Spanned<String>>,
     pub(crate) fallback_only: Option<bool>,
     #[serde(default)]

@@ -8,7 +8,9 @@ use toml::Spanned;
 
 use super::interpolate::interpolate;
 use super::raw::{RawAgent, RawCampaign, RawLoad, RawTarget};
-use super::{AgentSettings, ConfigError, Endpoint, Limits, Params, Target, Timeouts};
+use super::{
+    AgentSettings, ClockSource, ConfigError, Endpoint, Limits, Params, Target, Timeouts,
+};
 use crate::error_kind::ErrorKind;
 use crate::layout;
 use crate::preset;
@@ -312,6 +314,7 @@ impl Cx<'_> {
             }
             None => super::DEFAULT_MAX_ANSWER_BYTES,
         };
+        let clock = self.clock(i, spanned, &endpoint)?;
 
         Ok(Target {
             name,
@@ -329,7 +332,52 @@ impl Cx<'_> {
             headers,
             extra,
             max_answer_bytes,
+            clock,
         })
+    }
+
+    /// Where the target's timestamps are taken: at the socket, by the kernel where it can, for
+    /// plain HTTP; where the reading task sees the bytes for HTTPS (the TLS layer sits between)
+    /// and the in-process simulator.
+    fn clock(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        endpoint: &Endpoint,
+    ) -> Result<ClockSource, ConfigError> {
+        let plain_http =
+            matches!(endpoint, Endpoint::Http { base_url } if base_url.starts_with("http://"));
+        let Some(asked) = &spanned.get_ref().clock else {
+            return Ok(if plain_http {
+                ClockSource::Kernel
+            } else {
+                ClockSource::Client
+            });
+        };
+        let clock = match asked.get_ref().as_str() {
+            "kernel" => ClockSource::Kernel,
+            "socket" => ClockSource::Socket,
+            "client" => ClockSource::Client,
+            other => {
+                return Err(self.invalid(
+                    asked.span().start,
+                    format!("targets[{i}].clock"),
+                    format!("unknown clock '{other}' (known: kernel, socket, client)"),
+                ));
+            }
+        };
+        if clock != ClockSource::Client && !plain_http {
+            return Err(self.invalid(
+                asked.span().start,
+                format!("targets[{i}].clock"),
+                format!(
+                    "clock '{}' stamps at the socket and needs a plain http:// base_url; \
+                     https:// and the simulator take clock = \"client\"",
+                    clock.as_str()
+                ),
+            ));
+        }
+        Ok(clock)
     }
 
     /// Where a target's requests go: the in-process simulator or an http(s) base URL.

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::body::{bounded, ndjson_lines};
 use super::outcome::{CallError, CallOutcome, ToolCall};
-use super::transport::{HttpRequest, RawResponse, Transport, TransportError};
+use super::transport::{HttpRequest, RawResponse, SocketClock, Transport, TransportError};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::{Meter, Output};
@@ -133,6 +133,7 @@ async fn exchange(
     let deadlines = Deadlines::new(target, sent, run_deadline, stop);
 
     let (limit, kind) = deadlines.next(false, None);
+    let mut clock = None;
     let response = match deadlines.within(limit, kind, transport.send(request)).await {
         Err(kind) => {
             reading.fail(kind, deadlines.message(kind));
@@ -156,7 +157,12 @@ async fn exchange(
         Ok(Ok(r)) => Some(r),
     };
     if let Some(resp) = response {
-        reading.meter.headers(Instant::now());
+        clock = resp.clock.clone();
+        if let Some(written) = clock.as_ref().and_then(SocketClock::written) {
+            // Stamped at the socket: the call's times run from the request's first byte written.
+            reading.sent_on_wire(written);
+        }
+        reading.meter.headers(arrival(clock.as_ref()));
         reading.out.connect = resp.connect;
         reading.out.http_status = Some(resp.status);
         reading.out.provider_request_id = request_id(&resp.headers);
@@ -181,6 +187,9 @@ async fn exchange(
         }
     }
     let mut out = reading.finish();
+    if let Some(clock) = &clock {
+        out.clock = clock.source();
+    }
     if let Some(e) = &mut out.error {
         e.message = scrub(&e.message, &secrets(target));
     }
@@ -325,6 +334,18 @@ impl Reading {
         );
     }
 
+    /// The request's first byte went out at `written` (stamped at the socket): the call's times
+    /// (and `sent_at`) run from there rather than from when it was handed to the transport, so
+    /// connection set-up (`connect_sec`) and the client's own queueing are not in them.
+    pub(crate) fn sent_on_wire(&mut self, written: Instant) {
+        let sent = self.meter.sent();
+        if written > sent {
+            self.meter.rebase(written);
+            let waited = written - sent;
+            self.out.sent_at += chrono::Duration::from_std(waited).unwrap_or_default();
+        }
+    }
+
     pub(crate) fn fail(&mut self, kind: ErrorKind, message: String) {
         if self.out.error.is_none() {
             self.out.error = Some(CallError { kind, message });
@@ -396,9 +417,12 @@ impl Reading {
         let sent = self.meter.sent();
         let stamp = Arc::new(AtomicU64::new(0));
         let stamper = stamp.clone();
-        // The arrival instant is taken first, before anything else touches the bytes.
+        let clock = resp.clock.clone();
+        // The arrival instant is taken first, before anything else touches the bytes (or read
+        // from the socket's stamp of them).
         let stamped = resp.body.map(move |r| {
-            stamper.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let at = arrival(clock.as_ref()).saturating_duration_since(sent);
+            stamper.store(at.as_nanos() as u64, Ordering::Relaxed);
             r
         });
         let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -491,6 +515,7 @@ impl Reading {
         deadlines: &Deadlines,
         max: usize,
     ) -> Option<BytesMut> {
+        let clock = resp.clock.clone();
         let mut buf = BytesMut::new();
         // A whole body is one piece: only the total limit and the run's deadline apply.
         let (limit, kind) = deadlines.next(true, None);
@@ -515,7 +540,7 @@ impl Reading {
                 }
             }
         }
-        self.ended = Some(Instant::now());
+        self.ended = Some(arrival(clock.as_ref()));
         Some(buf)
     }
 
@@ -536,6 +561,14 @@ impl Reading {
         self.out
     }
 }
+/// When the latest bytes of a response arrived: the socket's stamp when there is one, now
+/// otherwise.
+fn arrival(clock: Option<&SocketClock>) -> Instant {
+    clock
+        .and_then(SocketClock::arrived)
+        .unwrap_or_else(Instant::now)
+}
+
 /// The human message of an error object: `{"error": {"message": …}}`, `{"error": "…"}` or
 /// `{"message": …}`.
 pub(crate) fn error_message(v: &Value) -> Option<String> {

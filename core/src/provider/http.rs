@@ -22,6 +22,9 @@ impl HttpTransport {
     }
 }
 
+/// The `user-agent` of every request llmpulse sends.
+pub(crate) const USER_AGENT: &str = concat!("llmpulse/", env!("CARGO_PKG_VERSION"));
+
 /// The HTTP client of one target: no overall timeout (each call sets its own deadlines), the
 /// target's connect timeout, TCP_NODELAY, and llmpulse's user agent.
 pub fn build_client(
@@ -29,7 +32,7 @@ pub fn build_client(
 ) -> Result<reqwest::Client, reqwest::Error> {
     install_crypto();
     reqwest::Client::builder()
-        .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
@@ -72,17 +75,38 @@ where
     }
 
     fn call(&mut self, req: R) -> Self::Future {
-        let slot = CONNECT_NANOS.try_with(Arc::clone).ok();
-        let started = Instant::now();
-        let connecting = self.0.call(req);
-        Box::pin(async move {
-            let conn = connecting.await;
-            if let Some(slot) = slot {
-                slot.store(started.elapsed().as_nanos() as u64 + 1, Ordering::Relaxed);
-            }
-            conn
-        })
+        Box::pin(record_connect(Instant::now(), self.0.call(req)))
     }
+}
+
+/// Runs `connecting`, a connection being opened since `started`, and hands its set-up time to
+/// the request being sent on this task ([`timing_connect`]), if any.
+pub(crate) fn record_connect<F: std::future::Future>(
+    started: Instant,
+    connecting: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let slot = CONNECT_NANOS.try_with(Arc::clone).ok();
+    async move {
+        let conn = connecting.await;
+        if let Some(slot) = slot {
+            slot.store(started.elapsed().as_nanos() as u64 + 1, Ordering::Relaxed);
+        }
+        conn
+    }
+}
+
+/// Sends a request (`sending`) and says how long the connection it opened took to set up:
+/// `None` when it reused one.
+pub(crate) async fn timing_connect<F: std::future::Future>(
+    sending: F,
+) -> (F::Output, Option<Duration>) {
+    let slot = Arc::new(AtomicU64::new(0));
+    let out = CONNECT_NANOS.scope(slot.clone(), sending).await;
+    let connect = match slot.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(Duration::from_nanos(n - 1)),
+    };
+    (out, connect)
 }
 
 /// Makes ring the process's TLS crypto provider, once, before any HTTPS client is built. A
@@ -104,9 +128,8 @@ impl Transport for HttpTransport {
             if !req.body.is_empty() {
                 builder = builder.body(req.body);
             }
-            let slot = Arc::new(AtomicU64::new(0));
-            let sent = CONNECT_NANOS.scope(slot.clone(), builder.send());
-            let resp = sent.await.map_err(|e| {
+            let (resp, connect) = timing_connect(builder.send()).await;
+            let resp = resp.map_err(|e| {
                 // Without the URL: a URL can carry a key in its query string.
                 let e = e.without_url();
                 if e.is_timeout() && e.is_connect() {
@@ -124,15 +147,12 @@ impl Transport for HttpTransport {
             let body = resp
                 .bytes_stream()
                 .map(|r| r.map_err(|e| BodyError(chain(&e.without_url()))));
-            let connect = match slot.load(Ordering::Relaxed) {
-                0 => None,
-                n => Some(Duration::from_nanos(n - 1)),
-            };
             Ok(RawResponse {
                 status,
                 headers,
                 body: Box::pin(body),
                 connect: Some(connect),
+                clock: None,
             })
         })
     }
@@ -147,7 +167,7 @@ fn closed_before_answer(e: &reqwest::Error) -> bool {
 }
 
 /// The error and its sources, joined: reqwest's own message alone hides the cause.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -11,13 +11,18 @@ pub mod ollama;
 pub mod openai;
 pub mod outcome;
 pub mod sim;
+#[cfg(unix)]
+pub mod socket_clock;
 pub mod transport;
 
 #[cfg(test)]
 mod properties;
 
 pub use outcome::{CallError, CallOutcome, ServerTimings, ToolCall, Usage};
-pub use transport::{BodyError, BodyStream, HttpRequest, RawResponse, Transport, TransportError};
+pub use transport::{
+    BodyError, BodyStream, ClockSource, HttpRequest, RawResponse, SocketClock, Transport,
+    TransportError,
+};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +44,14 @@ impl Client {
     /// Builds the client for `target`, with its own connection pool.
     pub fn new(target: Target) -> Result<Self, reqwest::Error> {
         let transport: Arc<dyn Transport> = match &target.endpoint {
+            #[cfg(unix)]
+            Endpoint::Http { base_url } if target.clock != ClockSource::Client => {
+                Arc::new(socket_clock::SocketTransport::new(
+                    base_url.clone(),
+                    target.timeouts.connect,
+                    target.clock == ClockSource::Kernel,
+                ))
+            }
             Endpoint::Http { base_url } => {
                 let http = http::build_client(target.timeouts.connect)?;
                 Arc::new(http::HttpTransport::new(http, base_url.clone()))

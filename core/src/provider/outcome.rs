@@ -66,6 +66,8 @@ pub struct CallOutcome {
     /// Over HTTP: the connection's set-up time (TCP, and TLS for https) when this call opened
     /// a new connection, `None` when it reused one. Part of `ttfb`, `ttft` and latency.
     pub connect: Option<Option<Duration>>,
+    /// Where the call's timestamps were taken.
+    pub clock: super::ClockSource,
     pub error: Option<CallError>,
 }
 
@@ -102,6 +104,7 @@ impl CallOutcome {
             server: ServerTimings::default(),
             memory_mb: None,
             connect: None,
+            clock: super::ClockSource::Client,
             error: None,
         }
     }

@@ -28,6 +28,7 @@ impl Transport for Chunks {
         Box::pin(async move {
             Ok(RawResponse {
                 connect: None,
+                clock: None,
                 status: 200,
                 headers: HeaderMap::new(),
                 body: Box::pin(futures_util::stream::iter(chunks)),

@@ -38,6 +38,7 @@ impl Transport for InProcess {
                 );
                 return Ok(RawResponse {
                     connect: None,
+                    clock: None,
                     status: 200,
                     headers,
                     body: Box::pin(futures_util::stream::once(async move { Ok(body) })),
@@ -75,6 +76,7 @@ impl Transport for InProcess {
                 .map(|r| r.map_err(|cut| BodyError(cut.to_string())));
             Ok(RawResponse {
                 connect: None,
+                clock: None,
                 status: reply.status,
                 headers,
                 body: Box::pin(body),

@@ -3,6 +3,9 @@
 //! in-process simulator (`sim`).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -34,6 +37,9 @@ pub struct RawResponse {
     /// up, `Some(None)` when it reused one; `None` where there are no connections (the
     /// in-process simulator).
     pub connect: Option<Option<std::time::Duration>>,
+    /// The connection's stamps, when they are taken at the socket (plain HTTP): when the
+    /// request's first byte went out and when the latest bytes read arrived.
+    pub clock: Option<SocketClock>,
 }
 
 /// Why a request got no response at all.
@@ -48,4 +54,76 @@ pub enum TransportError {
 /// Moves a request to a target and hands back the response as it arrives.
 pub trait Transport: Send + Sync {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>>;
+}
+
+/// Where a call's timestamps were taken (the record's `clock_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockSource {
+    /// The kernel's receive timestamp of the packet that brought the bytes; sent = the
+    /// request's first byte written to the socket.
+    Kernel,
+    /// Taken at the socket read and write, in user space.
+    Socket,
+    /// Taken where the reading task first sees the bytes (HTTPS, and the in-process simulator).
+    Client,
+}
+
+impl ClockSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockSource::Kernel => "kernel",
+            ClockSource::Socket => "socket",
+            ClockSource::Client => "client",
+        }
+    }
+}
+
+/// Instants as nanoseconds since a process-wide origin, so they fit in an atomic (0 = none).
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(|| Instant::now() - Duration::from_secs(1))
+}
+
+pub(super) fn to_nanos(at: Instant) -> u64 {
+    at.saturating_duration_since(origin()).as_nanos() as u64
+}
+
+fn from_nanos(n: u64) -> Option<Instant> {
+    (n != 0).then(|| origin() + Duration::from_nanos(n))
+}
+
+/// The stamps of one connection, shared by the connection (which writes them) and each response
+/// read from it (which reads them).
+#[derive(Debug, Clone, Default)]
+pub struct SocketClock {
+    pub(super) stamps: Arc<Stamps>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Stamps {
+    pub(super) written: AtomicU64,
+    pub(super) arrived: AtomicU64,
+    pub(super) kernel: AtomicBool,
+}
+
+impl SocketClock {
+    /// When the current request's first byte was written to the socket.
+    pub fn written(&self) -> Option<Instant> {
+        from_nanos(self.stamps.written.load(Ordering::Acquire))
+    }
+
+    /// When the latest bytes read from the connection arrived.
+    pub fn arrived(&self) -> Option<Instant> {
+        from_nanos(self.stamps.arrived.load(Ordering::Acquire))
+    }
+
+    /// `Kernel` once the kernel stamped a read, `Socket` otherwise.
+    pub fn source(&self) -> ClockSource {
+        if self.stamps.kernel.load(Ordering::Relaxed) {
+            ClockSource::Kernel
+        } else {
+            ClockSource::Socket
+        }
+    }
 }
