@@ -4,9 +4,12 @@
 //! first token and for every chunk, the error of each measured chunk gap, and the streamed
 //! requests per second sustained with zero delays.
 //!
-//! Run: `cargo bench -p llmpulse-core --bench stream_timing` (add `-- --quick` for a short run).
-//! Server and client run on separate Tokio runtimes of one worker thread each, in one process,
-//! so both read the same monotonic clock.
+//! Run: `cargo bench -p llmpulse --bench stream_timing` (add `-- --quick` for a short run).
+//! First in one process: server and client on separate Tokio runtimes of one worker thread each,
+//! both reading the same monotonic clock. Then with the server in its own process (`llmpulse
+//! sim`), as a user runs it: the two are compared on the wall clock, through the simulator's
+//! request log (`received_unix_ms` + each event's offset) and each outcome's `sent_at`.
+//! `LLMPULSE_BENCH_CLOCK=socket|client` measures with that clock instead of the kernel's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,29 +31,100 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// Where the simulator runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    /// On its own runtime in this process.
+    InProcess,
+    /// As `llmpulse sim`, a process of its own.
+    Process,
+}
+
 struct Setup {
-    _server_rt: tokio::runtime::Runtime,
-    state: Arc<SimState>,
+    server: ServerHandle,
     client: Client,
 }
 
-fn setup(profile: SimProfile) -> Setup {
-    let server_rt = runtime();
-    let state = Arc::new(SimState::new(profile, HashMap::new(), true));
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let bound = server_rt
-        .block_on(server::spawn(addr, state.clone()))
-        .expect("bind");
+enum ServerHandle {
+    InProcess {
+        _runtime: tokio::runtime::Runtime,
+        state: Arc<SimState>,
+    },
+    Process(std::process::Child, String),
+}
+
+impl ServerHandle {
+    /// The simulator's request log.
+    fn log(&self) -> Vec<LogEntry> {
+        match self {
+            ServerHandle::InProcess { state, .. } => state.log(),
+            ServerHandle::Process(_, url) => {
+                let out = std::process::Command::new("curl")
+                    .args(["-s", &url.replace("/v1", "/sim/log")])
+                    .output()
+                    .expect("curl the simulator's log");
+                serde_json::from_slice(&out.stdout).expect("the log is JSON")
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let ServerHandle::Process(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn setup(profile: SimProfile, where_: Server) -> Setup {
+    let (server, base_url) = match where_ {
+        Server::InProcess => {
+            let server_rt = runtime();
+            let state = Arc::new(SimState::new(profile, HashMap::new(), true));
+            let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let bound = server_rt
+                .block_on(server::spawn(addr, state.clone()))
+                .expect("bind");
+            (
+                ServerHandle::InProcess {
+                    _runtime: server_rt,
+                    state,
+                },
+                format!("http://{bound}/v1"),
+            )
+        }
+        Server::Process => {
+            use std::io::BufRead;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llmpulse"))
+                .args(["sim", "--port", "0", "--no-role-chunk", "--recall", "0"])
+                .args(["--ttft-ms", &profile.ttft_ms.to_string()])
+                .args(["--itl-ms", &profile.itl_ms.to_string()])
+                .args(["--output-tokens", &profile.output_tokens.to_string()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start llmpulse sim");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().expect("stdout"))
+                .read_line(&mut line)
+                .expect("the simulator's first line");
+            let url = line
+                .trim()
+                .strip_prefix("llmpulse sim listening on ")
+                .expect("the simulator says where it listens")
+                .to_string();
+            (ServerHandle::Process(child, url.clone()), url)
+        }
+    };
     let text = format!(
-        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"http://{bound}/v1\"\nmodel = \"sim\"\ntimeout_sec = 60\n"
+        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\ntimeout_sec = 60\nclock = \"{}\"\n",
+        std::env::var("LLMPULSE_BENCH_CLOCK").unwrap_or("kernel".into())
     );
     let config = Config::parse(&text, "bench", PathBuf::from("."), &|_| None).expect("config");
     let client = Client::new(config.targets[0].clone()).expect("http client");
-    Setup {
-        _server_rt: server_rt,
-        state,
-        client,
-    }
+    Setup { server, client }
 }
 
 fn prompt() -> Prompt {
@@ -93,19 +167,22 @@ fn us(d: f64) -> String {
     format!("{:.0} µs", d * 1e6)
 }
 
-fn timing_error(concurrency: usize, total: usize) {
-    let s = setup(SimProfile {
-        ttft_ms: 50.0,
-        itl_ms: 10.0,
-        output_tokens: 50,
-        role_chunk: false,
-        recall: 0.0,
-        ..Default::default()
-    });
+fn timing_error(concurrency: usize, total: usize, where_: Server) {
+    let s = setup(
+        SimProfile {
+            ttft_ms: 50.0,
+            itl_ms: 10.0,
+            output_tokens: 50,
+            role_chunk: false,
+            recall: 0.0,
+            ..Default::default()
+        },
+        where_,
+    );
     let rt = runtime();
     let (outcomes, _) = drive(&rt, &s.client, concurrency, total);
     let log: HashMap<String, LogEntry> = s
-        .state
+        .server
         .log()
         .into_iter()
         .map(|e| (e.request_id.clone(), e))
@@ -121,17 +198,43 @@ fn timing_error(concurrency: usize, total: usize) {
             failed += 1;
             continue;
         }
-        let sent = entry.event_instants();
-        let got: Vec<Instant> = o.chunk_offsets.iter().map(|d| o.sent + *d).collect();
+        // Seconds on one clock: the monotonic one in one process, the wall clock across two.
+        let (sent, got): (Vec<f64>, Vec<f64>) = match where_ {
+            Server::InProcess => {
+                let origin = o.sent;
+                let since = |t: Instant| {
+                    t.saturating_duration_since(origin).as_secs_f64()
+                        - origin.saturating_duration_since(t).as_secs_f64()
+                };
+                (
+                    entry.event_instants().into_iter().map(since).collect(),
+                    o.chunk_offsets.iter().map(|d| d.as_secs_f64()).collect(),
+                )
+            }
+            Server::Process => {
+                let sent_at = o.sent_at.timestamp_micros() as f64 / 1e6;
+                (
+                    entry
+                        .events_ms
+                        .iter()
+                        .map(|ms| (entry.received_unix_ms + ms) / 1000.0)
+                        .collect(),
+                    o.chunk_offsets
+                        .iter()
+                        .map(|d| sent_at + d.as_secs_f64())
+                        .collect(),
+                )
+            }
+        };
         for (k, (g, s)) in got.iter().zip(&sent).enumerate() {
-            let err = g.saturating_duration_since(*s).as_secs_f64();
+            let err = (g - s).max(0.0);
             if k == 0 {
                 first.push(err);
             }
             every.push(err);
             if k > 0 {
-                let measured = g.saturating_duration_since(got[k - 1]).as_secs_f64();
-                let actual = s.saturating_duration_since(sent[k - 1]).as_secs_f64();
+                let measured = g - got[k - 1];
+                let actual = s - sent[k - 1];
                 gaps.push((measured - actual).abs());
             }
         }
@@ -148,14 +251,17 @@ fn timing_error(concurrency: usize, total: usize) {
     );
 }
 
-fn throughput(concurrency: usize, total: usize) {
-    let s = setup(SimProfile {
-        ttft_ms: 0.0,
-        itl_ms: 0.0,
-        output_tokens: 50,
-        recall: 0.0,
-        ..Default::default()
-    });
+fn throughput(concurrency: usize, total: usize, where_: Server) {
+    let s = setup(
+        SimProfile {
+            ttft_ms: 0.0,
+            itl_ms: 0.0,
+            output_tokens: 50,
+            recall: 0.0,
+            ..Default::default()
+        },
+        where_,
+    );
     let rt = runtime();
     // Warm the connection pool first.
     drive(&rt, &s.client, concurrency, concurrency.min(total));
@@ -173,17 +279,27 @@ fn main() {
     println!(
         "timing error: client receive time − simulator send time (ttft 50 ms, itl 10 ms, 50 tokens/stream)\n"
     );
-    println!(
-        "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    timing_error(1, 20 * scale);
-    timing_error(100, 100 * scale);
-    timing_error(1000, 1000);
-    println!("\nstreamed requests/s with zero delays (50 tokens, one chunk each)\n");
-    println!("| concurrent streams | requests | ok | requests/s |");
-    println!("|---:|---:|---:|---:|");
-    throughput(1, 500 * scale);
-    throughput(100, 2000 * scale);
-    throughput(1000, 2000 * scale);
+    for (where_, title) in [
+        (Server::InProcess, "server and client in one process"),
+        (
+            Server::Process,
+            "the server in its own process (`llmpulse sim`)",
+        ),
+    ] {
+        println!("{title}\n");
+        println!(
+            "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        timing_error(1, 20 * scale, where_);
+        timing_error(100, 100 * scale, where_);
+        timing_error(1000, 1000, where_);
+        println!("\nstreamed requests/s with zero delays (50 tokens, one chunk each)\n");
+        println!("| concurrent streams | requests | ok | requests/s |");
+        println!("|---:|---:|---:|---:|");
+        throughput(1, 500 * scale, where_);
+        throughput(100, 2000 * scale, where_);
+        throughput(1000, 2000 * scale, where_);
+        println!();
+    }
 }

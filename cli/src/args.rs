@@ -351,7 +351,7 @@ pub struct RunArgs {
     /// are cancelled; the run is published as partial. A second signal stops at once.
     #[arg(long, default_value = "5s")]
     pub stop_grace: humantime::Duration,
-    /// How calls go out: synchronous, concurrent:N, constant:RATE,
+    /// How calls go out: synchronous, concurrent:N, throughput (every call at once), constant:RATE,
     /// poisson:RATE[,burstiness=B] (RATE in calls per second; open loops), or sweep[:STEPS]
     /// (a synchronous pass, a throughput pass, then STEPS constant rates between them).
     #[arg(long)]

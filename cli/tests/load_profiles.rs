@@ -215,6 +215,34 @@ fn a_rate_sweep_runs_synchronous_throughput_and_the_rates_between() {
         "{said}"
     );
     assert!(said.contains("(throughput)"), "{said}");
+
+    // The report draws latency and goodput against the offered rate: one point per open-loop
+    // pass, at the rate its schedule asked for (the synchronous pass has no schedule).
+    let summary = support::report_summary(&dir.0);
+    let curves = summary["rate_curves"].as_array().unwrap();
+    assert_eq!(curves.len(), 1, "{curves:?}");
+    let points = curves[0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "{points:?}");
+    let offered: Vec<f64> = points[..2]
+        .iter()
+        .map(|p| p["offered_rps"].as_f64().unwrap())
+        .collect();
+    assert!((offered[0] - r1).abs() / r1 < 0.02, "{offered:?} vs {r1}");
+    assert!((offered[1] - r2).abs() / r2 < 0.02, "{offered:?} vs {r2}");
+    assert!(points[2]["offered_rps"].is_null(), "the throughput pass");
+    for p in points {
+        assert_eq!(p["slo_attainment"], 1.0, "{p}");
+        assert!(p["goodput_rps"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    let html = std::fs::read_to_string(dir.0.join("r/index.html")).unwrap();
+    assert!(
+        html.contains("id=\"rate-latency\""),
+        "no latency-against-rate chart"
+    );
+    assert!(
+        html.contains("id=\"rate-goodput\""),
+        "no goodput-against-rate chart"
+    );
 }
 
 /// Each record says whether its call opened a connection, and how long that took. At
@@ -253,7 +281,10 @@ fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
             }
         }
         if cfg!(target_os = "linux") {
-            assert!(rows.iter().all(|r| r["clock_source"] == "kernel"), "{rows:?}");
+            assert!(
+                rows.iter().all(|r| r["clock_source"] == "kernel"),
+                "{rows:?}"
+            );
         }
         let reused = rows
             .iter()

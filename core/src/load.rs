@@ -3,6 +3,8 @@
 //!
 //! - `synchronous`: one call at a time (closed loop, concurrency 1).
 //! - `concurrent:N`: N calls at a time (closed loop; the config's `concurrency` is N).
+//! - `throughput`: every planned call at once (open loop, no schedule): the most the targets
+//!   sustain, as GuideLLM's `throughput` profile.
 //! - `constant:RATE`: open loop, call k sent at k ÷ RATE seconds after the start, whatever the
 //!   others are doing.
 //! - `poisson:RATE[,burstiness=B]`: open loop, gaps drawn from a gamma distribution of mean
@@ -24,6 +26,8 @@ use rand_chacha::ChaCha8Rng;
 pub enum Profile {
     /// Closed loop with the run's concurrency (`synchronous` sets it to 1, `concurrent:N` to N).
     Closed,
+    /// Open loop, every call at once.
+    Throughput,
     /// Open loop, evenly spaced.
     Constant { rate: f64 },
     /// Open loop, gamma-distributed gaps (Poisson when `burstiness` is 1).
@@ -34,6 +38,7 @@ impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Profile::Closed => f.write_str("closed loop"),
+            Profile::Throughput => f.write_str("throughput"),
             Profile::Constant { rate } => write!(f, "constant:{rate}"),
             Profile::Poisson { rate, burstiness } => {
                 write!(f, "poisson:{rate},burstiness={burstiness}")
@@ -57,7 +62,7 @@ fn positive(what: &str, v: &str) -> Result<f64, String> {
 }
 
 impl ProfileSpec {
-    /// Parses `synchronous`, `concurrent:N`, `constant:RATE` or
+    /// Parses `synchronous`, `concurrent:N`, `throughput`, `constant:RATE` or
     /// `poisson:RATE[,burstiness=B]` (RATE in calls per second).
     pub fn parse(s: &str) -> Result<ProfileSpec, String> {
         let s = s.trim();
@@ -68,6 +73,10 @@ impl ProfileSpec {
         };
         match kind {
             "synchronous" if arg.is_empty() => Ok(closed(Some(1))),
+            "throughput" if arg.is_empty() => Ok(ProfileSpec {
+                profile: Profile::Throughput,
+                concurrency: None,
+            }),
             "concurrent" => match arg.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(closed(Some(n))),
                 _ => Err(format!("concurrent:N needs N ≥ 1, not '{arg}'")),
@@ -94,8 +103,8 @@ impl ProfileSpec {
                 })
             }
             _ => Err(format!(
-                "unknown profile '{s}': synchronous, concurrent:N, constant:RATE or \
-                 poisson:RATE[,burstiness=B]"
+                "unknown profile '{s}': synchronous, concurrent:N, throughput, constant:RATE \
+                 or poisson:RATE[,burstiness=B]"
             )),
         }
     }
@@ -110,6 +119,7 @@ impl Profile {
     pub fn schedule(&self, n: usize, seed: u64) -> Vec<Duration> {
         match *self {
             Profile::Closed => Vec::new(),
+            Profile::Throughput => vec![Duration::ZERO; n],
             Profile::Constant { rate } => (0..n)
                 .map(|k| Duration::from_secs_f64(k as f64 / rate))
                 .collect(),
@@ -259,6 +269,9 @@ mod tests {
         let p = |s: &str| ProfileSpec::parse(s);
         assert_eq!(p("synchronous").unwrap().concurrency, Some(1));
         assert_eq!(p("concurrent:16").unwrap().concurrency, Some(16));
+        let all = p("throughput").unwrap().profile;
+        assert!(all.is_open());
+        assert_eq!(all.schedule(3, 0), [Duration::ZERO; 3]);
         assert_eq!(
             p("constant:2.5").unwrap().profile,
             Profile::Constant { rate: 2.5 }

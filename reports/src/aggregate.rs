@@ -311,6 +311,8 @@ pub struct Aggregate {
     pub temperatures: BTreeMap<(String, String), CellAgg>,
     /// (target, bucket start as a Unix time) → figures.
     pub buckets: BTreeMap<(String, i64), BucketAgg>,
+    /// (target, run id) → the run's open-loop calls, for load against offered rate.
+    pub rates: BTreeMap<(String, String), crate::rates::RunLoad>,
     pub variety: BTreeMap<String, Variety>,
     /// (target, question id) → its first answers, for creative and structured questions.
     pub answers: BTreeMap<(String, String), Kept>,
@@ -336,6 +338,7 @@ impl Aggregate {
             tasks: BTreeMap::new(),
             temperatures: BTreeMap::new(),
             buckets: BTreeMap::new(),
+            rates: BTreeMap::new(),
             variety: BTreeMap::new(),
             answers: BTreeMap::new(),
             sides,
@@ -354,6 +357,7 @@ impl Aggregate {
     /// Folds one record in. `at` is its parsed timestamp.
     pub fn add(&mut self, r: &Row<'_>, at: DateTime<Utc>) {
         self.records += 1;
+        crate::rates::fold(self, r, at);
         if !self.origins.contains(r.origin.as_ref()) {
             self.origins.insert(r.origin.to_string());
         }
@@ -512,6 +516,9 @@ impl Aggregate {
         }
         for (k, v) in o.buckets {
             self.buckets.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.rates {
+            self.rates.entry(k).or_default().merge(&v);
         }
         for (k, v) in o.answers {
             let mine = self.answers.entry(k).or_insert_with(|| Kept {

@@ -137,6 +137,73 @@ pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> R
     })
 }
 
+/// One named line over a numeric axis; `dashed` for a second figure of the same series.
+pub struct XyLine {
+    pub name: String,
+    pub color: usize,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Lines over a numeric x axis (both axes from 0), points marked, with a legend.
+pub fn xy_lines(title: &str, x_desc: &str, y_desc: &str, lines: &[XyLine]) -> Result<String> {
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    if all().next().is_none() {
+        return Err(format!("{title}: no points"));
+    }
+    let xmax = all().map(|p| p.0).fold(0.0f64, f64::max).max(1e-9) * 1.05;
+    let ymax = all().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    svg(340, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        for l in lines {
+            let c = color(l.color);
+            let style = c.stroke_width(2);
+            let drawn = if l.dashed {
+                chart.draw_series(DashedLineSeries::new(l.points.iter().copied(), 6, 4, style))
+            } else {
+                chart.draw_series(LineSeries::new(l.points.iter().copied(), style))
+            };
+            let dashed = l.dashed;
+            drawn
+                .map_err(err)?
+                .label(l.name.as_str())
+                .legend(move |(x, y)| {
+                    let end = if dashed { x + 8 } else { x + 18 };
+                    PathElement::new(vec![(x, y), (end, y)], c.stroke_width(3))
+                });
+            chart
+                .draw_series(l.points.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+            .label_font((FONT, 12))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
 type Plot<'a> = DrawingArea<SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// A chart of horizontal rows, one per label, over `0..xmax`; `draw_row(plot, i, y)` draws row

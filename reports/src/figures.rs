@@ -254,6 +254,8 @@ pub struct Report {
     pub comparison: Option<Comparison>,
     /// Sweeps: flash attention's effect, per pair of points that differ only in it.
     pub flash_attention: Vec<crate::sweep::FlashImpact>,
+    /// Latency and goodput against offered rate, per target with two or more open-loop runs.
+    pub rate_curves: Vec<crate::rates::RateCurve>,
     pub problems: Vec<String>,
     pub bad_lines: u64,
 }
@@ -344,6 +346,7 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         campaigns: campaigns(read, cx),
         comparison: compare::compute(agg),
         flash_attention: crate::sweep::flash_impacts(agg, SEED),
+        rate_curves: crate::rates::curves(agg),
         problems: read
             .problems
             .iter()

@@ -17,6 +17,7 @@ pub mod figures;
 pub mod html;
 pub mod judge;
 pub mod narrate;
+pub mod rates;
 pub mod read;
 pub mod rescore;
 pub mod row;

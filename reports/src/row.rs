@@ -47,6 +47,11 @@ pub struct Row<'a> {
     pub quality_score: Option<f64>,
     #[serde(default)]
     pub slo_met: Option<bool>,
+    #[serde(borrow, default)]
+    pub run_id: std::borrow::Cow<'a, str>,
+    /// Open loops: when the call was due (RFC 3339).
+    #[serde(borrow, default)]
+    pub scheduled_at: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     pub schedule_lag_sec: Option<f64>,
     #[serde(default)]

@@ -110,6 +110,7 @@ pub fn markdown(r: &Report) -> String {
 
     industry_table(&mut s, r);
     task_table(&mut s, r);
+    rate_table(&mut s, r);
 
     let flags: Vec<String> = shifts(r)
         .map(|(target, p, w)| {
@@ -295,6 +296,47 @@ pub fn comparison_text(c: &Comparison) -> String {
 }
 
 /// RAG quality by target and industry, as a Markdown table.
+/// Load against offered rate: one row per open-loop run of a target.
+fn rate_table(s: &mut String, r: &Report) {
+    if r.rate_curves.is_empty() {
+        return;
+    }
+    let mut t = Table::new();
+    t.load_preset(ASCII_MARKDOWN).set_header(vec![
+        "target",
+        "run",
+        "offered/s",
+        "achieved/s",
+        "latency p50 s",
+        "latency p99 s",
+        "TTFT p50 s",
+        "SLO met",
+        "goodput/s",
+    ]);
+    for c in &r.rate_curves {
+        for p in &c.points {
+            t.add_row(vec![
+                c.target.clone(),
+                p.run_id.clone(),
+                p.offered_rps
+                    .map_or_else(|| "all at once".into(), |v| format!("{v:.2}")),
+                num(p.achieved_rps, 2),
+                num(p.latency_p50_sec, 3),
+                num(p.latency_p99_sec, 3),
+                num(p.ttft_p50_sec, 3),
+                num(p.slo_attainment, 3),
+                num(p.goodput_rps, 2),
+            ]);
+        }
+    }
+    right(&mut t, 2);
+    let _ = writeln!(
+        s,
+        "## Load against offered rate\n\nOne row per open-loop run (`--profile constant`, \
+         `poisson`, `throughput` or a `sweep`).\n\n{t}\n"
+    );
+}
+
 fn industry_table(s: &mut String, r: &Report) {
     if !r.industries.is_empty() {
         let mut t = Table::new();

@@ -17,7 +17,7 @@ use crate::schedule::Reply;
 use crate::wire::Wire;
 
 /// A log line per request: what was decided and when each body event actually went out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LogEntry {
     pub seq: u64,
     pub request_id: String,
@@ -270,7 +270,8 @@ impl SimState {
             fault,
             status: reply.status,
             stream,
-            received_unix_ms: SystemTime::now()
+            // The wall-clock moment of `received`, not of now: planning took some time since.
+            received_unix_ms: (SystemTime::now() - received.elapsed())
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             headers_ms: None,

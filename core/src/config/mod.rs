@@ -585,8 +585,14 @@ fallback_only = true
             )
         };
         let clock = |text: &str| parse(text).unwrap().targets[0].clock;
-        assert_eq!(clock(&target("http://127.0.0.1:8080/v1", "")), ClockSource::Kernel);
-        assert_eq!(clock(&target("https://api.example.com/v1", "")), ClockSource::Client);
+        assert_eq!(
+            clock(&target("http://127.0.0.1:8080/v1", "")),
+            ClockSource::Kernel
+        );
+        assert_eq!(
+            clock(&target("https://api.example.com/v1", "")),
+            ClockSource::Client
+        );
         assert_eq!(
             clock(&target("http://h/v1", "clock = \"socket\"")),
             ClockSource::Socket
@@ -601,7 +607,10 @@ fallback_only = true
         let err = parse(&target("http://h/v1", "clock = \"tsc\""))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown clock 'tsc' (known: kernel, socket, client)"), "{err}");
+        assert!(
+            err.contains("unknown clock 'tsc' (known: kernel, socket, client)"),
+            "{err}"
+        );
         let sim = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
         assert_eq!(clock(sim), ClockSource::Client);
     }

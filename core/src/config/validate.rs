@@ -8,9 +8,7 @@ use toml::Spanned;
 
 use super::interpolate::interpolate;
 use super::raw::{RawAgent, RawCampaign, RawLoad, RawTarget};
-use super::{
-    AgentSettings, ClockSource, ConfigError, Endpoint, Limits, Params, Target, Timeouts,
-};
+use super::{AgentSettings, ClockSource, ConfigError, Endpoint, Limits, Params, Target, Timeouts};
 use crate::error_kind::ErrorKind;
 use crate::layout;
 use crate::preset;

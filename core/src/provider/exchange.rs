@@ -341,6 +341,7 @@ impl Reading {
         let sent = self.meter.sent();
         if written > sent {
             self.meter.rebase(written);
+            self.out.sent = written;
             let waited = written - sent;
             self.out.sent_at += chrono::Duration::from_std(waited).unwrap_or_default();
         }

@@ -139,7 +139,10 @@ impl StampedStream {
     fn first_write(&mut self, at: Instant) {
         if !self.writing {
             self.writing = true;
-            self.clock.stamps.written.store(to_nanos(at), Ordering::Release);
+            self.clock
+                .stamps
+                .written
+                .store(to_nanos(at), Ordering::Release);
         }
     }
 }
@@ -256,8 +259,8 @@ impl Transport for SocketTransport {
             let clock = resp.extensions().get::<SocketClock>().cloned();
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = BodyDataStream::new(resp.into_body())
-                .map(|r| r.map_err(|e| BodyError(chain(&e))));
+            let body =
+                BodyDataStream::new(resp.into_body()).map(|r| r.map_err(|e| BodyError(chain(&e))));
             Ok(RawResponse {
                 status,
                 headers,
@@ -285,7 +288,8 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 /// A kernel timestamp (`CLOCK_REALTIME`) as an `Instant`, by its age now.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn realtime_to_instant(secs: i64, nanos: i64) -> Instant {
-    let stamped = UNIX_EPOCH + Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
+    let stamped =
+        UNIX_EPOCH + Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
     let (now, now_sys) = (Instant::now(), SystemTime::now());
     now - now_sys.duration_since(stamped).unwrap_or_default()
 }
@@ -495,7 +499,10 @@ mod tests {
     fn stamps_taken_in_user_space_wait_for_the_busy_thread() {
         for clock in ["socket", "client"] {
             let (ttft, _) = ttft_with_a_busy_client(clock);
-            assert!(ttft > 0.5, "{clock}: a user-space stamp waits for the thread; {ttft}");
+            assert!(
+                ttft > 0.5,
+                "{clock}: a user-space stamp waits for the thread; {ttft}"
+            );
         }
     }
 }

@@ -121,6 +121,7 @@ pub fn page(r: &Report) -> String {
     distributions(&mut h, r);
     hardware(&mut h, r);
     sweep(&mut h, r);
+    rates(&mut h, r);
     capabilities(&mut h, r);
     quality(&mut h, r);
     // Campaigns.
@@ -173,9 +174,11 @@ pub fn page(r: &Report) -> String {
 }
 
 mod hardware;
+mod rates;
 mod sections;
 mod sweep;
 
 use hardware::hardware;
+use rates::rates;
 use sections::{capabilities, distributions, over_time, quality, targets_table};
 use sweep::sweep;
