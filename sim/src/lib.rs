@@ -14,6 +14,8 @@ mod play;
 mod profile;
 mod reply;
 mod request;
+#[cfg(unix)]
+pub mod rx_stamp;
 mod schedule;
 #[cfg(feature = "server")]
 pub mod server;

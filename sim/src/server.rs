@@ -9,9 +9,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+#[cfg(not(unix))]
 use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
@@ -48,14 +49,25 @@ pub fn router(state: Arc<SimState>) -> Router {
 
 /// Serves the simulator on `listener` until the task is dropped. Every connection gets
 /// `TCP_NODELAY`: with Nagle's algorithm on, a small chunk written right after another waits for
-/// the peer's delayed ACK (up to 40 ms), which would make the simulator's timings a lie.
+/// the peer's delayed ACK (up to 40 ms), which would make the simulator's timings a lie. On Unix
+/// each connection's reads are stamped ([`arrival`]): a request's schedule and its log run from
+/// when its bytes reached the machine (the kernel's receive time on Linux), however long the
+/// handler took to get to it.
 pub async fn serve(listener: TcpListener, state: Arc<SimState>) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router(state)).await
+    #[cfg(unix)]
+    {
+        let app = router(state).into_make_service_with_connect_info::<arrival::Arrivals>();
+        axum::serve(arrival::StampedListener(listener), app).await
+    }
+    #[cfg(not(unix))]
+    {
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        axum::serve(listener, router(state)).await
+    }
 }
 
 /// Binds `addr` (port 0 for any free port) and serves in a background task. Returns the bound
@@ -67,28 +79,59 @@ pub async fn spawn(addr: SocketAddr, state: Arc<SimState>) -> std::io::Result<So
     Ok(bound)
 }
 
-async fn chat(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(state, Wire::OpenAi, headers, body).await
+async fn chat(
+    State(state): State<Arc<SimState>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, Wire::OpenAi, &ext, headers, body).await
 }
 
-async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(state, Wire::Anthropic, headers, body).await
+async fn messages(
+    State(state): State<Arc<SimState>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, Wire::Anthropic, &ext, headers, body).await
 }
 
 async fn ollama_chat(
     State(state): State<Arc<SimState>>,
+    ext: Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, Wire::Ollama, headers, body).await
+    answer(state, Wire::Ollama, &ext, headers, body).await
 }
 
-async fn answer(state: Arc<SimState>, wire: Wire, headers: HeaderMap, body: Bytes) -> Response {
+/// When the request being handled reached the machine: its connection's latest read, now when
+/// the connection is not stamped.
+fn received(ext: &Extensions) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    #[cfg(unix)]
+    if let Some(axum::extract::ConnectInfo(a)) =
+        ext.get::<axum::extract::ConnectInfo<arrival::Arrivals>>()
+    {
+        return a.latest().filter(|at| *at <= now).unwrap_or(now);
+    }
+    let _ = ext;
+    now
+}
+
+async fn answer(
+    state: Arc<SimState>,
+    wire: Wire,
+    ext: &Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let forced = headers
         .get(FAULT_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(Fault::from_header);
-    let (reply, entry) = state.plan(wire, &body, forced);
+    let (reply, entry) = state.plan_at(wire, &body, forced, received(ext));
     let received = entry
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -306,4 +349,157 @@ async fn models(State(state): State<Arc<SimState>>) -> impl IntoResponse {
 
 async fn log(State(state): State<Arc<SimState>>) -> impl IntoResponse {
     axum::Json(state.log())
+}
+
+#[cfg(unix)]
+mod arrival {
+    //! A listener whose connections stamp their reads with the kernel's receive time
+    //! ([`crate::rx_stamp`]), and the per-connection clock handlers read it from.
+
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll, ready};
+    use std::time::{Duration, Instant};
+
+    use axum::extract::connect_info::Connected;
+    use axum::serve::IncomingStream;
+    use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::rx_stamp;
+
+    /// When a connection's latest read arrived (nanoseconds after `origin`; 0: none yet).
+    #[derive(Debug, Clone)]
+    pub(super) struct Arrivals {
+        origin: Instant,
+        latest: Arc<AtomicU64>,
+    }
+
+    impl Arrivals {
+        pub(super) fn latest(&self) -> Option<Instant> {
+            match self.latest.load(Ordering::Acquire) {
+                0 => None,
+                n => Some(self.origin + Duration::from_nanos(n)),
+            }
+        }
+    }
+
+    impl Connected<IncomingStream<'_, StampedListener>> for Arrivals {
+        fn connect_info(stream: IncomingStream<'_, StampedListener>) -> Self {
+            stream.remote_addr().clone()
+        }
+    }
+
+    pub(super) struct StampedListener(pub(super) TcpListener);
+
+    impl axum::serve::Listener for StampedListener {
+        type Io = StampedStream;
+        type Addr = Arrivals;
+
+        async fn accept(&mut self) -> (StampedStream, Arrivals) {
+            loop {
+                match self.0.accept().await {
+                    Ok((io, _)) => {
+                        if let Err(e) = io.set_nodelay(true) {
+                            tracing::warn!("cannot set TCP_NODELAY: {e}");
+                        }
+                        // Without it reads are stamped when they happen.
+                        let _ = rx_stamp::enable(io.as_raw_fd());
+                        let arrivals = Arrivals {
+                            // A little in the past, so that no stamp is before it.
+                            origin: Instant::now() - Duration::from_secs(1),
+                            latest: Arc::new(AtomicU64::new(0)),
+                        };
+                        let stream = StampedStream {
+                            io,
+                            arrivals: arrivals.clone(),
+                        };
+                        return (stream, arrivals);
+                    }
+                    // Out of descriptors and the like: wait a little, as axum's own listener does.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }
+
+        fn local_addr(&self) -> io::Result<Arrivals> {
+            Ok(Arrivals {
+                origin: Instant::now(),
+                latest: Arc::new(AtomicU64::new(0)),
+            })
+        }
+    }
+
+    pub(super) struct StampedStream {
+        io: TcpStream,
+        arrivals: Arrivals,
+    }
+
+    impl AsyncRead for StampedStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            loop {
+                ready!(this.io.poll_read_ready(cx))?;
+                // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly
+                // that is marked initialised and filled (below).
+                let dst = unsafe { buf.unfilled_mut() };
+                let fd = this.io.as_raw_fd();
+                match this
+                    .io
+                    .try_io(Interest::READABLE, || rx_stamp::recv(fd, dst))
+                {
+                    Ok((n, at)) => {
+                        let at = at.unwrap_or_else(Instant::now);
+                        let since = at.saturating_duration_since(this.arrivals.origin);
+                        this.arrivals
+                            .latest
+                            .store(since.as_nanos().max(1) as u64, Ordering::Release);
+                        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+
+    impl AsyncWrite for StampedStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.io.is_write_vectored()
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        }
+    }
 }

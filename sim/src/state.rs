@@ -226,7 +226,18 @@ impl SimState {
         body: &[u8],
         forced: Option<Fault>,
     ) -> (Reply, Arc<Mutex<LogEntry>>) {
-        let received = Instant::now();
+        self.plan_at(wire, body, forced, Instant::now())
+    }
+
+    /// [`SimState::plan`] for a request that arrived at `received` (its reply's offsets run
+    /// from there).
+    pub fn plan_at(
+        &self,
+        wire: Wire,
+        body: &[u8],
+        forced: Option<Fault>,
+        received: Instant,
+    ) -> (Reply, Arc<Mutex<LogEntry>>) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request_id = format!("sim-{seq}");
         let (reply, model, fault, stream) = match serde_json::from_slice::<ChatRequest>(body) {

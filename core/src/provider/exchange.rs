@@ -130,7 +130,7 @@ async fn exchange(
     let sent = Instant::now();
     let mut reading = Reading::new(sent, target.params.stream);
     reading.out.sent_at = sent_at;
-    let deadlines = Deadlines::new(target, sent, run_deadline, stop);
+    let mut deadlines = Deadlines::new(target, sent, run_deadline, stop);
 
     let (limit, kind) = deadlines.next(false, None);
     let mut clock = None;
@@ -159,8 +159,10 @@ async fn exchange(
     if let Some(resp) = response {
         clock = resp.clock.clone();
         if let Some(written) = clock.as_ref().and_then(SocketClock::written) {
-            // Stamped at the socket: the call's times run from the request's first byte written.
+            // Stamped at the socket: the call's times, and its time limits, run from the
+            // request's first byte written.
             reading.sent_on_wire(written);
+            deadlines.rebase(written);
         }
         reading.meter.headers(arrival(clock.as_ref()));
         reading.out.connect = resp.connect;
@@ -223,6 +225,15 @@ impl Deadlines {
             idle: t.idle,
             limits: t.clone(),
             stop,
+        }
+    }
+
+    /// The request went out at `written`, later than it was handed over: the first-token and
+    /// total limits count from there, as the call's figures do.
+    pub(crate) fn rebase(&mut self, written: Instant) {
+        if written > self.sent {
+            self.total += written - self.sent;
+            self.sent = written;
         }
     }
 

@@ -9,10 +9,11 @@
 //! is the start of the current request, and "the latest read" holds the bytes just handed up.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -22,6 +23,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use llmpulse_sim::rx_stamp;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -42,7 +44,7 @@ impl StampedStream {
     fn new(io: TcpStream, kernel: bool) -> Self {
         if kernel {
             // Without it the reads carry no kernel stamp and the clock says `socket`.
-            let _ = sys::enable_kernel_stamps(&io);
+            let _ = rx_stamp::enable(io.as_raw_fd());
         }
         StampedStream {
             io,
@@ -62,12 +64,11 @@ impl Read for StampedStream {
         loop {
             ready!(this.io.poll_read_ready(cx))?;
             // SAFETY: `recv` writes at most `dst.len()` bytes into `dst` and reports how many;
-            // exactly those are marked filled.
+            // exactly those are marked filled (below).
             let dst = unsafe { buf.as_mut() };
-            match this
-                .io
-                .try_io(Interest::READABLE, || sys::recv(&this.io, dst))
-            {
+            match this.io.try_io(Interest::READABLE, || {
+                rx_stamp::recv(this.io.as_raw_fd(), dst)
+            }) {
                 Ok((n, kernel_at)) => {
                     let at = kernel_at.unwrap_or_else(Instant::now);
                     let stamps = &this.clock.stamps;
@@ -221,7 +222,7 @@ impl SocketTransport {
             .pool_timer(TokioTimer::new())
             .build(Connector {
                 connect_timeout,
-                kernel: kernel && sys::KERNEL_STAMPS,
+                kernel: kernel && rx_stamp::KERNEL_STAMPS,
             });
         SocketTransport { client, base_url }
     }
@@ -283,116 +284,6 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
         source = s.source();
     }
     false
-}
-
-/// A kernel timestamp (`CLOCK_REALTIME`) as an `Instant`, by its age now.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn realtime_to_instant(secs: i64, nanos: i64) -> Instant {
-    let stamped =
-        UNIX_EPOCH + Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
-    let (now, now_sys) = (Instant::now(), SystemTime::now());
-    now - now_sys.duration_since(stamped).unwrap_or_default()
-}
-
-#[cfg(target_os = "linux")]
-mod sys {
-    //! `recvmsg` with the kernel's receive timestamp as a control message.
-
-    use std::io;
-    use std::mem::MaybeUninit;
-    use std::os::fd::AsRawFd;
-    use std::time::Instant;
-
-    use tokio::net::TcpStream;
-
-    pub(super) const KERNEL_STAMPS: bool = true;
-
-    pub(super) fn enable_kernel_stamps(io: &TcpStream) -> io::Result<()> {
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket, a c_int option value and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                io.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    /// Reads into `dst`; the kernel's receive instant of the latest packet read, when stamped.
-    pub(super) fn recv(
-        io: &TcpStream,
-        dst: &mut [MaybeUninit<u8>],
-    ) -> io::Result<(usize, Option<Instant>)> {
-        let mut iov = libc::iovec {
-            iov_base: dst.as_mut_ptr().cast(),
-            iov_len: dst.len(),
-        };
-        // Room for one timespec control message, aligned for cmsghdr.
-        let mut control = [0u64; 8];
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&control) as _;
-        // SAFETY: `msg` points at a live iovec over `dst` and a live control buffer.
-        let n = unsafe { libc::recvmsg(io.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut stamp = None;
-        // SAFETY: the CMSG_* walk stays within the control buffer the kernel filled.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let ts: libc::timespec =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                    stamp = Some(super::realtime_to_instant(ts.tv_sec, ts.tv_nsec));
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        Ok((n as usize, stamp))
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod sys {
-    //! No kernel receive timestamps here: a plain `recv`, stamped by the caller.
-
-    use std::io;
-    use std::mem::MaybeUninit;
-    use std::os::fd::AsRawFd;
-    use std::time::Instant;
-
-    use tokio::net::TcpStream;
-
-    pub(super) const KERNEL_STAMPS: bool = false;
-
-    pub(super) fn enable_kernel_stamps(_: &TcpStream) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-
-    pub(super) fn recv(
-        io: &TcpStream,
-        dst: &mut [MaybeUninit<u8>],
-    ) -> io::Result<(usize, Option<Instant>)> {
-        // SAFETY: `recv` writes at most `dst.len()` bytes into `dst`.
-        let n = unsafe { libc::recv(io.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((n as usize, None))
-    }
 }
 
 #[cfg(test)]
