@@ -297,8 +297,9 @@ mod tests {
     use crate::suite::{Message, Prompt};
 
     /// A server that answers one streamed chat completion per connection: headers and the
-    /// first token `first_after` after the request, the rest at once.
-    fn server(first_after: Duration) -> String {
+    /// first token `first_after` after the request, the rest at once. It says on `got` when it
+    /// has read a request.
+    fn server(first_after: Duration, got: std::sync::mpsc::Sender<()>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -317,6 +318,7 @@ mod tests {
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
+                let _ = got.send(());
                 std::thread::sleep(first_after);
                 let chunk = |text: &str| {
                     format!(
@@ -349,10 +351,11 @@ mod tests {
         Client::new(target).unwrap()
     }
 
-    /// TTFT (s) of one call whose client thread is busy from 100 ms to 600 ms after the call
-    /// starts, while the first token arrives at about 150 ms.
+    /// TTFT (s) of one call whose client thread is busy for 500 ms from when the server has
+    /// the request, while the first token arrives 150 ms after that.
     fn ttft_with_a_busy_client(clock: &str) -> (f64, ClockSource) {
-        let url = server(Duration::from_millis(150));
+        let (tx, got) = std::sync::mpsc::channel();
+        let url = server(Duration::from_millis(150), tx);
         let client = client(&url, clock);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -364,7 +367,9 @@ mod tests {
         }]);
         let out = rt.block_on(async {
             let busy = async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                while got.try_recv().is_err() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 // The only worker thread does something else for half a second.
                 std::thread::sleep(Duration::from_millis(500));
             };
