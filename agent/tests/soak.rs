@@ -520,6 +520,8 @@ fn rotation_unloads_the_last_model_and_loads_the_next_through_the_servers_api() 
             .arg(&config)
             .arg("--spool")
             .arg(dir.0.join("spool"))
+            // By day whenever the test runs: night mode (22:00–06:00) pauses 30 s between calls.
+            .args(["--clock-start", "2026-11-27T12:00:00+00:00"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -585,6 +587,9 @@ fn the_example_soaks_simulated_models_with_no_keys() {
             "6s",
             "--output",
             "results",
+            // By day whenever the test runs: night mode (22:00–06:00) pauses 30 s between calls.
+            "--clock-start",
+            "2026-11-27T12:00:00+00:00",
         ])
         .arg("--spool")
         .arg(dir.0.join("spool"))

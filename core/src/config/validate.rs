@@ -343,14 +343,13 @@ impl Cx<'_> {
         spanned: &Spanned<RawTarget>,
         endpoint: &Endpoint,
     ) -> Result<ClockSource, ConfigError> {
-        let plain_http =
-            matches!(endpoint, Endpoint::Http { base_url } if base_url.starts_with("http://"));
+        let base_url = match endpoint {
+            Endpoint::Http { base_url } => Some(base_url.as_str()),
+            Endpoint::Sim(_) => None,
+        };
+        let plain_http = base_url.is_some_and(|u| u.starts_with("http://"));
         let Some(asked) = &spanned.get_ref().clock else {
-            return Ok(if plain_http {
-                ClockSource::Kernel
-            } else {
-                ClockSource::Client
-            });
+            return Ok(base_url.map_or(ClockSource::Client, ClockSource::default_for));
         };
         let clock = match asked.get_ref().as_str() {
             "kernel" => ClockSource::Kernel,

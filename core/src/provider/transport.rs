@@ -70,6 +70,16 @@ pub enum ClockSource {
 }
 
 impl ClockSource {
+    /// The clock a target at `base_url` gets unless its config names one: the kernel's for
+    /// plain HTTP, the client's for HTTPS.
+    pub fn default_for(base_url: &str) -> ClockSource {
+        if base_url.starts_with("http://") {
+            ClockSource::Kernel
+        } else {
+            ClockSource::Client
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ClockSource::Kernel => "kernel",
