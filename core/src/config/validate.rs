@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::interpolate::interpolate;
 use super::raw::{RawAgent, RawCampaign, RawLoad, RawTarget};
-use super::{AgentSettings, ClockSource, ConfigError, Endpoint, Limits, Params, Target, Timeouts};
+use super::{AgentSettings, ConfigError, Limits, Params, Target, Timeouts};
 use crate::error_kind::ErrorKind;
 use crate::layout;
 use crate::preset;
@@ -332,122 +332,6 @@ impl Cx<'_> {
             max_answer_bytes,
             clock,
         })
-    }
-
-    /// Where the target's timestamps are taken: at the socket, by the kernel where it can, for
-    /// plain HTTP; where the reading task sees the bytes for HTTPS (the TLS layer sits between)
-    /// and the in-process simulator.
-    fn clock(
-        &self,
-        i: usize,
-        spanned: &Spanned<RawTarget>,
-        endpoint: &Endpoint,
-    ) -> Result<ClockSource, ConfigError> {
-        let base_url = match endpoint {
-            Endpoint::Http { base_url } => Some(base_url.as_str()),
-            Endpoint::Sim(_) => None,
-        };
-        let plain_http = base_url.is_some_and(|u| u.starts_with("http://"));
-        let Some(asked) = &spanned.get_ref().clock else {
-            return Ok(base_url.map_or(ClockSource::Client, ClockSource::default_for));
-        };
-        let clock = match asked.get_ref().as_str() {
-            "kernel" => ClockSource::Kernel,
-            "socket" => ClockSource::Socket,
-            "client" => ClockSource::Client,
-            other => {
-                return Err(self.invalid(
-                    asked.span().start,
-                    format!("targets[{i}].clock"),
-                    format!("unknown clock '{other}' (known: kernel, socket, client)"),
-                ));
-            }
-        };
-        if clock != ClockSource::Client && !plain_http {
-            return Err(self.invalid(
-                asked.span().start,
-                format!("targets[{i}].clock"),
-                format!(
-                    "clock '{}' stamps at the socket and needs a plain http:// base_url; \
-                     https:// and the simulator take clock = \"client\"",
-                    clock.as_str()
-                ),
-            ));
-        }
-        Ok(clock)
-    }
-
-    /// Where a target's requests go: the in-process simulator or an http(s) base URL.
-    fn endpoint(
-        &self,
-        i: usize,
-        spanned: &Spanned<RawTarget>,
-        provider: &str,
-        preset: &preset::Preset,
-    ) -> Result<Endpoint, ConfigError> {
-        let t = spanned.get_ref();
-        let field = |f: &str| format!("targets[{i}].{f}");
-        let endpoint = if provider == "sim" {
-            if let Some(url) = &t.base_url {
-                return Err(self.invalid(
-                    url.span().start,
-                    field("base_url"),
-                    "a sim target runs in-process and takes no base_url (to measure a running \
-                     `llmpulse sim` server use provider = \"openai-compatible\")"
-                        .into(),
-                ));
-            }
-            let profile = t
-                .sim
-                .as_ref()
-                .map(|s| s.get_ref().clone())
-                .unwrap_or_default();
-            if let Err(m) = profile.validate() {
-                let pos = t
-                    .sim
-                    .as_ref()
-                    .map_or(spanned.span().start, |s| s.span().start);
-                return Err(self.invalid(pos, field("sim"), m));
-            }
-            Endpoint::Sim(Box::new(profile))
-        } else {
-            if let Some(sim) = &t.sim {
-                return Err(self.invalid(
-                    sim.span().start,
-                    field("sim"),
-                    format!("[sim] settings apply only to provider = \"sim\", not '{provider}'"),
-                ));
-            }
-            let base_url = match (&t.base_url, preset.base_url) {
-                (Some(u), _) => self.interpolate(u, &field("base_url"))?,
-                (None, Some(default)) => default.to_string(),
-                (None, None) => {
-                    return Err(self.invalid(
-                        t.provider.span().start,
-                        field("base_url"),
-                        format!("provider '{provider}' needs a base_url, e.g. \"http://127.0.0.1:8080/v1\""),
-                    ));
-                }
-            };
-            let pos = t
-                .base_url
-                .as_ref()
-                .map_or(t.provider.span().start, |u| u.span().start);
-            match reqwest::Url::parse(&base_url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => {
-                    return Err(self.invalid(
-                        pos,
-                        field("base_url"),
-                        format!("'{base_url}' is not an http(s) URL"),
-                    ));
-                }
-            }
-            Endpoint::Http {
-                base_url: base_url.trim_end_matches('/').to_string(),
-            }
-        };
-        Ok(endpoint)
     }
 
     /// The target's API key, from the variable it names (or its preset's).

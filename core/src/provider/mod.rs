@@ -5,6 +5,7 @@
 
 pub mod anthropic;
 mod body;
+mod deadlines;
 mod exchange;
 pub mod http;
 pub mod ollama;
