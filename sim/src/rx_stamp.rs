@@ -3,17 +3,83 @@
 //! each request's arrival with it, so its schedule and its log run from when the request reached
 //! the machine rather than from when a busy handler got to it; llmpulse's plain-HTTP transport
 //! stamps response bytes the same way. On other Unix systems a read carries no stamp.
+//!
+//! Linux turns packet stamping on for the whole system lazily: the first socket to ask schedules
+//! the switch on a kernel work queue, and packets that arrive before it runs carry no stamp.
+//! [`available`] therefore opens a stamped loopback pair, waits until a packet on it comes back
+//! stamped, and keeps the pair open for the life of the process, so that every socket enabled
+//! afterwards is stamped from its first packet.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Whether reads on this system can carry the kernel's receive time.
-pub const KERNEL_STAMPS: bool = cfg!(target_os = "linux");
+/// Whether the kernel stamps what sockets receive. The first call turns stamping on for the
+/// process and waits (a few milliseconds; one second at most) until packets come back stamped;
+/// later calls answer at once.
+pub fn available() -> bool {
+    static PROBE: OnceLock<Option<Probe>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| match Probe::open() {
+            Ok(probe) => Some(probe),
+            Err(e) => {
+                tracing::debug!("kernel receive timestamps unavailable: {e}");
+                None
+            }
+        })
+        .is_some()
+}
 
-/// Asks the kernel to stamp what `fd` receives.
+/// The loopback pair that keeps the kernel stamping while the process lives.
+struct Probe {
+    _sender: std::net::TcpStream,
+    _receiver: std::net::TcpStream,
+}
+
+impl Probe {
+    fn open() -> io::Result<Probe> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mut sender = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (receiver, _) = listener.accept()?;
+        sender.set_nodelay(true)?;
+        receiver.set_read_timeout(Some(Duration::from_secs(1)))?;
+        set_stamping(receiver.as_raw_fd())?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut buf = [MaybeUninit::new(0u8); 16];
+        loop {
+            sender.write_all(b".")?;
+            let (n, at) = recv(receiver.as_raw_fd(), &mut buf)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if at.is_some() {
+                return Ok(Probe {
+                    _sender: sender,
+                    _receiver: receiver,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other("no packet came back stamped within 1 s"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Asks the kernel to stamp what `fd` receives, once [`available`] says it does; `Unsupported`
+/// where it does not.
 pub fn enable(fd: RawFd) -> io::Result<()> {
+    if !available() {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    set_stamping(fd)
+}
+
+fn set_stamping(fd: RawFd) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         let on: libc::c_int = 1;
@@ -102,7 +168,8 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::{Duration, Instant};
 
-    /// Bytes that waited in the socket are stamped with when they arrived, not when read.
+    /// Bytes that waited in the socket are stamped with when they arrived, not when read, from
+    /// the first packet of a new socket on (Linux switches stamping on lazily; see the module).
     #[test]
     fn a_late_read_still_says_when_the_bytes_arrived() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -56,6 +56,8 @@ pub fn router(state: Arc<SimState>) -> Router {
 pub async fn serve(listener: TcpListener, state: Arc<SimState>) -> std::io::Result<()> {
     #[cfg(unix)]
     {
+        // Switches the kernel's stamping on before the first connection (see `rx_stamp`).
+        let _ = tokio::task::spawn_blocking(crate::rx_stamp::available).await;
         let app = router(state).into_make_service_with_connect_info::<arrival::Arrivals>();
         axum::serve(arrival::StampedListener(listener), app).await
     }

@@ -43,7 +43,8 @@ pub struct StampedStream {
 impl StampedStream {
     fn new(io: TcpStream, kernel: bool) -> Self {
         if kernel {
-            // Without it the reads carry no kernel stamp and the clock says `socket`.
+            // Without it the reads carry no kernel stamp and the clock says `socket`; the
+            // transport asked `rx_stamp::available()` first, so stamps flow from the first packet.
             let _ = rx_stamp::enable(io.as_raw_fd());
         }
         StampedStream {
@@ -72,9 +73,11 @@ impl Read for StampedStream {
                 Ok((n, kernel_at)) => {
                     let at = kernel_at.unwrap_or_else(Instant::now);
                     let stamps = &this.clock.stamps;
-                    if kernel_at.is_some() {
-                        stamps.kernel.store(true, Ordering::Relaxed);
-                    }
+                    let flag = match kernel_at {
+                        Some(_) => &stamps.kernel,
+                        None => &stamps.unstamped,
+                    };
+                    flag.store(true, Ordering::Relaxed);
                     stamps.arrived.store(to_nanos(at), Ordering::Release);
                     this.writing = false;
                     // SAFETY: `recv` initialised the first `n` bytes.
@@ -222,7 +225,7 @@ impl SocketTransport {
             .pool_timer(TokioTimer::new())
             .build(Connector {
                 connect_timeout,
-                kernel: kernel && rx_stamp::KERNEL_STAMPS,
+                kernel: kernel && rx_stamp::available(),
             });
         SocketTransport { client, base_url }
     }

@@ -114,7 +114,10 @@ pub struct SocketClock {
 pub(super) struct Stamps {
     pub(super) written: AtomicU64,
     pub(super) arrived: AtomicU64,
+    /// Some read carried the kernel's stamp.
     pub(super) kernel: AtomicBool,
+    /// Some read carried none and was stamped when it happened.
+    pub(super) unstamped: AtomicBool,
 }
 
 impl SocketClock {
@@ -128,9 +131,12 @@ impl SocketClock {
         from_nanos(self.stamps.arrived.load(Ordering::Acquire))
     }
 
-    /// `Kernel` once the kernel stamped a read, `Socket` otherwise.
+    /// `Kernel` when the kernel stamped every read so far, `Socket` when any was stamped at the
+    /// read itself.
     pub fn source(&self) -> ClockSource {
-        if self.stamps.kernel.load(Ordering::Relaxed) {
+        if self.stamps.kernel.load(Ordering::Relaxed)
+            && !self.stamps.unstamped.load(Ordering::Relaxed)
+        {
             ClockSource::Kernel
         } else {
             ClockSource::Socket
