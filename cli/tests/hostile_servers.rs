@@ -181,3 +181,74 @@ fn a_server_that_hangs_up_is_a_retried_connect_failure() {
         "{r}"
     );
 }
+
+/// A server from before keep-alive: HTTP/1.0, no `Content-Length`, the body ends when the server
+/// closes the connection, and the reply goes out as soon as the request's first bytes are in.
+/// Streamed or not, every call is a whole answer on a connection of its own.
+#[test]
+fn an_http_1_0_server_that_closes_after_each_answer_is_measured_call_by_call() {
+    use std::io::{Read, Write};
+    fn serve(reply: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = [0u8; 65536];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply.as_bytes());
+                // Whatever of the request is still unread, so that the close is a FIN, not a RST.
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(50)));
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            }
+        });
+        port
+    }
+    let streamed = serve(concat!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+        "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"model\":\"old\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Outerwear \"}}]}\n\n",
+        "data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"model\":\"old\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"earned the most.\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    ));
+    let whole = serve(concat!(
+        "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        "{\"id\":\"b\",\"object\":\"chat.completion\",\"model\":\"old\",\"choices\":[{\"index\":0,",
+        "\"message\":{\"role\":\"assistant\",\"content\":\"Outerwear earned the most.\"},",
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":5,\"total_tokens\":35}}",
+    ));
+    let dir = Scratch::new("http-1-0");
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 3\n{}\n{}",
+        target(
+            "streamed",
+            &format!("http://127.0.0.1:{streamed}/v1"),
+            "max_attempts = 1"
+        ),
+        target(
+            "whole",
+            &format!("http://127.0.0.1:{whole}/v1"),
+            "max_attempts = 1\nstream = false"
+        ),
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(r["answer"], "Outerwear earned the most.", "{r}");
+        assert_eq!(
+            r["connection_reused"], false,
+            "a closed connection was reused: {r}"
+        );
+        let (ttfb, latency) = (support::f(&r["ttfb_sec"]), support::f(&r["latency_sec"]));
+        assert!(0.0 < ttfb && ttfb <= latency && latency < 5.0, "{r}");
+    }
+    let streamed_rows: Vec<_> = rows.iter().filter(|r| r["target"] == "streamed").collect();
+    assert_eq!(streamed_rows.len(), 3);
+    for r in streamed_rows {
+        assert!(
+            support::f(&r["ttft_sec"]) <= support::f(&r["latency_sec"]),
+            "{r}"
+        );
+    }
+}

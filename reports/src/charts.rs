@@ -53,6 +53,21 @@ pub struct Line {
     pub points: Vec<(DateTime<Utc>, f64)>,
 }
 
+/// The series' names and marks, in a light box at `position`.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
+        .label_font((FONT, 12))
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
 /// Lines over time, one colour per line, with a legend.
 pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> Result<String> {
     let all = lines.iter().flat_map(|l| l.points.iter());
@@ -125,15 +140,7 @@ pub fn time_lines(title: &str, y_desc: &str, lines: &[Line], percent: bool) -> R
                     .map_err(err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -192,15 +199,7 @@ pub fn xy_lines(title: &str, x_desc: &str, y_desc: &str, lines: &[XyLine]) -> Re
                 .draw_series(l.points.iter().map(|p| Circle::new(*p, 3, c.filled())))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
