@@ -2,7 +2,8 @@
 # Installs the peer tools the `peers` benchmark runs beside llmpulse, into a cache folder
 # ($LLMPULSE_PEERS_DIR, default ~/.cache/llmpulse-peers), once:
 #   - llm-bench 0.3.1, from crates.io (a few minutes' build on 2 cores);
-#   - with --guidellm, GuideLLM from PyPI into a venv there (about 6 GB with its CUDA wheels).
+#   - with --guidellm, GuideLLM 0.8.1 from PyPI into a venv there (about 6 GB with its CUDA wheels;
+#     about 5 minutes here). The benchmark feeds it prompts from a file: no tokenizer needed.
 # Not part of CI. Then: cargo bench -p llmpulse --bench peers
 set -euo pipefail
 DIR="${LLMPULSE_PEERS_DIR:-$HOME/.cache/llmpulse-peers}"
@@ -15,7 +16,7 @@ echo "llm-bench: $DIR/bin/llm-bench"
 if [ "${1:-}" = "--guidellm" ]; then
   if [ ! -x "$DIR/guidellm-venv/bin/guidellm" ]; then
     python3 -m venv "$DIR/guidellm-venv"
-    "$DIR/guidellm-venv/bin/pip" install --quiet guidellm
+    "$DIR/guidellm-venv/bin/pip" install --quiet guidellm==0.8.1
   fi
-  echo "guidellm: $DIR/guidellm-venv/bin/guidellm (not yet run by the benchmark)"
+  echo "guidellm: $DIR/guidellm-venv/bin/guidellm"
 fi

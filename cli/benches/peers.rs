@@ -3,21 +3,25 @@
 //! 16 chunks 20 ms apart, no jitter, no role-only chunk); each tool's p50 and p99 of TTFT and
 //! latency, from its own per-request output, are held against the same percentiles of the
 //! simulator's truth for that tool's requests (told apart by model name): error = tool − truth,
-//! in ms. Then 3,000 zero-delay requests at C = 100: requests per second of the whole process.
+//! in ms. Then 3,000 zero-delay requests at C = 100: requests per second of the whole process,
+//! the median of 7 interleaved rounds.
 //!
 //! Peers are found in `$LLMPULSE_PEERS_DIR` (default `~/.cache/llmpulse-peers`), installed by
-//! `benches/peers/install.sh`: llm-bench 0.3.1 (`bin/llm-bench`) and, when asked, GuideLLM
-//! (not run by this benchmark yet). A missing peer is skipped and named. Outside CI.
+//! `benches/peers/install.sh`: llm-bench 0.3.1 (`bin/llm-bench`) and, with `--guidellm`,
+//! GuideLLM (`guidellm-venv/bin/guidellm`; its prompts come from a JSONL file, so it needs no
+//! tokenizer). A missing peer is skipped and named. Outside CI.
 //!
-//!   benches/peers/install.sh && cargo bench -p llmpulse --bench peers
+//!   benches/peers/install.sh [--guidellm] && cargo bench -p llmpulse --bench peers
 //!   cargo bench -p llmpulse --bench peers -- --quick      # C = 10 and 100
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
+
+#[path = "common/sim.rs"]
+mod sim;
 
 const LLMPULSE: &str = env!("CARGO_BIN_EXE_llmpulse");
 
@@ -28,22 +32,7 @@ struct Sim {
 
 impl Sim {
     fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(LLMPULSE)
-            .args(["sim", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start llmpulse sim");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the simulator's first line");
-        let url = line
-            .trim()
-            .strip_prefix("llmpulse sim listening on ")
-            .expect("the simulator says where it listens")
-            .to_string();
+        let (child, url) = sim::start(args);
         Sim { child, url }
     }
 
@@ -200,6 +189,55 @@ fn run_llm_bench(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measu
     }
 }
 
+/// GuideLLM's `concurrent` profile at `c` streams for `n` requests of one prompt, its requests
+/// read back from its JSON output.
+fn run_guidellm(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measured {
+    let prompts = dir.join("guidellm-prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"Say hi\"}\n".repeat(n)).expect("write prompts");
+    let out = dir.join("guidellm.json");
+    let _ = std::fs::remove_file(&out);
+    let start = Instant::now();
+    let status = Command::new(bin)
+        .arg("run")
+        .arg("--backend")
+        .arg(format!(
+            "kind=openai_http,target={},model=guidellm",
+            url.trim_end_matches("/v1")
+        ))
+        .arg("--profile")
+        .arg(format!("kind=concurrent,streams={c}"))
+        .arg("--constraint")
+        .arg(format!("kind=max_requests,count={n}"))
+        .arg("--data")
+        .arg(format!("kind=json_file,path={}", prompts.display()))
+        .arg("--output")
+        .arg(format!("kind=json,path={}", out.display()))
+        .arg("--disable-console")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run guidellm");
+    let wall = start.elapsed().as_secs_f64();
+    assert!(status.success(), "guidellm failed");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("guidellm's output")).expect("JSON");
+    let done = report["benchmarks"][0]["requests"]["successful"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Measured {
+        ttft: done
+            .iter()
+            .filter_map(|r| r["time_to_first_token_ms"].as_f64())
+            .collect(),
+        latency: done
+            .iter()
+            .filter_map(|r| r["request_latency"].as_f64().map(|s| s * 1000.0))
+            .collect(),
+        wall,
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let peers = std::env::var_os("LLMPULSE_PEERS_DIR")
@@ -213,6 +251,14 @@ fn main() {
         println!(
             "llm-bench not found at {} (benches/peers/install.sh installs it): skipped",
             llm_bench.display()
+        );
+    }
+    let guidellm = peers.join("guidellm-venv/bin/guidellm");
+    let have_guidellm = guidellm.is_file();
+    if !have_guidellm {
+        println!(
+            "GuideLLM not found at {} (benches/peers/install.sh --guidellm installs it): skipped",
+            guidellm.display()
         );
     }
     let dir = std::env::temp_dir().join("llmpulse-bench-peers");
@@ -262,6 +308,13 @@ fn main() {
                     run_llm_bench(&llm_bench, &dir, &sim.url, c, 2 * c),
                 ));
             }
+            if have_guidellm {
+                tools.push((
+                    "guidellm",
+                    0,
+                    run_guidellm(&guidellm, &dir, &sim.url, c, 2 * c),
+                ));
+            }
             for (name, skip, m) in &tools {
                 let (tt, tl) = sim.truth(name, *skip);
                 let e = |mine: &[f64], truth: &[f64], p: f64| pct(mine, p) - pct(truth, p);
@@ -291,7 +344,13 @@ fn main() {
     }
 
     let n = if quick { 1000 } else { 3000 };
-    println!("\n{n} zero-delay requests (16 tokens) at C = 100, whole process:");
+    // One 3,000-request run lasts a third of a second, so a single sample is mostly noise: the
+    // fast tools take turns, round after round, and each prints its median rate and range.
+    let zero_rounds = if quick { 3 } else { 7 };
+    println!(
+        "\n{n} zero-delay requests (16 tokens) at C = 100, whole process, median (min..max) of \
+         {zero_rounds} interleaved rounds:"
+    );
     let sim = Sim::start(&[
         "--ttft-ms",
         "0",
@@ -301,19 +360,35 @@ fn main() {
         "16",
         "--no-role-chunk",
     ]);
-    for (name, clock) in [("llmpulse", "kernel"), ("llmpulse-client", "client")] {
-        let m = run_llmpulse(&dir, &sim.url, (name, clock), 100, n, 0);
+    let mut rates: Vec<(&str, Vec<f64>)> = vec![("llmpulse", vec![]), ("llmpulse-client", vec![])];
+    if have_llm_bench {
+        rates.push(("llm-bench", vec![]));
+    }
+    for _ in 0..zero_rounds {
+        for (name, rounds) in rates.iter_mut() {
+            let wall = match *name {
+                "llm-bench" => run_llm_bench(&llm_bench, &dir, &sim.url, 100, n).wall,
+                "llmpulse" => run_llmpulse(&dir, &sim.url, (name, "kernel"), 100, n, 0).wall,
+                _ => run_llmpulse(&dir, &sim.url, (name, "client"), 100, n, 0).wall,
+            };
+            rounds.push(n as f64 / wall);
+        }
+    }
+    for (name, rounds) in &rates {
+        let (lo, hi) = rounds
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
         println!(
-            "  {name:<16} {:>8.0} requests/s ({:.2} s)",
-            n as f64 / m.wall,
-            m.wall
+            "  {name:<16} {:>8.0} requests/s ({lo:.0}..{hi:.0})",
+            pct(rounds, 50.0)
         );
     }
-    if have_llm_bench {
-        let m = run_llm_bench(&llm_bench, &dir, &sim.url, 100, n);
+    if have_guidellm {
+        // GuideLLM takes tens of seconds a run, mostly starting up: one round.
+        let m = run_guidellm(&guidellm, &dir, &sim.url, 100, n);
         println!(
-            "  {:<16} {:>8.0} requests/s ({:.2} s)",
-            "llm-bench",
+            "  {:<16} {:>8.0} requests/s ({:.2} s, one round)",
+            "guidellm",
             n as f64 / m.wall,
             m.wall
         );

@@ -23,6 +23,9 @@ use llmpulse_core::stats::percentile;
 use llmpulse_core::suite::{Message, Prompt};
 use llmpulse_sim::{LogEntry, SimProfile, SimState, server};
 
+#[path = "common/sim.rs"]
+mod sim;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -96,25 +99,20 @@ fn setup(profile: SimProfile, where_: Server) -> Setup {
             )
         }
         Server::Process => {
-            use std::io::BufRead;
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llmpulse"))
-                .args(["sim", "--port", "0", "--no-role-chunk", "--recall", "0"])
-                .args(["--ttft-ms", &profile.ttft_ms.to_string()])
-                .args(["--itl-ms", &profile.itl_ms.to_string()])
-                .args(["--output-tokens", &profile.output_tokens.to_string()])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start llmpulse sim");
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().expect("stdout"))
-                .read_line(&mut line)
-                .expect("the simulator's first line");
-            let url = line
-                .trim()
-                .strip_prefix("llmpulse sim listening on ")
-                .expect("the simulator says where it listens")
-                .to_string();
+            let ttft = profile.ttft_ms.to_string();
+            let itl = profile.itl_ms.to_string();
+            let tokens = profile.output_tokens.to_string();
+            let (child, url) = sim::start(&[
+                "--no-role-chunk",
+                "--recall",
+                "0",
+                "--ttft-ms",
+                &ttft,
+                "--itl-ms",
+                &itl,
+                "--output-tokens",
+                &tokens,
+            ]);
             (ServerHandle::Process(child, url.clone()), url)
         }
     };
