@@ -252,3 +252,54 @@ fn an_http_1_0_server_that_closes_after_each_answer_is_measured_call_by_call() {
         );
     }
 }
+
+/// A plain-HTTP address that sends everyone on to https (302 with a Location carrying a token):
+/// one `redirect` record per call, not retried, naming where it points without the token and
+/// saying what to change.
+#[test]
+fn a_redirect_is_one_clear_unretried_record() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = s.write_all(
+                        b"HTTP/1.1 302 Found\r\nLocation: https://api.example.com/v1/chat/completions?sig=TOKEN123\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    let dir = Scratch::new("redirect");
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 2\n{}",
+        target(
+            "moved",
+            &format!("http://127.0.0.1:{port}/v1"),
+            "max_attempts = 3"
+        )
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["error_kind"], "redirect", "{r}");
+        assert_eq!(r["http_status"], 302, "{r}");
+        assert_eq!(r["attempts"], 1, "a redirect is not retried: {r}");
+        let message = r["error_message"].as_str().unwrap();
+        assert!(
+            message.contains("redirects to https://api.example.com/v1/chat/completions")
+                && message.contains("clock = \"client\""),
+            "{message}"
+        );
+        assert!(!r.to_string().contains("TOKEN123"), "the token leaked: {r}");
+    }
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

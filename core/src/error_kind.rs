@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Deadline,
     /// HTTP 429, or a rate-limit error reported inside the stream.
     RateLimited,
+    /// A 3xx: the target's address moves elsewhere (an http:// URL sent on to https://, say).
+    /// The kernel and socket clocks follow no redirect, so the call ends here, unretried.
+    Redirect,
     /// Any other 4xx: a bad request, a wrong key, an unknown model.
     #[serde(rename = "http_4xx")]
     Http4xx,
@@ -57,6 +60,7 @@ impl ErrorKind {
     pub fn from_status(status: u16) -> Self {
         match status {
             429 => ErrorKind::RateLimited,
+            300..=399 => ErrorKind::Redirect,
             400..=499 => ErrorKind::Http4xx,
             _ => ErrorKind::Http5xx,
         }
@@ -76,6 +80,7 @@ impl ErrorKind {
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::Deadline => "deadline",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Redirect => "redirect",
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::Connect => "connect",
@@ -112,6 +117,7 @@ mod tests {
             ErrorKind::IdleTimeout,
             ErrorKind::Deadline,
             ErrorKind::RateLimited,
+            ErrorKind::Redirect,
             ErrorKind::Http4xx,
             ErrorKind::Http5xx,
             ErrorKind::Connect,
@@ -135,6 +141,8 @@ mod tests {
     fn status_mapping() {
         assert_eq!(ErrorKind::from_status(429), ErrorKind::RateLimited);
         assert_eq!(ErrorKind::from_status(401), ErrorKind::Http4xx);
+        assert_eq!(ErrorKind::from_status(301), ErrorKind::Redirect);
+        assert_eq!(ErrorKind::from_status(308), ErrorKind::Redirect);
         assert_eq!(ErrorKind::from_status(503), ErrorKind::Http5xx);
     }
 }

@@ -400,6 +400,11 @@ impl Reading {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let location = resp
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(redirect_target);
         let bytes = self
             .collect(resp, deadlines, ERROR_BODY_LIMIT)
             .await
@@ -410,6 +415,16 @@ impl Reading {
             .and_then(|v| error_message(&v))
             .unwrap_or_else(|| truncate(text.trim(), 300));
         let mut message = format!("HTTP {status}: {detail}");
+        if (300..400).contains(&status) {
+            let to = location
+                .as_deref()
+                .unwrap_or("nowhere (no Location header)");
+            message = format!(
+                "HTTP {status}: the target redirects to {to}; plain-HTTP targets with the kernel \
+                 or socket clock follow no redirect: set base_url to where it points, or \
+                 clock = \"client\""
+            );
+        }
         if let Some(r) = retry_after {
             message.push_str(&format!(" (retry-after: {r})"));
         }
@@ -488,6 +503,21 @@ pub(crate) fn error_message(v: &Value) -> Option<String> {
     e.get("message").and_then(Value::as_str).map(str::to_string)
 }
 
+/// Where a `Location` header points, for an error message: without its query, fragment or
+/// user info, which may carry tokens.
+fn redirect_target(location: &str) -> String {
+    let bare = location.split(['?', '#']).next().unwrap_or_default();
+    let bare = match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_string(),
+    };
+    truncate(&bare, 300)
+}
+
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
@@ -505,3 +535,21 @@ impl std::fmt::Display for super::BodyError {
 }
 
 impl std::error::Error for super::BodyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_target;
+
+    #[test]
+    fn a_redirect_target_is_named_without_user_info_query_or_fragment() {
+        assert_eq!(
+            redirect_target("https://user:secret@api.example.com:8443/v1/chat?token=abc#x"),
+            "https://api.example.com:8443/v1/chat"
+        );
+        assert_eq!(
+            redirect_target("/v2/chat/completions?k=1"),
+            "/v2/chat/completions"
+        );
+        assert_eq!(redirect_target("https://a.example"), "https://a.example");
+    }
+}
