@@ -32,7 +32,7 @@ struct Sim {
 
 impl Sim {
     fn start(args: &[&str]) -> Sim {
-        let (child, url) = sim::start(args);
+        let (child, url) = sim::start(LLMPULSE, args);
         Sim { child, url }
     }
 

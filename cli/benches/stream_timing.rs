@@ -102,17 +102,20 @@ fn setup(profile: SimProfile, where_: Server) -> Setup {
             let ttft = profile.ttft_ms.to_string();
             let itl = profile.itl_ms.to_string();
             let tokens = profile.output_tokens.to_string();
-            let (child, url) = sim::start(&[
-                "--no-role-chunk",
-                "--recall",
-                "0",
-                "--ttft-ms",
-                &ttft,
-                "--itl-ms",
-                &itl,
-                "--output-tokens",
-                &tokens,
-            ]);
+            let (child, url) = sim::start(
+                env!("CARGO_BIN_EXE_llmpulse"),
+                &[
+                    "--no-role-chunk",
+                    "--recall",
+                    "0",
+                    "--ttft-ms",
+                    &ttft,
+                    "--itl-ms",
+                    &itl,
+                    "--output-tokens",
+                    &tokens,
+                ],
+            );
             (ServerHandle::Process(child, url.clone()), url)
         }
     };

@@ -7,6 +7,21 @@ use std::ffi::OsStr;
 
 use support::{Scratch, Sim, by_target, records, run_measured, run_records, target};
 
+/// A hand-written server on loopback: `handle` gets each connection on a thread of its own.
+/// Returns the base URL (`http://127.0.0.1:PORT/v1`).
+fn raw_server(handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::sync::Arc::new(handle);
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(s));
+        }
+    });
+    format!("http://127.0.0.1:{port}/v1")
+}
+
 /// Two targets on a server whose every reply never ends (one streamed, one a plain JSON body),
 /// 20 questions × 3 repetitions: 120 records, each `answer_too_large` with the first
 /// `max_answer_bytes` kept, in well under 200 MB of memory.
@@ -150,23 +165,14 @@ fn a_missing_suite_is_one_clear_error() {
 #[test]
 fn a_server_that_hangs_up_is_a_retried_connect_failure() {
     use std::io::Read;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 65536];
-            let _ = s.read(&mut buf);
-        }
+    let url = raw_server(|mut s| {
+        let _ = s.read(&mut [0u8; 65536]);
     });
     let dir = Scratch::new("hangs-up");
     dir.write("suite.toml", support::ONE_QUESTION);
     let config = format!(
         "suite = \"suite.toml\"\nrepetitions = 1\n{}",
-        target(
-            "hangs-up",
-            &format!("http://127.0.0.1:{port}/v1"),
-            "max_attempts = 2"
-        )
+        target("hangs-up", &url, "max_attempts = 2")
     );
     let rows = run_records(&dir, &config, &[]);
     assert_eq!(rows.len(), 1);
@@ -188,21 +194,16 @@ fn a_server_that_hangs_up_is_a_retried_connect_failure() {
 #[test]
 fn an_http_1_0_server_that_closes_after_each_answer_is_measured_call_by_call() {
     use std::io::{Read, Write};
-    fn serve(reply: &'static str) -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for mut s in listener.incoming().flatten() {
-                let mut buf = [0u8; 65536];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(reply.as_bytes());
-                // Whatever of the request is still unread, so that the close is a FIN, not a RST.
-                let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(50)));
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
-            }
-        });
-        port
+    fn serve(reply: &'static str) -> String {
+        raw_server(move |mut s| {
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply.as_bytes());
+            // Whatever of the request is still unread, so that the close is a FIN, not a RST.
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(50)));
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        })
     }
     let streamed = serve(concat!(
         "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
@@ -220,16 +221,8 @@ fn an_http_1_0_server_that_closes_after_each_answer_is_measured_call_by_call() {
     dir.write("suite.toml", support::ONE_QUESTION);
     let config = format!(
         "suite = \"suite.toml\"\nrepetitions = 3\n{}\n{}",
-        target(
-            "streamed",
-            &format!("http://127.0.0.1:{streamed}/v1"),
-            "max_attempts = 1"
-        ),
-        target(
-            "whole",
-            &format!("http://127.0.0.1:{whole}/v1"),
-            "max_attempts = 1\nstream = false"
-        ),
+        target("streamed", &streamed, "max_attempts = 1"),
+        target("whole", &whole, "max_attempts = 1\nstream = false"),
     );
     let rows = run_records(&dir, &config, &[]);
     assert_eq!(rows.len(), 6);
@@ -259,33 +252,22 @@ fn an_http_1_0_server_that_closes_after_each_answer_is_measured_call_by_call() {
 #[test]
 fn a_redirect_is_one_clear_unretried_record() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = requests.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 65536];
-                while matches!(s.read(&mut buf), Ok(n) if n > 0) {
-                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let _ = s.write_all(
-                        b"HTTP/1.1 302 Found\r\nLocation: https://api.example.com/v1/chat/completions?sig=TOKEN123\r\nContent-Length: 0\r\n\r\n",
-                    );
-                }
-            });
+    let url = raw_server(move |mut s| {
+        let mut buf = [0u8; 65536];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: https://api.example.com/v1/chat/completions?sig=TOKEN123\r\nContent-Length: 0\r\n\r\n",
+            );
         }
     });
     let dir = Scratch::new("redirect");
     dir.write("suite.toml", support::ONE_QUESTION);
     let config = format!(
         "suite = \"suite.toml\"\nrepetitions = 2\n{}",
-        target(
-            "moved",
-            &format!("http://127.0.0.1:{port}/v1"),
-            "max_attempts = 3"
-        )
+        target("moved", &url, "max_attempts = 3")
     );
     let rows = run_records(&dir, &config, &[]);
     assert_eq!(rows.len(), 2);

@@ -14,7 +14,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 
 /// Whether the kernel stamps what sockets receive. The first call turns stamping on for the
 /// process and waits (a few milliseconds; one second at most) until packets come back stamped;
@@ -128,6 +132,23 @@ pub fn recv(fd: RawFd, dst: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option
         return Err(io::Error::last_os_error());
     }
     Ok((n as usize, stamp(&msg)))
+}
+
+/// [`recv`] on a Tokio socket, once it is readable: what both ends' stamped streams call from
+/// their `poll_read`.
+pub fn poll_recv(
+    io: &TcpStream,
+    cx: &mut Context<'_>,
+    dst: &mut [MaybeUninit<u8>],
+) -> Poll<io::Result<(usize, Option<Instant>)>> {
+    use std::os::fd::AsRawFd;
+    loop {
+        ready!(io.poll_read_ready(cx))?;
+        match io.try_io(Interest::READABLE, || recv(io.as_raw_fd(), dst)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            read => return Poll::Ready(read),
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -368,7 +368,7 @@ mod arrival {
 
     use axum::extract::connect_info::Connected;
     use axum::serve::IncomingStream;
-    use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio::net::{TcpListener, TcpStream};
 
     use crate::rx_stamp;
@@ -447,31 +447,19 @@ mod arrival {
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             let this = self.get_mut();
-            loop {
-                ready!(this.io.poll_read_ready(cx))?;
-                // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly
-                // that is marked initialised and filled (below).
-                let dst = unsafe { buf.unfilled_mut() };
-                let fd = this.io.as_raw_fd();
-                match this
-                    .io
-                    .try_io(Interest::READABLE, || rx_stamp::recv(fd, dst))
-                {
-                    Ok((n, at)) => {
-                        let at = at.unwrap_or_else(Instant::now);
-                        let since = at.saturating_duration_since(this.arrivals.origin);
-                        this.arrivals
-                            .latest
-                            .store(since.as_nanos().max(1) as u64, Ordering::Release);
-                        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
-                        unsafe { buf.assume_init(n) };
-                        buf.advance(n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
+            // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly that
+            // is marked initialised and filled (below).
+            let dst = unsafe { buf.unfilled_mut() };
+            let (n, at) = ready!(rx_stamp::poll_recv(&this.io, cx, dst))?;
+            let at = at.unwrap_or_else(Instant::now);
+            let since = at.saturating_duration_since(this.arrivals.origin);
+            this.arrivals
+                .latest
+                .store(since.as_nanos().max(1) as u64, Ordering::Release);
+            // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            Poll::Ready(Ok(()))
         }
     }
 

@@ -1,13 +1,14 @@
-//! Starting `llmpulse sim` as a process of its own, for the benchmarks that hold a tool's
-//! figures against the simulator's request log.
+//! Starting `llmpulse sim` as a process of its own: for the benchmarks that hold a tool's
+//! figures against the simulator's request log, and for the end-to-end tests
+//! (`tests/support`, which pulls this file in by path).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-/// Starts `llmpulse sim --port 0 ARGS` and returns it with its base URL (`…/v1`), read from the
-/// line it prints once it listens.
-pub fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmpulse"))
+/// Starts `BIN sim --port 0 ARGS` (`BIN` the `llmpulse` binary) and returns it with its base URL
+/// (`…/v1`), read from the line it prints once it listens.
+pub fn start(bin: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin)
         .args(["sim", "--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
@@ -21,7 +22,7 @@ pub fn start(args: &[&str]) -> (Child, String) {
     let url = line
         .trim()
         .strip_prefix("llmpulse sim listening on ")
-        .expect("the simulator says where it listens")
+        .unwrap_or_else(|| panic!("unexpected first line from llmpulse sim: {line}"))
         .to_string();
     (child, url)
 }

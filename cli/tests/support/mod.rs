@@ -2,11 +2,13 @@
 //! `llmpulse run`, and reading records back.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
+
+#[path = "../../benches/common/sim.rs"]
+mod sim;
 
 /// The `llmpulse` binary (tests of the `cli` package; other packages' tests do not use it).
 pub const BIN: &str = match option_env!("CARGO_BIN_EXE_llmpulse") {
@@ -56,22 +58,7 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(BIN)
-            .args(["sim", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start llmpulse sim");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base_url = line
-            .trim()
-            .strip_prefix("llmpulse sim listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
+        let (child, base_url) = sim::start(BIN, args);
         Sim { child, base_url }
     }
 

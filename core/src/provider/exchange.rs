@@ -414,17 +414,18 @@ impl Reading {
             .ok()
             .and_then(|v| error_message(&v))
             .unwrap_or_else(|| truncate(text.trim(), 300));
-        let mut message = format!("HTTP {status}: {detail}");
-        if (300..400).contains(&status) {
+        let mut message = if (300..400).contains(&status) {
             let to = location
                 .as_deref()
-                .unwrap_or("nowhere (no Location header)");
-            message = format!(
+                .unwrap_or("nowhere readable (no Location header)");
+            format!(
                 "HTTP {status}: the target redirects to {to}; plain-HTTP targets with the kernel \
                  or socket clock follow no redirect: set base_url to where it points, or \
                  clock = \"client\""
-            );
-        }
+            )
+        } else {
+            format!("HTTP {status}: {detail}")
+        };
         if let Some(r) = retry_after {
             message.push_str(&format!(" (retry-after: {r})"));
         }

@@ -24,7 +24,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use llmpulse_sim::rx_stamp;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::http::{chain, record_connect};
@@ -62,32 +61,22 @@ impl Read for StampedStream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            ready!(this.io.poll_read_ready(cx))?;
-            // SAFETY: `recv` writes at most `dst.len()` bytes into `dst` and reports how many;
-            // exactly those are marked filled (below).
-            let dst = unsafe { buf.as_mut() };
-            match this.io.try_io(Interest::READABLE, || {
-                rx_stamp::recv(this.io.as_raw_fd(), dst)
-            }) {
-                Ok((n, kernel_at)) => {
-                    let at = kernel_at.unwrap_or_else(Instant::now);
-                    let stamps = &this.clock.stamps;
-                    let flag = match kernel_at {
-                        Some(_) => &stamps.kernel,
-                        None => &stamps.unstamped,
-                    };
-                    flag.store(true, Ordering::Relaxed);
-                    stamps.arrived.store(to_nanos(at), Ordering::Release);
-                    this.writing = false;
-                    // SAFETY: `recv` initialised the first `n` bytes.
-                    unsafe { buf.advance(n) };
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        // SAFETY: `recv` writes at most `dst.len()` bytes into `dst` and reports how many;
+        // exactly those are marked filled (below).
+        let dst = unsafe { buf.as_mut() };
+        let (n, kernel_at) = ready!(rx_stamp::poll_recv(&this.io, cx, dst))?;
+        let at = kernel_at.unwrap_or_else(Instant::now);
+        let stamps = &this.clock.stamps;
+        let flag = match kernel_at {
+            Some(_) => &stamps.kernel,
+            None => &stamps.unstamped,
+        };
+        flag.store(true, Ordering::Relaxed);
+        stamps.arrived.store(to_nanos(at), Ordering::Release);
+        this.writing = false;
+        // SAFETY: `recv` initialised the first `n` bytes.
+        unsafe { buf.advance(n) };
+        Poll::Ready(Ok(()))
     }
 }
 
