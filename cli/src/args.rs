@@ -44,6 +44,15 @@ pub enum Command {
     Report(ReportArgs),
     /// Recommend the measured model for a task or agent type, under limits.
     Select(SelectArgs),
+    /// Did anything change? Each target's latest window of runs against the baseline before
+    /// it, per metric; regressions exit 1 (and, with --notify, are announced once).
+    ///
+    /// Examples:
+    ///   llmpulse watch --from s3://bucket/llmpulse
+    ///   llmpulse watch --from results --window 1d --baseline 7d --json
+    ///   llmpulse watch --from results --config llmpulse.toml --notify
+    #[command(verbatim_doc_comment)]
+    Watch(WatchArgs),
     /// SYNTHETIC DATA for tests and benchmarks: write a made-up record history.
     Synth(SynthArgs),
     /// Score texts offline: BLEU, chrF, WER, CER, ROUGE, Jaccard; one JSON line per pair.
@@ -196,6 +205,59 @@ pub struct ReportArgs {
     /// in it is checked against them. Without it no model is called.
     #[arg(long, requires = "config")]
     pub narrate: Option<String>,
+    /// Also write the report into the store, under dashboard/ (index.html, summary.json,
+    /// summary.md, and status.json for a shields.io badge), so the bucket shows the present.
+    #[arg(long)]
+    pub publish: bool,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Where the runs are: a directory, s3://bucket/prefix or gs://bucket/prefix.
+    #[arg(long)]
+    pub from: String,
+    /// A config whose [watch] table sets the defaults and whose [[notify]] tables say where
+    /// alerts go.
+    #[arg(long, short)]
+    pub config: Option<std::path::PathBuf>,
+    /// The window of runs that is "now": a duration (3d, 12h). Default 3d.
+    #[arg(long, conflicts_with = "window_runs")]
+    pub window: Option<humantime::Duration>,
+    /// The window as each target's last N runs instead of a duration.
+    #[arg(long)]
+    pub window_runs: Option<usize>,
+    /// How far before the window the baseline reaches. Default 14d.
+    #[arg(long)]
+    pub baseline: Option<humantime::Duration>,
+    /// The window's end (RFC 3339 or YYYY-MM-DD); default now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these targets (repeat, or comma-separated).
+    #[arg(long = "target", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Only this campaign's runs.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// The Benjamini–Hochberg level over every test made. Default 0.01.
+    #[arg(long)]
+    pub q: Option<f64>,
+    /// One JSON object per line: every finding, then every metric skipped and why.
+    #[arg(long)]
+    pub json: bool,
+    /// Send alerts through the config's [[notify]] tables, once per regression.
+    #[arg(long, requires = "config")]
+    pub notify: bool,
+    /// What makes the exit code 1: a regression (default), any regression or target without
+    /// runs in the window, or never.
+    #[arg(long, value_enum, default_value = "regression")]
+    pub fail_on: FailOn,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Regression,
+    Any,
+    Never,
 }
 
 #[derive(Args)]
@@ -248,6 +310,14 @@ pub struct SynthArgs {
     pub campaign: Option<String>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Which history: `report` (targets that differ, one slowing down), `stable` (run-level
+    /// noise and failure bursts, no change) or `changes` (`stable` with three regressions and
+    /// one improvement in the last runs).
+    #[arg(long, value_enum, default_value = "report")]
+    pub scenario: crate::synthetic::Scenario,
+    /// `changes`: how many of the last runs the changes cover.
+    #[arg(long, default_value_t = 12)]
+    pub change_runs: u64,
     /// The directory to write into.
     #[arg(long, short)]
     pub out: PathBuf,

@@ -26,6 +26,7 @@ mod synth;
 mod synthetic;
 mod table;
 mod upload;
+mod watch;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -55,6 +56,11 @@ fn main() -> ExitCode {
         Command::Select(a) => select::select(a),
         Command::Synth(a) => synth::synth(a),
         Command::Score(a) => score::score(a),
+        // watch's exit codes: 0 nothing worse, 1 a regression, 2 an error.
+        Command::Watch(a) => watch::watch(a).or_else(|e| {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(watch::EXIT_ERROR))
+        }),
     };
     match result {
         Ok(code) => code,

@@ -26,6 +26,8 @@ pub fn synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
         every,
         campaign: a.campaign.clone(),
         seed: a.seed,
+        scenario: a.scenario,
+        change_runs: a.change_runs,
     };
     let (runs, records) = synth::write(&spec, &a.out)?;
     eprintln!(

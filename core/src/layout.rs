@@ -85,6 +85,57 @@ pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>) -> String {
     )
 }
 
+/// The prefix of watch's alert state: one folder per alert, one per episode of it.
+pub const ALERTS_PREFIX: &str = "alerts/";
+
+/// The summary of every alert, rewritten by each `watch --notify` (the dashboard reads it).
+pub const ALERT_STATE_KEY: &str = "alerts/state.json";
+
+/// The prefix of an alert's episodes.
+pub fn alert_prefix(alert: &str) -> String {
+    format!("{ALERTS_PREFIX}{alert}/")
+}
+
+/// An alert episode's event (`opened`, `resolved`, `ongoing-20261202`): created once.
+pub fn alert_event_key(alert: &str, episode: u64, event: &str) -> String {
+    format!("{}{episode:06}/{event}.json", alert_prefix(alert))
+}
+
+/// A notifier's delivery state of an event: `N.try` (a claim to deliver, created once),
+/// `N.failed`, `sent`.
+pub fn alert_delivery_key(
+    alert: &str,
+    episode: u64,
+    event: &str,
+    notifier: &str,
+    what: &str,
+) -> String {
+    format!(
+        "{}{episode:06}/{event}.{notifier}.{what}",
+        alert_prefix(alert)
+    )
+}
+
+/// A file of the published dashboard.
+pub fn dashboard_key(file: &str) -> String {
+    format!("dashboard/{file}")
+}
+
+/// `name` with every character a key may not hold replaced by `_`.
+pub fn safe_part(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_start_matches('.').to_string()
+}
+
 /// The name of a run's staging directory in a spool.
 pub fn staging_name(run_id: &str, shard: Option<Shard>) -> String {
     format!("{run_id}{}", shard_suffix(shard))

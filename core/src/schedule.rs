@@ -29,6 +29,10 @@ pub struct Campaign {
     pub catch_up: bool,
     /// A claim older than this whose run wrote no manifest is considered dead.
     pub claim_timeout: Duration,
+    /// `watch_after_run`: every entry point that runs a slot watches the history after it.
+    pub watch_after_run: bool,
+    /// `publish_report`: every entry point that runs a slot publishes the dashboard after it.
+    pub publish_report: bool,
 }
 
 /// One slot of a campaign.
@@ -320,6 +324,8 @@ mod tests {
             cadence: "14 per 12h".into(),
             catch_up: false,
             claim_timeout: Duration::from_secs(3600),
+            watch_after_run: false,
+            publish_report: false,
         }
     }
 

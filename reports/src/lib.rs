@@ -9,6 +9,7 @@
 
 pub mod ab;
 pub mod aggregate;
+pub mod alerts;
 pub mod charts;
 pub mod compare;
 pub mod dist;
@@ -26,6 +27,7 @@ pub mod side;
 pub mod status;
 pub mod sweep;
 pub mod text;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

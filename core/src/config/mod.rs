@@ -10,8 +10,10 @@ mod endpoint;
 mod interpolate;
 mod raw;
 mod validate;
+mod watch;
 
 pub use interpolate::interpolate;
+pub use watch::{NotifyKind, NotifySettings, WATCH_METRICS, WatchSettings};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,10 @@ pub struct Config {
     pub agent: Option<AgentSettings>,
     /// `[load]`: the load profile, warm-up and SLO (absent: a closed loop, no SLO).
     pub load: crate::load::LoadSettings,
+    /// `[watch]`: how `llmpulse watch` compares (absent: its defaults).
+    pub watch: WatchSettings,
+    /// `[[notify]]`: where `watch --notify` sends alerts.
+    pub notify: Vec<NotifySettings>,
     /// sha256 of the configuration text as written (before `${VAR}` interpolation, so no secret
     /// that an interpolation brings in can be recovered from it).
     pub sha256: String,
@@ -319,10 +325,17 @@ impl Config {
             .as_ref()
             .map(|a| cx.agent(a, &base_dir))
             .transpose()?;
+        let watch = match &raw.watch {
+            Some(w) => cx.watch(w.get_ref())?,
+            None => WatchSettings::default(),
+        };
+        let notify = cx.notifiers(&raw.notify)?;
         Ok(Config {
             campaign,
             agent,
             load,
+            watch,
+            notify,
             origin: origin.to_string(),
             base_dir,
             suite,

@@ -23,6 +23,9 @@ pub(crate) struct RawConfig {
     pub(crate) campaign: Option<Spanned<RawCampaign>>,
     pub(crate) agent: Option<Spanned<RawAgent>>,
     pub(crate) load: Option<Spanned<RawLoad>>,
+    pub(crate) watch: Option<Spanned<super::watch::RawWatch>>,
+    #[serde(default)]
+    pub(crate) notify: Vec<Spanned<super::watch::RawNotify>>,
     /// `[sweep]`: read by `llmpulse-agent sweep`, which checks it; other commands ignore it.
     #[allow(dead_code)]
     pub(crate) sweep: Option<toml::Value>,
@@ -65,6 +68,10 @@ pub(crate) struct RawCampaign {
     pub(crate) every: Option<Spanned<String>>,
     pub(crate) catch_up: Option<bool>,
     pub(crate) claim_timeout: Option<Spanned<String>>,
+    /// Watch the history after each slot (and send its alerts).
+    pub(crate) watch_after_run: Option<bool>,
+    /// Publish the report into the store's `dashboard/` after each slot.
+    pub(crate) publish_report: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -266,6 +266,8 @@ impl Cx<'_> {
             cadence,
             catch_up: c.catch_up.unwrap_or(false),
             claim_timeout,
+            watch_after_run: c.watch_after_run.unwrap_or(false),
+            publish_report: c.publish_report.unwrap_or(false),
         })
     }
 

@@ -1,0 +1,300 @@
+//! A history as `watch` reads it: for every run and every (target, task), one value per
+//! [`Metric`] (the run's median latency, its success rate, its mean coverage…). A run's calls
+//! are folded into these values as soon as its file is read, so memory holds one small point
+//! per run and target, never the records.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::metric::{Kind, Metric};
+use crate::row::Row;
+
+/// What `watch` reads of a record: a lean projection, so a history parses quickly.
+#[derive(Debug, Deserialize)]
+pub struct WatchRow<'a> {
+    #[serde(borrow)]
+    pub target: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub task: Cow<'a, str>,
+    pub success: bool,
+    pub latency_sec: f64,
+    #[serde(default)]
+    pub ttft_sec: Option<f64>,
+    #[serde(default)]
+    pub output_speed_tps: Option<f64>,
+    #[serde(default)]
+    pub rate_limited_count: u32,
+    #[serde(default)]
+    pub coverage_score: Option<f64>,
+    #[serde(default)]
+    pub grounding_score: Option<f64>,
+    #[serde(default)]
+    pub quality_score: Option<f64>,
+    #[serde(default)]
+    pub answer_correct: Option<bool>,
+    #[serde(default)]
+    pub instructions_followed: Option<f64>,
+    #[serde(default)]
+    pub json_valid: Option<bool>,
+    #[serde(default)]
+    pub tool_call_valid: Option<bool>,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub energy_per_token_j: Option<f64>,
+    #[serde(default)]
+    pub memory_mb: Option<f64>,
+}
+
+/// One call's contribution, from either projection.
+#[derive(Debug, Clone, Copy)]
+pub struct Obs<'a> {
+    pub target: &'a str,
+    pub task: &'a str,
+    pub success: bool,
+    pub latency: f64,
+    pub ttft: Option<f64>,
+    pub speed: Option<f64>,
+    pub rate_limited: bool,
+    pub coverage: Option<f64>,
+    pub grounding: Option<f64>,
+    pub quality: Option<f64>,
+    pub answer_correct: Option<bool>,
+    pub instructions: Option<f64>,
+    pub json_valid: Option<bool>,
+    pub tool_call_valid: Option<bool>,
+    pub cost: Option<f64>,
+    pub energy_per_token: Option<f64>,
+    pub memory: Option<f64>,
+}
+
+impl<'a> From<&'a WatchRow<'a>> for Obs<'a> {
+    fn from(r: &'a WatchRow<'a>) -> Obs<'a> {
+        Obs {
+            target: &r.target,
+            task: &r.task,
+            success: r.success,
+            latency: r.latency_sec,
+            ttft: r.ttft_sec,
+            speed: r.output_speed_tps,
+            rate_limited: r.rate_limited_count > 0,
+            coverage: r.coverage_score,
+            grounding: r.grounding_score,
+            quality: r.quality_score,
+            answer_correct: r.answer_correct,
+            instructions: r.instructions_followed,
+            json_valid: r.json_valid,
+            tool_call_valid: r.tool_call_valid,
+            cost: r.cost_usd,
+            energy_per_token: r.energy_per_token_j,
+            memory: r.memory_mb,
+        }
+    }
+}
+
+impl<'a> From<&'a Row<'a>> for Obs<'a> {
+    fn from(r: &'a Row<'a>) -> Obs<'a> {
+        Obs {
+            target: &r.target,
+            task: &r.task,
+            success: r.success,
+            latency: r.latency_sec,
+            ttft: r.ttft_sec,
+            speed: r.output_speed_tps,
+            rate_limited: r.rate_limited_count > 0,
+            coverage: r.coverage_score,
+            grounding: r.grounding_score,
+            quality: r.quality_score,
+            answer_correct: r.answer_correct,
+            instructions: r.instructions_followed,
+            json_valid: r.json_valid,
+            tool_call_valid: r.tool_call_valid,
+            cost: r.cost_usd,
+            energy_per_token: r.energy_per_token_j,
+            memory: r.memory_mb,
+        }
+    }
+}
+
+/// A (target, task) cell: the task is `None` for the whole target.
+pub type CellKey = (String, Option<String>);
+
+/// One run's calls of one cell, while the run is being read.
+#[derive(Debug, Default)]
+struct Acc {
+    latency: Vec<f64>,
+    ttft: Vec<f64>,
+    speed: Vec<f64>,
+    /// (sum, n) per metric for rates and means.
+    sums: [(f64, u32); Metric::ALL.len()],
+}
+
+impl Acc {
+    fn add(&mut self, o: &Obs<'_>, whole_target: bool) {
+        let mut put = |m: Metric, v: Option<f64>| {
+            if let Some(v) = v.filter(|v| v.is_finite()) {
+                let s = &mut self.sums[m.index()];
+                s.0 += v;
+                s.1 += 1;
+            }
+        };
+        let b = |v: Option<bool>| v.map(|x| if x { 1.0 } else { 0.0 });
+        if whole_target {
+            put(Metric::SuccessRate, Some(if o.success { 1.0 } else { 0.0 }));
+            put(
+                Metric::RateLimitedRate,
+                Some(if o.rate_limited { 1.0 } else { 0.0 }),
+            );
+        }
+        if !o.success {
+            return;
+        }
+        if whole_target {
+            if o.latency.is_finite() {
+                self.latency.push(o.latency);
+            }
+            self.ttft.extend(o.ttft.filter(|v| v.is_finite()));
+            self.speed.extend(o.speed.filter(|v| v.is_finite()));
+            put(Metric::JsonValid, b(o.json_valid));
+            put(Metric::ToolCallValid, b(o.tool_call_valid));
+            put(Metric::CostPerCall, o.cost);
+            put(Metric::EnergyPerToken, o.energy_per_token);
+            put(Metric::MemoryMb, o.memory);
+        }
+        put(Metric::Coverage, o.coverage);
+        put(Metric::Grounding, o.grounding);
+        put(Metric::QualityScore, o.quality);
+        put(Metric::AnswerCorrect, b(o.answer_correct));
+        put(Metric::InstructionsFollowed, o.instructions);
+    }
+
+    fn point(mut self) -> (Values, Counts) {
+        let mut out: Values = [None; Metric::ALL.len()];
+        let mut counts: Counts = [0; Metric::ALL.len()];
+        let mut quantile = |v: &mut Vec<f64>, m: Metric| {
+            if let Kind::Quantile(q) = m.kind()
+                && v.len() >= m.min_per_run()
+            {
+                v.sort_by(f64::total_cmp);
+                out[m.index()] = Some(llmpulse_core::stats::percentile_sorted(v, q * 100.0));
+                counts[m.index()] = v.len() as u32;
+            }
+        };
+        quantile(&mut self.latency, Metric::LatencyP50);
+        quantile(&mut self.latency, Metric::LatencyP95);
+        quantile(&mut self.ttft, Metric::TtftP50);
+        quantile(&mut self.speed, Metric::OutputSpeedP50);
+        for m in Metric::ALL {
+            let (sum, n) = self.sums[m.index()];
+            if !matches!(m.kind(), Kind::Quantile(_)) && n > 0 {
+                out[m.index()] = Some(sum / f64::from(n));
+                counts[m.index()] = n;
+            }
+        }
+        (out, counts)
+    }
+}
+
+/// A run's value of every metric (`None` where it has none).
+pub type Values = [Option<f64>; Metric::ALL.len()];
+/// How many calls gave each value.
+pub type Counts = [u32; Metric::ALL.len()];
+
+/// One run, as a point of a cell's series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPoint {
+    pub run_id: String,
+    pub started: DateTime<Utc>,
+    /// Calls of this cell in the run.
+    pub calls: u32,
+    pub values: Values,
+    pub counts: Counts,
+}
+
+/// One run's calls, folded cell by cell (a run has few cells: a short list beats a map).
+#[derive(Debug, Default)]
+pub struct RunFold {
+    cells: Vec<(String, Option<String>, u32, Acc)>,
+}
+
+impl RunFold {
+    pub fn add(&mut self, o: &Obs<'_>) {
+        self.bump(o, None);
+        if !o.task.is_empty() {
+            self.bump(o, Some(o.task));
+        }
+    }
+
+    fn bump(&mut self, o: &Obs<'_>, task: Option<&str>) {
+        let found = self
+            .cells
+            .iter()
+            .position(|(t, k, _, _)| t == o.target && k.as_deref() == task);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.cells.push((
+                    o.target.to_string(),
+                    task.map(str::to_string),
+                    0,
+                    Acc::default(),
+                ));
+                self.cells.len() - 1
+            }
+        };
+        let cell = &mut self.cells[i];
+        cell.2 += 1;
+        cell.3.add(o, task.is_none());
+    }
+
+    /// The run's points, one per cell.
+    pub fn finish(self, run_id: &str, started: DateTime<Utc>) -> Vec<(CellKey, RunPoint)> {
+        self.cells
+            .into_iter()
+            .map(|(target, task, calls, acc)| {
+                let (values, counts) = acc.point();
+                let point = RunPoint {
+                    run_id: run_id.to_string(),
+                    started,
+                    calls,
+                    values,
+                    counts,
+                };
+                ((target, task), point)
+            })
+            .collect()
+    }
+}
+
+/// Every cell's series of runs, each in time order.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    pub cells: BTreeMap<CellKey, Vec<RunPoint>>,
+    /// Records folded.
+    pub records: u64,
+    /// Runs folded.
+    pub runs: u64,
+}
+
+impl History {
+    /// Adds one run's points.
+    pub fn add_run(&mut self, points: Vec<(CellKey, RunPoint)>) {
+        self.runs += 1;
+        for (key, p) in points {
+            if key.1.is_none() {
+                self.records += u64::from(p.calls);
+            }
+            self.cells.entry(key).or_default().push(p);
+        }
+    }
+
+    /// Puts every series in time order (then run id), whatever order runs were added in.
+    pub fn sort(&mut self) {
+        for s in self.cells.values_mut() {
+            s.sort_by(|a, b| (a.started, &a.run_id).cmp(&(b.started, &b.run_id)));
+        }
+    }
+}

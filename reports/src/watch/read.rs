@@ -1,0 +1,207 @@
+//! Reading a store's runs into a [`History`]: manifests first, then each run's JSONL files
+//! (checked against the manifest's SHA-256) folded into run points on worker threads, one run
+//! at a time. A run's shards are one run: their files are folded together.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, mpsc};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream};
+use sha2::{Digest, Sha256};
+
+use super::history::{History, Obs, RunFold, WatchRow};
+use crate::read::{ReadError, ReadStats};
+use crate::side::parse_time;
+use llmpulse_core::layout;
+use llmpulse_core::store::Store;
+
+/// Which runs to read: those that started in `[since, until)`, of one campaign or all.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub campaign: Option<String>,
+}
+
+/// One run to fold: its id, start and files (path, SHA-256).
+struct RunFiles {
+    run_id: String,
+    started: DateTime<Utc>,
+    files: Vec<(String, String)>,
+}
+
+/// A run fetched: its place in the read order, its id and start, and its files' bytes.
+type Job = (String, DateTime<Utc>, Vec<(String, Bytes, String)>);
+
+/// How many objects are fetched at once.
+const IN_FLIGHT: usize = 16;
+
+/// Reads every run in `scope` at `store` into a history.
+pub async fn read(
+    store: &dyn Store,
+    scope: &Scope,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(History, ReadStats), ReadError> {
+    let mut stats = ReadStats::default();
+    let manifests = crate::read::manifests(store, &mut stats).await?;
+    let mut runs: BTreeMap<String, RunFiles> = BTreeMap::new();
+    for m in manifests {
+        if scope.campaign.is_some() && m.campaign != scope.campaign {
+            continue;
+        }
+        let Ok(started) = parse_time(&m.started_at) else {
+            stats
+                .problems
+                .push(format!("run {}: bad started_at in its manifest", m.run_id));
+            continue;
+        };
+        if scope.since.is_some_and(|s| started < s) || scope.until.is_some_and(|u| started >= u) {
+            continue;
+        }
+        let entry = runs.entry(m.run_id.clone()).or_insert_with(|| RunFiles {
+            run_id: m.run_id.clone(),
+            started,
+            files: Vec::new(),
+        });
+        entry.started = entry.started.min(started);
+        entry.files.extend(
+            m.files
+                .iter()
+                .filter(|f| layout::is_records_jsonl(&f.path))
+                .map(|f| (f.path.clone(), f.sha256.clone())),
+        );
+    }
+    let total = runs.len();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    let (tx, rx) = mpsc::sync_channel::<Job>(workers * 2);
+    let (done_tx, done_rx) = mpsc::channel();
+    let rx = Arc::new(Mutex::new(rx));
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let rx = Arc::clone(&rx);
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                loop {
+                    let next = rx.lock().map(|r| r.recv());
+                    let Ok(Ok((run_id, started, files))) = next else {
+                        break;
+                    };
+                    if done.send(fold_run(&run_id, started, &files)).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(done_tx);
+    let collector = std::thread::spawn(move || {
+        let mut h = History::default();
+        let mut problems = Vec::new();
+        for (points, p) in done_rx {
+            h.add_run(points);
+            problems.extend(p);
+        }
+        h.sort();
+        (h, problems)
+    });
+
+    let mut fetches = stream::iter(runs.into_values())
+        .map(|r| async move {
+            let mut files = Vec::with_capacity(r.files.len());
+            let mut missing = Vec::new();
+            for (path, sha) in r.files {
+                match store.get(&path).await? {
+                    Some(b) => files.push((path, b, sha)),
+                    None => missing.push(format!("{path}: named in a manifest but missing")),
+                }
+            }
+            Ok::<_, llmpulse_core::store::StoreError>((r.run_id, r.started, files, missing))
+        })
+        .buffered(IN_FLIGHT);
+    let mut failure = None;
+    let mut done = 0;
+    while let Some(next) = fetches.next().await {
+        match next {
+            Ok((run_id, started, files, missing)) => {
+                done += 1;
+                stats.files_read += files.len();
+                stats.bytes_read += files.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>();
+                stats.problems.extend(missing);
+                progress(done, total);
+                if tx.send((run_id, started, files)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let mut panicked = false;
+    for h in handles {
+        panicked |= h.join().is_err();
+    }
+    let history = match collector.join() {
+        Ok((h, problems)) => {
+            stats.problems.extend(problems);
+            h
+        }
+        Err(_) => {
+            panicked = true;
+            History::default()
+        }
+    };
+    if panicked {
+        stats.problems.push("a reader thread panicked".to_string());
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    Ok((history, stats))
+}
+
+type Folded = (
+    Vec<(super::history::CellKey, super::history::RunPoint)>,
+    Vec<String>,
+);
+
+/// Folds one run's files; a file whose SHA-256 is not its manifest's, and a line that is not a
+/// record, are named and skipped.
+fn fold_run(run_id: &str, started: DateTime<Utc>, files: &[(String, Bytes, String)]) -> Folded {
+    let mut fold = RunFold::default();
+    let mut problems = Vec::new();
+    let mut bad_lines = 0usize;
+    for (path, bytes, sha) in files {
+        let actual = hex::encode(Sha256::digest(bytes));
+        if actual != *sha {
+            problems.push(format!(
+                "{path}: SHA-256 {actual} differs from the manifest's {sha}; file skipped"
+            ));
+            continue;
+        }
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<WatchRow<'_>>(line) {
+                Ok(row) => fold.add(&Obs::from(&row)),
+                Err(e) => {
+                    bad_lines += 1;
+                    if bad_lines <= 3 {
+                        problems.push(format!("{path}:{}: not a record: {e}", i + 1));
+                    }
+                }
+            }
+        }
+    }
+    if bad_lines > 3 {
+        problems.push(format!("run {run_id}: {bad_lines} lines were not records"));
+    }
+    (fold.finish(run_id, started), problems)
+}
