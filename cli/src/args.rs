@@ -315,9 +315,12 @@ pub struct SynthArgs {
     /// one improvement in the last runs).
     #[arg(long, value_enum, default_value = "report")]
     pub scenario: crate::synthetic::Scenario,
-    /// `changes`: how many of the last runs the changes cover.
+    /// `changes`: how many runs the changes last.
     #[arg(long, default_value_t = 12)]
     pub change_runs: u64,
+    /// `changes`: the run (0-based) they begin at; default: --change-runs before the end.
+    #[arg(long)]
+    pub change_from: Option<u64>,
     /// The directory to write into.
     #[arg(long, short)]
     pub out: PathBuf,

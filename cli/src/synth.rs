@@ -28,6 +28,7 @@ pub fn synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
         scenario: a.scenario,
         change_runs: a.change_runs,
+        change_from: a.change_from,
     };
     let (runs, records) = synth::write(&spec, &a.out)?;
     eprintln!(

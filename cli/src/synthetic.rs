@@ -8,9 +8,10 @@
 //! last quarter, so that reports have a regression to flag. `stable` and `changes`: histories for
 //! `watch`, as real schedules see them: every run of a target shares a network moment (its
 //! calls are not independent), now and then one run meets a burst of failures, and afternoons
-//! are 10% slower. `stable` has no change at all; `changes` has four in its last
-//! [`Spec::change_runs`] runs (target 1 slower by 40%, target 2's success 99% → 85%, target 3's
-//! coverage 0.90 → 0.68, and target 4 faster by 30%, an improvement).
+//! are 10% slower. `stable` has no change at all; `changes` has four over
+//! [`Spec::change_runs`] runs, by default the last ones (target 1 slower by 40%, target 2's
+//! success 99% → 85%, target 3's coverage 0.90 → 0.68, and target 4 faster by 30%, an
+//! improvement); with [`Spec::change_from`] they can end before the history does (a recovery).
 
 use std::path::Path;
 
@@ -39,7 +40,9 @@ pub struct Spec {
     pub campaign: Option<String>,
     pub seed: u64,
     pub scenario: Scenario,
-    /// `changes`: how many of the last runs the changes cover.
+    /// `changes`: the run index the changes begin at (default: `change_runs` before the end).
+    pub change_from: Option<u64>,
+    /// `changes`: how many runs they last (past the end: to the end).
     pub change_runs: u64,
 }
 
@@ -195,7 +198,11 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
     let started = spec.start + spec.every * k as i32;
     let run_id = format!("synthetic-{}-{k:06}", started.format("%Y%m%dT%H%M%SZ"));
     let late = k * 4 >= count * 3;
-    let changed = spec.scenario == Scenario::Changes && k + spec.change_runs >= count;
+    let from = spec
+        .change_from
+        .unwrap_or_else(|| count.saturating_sub(spec.change_runs));
+    let changed =
+        spec.scenario == Scenario::Changes && k >= from && k < from.saturating_add(spec.change_runs);
     let mut records = Vec::new();
     let mut at = started;
     for t in 0..spec.targets {

@@ -2,7 +2,7 @@
 //! lines with --json, annotations and a step summary inside GitHub Actions), sends alerts with
 //! --notify, and answers with its exit code: 0 nothing worse, 1 a regression, 2 an error.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -65,20 +65,22 @@ pub fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| config.as_ref().and_then(|c| c.campaign.as_ref().map(|c| c.name.clone())));
 
+    let timeout = config
+        .as_ref()
+        .and_then(|c| c.watch.delivery_timeout)
+        .unwrap_or(llmpulse_report::alerts::notify::REQUEST_TIMEOUT);
     let runtime = tokio::runtime::Runtime::new()?;
     let watched = runtime
         .block_on(async {
             let store = store::open(&a.from, &env).await?;
-            let got = job::watch_store(
-                store.as_ref(),
-                &opts,
-                campaign,
-                &notifiers,
-                Box::new(|k: &str| std::env::var(k).ok()),
-                None,
-                &|_, _| {},
-            )
-            .await?;
+            let alerting = (!notifiers.is_empty()).then(|| job::Alerting {
+                notifiers: &notifiers,
+                env: Box::new(|k: &str| std::env::var(k).ok()),
+                dashboard: None,
+                timeout,
+            });
+            let got = job::watch_store(store.as_ref(), &opts, campaign, alerting, &|_, _| {})
+                .await?;
             anyhow::Ok(got)
         })
         .with_context(|| format!("watching {}", a.from))?;
@@ -129,7 +131,7 @@ fn print(a: &WatchArgs, w: &Watched) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} runs of {} targets: {} tests, {worse} regression{}, {better} improvement{}",
-        w.read.files_read.min(usize::MAX),
+        w.runs,
         o.targets,
         o.tests,
         if worse == 1 { "" } else { "s" },
@@ -164,7 +166,6 @@ fn print(a: &WatchArgs, w: &Watched) -> anyhow::Result<()> {
             writeln!(err, "  not delivered (will retry): {f}")?;
         }
     }
-    let _ = std::io::stdout().is_terminal();
     Ok(())
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct RawWatch {
     pub(crate) min_baseline_runs: Option<Spanned<i64>>,
     #[serde(default)]
     pub(crate) thresholds: BTreeMap<String, Spanned<f64>>,
+    pub(crate) delivery_timeout: Option<Spanned<String>>,
 }
 
 /// `[[notify]]` as written.
@@ -36,8 +37,6 @@ pub(crate) struct RawNotify {
     pub(crate) secret_env: Option<Spanned<String>>,
     pub(crate) repo: Option<Spanned<String>>,
     pub(crate) token_env: Option<Spanned<String>>,
-    /// Also announce improvements (off: only regressions and their recoveries).
-    pub(crate) improvements: Option<bool>,
 }
 
 /// `[watch]`: each value unset keeps `watch`'s default.
@@ -52,6 +51,8 @@ pub struct WatchSettings {
     /// Metric name → threshold (relative for times, speeds, cost, energy and memory; absolute
     /// for rates and grades).
     pub thresholds: BTreeMap<String, f64>,
+    /// One alert request's time limit (default 10 s; three attempts per `watch`).
+    pub delivery_timeout: Option<Duration>,
 }
 
 /// Where an alert goes.
@@ -74,7 +75,6 @@ pub struct NotifySettings {
     /// Unique among the config's notifiers; names its delivery state in the store.
     pub name: String,
     pub kind: NotifyKind,
-    pub improvements: bool,
 }
 
 /// The metric names `[watch.thresholds]` accepts (those of `llmpulse_report::watch::Metric`).
@@ -156,6 +156,7 @@ impl Cx<'_> {
             min_runs: count(&w.min_runs, "min_runs", 2)?,
             min_baseline_runs: count(&w.min_baseline_runs, "min_baseline_runs", 2)?,
             thresholds,
+            delivery_timeout: duration(&w.delivery_timeout, "delivery_timeout")?,
         })
     }
 
@@ -262,11 +263,7 @@ impl Cx<'_> {
                     format!("two notifiers are named '{name}'"),
                 ));
             }
-            out.push(NotifySettings {
-                name,
-                kind,
-                improvements: n.improvements.unwrap_or(false),
-            });
+            out.push(NotifySettings { name, kind });
         }
         Ok(out)
     }

@@ -16,8 +16,8 @@ use llmpulse_core::secret::{Secret, scrub};
 
 /// The most of a receiver's answer that is read.
 const MAX_ANSWER: usize = 64 * 1024;
-/// One request's time limit.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// One request's time limit, unless `[watch] delivery_timeout` says otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts per message within one `watch` (then it stays pending for the next).
 const ATTEMPTS: u32 = 3;
 
@@ -50,6 +50,8 @@ pub struct Deliverer {
     env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
     /// Where the dashboard is, for links in messages.
     pub dashboard: Option<String>,
+    /// One request's time limit.
+    pub timeout: Duration,
 }
 
 impl Deliverer {
@@ -70,6 +72,7 @@ impl Deliverer {
             deadline: Instant::now() + budget,
             env,
             dashboard: None,
+            timeout: REQUEST_TIMEOUT,
         })
     }
 
@@ -213,7 +216,7 @@ impl Deliverer {
             let mut req = self
                 .client
                 .request(method.clone(), url)
-                .timeout(REQUEST_TIMEOUT.min(left))
+                .timeout(self.timeout.min(left))
                 .body(body.clone());
             for (k, v) in &headers {
                 req = req.header(*k, v);

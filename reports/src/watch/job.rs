@@ -17,6 +17,8 @@ pub const DELIVERY_BUDGET: Duration = Duration::from_secs(60);
 /// What one `watch` did.
 #[derive(Debug)]
 pub struct Watched {
+    /// Runs read.
+    pub runs: u64,
     pub outcome: Outcome,
     pub read: ReadStats,
     /// Set when notifiers were given.
@@ -47,27 +49,40 @@ pub fn scope_for(opts: &WatchOptions, campaign: Option<String>) -> Scope {
     }
 }
 
-/// Reads, analyses and, with `notifiers`, syncs alerts.
+/// Where alerts go, and how.
+pub struct Alerting<'a> {
+    pub notifiers: &'a [NotifySettings],
+    /// Reads the variables the notifiers name.
+    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    /// A link to the dashboard, for messages.
+    pub dashboard: Option<String>,
+    /// One request's time limit.
+    pub timeout: Duration,
+}
+
+/// Reads, analyses and, with notifiers, syncs alerts.
 pub async fn watch_store(
     store: &dyn Store,
     opts: &WatchOptions,
     campaign: Option<String>,
-    notifiers: &[NotifySettings],
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
-    dashboard: Option<String>,
+    alerting: Option<Alerting<'_>>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Watched, WatchError> {
     let scope = scope_for(opts, campaign);
     let (history, read) = read::read(store, &scope, progress).await?;
     let outcome = analyze(&history, opts);
-    let alerts = if notifiers.is_empty() {
-        None
-    } else {
-        let mut deliverer = Deliverer::new(DELIVERY_BUDGET, env).map_err(WatchError::Notify)?;
-        deliverer.dashboard = dashboard;
-        Some(alerts::sync(store, &outcome, notifiers, &deliverer, opts.until).await?)
+    let alerts = match alerting {
+        Some(a) if !a.notifiers.is_empty() => {
+            let mut deliverer =
+                Deliverer::new(DELIVERY_BUDGET, a.env).map_err(WatchError::Notify)?;
+            deliverer.dashboard = a.dashboard;
+            deliverer.timeout = a.timeout;
+            Some(alerts::sync(store, &outcome, a.notifiers, &deliverer, opts.until).await?)
+        }
+        _ => None,
     };
     Ok(Watched {
+        runs: history.runs,
         outcome,
         read,
         alerts,

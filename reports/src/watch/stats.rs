@@ -1,8 +1,10 @@
 //! The statistics `watch` and the report's latency flags share, all at the level of runs: one
 //! value per run (its median latency, its success rate, its mean coverage), because the calls of
-//! one run share one network moment and are not independent. Welch's t-test on run values (with
-//! a binomial floor for rates), Benjamini–Hochberg q-values over every test made, a
-//! distribution-free interval for a median of runs, and the most likely start of a step change.
+//! one run share one network moment and are not independent. Welch's t-test on run values (the
+//! Mann–Whitney test over runs, in `core::stats`, serves rates), tail p-values accurate far
+//! below 1e-7 (where Benjamini–Hochberg over hundreds of tests looks), Benjamini–Hochberg
+//! q-values, a distribution-free interval for a median of runs, and the most likely start of a
+//! step change.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
