@@ -175,6 +175,17 @@ pub async fn serve(
                     st.last_run_finished_unix = Some(Utc::now().timestamp_millis() as f64 / 1e3);
                     st.last_run = summary;
                     st.last_error = None;
+                    drop(st);
+                    // What the campaign asks after a slot: watch and alert, the dashboard.
+                    if llmpulse_report::after_run::wanted(&config) {
+                        llmpulse_report::after_run::after_slot(
+                            &config,
+                            &config.output,
+                            env,
+                            Utc::now(),
+                        )
+                        .await;
+                    }
                     // Another slot may be open (catch-up): look again at once.
                     continue;
                 }

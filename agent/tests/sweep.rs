@@ -150,6 +150,7 @@ fn sweeps_real_llama_server_configurations() {
             campaign: None,
             now: chrono::Utc::now(),
             campaigns: &[],
+            watch: None,
         },
     );
     assert_eq!(

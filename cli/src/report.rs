@@ -74,16 +74,14 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         )),
         _ => anyhow::bail!("--compare takes two targets or two windows"),
     };
-    let campaigns = match &a.config {
+    let config = match &a.config {
         Some(path) => {
             let env = |k: &str| std::env::var(k).ok();
-            Config::load_for_reading(path, &env)?
-                .campaign
-                .into_iter()
-                .collect()
+            Some(Config::load_for_reading(path, &env)?)
         }
-        None => Vec::new(),
+        None => None,
     };
+    let campaigns: Vec<_> = config.iter().filter_map(|c| c.campaign.clone()).collect();
     let bucket = a.bucket.map(|d| d.as_secs() as i64);
     if bucket == Some(0) {
         anyhow::bail!("--bucket must be at least one second");
@@ -119,10 +117,29 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         campaign: filter.campaign.clone(),
         campaigns: &campaigns,
         now: Utc::now(),
+        watch: config.as_ref().map(|c| &c.watch),
     };
-    let r = figures::compute(&agg, &stats, &cx);
+    let mut r = figures::compute(&agg, &stats, &cx);
+    // The store's alerts (kept by `watch --notify`), and the dashboard when asked.
+    let env = |k: &str| std::env::var(k).ok();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let published = runtime
+        .block_on(async {
+            let store = store::open(&a.source.from, &env).await?;
+            let state = llmpulse_report::alerts::read_state(store.as_ref()).await?;
+            r.alerts = state.updated_at.is_some().then_some(state);
+            if a.publish {
+                let keys = llmpulse_report::dashboard::publish(store.as_ref(), &r).await?;
+                return anyhow::Ok(Some((store.describe(), keys)));
+            }
+            anyhow::Ok(None)
+        })
+        .with_context(|| format!("reading alerts at {}", a.source.from))?;
     let files = llmpulse_report::write(&r, &a.out)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
+    if let Some((at, keys)) = &published {
+        eprintln!("published {} files to {at}/dashboard/", keys.len());
+    }
     if let Some(name) = &a.narrate {
         let figures = serde_json::to_value(&r)?;
         let path = crate::narrate::narrate_with(

@@ -45,6 +45,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = Stop::new(*a.stop_grace);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.spawn(signals::stop_on_signal(stop.clone()));
+    // What a campaign asks after each slot (watch and alert, the dashboard).
+    let after = llmpulse_report::after_run::wanted(&config).then(|| config.clone());
     let outcome = run_once(&a, config, &stop, &runtime)?;
     let stopped = stop.requested();
     let (manifest, summary, publication) = match outcome {
@@ -73,6 +75,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if stopped {
         eprintln!("stopped by a signal: the run is published as partial (complete = false)");
         return Ok(ExitCode::from(crate::EXIT_STOPPED));
+    }
+    if let (Some(config), Some(_), llmpulse_core::publish::Publication::Stored { location, .. }) =
+        (&after, manifest.slot, &publication)
+    {
+        let done = runtime.block_on(llmpulse_report::after_run::after_slot(
+            config,
+            location,
+            &env,
+            chrono::Utc::now(),
+        ));
+        if let Some(n) = done.regressions {
+            eprintln!(
+                "watch after the slot: {n} regression{}",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        if let Some(n) = done.published {
+            eprintln!("published the dashboard ({n} files) to {location}/dashboard/");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

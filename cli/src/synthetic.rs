@@ -201,8 +201,9 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
     let from = spec
         .change_from
         .unwrap_or_else(|| count.saturating_sub(spec.change_runs));
-    let changed =
-        spec.scenario == Scenario::Changes && k >= from && k < from.saturating_add(spec.change_runs);
+    let changed = spec.scenario == Scenario::Changes
+        && k >= from
+        && k < from.saturating_add(spec.change_runs);
     let mut records = Vec::new();
     let mut at = started;
     for t in 0..spec.targets {

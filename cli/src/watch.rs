@@ -60,10 +60,11 @@ pub fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
         (Some(c), true) => c.notify.clone(),
         _ => Vec::new(),
     };
-    let campaign = a
-        .campaign
-        .clone()
-        .or_else(|| config.as_ref().and_then(|c| c.campaign.as_ref().map(|c| c.name.clone())));
+    let campaign = a.campaign.clone().or_else(|| {
+        config
+            .as_ref()
+            .and_then(|c| c.campaign.as_ref().map(|c| c.name.clone()))
+    });
 
     let timeout = config
         .as_ref()
@@ -75,12 +76,12 @@ pub fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
             let store = store::open(&a.from, &env).await?;
             let alerting = (!notifiers.is_empty()).then(|| job::Alerting {
                 notifiers: &notifiers,
-                env: Box::new(|k: &str| std::env::var(k).ok()),
+                env: &env,
                 dashboard: None,
                 timeout,
             });
-            let got = job::watch_store(store.as_ref(), &opts, campaign, alerting, &|_, _| {})
-                .await?;
+            let got =
+                job::watch_store(store.as_ref(), &opts, campaign, alerting, &|_, _| {}).await?;
             anyhow::Ok(got)
         })
         .with_context(|| format!("watching {}", a.from))?;
@@ -190,8 +191,16 @@ fn table(findings: &[Finding]) -> String {
                 None => f.target.clone(),
             },
             f.metric.name().to_string(),
-            format!("{} ({} runs)", fmt_value(f.metric, f.baseline.value), f.baseline.n),
-            format!("{} ({} runs)", fmt_value(f.metric, f.current.value), f.current.n),
+            format!(
+                "{} ({} runs)",
+                fmt_value(f.metric, f.baseline.value),
+                f.baseline.n
+            ),
+            format!(
+                "{} ({} runs)",
+                fmt_value(f.metric, f.current.value),
+                f.current.n
+            ),
             change,
             format!("{:.1e}", f.q_value),
             f.since
@@ -206,7 +215,11 @@ fn table(findings: &[Finding]) -> String {
 fn github(o: &Outcome) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     // Workflow commands end at a newline; a finding's text has none, but escape as documented.
-    let esc = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let esc = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
     for f in &o.findings {
         let (level, title) = match f.direction {
             Direction::Worse => ("error", "llmpulse regression"),
@@ -215,18 +228,29 @@ fn github(o: &Outcome) -> anyhow::Result<()> {
         writeln!(out, "::{level} title={title}::{}", esc(&f.line()))?;
     }
     for s in o.skipped.iter().filter(|s| s.metric.is_none()) {
-        writeln!(out, "::warning title=llmpulse: no runs::{}", esc(&format!("{}: {}", s.target, s.reason)))?;
+        writeln!(
+            out,
+            "::warning title=llmpulse: no runs::{}",
+            esc(&format!("{}: {}", s.target, s.reason))
+        )?;
     }
     if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
         let mut md = String::from("## llmpulse watch\n\n");
         if o.findings.is_empty() {
-            md.push_str(&format!("No change in {} tests over {} targets.\n", o.tests, o.targets));
+            md.push_str(&format!(
+                "No change in {} tests over {} targets.\n",
+                o.tests, o.targets
+            ));
         } else {
             md.push_str("| | target | metric | baseline | now | q | since |\n|---|---|---|---|---|---|---|\n");
             for f in &o.findings {
                 md.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {:.1e} | {} |\n",
-                    if f.direction == Direction::Worse { "🔴 worse" } else { "🟢 better" },
+                    if f.direction == Direction::Worse {
+                        "🔴 worse"
+                    } else {
+                        "🟢 better"
+                    },
                     f.target,
                     f.metric.name(),
                     fmt_value(f.metric, f.baseline.value),

@@ -171,13 +171,40 @@ const TOKEN: &str = "ghp_tokenvalue1234567890";
 /// end of run 71 sees them, watch at the end sees them recovered.
 fn history(dir: &std::path::Path) {
     let out = Command::new(BIN)
-        .args(["synth", "--scenario", "changes", "--targets", "5", "--questions", "20"])
-        .args(["--every", "6h", "--records", "10000", "--start", "2026-11-01T00:00:00Z"])
-        .args(["--seed", "21", "--change-from", "60", "--change-runs", "12", "--out"])
+        .args([
+            "synth",
+            "--scenario",
+            "changes",
+            "--targets",
+            "5",
+            "--questions",
+            "20",
+        ])
+        .args([
+            "--every",
+            "6h",
+            "--records",
+            "10000",
+            "--start",
+            "2026-11-01T00:00:00Z",
+        ])
+        .args([
+            "--seed",
+            "21",
+            "--change-from",
+            "60",
+            "--change-runs",
+            "12",
+            "--out",
+        ])
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// While the changes last (run 71 started 2026-11-18T18:00Z).
@@ -273,9 +300,15 @@ fn each_regression_is_announced_once_then_resolved_once_and_no_secret_leaks() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), announced.len(), "{keys:?}");
-    assert!(keys.iter().any(|k| k == "synthetic-2.success_rate"), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k == "synthetic-2.success_rate"),
+        "{keys:?}"
+    );
     assert!(keys.iter().any(|k| k == "synthetic-3.coverage"), "{keys:?}");
-    assert!(keys.iter().all(|k| !k.starts_with("synthetic-4")), "{keys:?}");
+    assert!(
+        keys.iter().all(|k| !k.starts_with("synthetic-4")),
+        "{keys:?}"
+    );
 
     // The webhook body is signed with the key; the receiver can check it.
     for g in hook.got() {
@@ -286,7 +319,10 @@ fn each_regression_is_announced_once_then_resolved_once_and_no_secret_leaks() {
     // Slack got one message per opening, each a short table.
     let chat: Vec<Value> = slack.got().iter().map(Got::json).collect();
     assert_eq!(chat.len(), announced.len());
-    assert!(chat.iter().all(|m| m["text"].as_str().unwrap().contains("regression")));
+    assert!(
+        chat.iter()
+            .all(|m| m["text"].as_str().unwrap().contains("regression"))
+    );
     // GitHub: one issue per regression, with the token; a comment on the second run (a day's
     // note while it lasts), never a second issue.
     let gh = github.got();
@@ -295,9 +331,17 @@ fn each_regression_is_announced_once_then_resolved_once_and_no_secret_leaks() {
         .filter(|g| g.method == "POST" && g.path == "/repos/acme/evals/issues")
         .collect();
     assert_eq!(created.len(), announced.len());
-    assert!(created.iter().all(|g| g.header("authorization") == Some(&*format!("Bearer {TOKEN}"))));
+    assert!(
+        created
+            .iter()
+            .all(|g| g.header("authorization") == Some(&*format!("Bearer {TOKEN}")))
+    );
     let comments = gh.iter().filter(|g| g.path.ends_with("/comments")).count();
-    assert_eq!(comments, announced.len(), "one 'still' comment per open issue");
+    assert_eq!(
+        comments,
+        announced.len(),
+        "one 'still' comment per open issue"
+    );
 
     // Recovered: each announced once as resolved, GitHub issues closed.
     let third = watch(&dir, AFTER, &cfg, &env);
@@ -330,7 +374,11 @@ fn each_regression_is_announced_once_then_resolved_once_and_no_secret_leaks() {
             .unwrap();
     let alerts = state["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), announced.len());
-    assert!(alerts.iter().all(|a| a["open"] == false && a["duration_sec"].as_i64() > Some(0)));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["open"] == false && a["duration_sec"].as_i64() > Some(0))
+    );
 
     // No secret anywhere: output of every run, the store's alert state.
     let everything = [&first, &second, &third, &fourth]
@@ -348,7 +396,10 @@ fn two_watches_racing_announce_once() {
     let dir = Scratch::new("alerts-race");
     history(&dir.0.join("store"));
     let hook = Receiver::start(Behaviour::Ok);
-    let cfg = config(&dir, "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n");
+    let cfg = config(
+        &dir,
+        "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
+    );
     let env = [("HOOK_URL", hook.url.as_str())];
     let spawn = || {
         Command::new(BIN)
@@ -380,13 +431,23 @@ fn a_receiver_that_was_down_gets_the_alert_on_the_next_watch() {
     // A port with nothing listening: connections are refused.
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let cfg = config(&dir, "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n");
+    let cfg = config(
+        &dir,
+        "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
+    );
     let env = [("HOOK_URL", url.as_str())];
     let down = watch(&dir, DURING, &cfg, &env);
     assert_eq!(down.status.code(), Some(1));
-    assert!(text(&down).contains("not delivered (will retry)"), "{}", text(&down));
+    assert!(
+        text(&down).contains("not delivered (will retry)"),
+        "{}",
+        text(&down)
+    );
     // The receiver comes up on that port; the pending alerts go out, once.
-    let hook = Receiver::serve(TcpListener::bind(("127.0.0.1", port)).unwrap(), Behaviour::Ok);
+    let hook = Receiver::serve(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Behaviour::Ok,
+    );
     let up = watch(&dir, DURING, &cfg, &env);
     assert_eq!(up.status.code(), Some(1));
     let got = opened(&hook.got());
@@ -400,13 +461,27 @@ fn a_receiver_that_was_down_gets_the_alert_on_the_next_watch() {
 fn hostile_receivers_cannot_hold_watch() {
     let dir = Scratch::new("alerts-hostile");
     history(&dir.0.join("store"));
-    for b in [Behaviour::Silent, Behaviour::RedirectLoop, Behaviour::EndlessBody] {
+    for b in [
+        Behaviour::Silent,
+        Behaviour::RedirectLoop,
+        Behaviour::EndlessBody,
+    ] {
         let r = Receiver::start(b);
-        let cfg = config(&dir, "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n");
+        let cfg = config(
+            &dir,
+            "[[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
+        );
         let started = Instant::now();
         // Only one target's regression, so one alert goes to the hostile receiver.
         let out = Command::new(BIN)
-            .args(["watch", "--notify", "--until", DURING, "--target", "synthetic-2"])
+            .args([
+                "watch",
+                "--notify",
+                "--until",
+                DURING,
+                "--target",
+                "synthetic-2",
+            ])
             .arg("--config")
             .arg(&cfg)
             .arg("--from")
@@ -416,9 +491,17 @@ fn hostile_receivers_cannot_hold_watch() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         // Three attempts of at most 2 s, with backoff: well under the 60 s delivery budget.
-        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
         if let Behaviour::RedirectLoop = b {
-            assert!(text(&out).contains("redirects are not followed"), "{}", text(&out));
+            assert!(
+                text(&out).contains("redirects are not followed"),
+                "{}",
+                text(&out)
+            );
             assert_eq!(r.got().len(), 1, "a redirect was followed");
         }
     }
@@ -433,8 +516,105 @@ fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
     } else {
         k[..key.len()].copy_from_slice(key);
     }
-    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(msg.iter().copied()).collect();
+    let inner: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(msg.iter().copied())
+        .collect();
     let ih = Sha256::digest(&inner);
-    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(ih.iter().copied()).collect();
+    let outer: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(ih.iter().copied())
+        .collect();
     hex::encode(Sha256::digest(&outer))
+}
+
+#[test]
+fn a_campaign_slot_watches_alerts_and_publishes_the_dashboard_after_it_runs() {
+    let dir = Scratch::new("alerts-after-slot");
+    let store = dir.0.join("store");
+    // The campaign's history so far, ending now, with the changes in its last 12 runs.
+    let out = Command::new(BIN)
+        .args([
+            "synth",
+            "--scenario",
+            "changes",
+            "--targets",
+            "5",
+            "--questions",
+            "20",
+        ])
+        .args([
+            "--every",
+            "6h",
+            "--records",
+            "8400",
+            "--seed",
+            "31",
+            "--campaign",
+            "nightly",
+        ])
+        .arg("--out")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hook = Receiver::start(Behaviour::Ok);
+    let start = (chrono::Utc::now() - chrono::Duration::minutes(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let end = (chrono::Utc::now() + chrono::Duration::hours(24))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let cfg = dir.write(
+        "config.toml",
+        &format!(
+            "suite = \"suite.toml\"\noutput = \"{}\"\n\
+             [campaign]\nname = \"nightly\"\nstart = \"{start}\"\nend = \"{end}\"\nevery = \"1h\"\n\
+             watch_after_run = true\npublish_report = true\n\
+             [[targets]]\nname = \"sim\"\nprovider = \"sim\"\nmodel = \"m\"\n\
+             [[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
+            store.display()
+        ),
+    );
+    let run = Command::new(BIN)
+        .args(["run", "--slot", "auto", "--quiet", "--config"])
+        .arg(&cfg)
+        .env("XDG_CACHE_HOME", dir.0.join("cache"))
+        .env("HOOK_URL", &hook.url)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("watch after the slot: "),
+        "{}",
+        text(&run)
+    );
+    // The regressions went out once; the dashboard is in the store, its badge says so.
+    let got = opened(&hook.got());
+    assert!(
+        got.iter().any(|v| v["alert"] == "synthetic-2.success_rate"),
+        "{got:#?}"
+    );
+    for f in ["index.html", "summary.json", "summary.md", "status.json"] {
+        assert!(
+            store.join("dashboard").join(f).is_file(),
+            "dashboard/{f} missing"
+        );
+    }
+    let badge: Value =
+        serde_json::from_slice(&std::fs::read(store.join("dashboard/status.json")).unwrap())
+            .unwrap();
+    assert_eq!(badge["schemaVersion"], 1);
+    assert_eq!(badge["color"], "red");
+    assert!(
+        badge["message"].as_str().unwrap().contains("regressed"),
+        "{badge}"
+    );
+    let page = std::fs::read_to_string(store.join("dashboard/index.html")).unwrap();
+    assert!(page.contains("id=\"alerts\"") && page.contains("synthetic-2.success_rate"));
 }

@@ -17,15 +17,32 @@ const UNTIL: &str = "2026-11-22T00:00:00Z";
 fn synth(dir: &std::path::Path, scenario: &str, targets: u32, seed: u64, extra: &[&str]) {
     let records = (RUNS * u64::from(targets) * 20).to_string();
     let out = Command::new(BIN)
-        .args(["synth", "--scenario", scenario, "--every", "6h", "--questions", "20"])
+        .args([
+            "synth",
+            "--scenario",
+            scenario,
+            "--every",
+            "6h",
+            "--questions",
+            "20",
+        ])
         .args(["--targets", &targets.to_string(), "--records", &records])
-        .args(["--start", "2026-11-01T00:00:00Z", "--seed", &seed.to_string()])
+        .args([
+            "--start",
+            "2026-11-01T00:00:00Z",
+            "--seed",
+            &seed.to_string(),
+        ])
         .args(extra)
         .arg("--out")
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn watch(from: &std::path::Path, args: &[&str]) -> (i32, Vec<Value>, String) {
@@ -61,9 +78,9 @@ fn every_change_is_found_with_when_it_began_and_improvements_do_not_fail() {
     assert_eq!(code, 1, "a regression exits 1: {err}");
     let found = findings(&lines);
     let has = |target: &str, metric: &str, direction: &str| {
-        found.iter().any(|f| {
-            f["target"] == target && f["metric"] == metric && f["direction"] == direction
-        })
+        found
+            .iter()
+            .any(|f| f["target"] == target && f["metric"] == metric && f["direction"] == direction)
     };
     assert!(has("synthetic-1", "latency_p50", "worse"), "{found:#?}");
     assert!(has("synthetic-2", "success_rate", "worse"), "{found:#?}");
@@ -93,7 +110,10 @@ fn every_change_is_found_with_when_it_began_and_improvements_do_not_fail() {
     assert!(f["p_value"].as_f64().unwrap() <= f["q_value"].as_f64().unwrap());
     // The changes began with run 72 (2026-11-19T00:00Z); the step is placed within a run.
     let since = f["since"].as_str().unwrap();
-    assert!(since.starts_with("2026-11-18T18") || since.starts_with("2026-11-19T0"), "{since}");
+    assert!(
+        since.starts_with("2026-11-18T18") || since.starts_with("2026-11-19T0"),
+        "{since}"
+    );
     assert_eq!(f["runs"].as_array().unwrap().len(), 2);
 
     // Improvements alone never fail the gate; --fail-on never passes whatever was found.
@@ -112,7 +132,10 @@ fn three_weeks_of_thirty_unchanged_targets_raise_at_most_one_finding() {
         synth(&dir.0, "stable", 30, seed, &[]);
         let (code, lines, err) = watch(&dir.0, &[]);
         let found: Vec<Value> = findings(&lines).into_iter().cloned().collect();
-        assert!(code == 0 || !found.is_empty(), "exit {code} with no finding: {err}");
+        assert!(
+            code == 0 || !found.is_empty(),
+            "exit {code} with no finding: {err}"
+        );
         total.extend(found);
     }
     assert!(total.len() <= 1, "false alarms: {total:#?}");
@@ -142,13 +165,23 @@ fn a_target_without_runs_in_the_window_is_named_and_fails_the_any_gate() {
     synth(&dir.0, "stable", 3, 5, &[]);
     // Four days after the last run: every target has gone silent.
     let out = Command::new(BIN)
-        .args(["watch", "--until", "2026-11-25T00:00:00Z", "--fail-on", "any", "--from"])
+        .args([
+            "watch",
+            "--until",
+            "2026-11-25T00:00:00Z",
+            "--fail-on",
+            "any",
+            "--from",
+        ])
         .arg(&dir.0)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("synthetic-0: no runs in the window"), "{text}");
+    assert!(
+        text.contains("synthetic-0: no runs in the window"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -167,12 +200,19 @@ fn inside_github_actions_findings_are_annotations_and_a_step_summary() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
-            .any(|l| l.starts_with("::error title=llmpulse regression::synthetic-2: success_rate worse")),
+            .any(|l| l
+                .starts_with("::error title=llmpulse regression::synthetic-2: success_rate worse")),
         "{text}"
     );
-    assert!(text.contains("::notice title=llmpulse improvement::synthetic-4"), "{text}");
+    assert!(
+        text.contains("::notice title=llmpulse improvement::synthetic-4"),
+        "{text}"
+    );
     let md = std::fs::read_to_string(&summary).unwrap();
-    assert!(md.contains("## llmpulse watch") && md.contains("| synthetic-3 | coverage |"), "{md}");
+    assert!(
+        md.contains("## llmpulse watch") && md.contains("| synthetic-3 | coverage |"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -85,6 +85,9 @@ pub struct RunSummary {
     pub location: Option<String>,
     pub spooled: bool,
     pub message: String,
+    /// What `[campaign] watch_after_run` and `publish_report` did after the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<llmpulse_report::after_run::AfterSlot>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +182,8 @@ pub async fn handle(
         .slot_choice(config.campaign.is_some())
         .map_err(FnError::Request)?;
     let campaign = config.campaign.as_ref().map(|c| c.name.clone());
+    // Kept for what the campaign asks after the slot (watch, the dashboard).
+    let after = llmpulse_report::after_run::wanted(&config).then(|| config.clone());
     let request = JobRequest {
         targets: req.targets.clone(),
         output: req.output.clone(),
@@ -204,6 +209,13 @@ pub async fn handle(
                 ..
             } => {
                 let spooled = matches!(publication, Publication::Spooled { .. });
+                let after = match (&after, &publication) {
+                    (Some(config), Publication::Stored { location, .. }) => Some(
+                        llmpulse_report::after_run::after_slot(config, location, &lookup, inv.now)
+                            .await,
+                    ),
+                    _ => None,
+                };
                 let message = match &publication {
                     Publication::Stored { .. } => "run stored".to_string(),
                     Publication::Spooled { error, .. } => {
@@ -220,6 +232,7 @@ pub async fn handle(
                     location: Some(publication.describe()),
                     spooled,
                     message,
+                    after,
                 }
             }
             JobOutcome::AlreadyClaimed { slot, claim } => RunSummary {
@@ -232,6 +245,7 @@ pub async fn handle(
                 location: None,
                 spooled: false,
                 message: format!("slot {} already claimed: nothing to do", slot.index),
+                after: None,
             },
             JobOutcome::NothingDue { reason } => RunSummary {
                 outcome: "nothing_due".into(),
@@ -243,6 +257,7 @@ pub async fn handle(
                 location: None,
                 spooled: false,
                 message: reason,
+                after: None,
             },
         },
     )

@@ -323,6 +323,8 @@ pub struct Aggregate {
     /// Lines that are not records, as `file:line: reason` (the first 20).
     pub bad_lines: Vec<String>,
     pub bad_line_count: u64,
+    /// Each run's point of every metric `watch` tests, for the page's changes and flags.
+    pub history: crate::watch::history::History,
 }
 
 impl Aggregate {
@@ -346,6 +348,7 @@ impl Aggregate {
             origins: BTreeSet::new(),
             bad_lines: Vec::new(),
             bad_line_count: 0,
+            history: Default::default(),
         };
         if let Some((x, y)) = &mut a.sides {
             x.rng = 0x9E37_79B9_7F4A_7C15;
@@ -496,6 +499,7 @@ impl Aggregate {
     /// Adds every group of `o` (folded over other records, with the same plan).
     pub fn merge(&mut self, o: Aggregate) {
         self.records += o.records;
+        self.history.merge(o.history);
         self.origins.extend(o.origins);
         for (k, v) in o.targets {
             match self.targets.get_mut(&k) {

@@ -8,24 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::aggregate::{Aggregate, BucketAgg, Dist, Rate};
+use crate::aggregate::{Aggregate, BucketAgg, Rate};
 use crate::compare::{self, Comparison};
 pub use crate::estimate::{CiMethod, Estimate, MeanFigure, Quantiles, RESAMPLES, RateFigure, SEED};
 use crate::read::{ReadStats, RunSeen};
 use llmpulse_core::schedule::Campaign;
-use llmpulse_core::stats::{self};
 
 /// The window of the rolling median, as public provider leaderboards report it.
 pub const ROLLING_HOURS: i64 = 72;
-
-/// Every flagged bucket of every target: (target, point, `slower` or `faster`).
-pub fn shifts(r: &Report) -> impl Iterator<Item = (&str, &Point, &'static str)> {
-    r.series.iter().flat_map(|s| {
-        s.points
-            .iter()
-            .filter_map(move |p| Some((s.target.as_str(), p, p.regression?)))
-    })
-}
 
 /// One target's figures. Timings are over successful calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -191,8 +181,8 @@ pub struct Point {
     pub ttft_p50_sec: Option<f64>,
     /// Median latency over the 72 hours ending with this bucket.
     pub rolling_latency_p50_sec: Option<f64>,
-    /// `slower` or `faster` when this bucket's median interval lies wholly above or below the
-    /// median of the 72 hours before it.
+    /// `slower` or `faster` from the run where `watch` found the latency median changed (a
+    /// test over runs, not calls: see `watch::stats`).
     pub regression: Option<&'static str>,
     /// Mean memory and device power of the bucket's calls (agent runs).
     pub memory_mb: Option<f64>,
@@ -256,8 +246,59 @@ pub struct Report {
     pub flash_attention: Vec<crate::sweep::FlashImpact>,
     /// Latency and goodput against offered rate, per target with two or more open-loop runs.
     pub rate_curves: Vec<crate::rates::RateCurve>,
+    /// What `watch` finds over the same records: the page's changes and latency flags.
+    pub watch: WatchFigures,
+    /// The store's alert state (`alerts/state.json`), when `watch --notify` keeps one there.
+    pub alerts: Option<crate::alerts::AlertState>,
     pub problems: Vec<String>,
     pub bad_lines: u64,
+}
+
+/// `watch` over the report's records: the latest window against the baseline before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchFigures {
+    /// The window's end: the report's `until`, or just after its last run.
+    pub until: DateTime<Utc>,
+    /// How the window was given, for the page: `3d`, `last 12 runs`.
+    pub window: String,
+    pub baseline_days: f64,
+    pub tests: usize,
+    pub findings: Vec<crate::watch::Finding>,
+    /// Metrics and targets not tested (too few runs, no runs in the window).
+    pub skipped: usize,
+}
+
+fn watch_figures(agg: &Aggregate, cx: &Context<'_>) -> WatchFigures {
+    use crate::watch::{WatchOptions, Window, analyze};
+    let last = agg
+        .history
+        .cells
+        .values()
+        .filter_map(|s| s.last().map(|p| p.started))
+        .max();
+    let until = cx
+        .until
+        .or(last.map(|t| t + Duration::seconds(1)))
+        .unwrap_or(cx.now);
+    let mut opts = WatchOptions::new(until);
+    if let Some(w) = cx.watch {
+        opts = opts.with_settings(w);
+    }
+    let o = analyze(&agg.history, &opts);
+    WatchFigures {
+        until,
+        window: match opts.window {
+            Window::Time(d) if d.num_seconds() % 86_400 == 0 => {
+                format!("{} days", d.num_days())
+            }
+            Window::Time(d) => format!("{} hours", d.num_hours()),
+            Window::Runs(n) => format!("last {n} runs"),
+        },
+        baseline_days: opts.baseline.num_seconds() as f64 / 86_400.0,
+        tests: o.tests,
+        findings: o.findings,
+        skipped: o.skipped.len(),
+    }
 }
 
 /// Inputs besides the aggregate.
@@ -269,6 +310,8 @@ pub struct Context<'a> {
     /// Campaign definitions, when a config was given: exact expected slot counts.
     pub campaigns: &'a [Campaign],
     pub now: DateTime<Utc>,
+    /// A config's `[watch]` table, for the page's changes (absent: watch's defaults).
+    pub watch: Option<&'a llmpulse_core::config::WatchSettings>,
 }
 
 /// Picks the time bucket for a span: hours up to two days, six hours up to two weeks, days
@@ -319,11 +362,33 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
     for ((t, start), b) in &agg.buckets {
         by_target.entry(t).or_default().push((*start, b));
     }
+    let watch = watch_figures(agg, cx);
     let series = by_target
         .into_iter()
-        .map(|(t, buckets)| Series {
-            target: t.to_string(),
-            points: series_points(&buckets),
+        .map(|(t, buckets)| {
+            // A bucket is flagged from the start of watch's latency finding on (the bucket it
+            // began in included): the page and the alerts say the same.
+            let flag = watch
+                .findings
+                .iter()
+                .find(|f| {
+                    f.target == t
+                        && f.task.is_none()
+                        && f.metric == crate::watch::Metric::LatencyP50
+                })
+                .map(|f| {
+                    let since = f.since.unwrap_or(f.current.from).timestamp();
+                    let from = since - since.rem_euclid(agg.plan.bucket_sec);
+                    let word = match f.direction {
+                        crate::watch::Direction::Worse => "slower",
+                        crate::watch::Direction::Better => "faster",
+                    };
+                    (from, word)
+                });
+            Series {
+                target: t.to_string(),
+                points: series_points(&buckets, flag),
+            }
         })
         .collect();
 
@@ -347,6 +412,8 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         comparison: compare::compute(agg),
         flash_attention: crate::sweep::flash_impacts(agg, SEED),
         rate_curves: crate::rates::curves(agg),
+        watch,
+        alerts: None,
         problems: read
             .problems
             .iter()
@@ -421,9 +488,12 @@ fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> Targ
     }
 }
 
-/// Points of one target's series (buckets sorted by start), with the rolling median and the
-/// regression flags.
-pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
+/// Points of one target's series (buckets sorted by start), with the rolling median; `flag`
+/// marks every bucket from a start on (`slower` or `faster`: watch's latency finding).
+pub fn series_points(
+    buckets: &[(i64, &BucketAgg)],
+    flag: Option<(i64, &'static str)>,
+) -> Vec<Point> {
     let rolling = ROLLING_HOURS * 3_600;
     buckets
         .iter()
@@ -440,8 +510,7 @@ pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
             };
             let end = start + 1;
             let last72 = window(start - rolling + 1, end);
-            let before = window(start - rolling, *start);
-            let regression = regression(&b.latency, &before.latency);
+            let regression = flag.filter(|(from, _)| start >= from).map(|(_, w)| w);
             Point {
                 start: DateTime::from_timestamp(*start, 0).unwrap_or_default(),
                 n: b.calls.n,
@@ -457,40 +526,6 @@ pub fn series_points(buckets: &[(i64, &BucketAgg)]) -> Vec<Point> {
             }
         })
         .collect()
-}
-
-/// Fewest successful calls in a bucket, and in the 72 hours before it, for a regression flag.
-pub const REGRESSION_MIN_BUCKET: u64 = 5;
-pub const REGRESSION_MIN_BASELINE: u64 = 20;
-
-/// z of the 99% interval used for flags: a report tests every bucket of every target, so a 95%
-/// interval would raise a false alarm in one bucket of twenty.
-pub const REGRESSION_Z: f64 = 2.575_829_303_548_901;
-/// The smallest move of the median, relative to the baseline, worth a flag.
-pub const REGRESSION_MIN_CHANGE: f64 = 0.10;
-
-/// `slower` when the bucket's 99% median interval lies wholly above the baseline median and the
-/// median moved by at least 10%; `faster` when wholly below, likewise.
-fn regression(bucket: &Dist, baseline: &Dist) -> Option<&'static str> {
-    if bucket.len() < REGRESSION_MIN_BUCKET || baseline.len() < REGRESSION_MIN_BASELINE {
-        return None;
-    }
-    let n = bucket.len();
-    let median = bucket.hist_quantile(0.5)?;
-    let (l, u) = stats::quantile_rank_interval(n, 0.5, REGRESSION_Z)?;
-    let lo = bucket.hist_quantile(l as f64 / n as f64)?;
-    let hi = bucket.hist_quantile(u as f64 / n as f64)?;
-    let base = baseline.hist_quantile(0.5)?;
-    let moved = (median - base).abs() >= REGRESSION_MIN_CHANGE * base;
-    if !moved {
-        None
-    } else if lo > base {
-        Some("slower")
-    } else if hi < base {
-        Some("faster")
-    } else {
-        None
-    }
 }
 
 fn ratio(r: Rate) -> f64 {
@@ -594,7 +629,7 @@ pub fn bucket_label(sec: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::aggregate::EXACT_CAP;
+    use super::super::aggregate::{Dist, EXACT_CAP};
     use super::*;
 
     #[test]
@@ -627,7 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_whose_median_interval_clears_the_baseline_is_flagged() {
+    fn buckets_are_flagged_from_watchs_finding_on() {
         let mut base = BucketAgg::default();
         for i in 0..100 {
             base.latency.add(1.0 + (i % 10) as f64 * 0.01);
@@ -639,9 +674,17 @@ mod tests {
             slow.latency.add(2.0 + (i % 10) as f64 * 0.01);
         }
         let h = 3_600;
-        let pts = series_points(&[(0, &base), (h, &same), (2 * h, &slow)]);
+        let pts = series_points(
+            &[(0, &base), (h, &same), (2 * h, &slow)],
+            Some((2 * h, "slower")),
+        );
         assert_eq!(pts[1].regression, None);
         assert_eq!(pts[2].regression, Some("slower"));
+        assert!(
+            series_points(&[(0, &base), (h, &slow)], None)
+                .iter()
+                .all(|p| p.regression.is_none())
+        );
         // The rolling median at the last bucket covers all 120 calls: still about 1.05 s.
         let rolling = pts[2].rolling_latency_p50_sec.unwrap();
         assert!((1.0..1.1).contains(&rolling), "{rolling}");

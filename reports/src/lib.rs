@@ -8,10 +8,12 @@
 //! `comparison.txt`.
 
 pub mod ab;
+pub mod after_run;
 pub mod aggregate;
 pub mod alerts;
 pub mod charts;
 pub mod compare;
+pub mod dashboard;
 pub mod dist;
 pub mod estimate;
 pub mod figures;
@@ -36,18 +38,8 @@ pub use figures::Report;
 /// The four files of a report, written into `dir` (created if needed). Returns their paths.
 pub fn write(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    let files = [
-        ("index.html", html::page(report).into_bytes()),
-        ("summary.md", text::markdown(report).into_bytes()),
-        (
-            "comparison.txt",
-            text::comparison_table(report).into_bytes(),
-        ),
-        ("summary.json", json),
-    ];
     let mut written = Vec::new();
-    for (name, bytes) in files {
+    for (name, bytes) in files(report)? {
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, bytes)?;
@@ -55,4 +47,18 @@ pub fn write(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// The report's files, by name: `index.html`, `summary.md`, `comparison.txt`, `summary.json`.
+pub fn files(report: &Report) -> std::io::Result<Vec<(&'static str, Vec<u8>)>> {
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    Ok(vec![
+        ("index.html", html::page(report).into_bytes()),
+        ("summary.md", text::markdown(report).into_bytes()),
+        (
+            "comparison.txt",
+            text::comparison_table(report).into_bytes(),
+        ),
+        ("summary.json", json),
+    ])
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::{Aggregate, Plan, Row, parse_time};
+use crate::watch::history::{Obs, RunFold};
 use llmpulse_core::layout;
 use llmpulse_core::manifest::Manifest;
 use llmpulse_core::store::{Store, StoreError};
@@ -128,41 +129,58 @@ pub async fn read(
         });
     }
 
-    // Worker threads fold whole files; one thread merges them in order.
+    // Worker threads fold whole runs (a run's shards together); one thread merges them in order.
     let (tx, handles, merger) = spawn_workers(&plan, filter);
-    let files: Vec<(String, String)> = runs
-        .iter()
-        .flat_map(|m| {
+    let mut by_run: Vec<RunFiles> = Vec::new();
+    let mut place: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &runs {
+        let started = started(m).unwrap_or_default();
+        let i = *place.entry(m.run_id.as_str()).or_insert_with(|| {
+            by_run.push(RunFiles {
+                run_id: m.run_id.clone(),
+                started,
+                files: Vec::new(),
+            });
+            by_run.len() - 1
+        });
+        let r = &mut by_run[i];
+        r.started = r.started.min(started);
+        r.files.extend(
             m.files
                 .iter()
                 .filter(|f| layout::is_records_jsonl(&f.path))
-                .map(|f| (f.path.clone(), f.sha256.clone()))
-        })
-        .collect();
-    let total_files = files.len();
-    let mut fetches = stream::iter(files)
-        .map(|(path, sha)| async move {
-            let bytes = store.get(&path).await;
-            (path, sha, bytes)
+                .map(|f| (f.path.clone(), f.sha256.clone())),
+        );
+    }
+    let total_files: usize = by_run.iter().map(|r| r.files.len()).sum();
+    let mut fetches = stream::iter(by_run)
+        .map(|r| async move {
+            let mut got = Vec::with_capacity(r.files.len());
+            let mut missing = Vec::new();
+            for (path, sha) in r.files {
+                match store.get(&path).await? {
+                    Some(b) => got.push((path, b, sha)),
+                    None => missing.push(format!("{path}: named in a manifest but missing")),
+                }
+            }
+            Ok::<_, StoreError>((r.run_id, r.started, got, missing))
         })
         .buffered(IN_FLIGHT);
     let mut failure = None;
     let mut index = 0;
-    while let Some((path, sha, bytes)) = fetches.next().await {
-        match bytes {
-            Ok(Some(b)) => {
-                stats.files_read += 1;
-                stats.bytes_read += b.len() as u64;
+    while let Some(next) = fetches.next().await {
+        match next {
+            Ok((run_id, started, files, missing)) => {
+                stats.files_read += files.len();
+                stats.bytes_read += files.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>();
+                stats.problems.extend(missing);
                 progress(stats.files_read, total_files);
                 // A worker gone means a panic, reported when it is joined below.
-                if tx.send((index, path, b, sha)).is_err() {
+                if tx.send((index, run_id, started, files)).is_err() {
                     break;
                 }
                 index += 1;
             }
-            Ok(None) => stats
-                .problems
-                .push(format!("{path}: named in a manifest but missing")),
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -174,7 +192,7 @@ pub async fn read(
     for h in handles {
         panicked |= h.join().is_err();
     }
-    let total = match merger.join() {
+    let mut total = match merger.join() {
         Ok((total, problems)) => {
             stats.problems.extend(problems);
             total
@@ -190,6 +208,7 @@ pub async fn read(
     if let Some(e) = failure {
         return Err(e.into());
     }
+    total.history.sort();
     Ok((total, stats))
 }
 
@@ -238,17 +257,25 @@ pub async fn manifests(
     Ok(runs)
 }
 
-/// A file to fold: its place in the read order, its path, its bytes and the SHA-256 its manifest
-/// gives.
-type Job = (usize, String, Bytes, String);
-/// One file folded: its place, its aggregate (none when it was skipped) and what was wrong.
-type Folded = (usize, Option<Aggregate>, Option<String>);
+/// One run to read: its id, its start, and its records files (path, SHA-256).
+struct RunFiles {
+    run_id: String,
+    started: DateTime<Utc>,
+    files: Vec<(String, String)>,
+}
+
+/// A run to fold: its place in the read order, its id and start, and each file's path, bytes
+/// and the SHA-256 its manifest gives.
+type Job = (usize, String, DateTime<Utc>, Vec<(String, Bytes, String)>);
+/// One run folded: its place, its aggregate (none when every file was skipped) and what was
+/// wrong.
+type Folded = (usize, Option<Aggregate>, Vec<String>);
 /// Everything read: the merged aggregate and the problems, in file order.
 type Merged = (Aggregate, Vec<String>);
 
-/// Worker threads, one per core (at most 8), each folding one file at a time into an aggregate of
-/// its own, and the thread that merges those in file order. A file whose SHA-256 differs from
-/// its manifest's is skipped and named.
+/// Worker threads, one per core (at most 8), each folding one run at a time into an aggregate of
+/// its own (with the run's point of every watched metric), and the thread that merges those in
+/// read order. A file whose SHA-256 differs from its manifest's is skipped and named.
 fn spawn_workers(
     plan: &Plan,
     filter: &Filter,
@@ -274,21 +301,27 @@ fn spawn_workers(
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((index, path, bytes, sha))) = next else {
+                    let Ok(Ok((index, run_id, started, files))) = next else {
                         break;
                     };
-                    let actual = hex::encode(Sha256::digest(&bytes));
-                    let folded = if actual != sha {
-                        let problem = format!(
-                            "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
-                             file skipped"
-                        );
-                        (index, None, Some(problem))
-                    } else {
-                        let mut agg = Aggregate::new(plan.clone());
-                        fold_file(&mut agg, &path, &bytes, &filter);
-                        (index, Some(agg), None)
-                    };
+                    let mut agg = Aggregate::new(plan.clone());
+                    let mut run = RunFold::default();
+                    let mut problems = Vec::new();
+                    let mut folded_any = false;
+                    for (path, bytes, sha) in &files {
+                        let actual = hex::encode(Sha256::digest(bytes));
+                        if actual != *sha {
+                            problems.push(format!(
+                                "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
+                                 file skipped"
+                            ));
+                            continue;
+                        }
+                        fold_file_into(&mut agg, Some(&mut run), path, bytes, &filter);
+                        folded_any = true;
+                    }
+                    agg.history.add_run(run.finish(&run_id, started));
+                    let folded = (index, folded_any.then_some(agg), problems);
                     if done.send(folded).is_err() {
                         break;
                     }
@@ -307,7 +340,7 @@ fn spawn_workers(
 fn merge_in_order(plan: Plan, done: mpsc::Receiver<Folded>) -> Merged {
     let mut total = Aggregate::new(plan);
     let mut problems = Vec::new();
-    let mut waiting: BTreeMap<usize, (Option<Aggregate>, Option<String>)> = BTreeMap::new();
+    let mut waiting: BTreeMap<usize, (Option<Aggregate>, Vec<String>)> = BTreeMap::new();
     let mut next = 0;
     for (index, agg, problem) in done {
         waiting.insert(index, (agg, problem));
@@ -332,6 +365,17 @@ fn merge_in_order(plan: Plan, done: mpsc::Receiver<Folded>) -> Merged {
 /// Folds the lines of one JSONL file. A line that is not a record is counted and named, never
 /// fatal: one bad line must not hide a history.
 pub fn fold_file(agg: &mut Aggregate, path: &str, bytes: &[u8], filter: &Filter) {
+    fold_file_into(agg, None, path, bytes, filter);
+}
+
+/// [`fold_file`], also folding each kept record into its run's watched metrics.
+fn fold_file_into(
+    agg: &mut Aggregate,
+    mut run: Option<&mut RunFold>,
+    path: &str,
+    bytes: &[u8],
+    filter: &Filter,
+) {
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -359,6 +403,9 @@ pub fn fold_file(agg: &mut Aggregate, path: &str, bytes: &[u8], filter: &Filter)
             continue;
         }
         agg.add(&row, at);
+        if let Some(run) = run.as_deref_mut() {
+            run.add(&Obs::from(&row));
+        }
     }
 }
 
@@ -388,7 +435,7 @@ mod tests {
         for &i in order {
             let mut agg = Aggregate::new(plan.clone());
             fold_file(&mut agg, "f", files[i].as_bytes(), &Filter::default());
-            tx.send((i, Some(agg), None)).unwrap();
+            tx.send((i, Some(agg), Vec::new())).unwrap();
         }
         drop(tx);
         let (total, _) = merge_in_order(plan, rx);

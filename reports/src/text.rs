@@ -8,7 +8,7 @@ use comfy_table::presets::{ASCII_FULL, ASCII_MARKDOWN};
 use comfy_table::{CellAlignment, Table};
 
 use crate::compare::{Comparison, verdict};
-use crate::figures::{Estimate, Quantiles, Report, bucket_label, shifts};
+use crate::figures::{Estimate, Quantiles, Report};
 
 /// `3.210` — three decimals, or `n/a`.
 pub fn num(v: Option<f64>, decimals: usize) -> String {
@@ -112,27 +112,43 @@ pub fn markdown(r: &Report) -> String {
     task_table(&mut s, r);
     rate_table(&mut s, r);
 
-    let flags: Vec<String> = shifts(r)
-        .map(|(target, p, w)| {
-            format!(
-                "- `{target}` {w} at {} (median {} s, n={})",
-                p.start.format("%Y-%m-%d %H:%M UTC"),
-                num(p.latency_p50_sec, 3),
-                p.n
-            )
-        })
-        .collect();
+    let w = &r.watch;
     let _ = writeln!(
         s,
-        "## Latency shifts\n\nA {} bucket is flagged when its median moved at least 10% from the \
-         median of the 72 hours before it and its 99% interval lies wholly above (slower) or \
-         below (faster) that median.\n",
-        bucket_label(r.bucket_sec)
+        "## Changes\n\nWhat `llmpulse watch` finds: each target's runs of the {} before {} against \
+         the {:.0} days before them, one value per run, Benjamini–Hochberg over {} tests.\n",
+        w.window,
+        w.until.format("%Y-%m-%d %H:%M UTC"),
+        w.baseline_days,
+        w.tests
     );
-    if flags.is_empty() {
-        let _ = writeln!(s, "None.\n");
+    if w.findings.is_empty() {
+        let _ = writeln!(s, "No change.\n");
     } else {
-        let _ = writeln!(s, "{}\n", flags.join("\n"));
+        for f in &w.findings {
+            let _ = writeln!(s, "- {}", f.line());
+        }
+        let _ = writeln!(s);
+    }
+    if let Some(state) = &r.alerts {
+        let _ = writeln!(s, "## Alerts\n");
+        if state.alerts.is_empty() {
+            let _ = writeln!(s, "None.\n");
+        }
+        for a in &state.alerts {
+            let _ = writeln!(
+                s,
+                "- {} `{}` {} (opened {}{})",
+                if a.open { "OPEN" } else { "resolved" },
+                a.alert,
+                a.text,
+                a.opened_at.format("%Y-%m-%d %H:%M UTC"),
+                a.resolved_at
+                    .map(|t| format!(", resolved {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(s);
     }
 
     for c in &r.campaigns {

@@ -135,7 +135,10 @@ impl Cx<'_> {
                 return Err(self.invalid(
                     v.span().start,
                     format!("watch.thresholds.{name}"),
-                    format!("no metric '{name}': use one of {}", WATCH_METRICS.join(", ")),
+                    format!(
+                        "no metric '{name}': use one of {}",
+                        WATCH_METRICS.join(", ")
+                    ),
                 ));
             }
             let x = *v.get_ref();

@@ -70,8 +70,7 @@ fn parse_keys(keys: &[String]) -> BTreeMap<String, BTreeMap<u64, Episode>> {
             continue;
         };
         let mut parts = rest.splitn(3, '/');
-        let (Some(alert), Some(ep), Some(file)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(alert), Some(ep), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
         let Ok(ep) = ep.parse::<u64>() else { continue };
@@ -137,7 +136,7 @@ pub async fn sync(
     store: &dyn Store,
     outcome: &Outcome,
     notifiers: &[NotifySettings],
-    deliverer: &Deliverer,
+    deliverer: &Deliverer<'_>,
     now: DateTime<Utc>,
 ) -> Result<SyncReport, StoreError> {
     let mut report = SyncReport::default();
@@ -246,17 +245,22 @@ async fn deliver(
     event: &str,
     notifier: &NotifySettings,
     (tries, failed, _): (u32, bool, bool),
-    deliverer: &Deliverer,
+    deliverer: &Deliverer<'_>,
     now: DateTime<Utc>,
 ) -> Result<Delivery, StoreError> {
     // A claim still in its lease, without an outcome, is another runner's delivery in flight.
     if tries > 0 && !failed {
-        let key = layout::alert_delivery_key(alert, n, event, &notifier.name, &format!("{tries}.try"));
+        let key =
+            layout::alert_delivery_key(alert, n, event, &notifier.name, &format!("{tries}.try"));
         let at = store
             .get(&key)
             .await?
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["at"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()));
+            .and_then(|v| {
+                v["at"]
+                    .as_str()
+                    .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            });
         if at.is_none_or(|at| now - at < Duration::seconds(CLAIM_LEASE)) {
             return Ok(Delivery::NotOurs);
         }
@@ -271,7 +275,9 @@ async fn deliver(
         return Ok(Delivery::Failed("the event's object is gone".into()));
     };
     let Ok(ev) = serde_json::from_slice::<EventBody>(&bytes) else {
-        return Ok(Delivery::Failed("the event's object is not an event".into()));
+        return Ok(Delivery::Failed(
+            "the event's object is not an event".into(),
+        ));
     };
     // GitHub: a later event goes to the issue its opening created.
     let issue = match event {
@@ -347,6 +353,9 @@ async fn create_event(
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AlertSummary {
     pub alert: String,
+    /// The target the alert is about.
+    #[serde(default)]
+    pub target: String,
     pub episode: u64,
     pub open: bool,
     pub opened_at: DateTime<Utc>,
@@ -410,8 +419,15 @@ async fn write_summary(
                 .filter(|(_, d)| !d.2)
                 .map(|((e, n), _)| format!("{e} → {n}"))
                 .collect();
+            let target = opened
+                .finding
+                .as_ref()
+                .and_then(|f| f["target"].as_str())
+                .unwrap_or_default()
+                .to_string();
             alerts.push(AlertSummary {
                 alert: alert.clone(),
+                target,
                 episode: n,
                 open: resolved_at.is_none(),
                 opened_at: opened.at,
@@ -422,7 +438,9 @@ async fn write_summary(
             });
         }
     }
-    alerts.sort_by(|a, b| (!a.open, std::cmp::Reverse(a.opened_at)).cmp(&(!b.open, std::cmp::Reverse(b.opened_at))));
+    alerts.sort_by(|a, b| {
+        (!a.open, std::cmp::Reverse(a.opened_at)).cmp(&(!b.open, std::cmp::Reverse(b.opened_at)))
+    });
     let state = AlertState {
         updated_at: Some(now),
         alerts,
@@ -453,7 +471,13 @@ mod tests {
         let s = parse_keys(&keys);
         let ep = &s["t.latency_p50"][&1];
         assert!(ep.has("opened") && ep.has("resolved") && !ep.open());
-        assert_eq!(ep.deliveries[&("opened".into(), "hook".into())], (2, false, false));
-        assert_eq!(ep.deliveries[&("opened".into(), "gh".into())], (1, false, true));
+        assert_eq!(
+            ep.deliveries[&("opened".into(), "hook".into())],
+            (2, false, false)
+        );
+        assert_eq!(
+            ep.deliveries[&("opened".into(), "gh".into())],
+            (1, false, true)
+        );
     }
 }

@@ -44,22 +44,23 @@ pub fn wants_ongoing(n: &NotifySettings) -> bool {
 }
 
 /// Sends messages, all within one deadline.
-pub struct Deliverer {
+pub struct Deliverer<'a> {
     client: reqwest::Client,
     deadline: Instant,
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: &'a (dyn Fn(&str) -> Option<String> + Sync),
     /// Where the dashboard is, for links in messages.
     pub dashboard: Option<String>,
     /// One request's time limit.
     pub timeout: Duration,
 }
 
-impl Deliverer {
-    /// `budget`: how long all deliveries of one `watch` may take together.
+impl<'a> Deliverer<'a> {
+    /// `budget`: how long all deliveries of one `watch` may take together; `env` reads the
+    /// variables the notifiers name.
     pub fn new(
         budget: Duration,
-        env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
-    ) -> Result<Deliverer, String> {
+        env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<Deliverer<'a>, String> {
         llmpulse_core::provider::http::install_crypto();
         let client = reqwest::Client::builder()
             .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
@@ -128,8 +129,10 @@ impl Deliverer {
             NotifyKind::Slack { url_env } => {
                 let url = self.var(url_env)?;
                 secrets.push(url.clone());
-                let body = serde_json::to_vec(&json!({ "text": slack_text(m.event, self.dashboard.as_deref()) }))
-                    .unwrap_or_default();
+                let body = serde_json::to_vec(
+                    &json!({ "text": slack_text(m.event, self.dashboard.as_deref()) }),
+                )
+                .unwrap_or_default();
                 let headers = vec![("content-type", "application/json".to_string())];
                 self.post(reqwest::Method::POST, url.expose(), headers, body)
                     .await?;
@@ -138,8 +141,8 @@ impl Deliverer {
             NotifyKind::GithubIssue { repo, token_env } => {
                 let token = self.var(token_env)?;
                 secrets.push(token.clone());
-                let api = (self.env)("GITHUB_API_URL")
-                    .unwrap_or_else(|| "https://api.github.com".into());
+                let api =
+                    (self.env)("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
                 let api = api.trim_end_matches('/');
                 let headers = vec![
                     ("authorization", format!("Bearer {}", token.expose())),
@@ -185,8 +188,10 @@ impl Deliverer {
                                 reqwest::Method::PATCH,
                                 &format!("{api}/repos/{repo}/issues/{issue}"),
                                 headers,
-                                serde_json::to_vec(&json!({ "state": "closed", "state_reason": "completed" }))
-                                    .unwrap_or_default(),
+                                serde_json::to_vec(
+                                    &json!({ "state": "closed", "state_reason": "completed" }),
+                                )
+                                .unwrap_or_default(),
                             )
                             .await?;
                         }
@@ -229,7 +234,9 @@ impl Deliverer {
                         return answer;
                     }
                     last = if status.is_redirection() {
-                        format!("HTTP {status}: the receiver redirects, and redirects are not followed")
+                        format!(
+                            "HTTP {status}: the receiver redirects, and redirects are not followed"
+                        )
                     } else {
                         format!("HTTP {status}")
                     };
@@ -309,7 +316,10 @@ fn figure_rows(ev: &EventBody) -> String {
         f["current"]["n"],
         num(&f["current"]["ci"][0]),
         num(&f["current"]["ci"][1]),
-        f["q_value"].as_f64().map(|q| format!("{q:.2e}")).unwrap_or_default(),
+        f["q_value"]
+            .as_f64()
+            .map(|q| format!("{q:.2e}"))
+            .unwrap_or_default(),
         f["since"].as_str().unwrap_or("?"),
     )
 }
@@ -349,7 +359,12 @@ fn issue_body(ev: &EventBody, dashboard: Option<&str>) -> String {
 fn issue_comment(ev: &EventBody, kind: &str) -> String {
     match kind {
         "resolved" => format!("Recovered at {}: {}", ev.at.to_rfc3339(), ev.text),
-        _ => format!("Still regressed at {}: {}\n\n{}", ev.at.to_rfc3339(), ev.text, figure_rows(ev)),
+        _ => format!(
+            "Still regressed at {}: {}\n\n{}",
+            ev.at.to_rfc3339(),
+            ev.text,
+            figure_rows(ev)
+        ),
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::{escape, est, figure, table_head, td, td_ci, td_num};
 use crate::charts::{self, Bar, BoxRow, Line, RadarSeries};
-use crate::figures::{Quantiles, RateFigure, Report, TargetFigures, bucket_label, shifts};
+use crate::figures::{Quantiles, RateFigure, Report, TargetFigures, bucket_label};
 use crate::text::{num, pct_ci};
 
 /// The capability radar (seed 000), the task table and, where a target ran at several
@@ -329,28 +329,93 @@ pub(super) fn over_time(h: &mut String, r: &Report) {
     }
     h.push_str("</div>");
 
-    let flags: Vec<String> = shifts(r)
-        .map(|(target, p, w)| {
+    changes(h, r);
+}
+
+/// What `watch` finds over these records, and the store's alerts: open first, then resolved
+/// with how long they lasted.
+fn changes(h: &mut String, r: &Report) {
+    let w = &r.watch;
+    let rows: Vec<String> = w
+        .findings
+        .iter()
+        .map(|f| {
+            let change = match f.change.relative {
+                Some(x) if f.metric.relative() => format!("{:+.1}%", x * 100.0),
+                _ => format!("{:+.3}", f.change.absolute),
+            };
             format!(
-                "<li><strong>{}</strong> {w} at {} (median {} s, n={})</li>",
-                escape(target),
-                p.start.format("%Y-%m-%d %H:%M UTC"),
-                num(p.latency_p50_sec, 3),
-                p.n
+                "<tr class=\"{}\"><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{change}</td><td>{:.1e}</td><td>{}</td></tr>",
+                match f.direction {
+                    crate::watch::Direction::Worse => "worse",
+                    crate::watch::Direction::Better => "better",
+                },
+                match f.direction {
+                    crate::watch::Direction::Worse => "worse",
+                    crate::watch::Direction::Better => "better",
+                },
+                escape(&f.target),
+                f.task.as_deref().map(|t| format!(" [{}]", escape(t))).unwrap_or_default(),
+                f.metric.name(),
+                crate::watch::fmt_value(f.metric, f.baseline.value),
+                crate::watch::fmt_value(f.metric, f.current.value),
+                f.q_value,
+                f.since.map(|s| s.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
             )
         })
         .collect();
     let _ = write!(
         h,
-        "<h3>Latency shifts</h3><p class=\"note\">A bucket is flagged when its median moved at \
-         least 10% from the median of the 72 hours before it and its 99% interval clears that \
-         median.</p>{}",
-        if flags.is_empty() {
-            "<p>None.</p>".to_string()
+        "<h3 id=\"changes\">Changes</h3><p class=\"note\">What <code>llmpulse watch</code> finds: \
+         each target's runs of the {} before {} against the {:.0} days before them, one value per \
+         run, Benjamini–Hochberg over {} tests; the latency chart is marked from a latency \
+         finding's start on.</p>{}",
+        escape(&w.window),
+        w.until.format("%Y-%m-%d %H:%M UTC"),
+        w.baseline_days,
+        w.tests,
+        if rows.is_empty() {
+            "<p>No change.</p>".to_string()
         } else {
-            format!("<ul>{}</ul>", flags.join(""))
+            format!(
+                "<table id=\"changes-table\"><thead><tr><th></th><th>target</th><th>metric</th>\
+                 <th>baseline</th><th>now</th><th>change</th><th>q</th><th>since</th></tr></thead>\
+                 <tbody>{}</tbody></table>",
+                rows.join("")
+            )
         }
     );
+    if let Some(state) = &r.alerts {
+        let item = |a: &crate::alerts::AlertSummary| {
+            let lasted = humantime::format_duration(std::time::Duration::from_secs(
+                a.duration_sec.max(0) as u64,
+            ));
+            format!(
+                "<li><strong>{}</strong> {} since {} ({lasted}{})</li>",
+                escape(&a.alert),
+                escape(&a.text),
+                a.opened_at.format("%Y-%m-%d %H:%M UTC"),
+                a.resolved_at
+                    .map(|t| format!(", resolved {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_else(|| ", open".into()),
+            )
+        };
+        let open: Vec<String> = state.alerts.iter().filter(|a| a.open).map(item).collect();
+        let done: Vec<String> = state.alerts.iter().filter(|a| !a.open).map(item).collect();
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "<p>None.</p>".to_string()
+            } else {
+                format!("<ul>{}</ul>", v.join(""))
+            }
+        };
+        let _ = write!(
+            h,
+            "<h3 id=\"alerts\">Alerts</h3><h4>Open</h4>{}<h4>Resolved</h4>{}",
+            list(&open),
+            list(&done)
+        );
+    }
 }
 
 /// Latency and TTFT box plots, output speed and success.

@@ -291,6 +291,15 @@ impl History {
         }
     }
 
+    /// Adds another history's runs (kept apart until [`History::sort`]).
+    pub fn merge(&mut self, o: History) {
+        self.runs += o.runs;
+        self.records += o.records;
+        for (k, mut v) in o.cells {
+            self.cells.entry(k).or_default().append(&mut v);
+        }
+    }
+
     /// Puts every series in time order (then run id), whatever order runs were added in.
     pub fn sort(&mut self) {
         for s in self.cells.values_mut() {

@@ -53,7 +53,7 @@ pub fn scope_for(opts: &WatchOptions, campaign: Option<String>) -> Scope {
 pub struct Alerting<'a> {
     pub notifiers: &'a [NotifySettings],
     /// Reads the variables the notifiers name.
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
     /// A link to the dashboard, for messages.
     pub dashboard: Option<String>,
     /// One request's time limit.

@@ -20,8 +20,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use history::{CellKey, History, RunPoint};
-pub use metric::Metric;
 use metric::Kind;
+pub use metric::Metric;
 
 /// Which runs are "now".
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -295,9 +295,7 @@ pub fn analyze(history: &History, opts: &WatchOptions) -> Outcome {
                 .cells
                 .iter()
                 .filter(|((t, task), s)| {
-                    *t == key.0
-                        && task.is_some()
-                        && s.iter().any(|p| p.values[m.index()].is_some())
+                    *t == key.0 && task.is_some() && s.iter().any(|p| p.values[m.index()].is_some())
                 })
                 .count()
         };
@@ -375,12 +373,18 @@ pub fn analyze(history: &History, opts: &WatchOptions) -> Outcome {
     out.findings
         .retain(|f| f.task.is_none() || !whole.contains(&(f.target.clone(), f.metric)));
     out.findings.sort_by(|a, b| {
-        (a.direction != Direction::Worse, &a.target, &a.task, a.metric).cmp(&(
-            b.direction != Direction::Worse,
-            &b.target,
-            &b.task,
-            b.metric,
-        ))
+        (
+            a.direction != Direction::Worse,
+            &a.target,
+            &a.task,
+            a.metric,
+        )
+            .cmp(&(
+                b.direction != Direction::Worse,
+                &b.target,
+                &b.task,
+                b.metric,
+            ))
     });
     out
 }
@@ -445,8 +449,7 @@ fn test(
 ) -> Option<Tested> {
     let baseline = figure(m, b)?;
     let current = figure(m, c)?;
-    let log = m.log_scale()
-        && b.iter().chain(c).all(|(v, _)| *v > 0.0);
+    let log = m.log_scale() && b.iter().chain(c).all(|(v, _)| *v > 0.0);
     let scale = |v: &[(f64, &RunPoint)]| -> Vec<f64> {
         v.iter()
             .map(|(x, _)| if log { x.ln() } else { *x })
@@ -455,10 +458,20 @@ fn test(
     let (xb, xc) = (scale(b), scale(c));
     // Rates: run values are few distinct fractions (k of 20), and one run in thirty may meet a
     // burst of failures; a rank test over runs counts such a run as one low rank, where a
-    // variance would count its square. Times, speeds and grades: Welch on run values.
+    // variance would count its square. Ranks alone are too sure of rare events (a window of
+    // 19s against a baseline of 20s), so the calls must also differ by Fisher's exact test: a
+    // rate changes only when both say so (the larger p). Times, speeds and grades: Welch on
+    // run values.
     let (t, p) = if m.kind() == Kind::Rate {
         let (_, z, _) = llmpulse_core::stats::mann_whitney(&xc, &xb)?;
-        (z, stats::normal_two_sided_p(z))
+        let ok = |v: &[(f64, &RunPoint)]| {
+            v.iter()
+                .map(|(x, p)| x * f64::from(p.counts[m.index()]))
+                .sum::<f64>()
+                .round() as u64
+        };
+        let calls = stats::fisher_exact(ok(c), current.calls, ok(b), baseline.calls);
+        (z, stats::normal_two_sided_p(z).max(calls))
     } else {
         let w = stats::welch(&xc, &xb, 0.0, 0.0)?;
         (w.t, w.p)

@@ -77,6 +77,33 @@ pub fn welch(
     })
 }
 
+/// Fisher's exact test of two proportions (`ok_a` of `n_a` against `ok_b` of `n_b`), two-sided
+/// as `scipy.stats.fisher_exact` sums it: every table with the same margins that is no more
+/// likely than the one seen.
+pub fn fisher_exact(ok_a: u64, n_a: u64, ok_b: u64, n_b: u64) -> f64 {
+    use statrs::function::factorial::ln_binomial;
+    let ok = ok_a + ok_b;
+    let n = n_a + n_b;
+    if n_a == 0 || n_b == 0 || ok == 0 || ok == n {
+        return 1.0;
+    }
+    // P(a's successes = k) under fixed margins: C(n_a, k) C(n_b, ok − k) / C(n, ok).
+    let ln_total = ln_binomial(n, ok);
+    let ln_p = |k: u64| ln_binomial(n_a, k) + ln_binomial(n_b, ok - k) - ln_total;
+    let lo = ok.saturating_sub(n_b);
+    let hi = ok.min(n_a);
+    let seen = ln_p(ok_a.clamp(lo, hi));
+    let mut p = 0.0;
+    for k in lo..=hi {
+        let lk = ln_p(k);
+        // scipy's relative tolerance for ties in probability.
+        if lk <= seen + 1e-7 {
+            p += lk.exp();
+        }
+    }
+    p.clamp(0.0, 1.0)
+}
+
 /// Two-sided p-value of Student's t with `df` degrees of freedom (accurate far into the tail).
 pub fn t_two_sided_p(t: f64, df: f64) -> f64 {
     if !t.is_finite() {
@@ -121,8 +148,8 @@ pub fn median_interval(v: &[f64]) -> Option<(f64, (f64, f64))> {
     s.sort_by(f64::total_cmp);
     let n = s.len();
     let median = llmpulse_core::stats::percentile_sorted(&s, 50.0);
-    // The largest k with P(Binomial(n, ½) < k) ≤ 2.5%: [s(k), s(n+1−k)] covers the median with
-    // at least 95% (the whole range when n is too small for that).
+    // The largest k with P(Binomial(n, ½) ≤ k − 1) ≤ 2.5%: [x(k), x(n+1−k)] (1-based) covers
+    // the median with at least 95% (k = 0: the whole range, when n is too small for that).
     let mut k = 0usize;
     let mut cdf = 0.0;
     let half_n = 0.5f64.powi(n as i32);
@@ -135,8 +162,8 @@ pub fn median_interval(v: &[f64]) -> Option<(f64, (f64, f64))> {
         k = i + 1;
         choose = choose * (n - i) as f64 / (i + 1) as f64;
     }
-    let lo = s[k.min(n - 1)];
-    let hi = s[(n - 1).saturating_sub(k)];
+    let lo = s[k.saturating_sub(1).min(n - 1)];
+    let hi = s[(n - k.max(1)).min(n - 1)];
     Some((median, (lo.min(median), hi.max(median))))
 }
 
@@ -217,6 +244,27 @@ mod tests {
     }
 
     #[test]
+    fn fisher_matches_scipy() {
+        // scipy: fisher_exact([[230, 10], [1111, 9]]), ([[3, 7], [9, 1]]), ([[200, 40], [1100, 20]])
+        assert!(close(
+            fisher_exact(230, 240, 1111, 1120),
+            0.000_511_908_642_612_699_2,
+            1e-6
+        ));
+        assert!(close(
+            fisher_exact(3, 10, 9, 10),
+            0.019_766_611_097_880_443,
+            1e-6
+        ));
+        assert!(close(
+            fisher_exact(200, 240, 1100, 1120),
+            7.021_612_375_210_853e-18,
+            1e-5
+        ));
+        assert_eq!(fisher_exact(5, 5, 7, 7), 1.0);
+    }
+
+    #[test]
     fn bh_matches_scipy() {
         // scipy: false_discovery_control([0.01, 0.04, 0.03, 0.005, 0.2, 0.5])
         let p = [0.01, 0.04, 0.03, 0.005, 0.2, 0.5];
@@ -233,12 +281,21 @@ mod tests {
         let (fc, fb) = (0.95 * 0.05 / 240.0, 0.95 * 0.05 / 800.0);
         let w = welch(&now, &before, fc, fb).unwrap();
         assert!(w.t < 0.0 && w.df.is_infinite());
-        assert!(close(w.p, normal_two_sided_p(-0.1 / (fc + fb).sqrt()), 1e-12));
+        assert!(close(
+            w.p,
+            normal_two_sided_p(-0.1 / (fc + fb).sqrt()),
+            1e-12
+        ));
         assert!(welch(&before, &before, 0.0, 0.0).is_none());
         // One side floored: its variance is known, the other's degrees of freedom remain.
         let spread = [0.8, 0.9, 1.0, 0.85, 0.95];
         let w = welch(&spread, &before, 0.0, fb).unwrap();
-        assert!(close(w.df, 4.0, 1e-12), "df = {}", w.df);
+        let v1 = 0.006_25 / 5.0;
+        assert!(
+            close(w.df, 4.0 * (1.0 + fb / v1).powi(2), 1e-9),
+            "df = {}",
+            w.df
+        );
     }
 
     #[test]
