@@ -28,7 +28,22 @@ trap 'rm -rf "$work"' EXIT
 "$BIN" report --from "$work/history" --out "$work/history-report" >/dev/null
 # 3. A real server-configuration sweep, when one was run (LLMPULSE_SWEEP_RECORDS): the
 #    configuration table and the flash-attention pairs.
-pages=(quickstart history-report)
+# 4. The published dashboard of a SYNTHETIC history with three regressions and an improvement,
+#    after `watch --notify` kept its alerts (the receiver is down: they stay pending).
+"$BIN" synth --scenario changes --targets 6 --records 10080 --every 6h --start 2026-11-01 \
+  --out "$work/watched" 2>/dev/null
+printf '[[targets]]\nname = "sim"\nprovider = "sim"\nmodel = "m"\n[watch]\ndelivery_timeout = "1s"\n[[notify]]\nkind = "webhook"\nurl_env = "LLMPULSE_CHECK_HOOK"\n' \
+  >"$work/watch.toml"
+LLMPULSE_CHECK_HOOK=http://127.0.0.1:9/ "$BIN" watch --from "$work/watched" --config "$work/watch.toml" \
+  --notify --until 2026-11-22 --fail-on never >/dev/null 2>&1
+"$BIN" report --from "$work/watched" --until 2026-11-22 --publish --out "$work/watched-report" >/dev/null 2>&1
+for id in changes-table alerts; do
+  grep -q "id=\"$id\"" "$work/watched/dashboard/index.html" ||
+    { echo "FAIL: the published dashboard has no #$id"; exit 1; }
+done
+grep -q '"schemaVersion":1' "$work/watched/dashboard/status.json" ||
+  { echo "FAIL: dashboard/status.json is not a shields.io endpoint"; exit 1; }
+pages=(quickstart history-report watched/dashboard)
 if [ -n "${LLMPULSE_SWEEP_RECORDS:-}" ]; then
   "$BIN" report --from "$LLMPULSE_SWEEP_RECORDS" --out "$work/sweep-report" >/dev/null
   grep -q 'id="flash-attention"' "$work/sweep-report/index.html" ||
@@ -52,8 +67,9 @@ retry_chrome() {
 chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
   --disable-dev-shm-usage --hide-scrollbars)
 status=0
-for name in "${pages[@]}"; do
-  page="file://$work/$name/index.html"
+for dir in "${pages[@]}"; do
+  page="file://$work/$dir/index.html"
+  name=${dir//\//-}
   retry_chrome timeout 120 "${chrome[@]}" --enable-logging=stderr --v=0 --dump-dom "$page" \
     >"$OUT/$name.dom.html" 2>"$OUT/$name.chromium.log"
   verdict=$(grep -o 'data-charts="[^"]*"' "$OUT/$name.dom.html" | head -1 || true)

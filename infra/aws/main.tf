@@ -129,7 +129,7 @@ resource "aws_s3_object" "config" {
 resource "aws_secretsmanager_secret" "api_keys" {
   #checkov:skip=CKV2_AWS_57:Provider API keys are rotated at the provider; rotate by putting a new secret version.
   name        = "${var.name}/api-keys"
-  description = "JSON object of provider keys, e.g. {\"GROQ_API_KEY\": \"…\", \"OPENROUTER_API_KEY\": \"…\"}. Set the value out of band: aws secretsmanager put-secret-value."
+  description = "JSON object of provider keys and alert receivers, e.g. {\"GROQ_API_KEY\": \"…\", \"OPENROUTER_API_KEY\": \"…\", \"SLACK_WEBHOOK_URL\": \"…\"}: every key is an environment variable the config names (api_key_env, [[notify]] url_env/secret_env/token_env). Set the value out of band: aws secretsmanager put-secret-value."
   kms_key_id  = aws_kms_key.llmpulse.arn
 }
 

@@ -78,6 +78,8 @@ resource "google_storage_bucket_iam_member" "runner_objects" {
 
 # ----------------------------------------------------------------------------------- secrets --
 
+# A JSON object of environment variables: the provider keys, and the alert receivers the
+# config's [[notify]] tables name (SLACK_WEBHOOK_URL, LLMPULSE_WEBHOOK_URL, GITHUB_TOKEN, …).
 resource "google_secret_manager_secret" "api_keys" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption; a CMEK adds a key ring to manage for a handful of API keys.
   secret_id = "${var.name}-api-keys"

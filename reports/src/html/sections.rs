@@ -391,7 +391,7 @@ fn changes(h: &mut String, r: &Report) {
                 a.duration_sec.max(0) as u64,
             ));
             format!(
-                "<li><strong>{}</strong> {} since {} ({lasted}{})</li>",
+                "<li><strong>{}</strong> {}; opened {} ({lasted}{})</li>",
                 escape(&a.alert),
                 escape(&a.text),
                 a.opened_at.format("%Y-%m-%d %H:%M UTC"),
