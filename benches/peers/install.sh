@@ -4,7 +4,9 @@
 #   - llm-bench 0.3.1, from crates.io (a few minutes' build on 2 cores);
 #   - with --guidellm, GuideLLM 0.8.1 from PyPI into a venv there (about 6 GB with its CUDA wheels;
 #     about 5 minutes here). The benchmark feeds it prompts from a file: no tokenizer needed.
-# Not part of CI. Then: cargo bench -p llmpulse --bench peers
+#   - with --analysis, Apache Otava 0.8.0 and DuckDB 2.0.1 from PyPI into a venv there, for the
+#     watch_otava and report_scale benchmarks (under a minute).
+# Not part of CI. Then: cargo bench -p llmpulse --bench peers (watch_otava, report_scale)
 set -euo pipefail
 DIR="${LLMPULSE_PEERS_DIR:-$HOME/.cache/llmpulse-peers}"
 mkdir -p "$DIR"
@@ -19,4 +21,11 @@ if [ "${1:-}" = "--guidellm" ]; then
     "$DIR/guidellm-venv/bin/pip" install --quiet guidellm==0.8.1
   fi
   echo "guidellm: $DIR/guidellm-venv/bin/guidellm"
+fi
+if [ "${1:-}" = "--analysis" ]; then
+  if [ ! -x "$DIR/analysis-venv/bin/otava" ]; then
+    python3 -m venv "$DIR/analysis-venv"
+    "$DIR/analysis-venv/bin/pip" install --quiet apache-otava==0.8.0 duckdb==2.0.1
+  fi
+  echo "otava and duckdb: $DIR/analysis-venv/bin/python"
 fi

@@ -87,10 +87,17 @@ pub fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--bucket must be at least one second");
     }
     let filter = filter(&a.source)?;
+    let default_watch = Default::default();
+    let watch = config.as_ref().map_or(&default_watch, |c| &c.watch);
     let (agg, stats) = load(&a.source, &filter, |span| Plan {
         bucket_sec: bucket.unwrap_or_else(|| figures::bucket_for(span)),
         compare: compare.clone(),
         compare_target: a.target.clone(),
+        // The page's Changes need the window and its baseline only.
+        history_from: filter
+            .until
+            .or(span.map(|(_, last)| last))
+            .and_then(|end| llmpulse_report::after_run::history_from(watch, end)),
     })?;
     if agg.records == 0 {
         anyhow::bail!(

@@ -22,10 +22,10 @@ pub fn select(a: SelectArgs) -> anyhow::Result<ExitCode> {
         min_calls: a.min_calls,
         min_task_calls: MIN_TASK_CALLS,
     };
+    // Selection reads no history of runs (that is watch's).
     let (agg, _) = load(&a.source, &filter(&a.source)?, |_| Plan {
-        bucket_sec: 86_400,
-        compare: None,
-        compare_target: None,
+        history_from: Some(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+        ..Plan::buckets(86_400)
     })?;
     match select::select(&agg, &criteria) {
         Ok(choice) => {

@@ -118,7 +118,10 @@ async fn publish(store: &dyn Store, config: &Config, now: DateTime<Utc>) -> Resu
     let (agg, stats) = read::read(
         store,
         &filter,
-        |span| read_plan(figures::bucket_for(span)),
+        |span| crate::aggregate::Plan {
+            history_from: span.and_then(|(_, last)| history_from(&config.watch, last)),
+            ..crate::aggregate::Plan::buckets(figures::bucket_for(span))
+        },
         &|_, _| {},
     )
     .await
@@ -144,10 +147,15 @@ async fn publish(store: &dyn Store, config: &Config, now: DateTime<Utc>) -> Resu
         .map_err(|e| e.to_string())
 }
 
-fn read_plan(bucket_sec: i64) -> crate::aggregate::Plan {
-    crate::aggregate::Plan {
-        bucket_sec,
-        compare: None,
-        compare_target: None,
+/// The earliest run the page's Changes can use when its window ends after `last`: the window
+/// and the baseline before it (`None`, every run, for a window counted in runs).
+pub fn history_from(
+    watch: &llmpulse_core::config::WatchSettings,
+    last: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let opts = WatchOptions::new(last).with_settings(watch);
+    match opts.window {
+        crate::watch::Window::Time(w) => Some(last - w - opts.baseline - chrono::Duration::days(1)),
+        crate::watch::Window::Runs(_) => None,
     }
 }

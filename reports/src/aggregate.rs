@@ -298,6 +298,21 @@ pub struct Plan {
     pub compare: Option<(Side, Side)>,
     /// For a window comparison, only this target's records (the comparison is per target).
     pub compare_target: Option<String>,
+    /// Runs that started before this are not folded into the history `watch` tests (the
+    /// page's Changes need only the window and its baseline); `None`: every run.
+    pub history_from: Option<DateTime<Utc>>,
+}
+
+impl Plan {
+    /// A plan with `bucket_sec` buckets, no comparison, every run in the history.
+    pub fn buckets(bucket_sec: i64) -> Plan {
+        Plan {
+            bucket_sec,
+            compare: None,
+            compare_target: None,
+            history_from: None,
+        }
+    }
 }
 
 /// Every group of a report, for any number of records.

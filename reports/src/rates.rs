@@ -168,11 +168,7 @@ mod tests {
 
     #[test]
     fn each_open_loop_run_is_a_point_at_the_rate_its_schedule_asked() {
-        let mut agg = Aggregate::new(Plan {
-            bucket_sec: 3600,
-            compare: None,
-            compare_target: None,
-        });
+        let mut agg = Aggregate::new(Plan::buckets(3600));
         let mut lines = Vec::new();
         // Run a: 5 calls due 1 s apart (1/s), each 0.5 s, all meeting the SLO.
         for k in 0..5 {

@@ -27,11 +27,7 @@ pub fn aggregate(out: &Path) -> (Aggregate, ReadStats) {
         read::read(
             s.as_ref(),
             &Filter::default(),
-            |_| Plan {
-                bucket_sec: 3_600,
-                compare: None,
-                compare_target: None,
-            },
+            |_| Plan::buckets(3_600),
             &|_, _| {},
         )
         .await

@@ -8,13 +8,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
 
 /// Wall time and peak resident memory (bytes) of one `llmpulse` run, with `XDG_CACHE_HOME` at
 /// `cache` (where the run's journal is staged).
+pub fn measure(args: &[&str], cache: &Path) -> (f64, u64) {
+    measure_program(Path::new(BIN), args, cache)
+}
+
+/// [`measure`] for any program (a peer tool beside llmpulse).
 #[expect(
     clippy::zombie_processes,
     reason = "the child is reaped by wait4, which also returns its peak memory"
 )]
-pub fn measure(args: &[&str], cache: &Path) -> (f64, u64) {
+pub fn measure_program(program: &Path, args: &[&str], cache: &Path) -> (f64, u64) {
     let start = Instant::now();
-    let child = Command::new(BIN)
+    let child = Command::new(program)
         .args(args)
         .env("XDG_CACHE_HOME", cache)
         .stdout(std::process::Stdio::null())
@@ -28,7 +33,8 @@ pub fn measure(args: &[&str], cache: &Path) -> (f64, u64) {
     assert!(pid > 0, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "llmpulse {args:?} failed"
+        "{} {args:?} failed",
+        program.display()
     );
     // Linux reports ru_maxrss in KiB.
     (wall, usage.ru_maxrss as u64 * 1024)

@@ -172,15 +172,15 @@ impl Acc {
     }
 
     fn point(mut self) -> (Values, Counts) {
-        let mut out: Values = [None; Metric::ALL.len()];
+        let mut out: Values = [f32::NAN; Metric::ALL.len()];
         let mut counts: Counts = [0; Metric::ALL.len()];
         let mut quantile = |v: &mut Vec<f64>, m: Metric| {
             if let Kind::Quantile(q) = m.kind()
                 && v.len() >= m.min_per_run()
             {
                 v.sort_by(f64::total_cmp);
-                out[m.index()] = Some(llmpulse_core::stats::percentile_sorted(v, q * 100.0));
-                counts[m.index()] = v.len() as u32;
+                out[m.index()] = llmpulse_core::stats::percentile_sorted(v, q * 100.0) as f32;
+                counts[m.index()] = u16::try_from(v.len()).unwrap_or(u16::MAX);
             }
         };
         quantile(&mut self.latency, Metric::LatencyP50);
@@ -190,28 +190,38 @@ impl Acc {
         for m in Metric::ALL {
             let (sum, n) = self.sums[m.index()];
             if !matches!(m.kind(), Kind::Quantile(_)) && n > 0 {
-                out[m.index()] = Some(sum / f64::from(n));
-                counts[m.index()] = n;
+                out[m.index()] = (sum / f64::from(n)) as f32;
+                counts[m.index()] = u16::try_from(n).unwrap_or(u16::MAX);
             }
         }
         (out, counts)
     }
 }
 
-/// A run's value of every metric (`None` where it has none).
-pub type Values = [Option<f64>; Metric::ALL.len()];
+/// A run's value of every metric, NaN where it has none (f32: seven digits are plenty for a
+/// run's median, and a history of a million records holds 300,000 points).
+pub type Values = [f32; Metric::ALL.len()];
 /// How many calls gave each value.
-pub type Counts = [u32; Metric::ALL.len()];
+pub type Counts = [u16; Metric::ALL.len()];
 
 /// One run, as a point of a cell's series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPoint {
-    pub run_id: String,
+    /// Shared by the run's cells.
+    pub run_id: std::sync::Arc<str>,
     pub started: DateTime<Utc>,
     /// Calls of this cell in the run.
     pub calls: u32,
     pub values: Values,
     pub counts: Counts,
+}
+
+impl RunPoint {
+    /// The run's value of `m`, if it has one.
+    pub fn value(&self, m: Metric) -> Option<f64> {
+        let v = self.values[m.index()];
+        (!v.is_nan()).then_some(f64::from(v))
+    }
 }
 
 /// One run's calls, folded cell by cell (a run has few cells: a short list beats a map).
@@ -252,12 +262,13 @@ impl RunFold {
 
     /// The run's points, one per cell.
     pub fn finish(self, run_id: &str, started: DateTime<Utc>) -> Vec<(CellKey, RunPoint)> {
+        let run_id: std::sync::Arc<str> = run_id.into();
         self.cells
             .into_iter()
             .map(|(target, task, calls, acc)| {
                 let (values, counts) = acc.point();
                 let point = RunPoint {
-                    run_id: run_id.to_string(),
+                    run_id: run_id.clone(),
                     started,
                     calls,
                     values,

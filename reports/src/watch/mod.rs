@@ -295,7 +295,7 @@ pub fn analyze(history: &History, opts: &WatchOptions) -> Outcome {
                 .cells
                 .iter()
                 .filter(|((t, task), s)| {
-                    *t == key.0 && task.is_some() && s.iter().any(|p| p.values[m.index()].is_some())
+                    *t == key.0 && task.is_some() && s.iter().any(|p| p.value(m).is_some())
                 })
                 .count()
         };
@@ -412,7 +412,7 @@ fn split<'a>(series: &'a [RunPoint], opts: &WatchOptions) -> (&'a [RunPoint], &'
 /// A metric's value in each run that has one, with the run.
 fn values(runs: &[RunPoint], m: Metric) -> Vec<(f64, &RunPoint)> {
     runs.iter()
-        .filter_map(|p| p.values[m.index()].map(|v| (v, p)))
+        .filter_map(|p| p.value(m).map(|v| (v, p)))
         .collect()
 }
 
@@ -498,7 +498,7 @@ fn test(
     let (since, runs) = match k {
         Some(k) => (
             Some(all[k].started),
-            vec![all[k - 1].run_id.clone(), all[k].run_id.clone()],
+            vec![all[k - 1].run_id.to_string(), all[k].run_id.to_string()],
         ),
         None => (None, Vec::new()),
     };
