@@ -159,56 +159,67 @@ pub async fn serve(
                 Some(job.run.in_flight.clone());
             let outcome = run::run(job, &mut telemetry, env, &mut Count::default()).await;
             *shared.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            let mut st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-            match outcome {
-                Ok(JobOutcome::Ran {
-                    manifest,
-                    summary,
-                    publication,
-                }) => {
-                    tracing::info!(
-                        run_id = %manifest.run_id, slot = ?manifest.slot, records = manifest.records,
-                        at = %publication.describe(), "run finished"
-                    );
-                    st.runs_total += 1;
-                    st.last_run_id = Some(manifest.run_id.clone());
-                    st.last_run_finished_unix = Some(Utc::now().timestamp_millis() as f64 / 1e3);
-                    st.last_run = summary;
-                    st.last_error = None;
-                    drop(st);
-                    // What the campaign asks after a slot: watch and alert, the dashboard.
-                    if llmpulse_report::after_run::wanted(&config) {
-                        llmpulse_report::after_run::after_slot(
-                            &config,
-                            &config.output,
-                            env,
-                            Utc::now(),
-                        )
-                        .await;
+            // The status is updated under its lock; what the campaign asks after a slot runs
+            // after the lock is released.
+            let ran = {
+                let mut st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
+                match outcome {
+                    Ok(JobOutcome::Ran {
+                        manifest,
+                        summary,
+                        publication,
+                    }) => {
+                        tracing::info!(
+                            run_id = %manifest.run_id, slot = ?manifest.slot, records = manifest.records,
+                            at = %publication.describe(), "run finished"
+                        );
+                        st.runs_total += 1;
+                        st.last_run_id = Some(manifest.run_id.clone());
+                        st.last_run_finished_unix =
+                            Some(Utc::now().timestamp_millis() as f64 / 1e3);
+                        st.last_run = summary;
+                        st.last_error = None;
+                        true
                     }
-                    // Another slot may be open (catch-up): look again at once.
-                    continue;
+                    Ok(JobOutcome::AlreadyClaimed { slot, .. }) => {
+                        tracing::info!(slot = slot.index, "slot already claimed");
+                        handled.insert(due.index);
+                        false
+                    }
+                    Ok(JobOutcome::NothingDue { reason }) => {
+                        tracing::info!(%reason, "nothing due");
+                        handled.insert(due.index);
+                        false
+                    }
+                    Err(JobError::Store(e)) => {
+                        // The claim needs the store: try again soon; the slot stays open.
+                        tracing::warn!("store unavailable, the slot waits: {e}");
+                        st.last_error = Some(e.to_string());
+                        retry = Some(opts.retry);
+                        false
+                    }
+                    Err(e) => {
+                        tracing::error!("run failed: {e}");
+                        st.runs_failed += 1;
+                        st.last_error = Some(e.to_string());
+                        handled.insert(due.index);
+                        false
+                    }
                 }
-                Ok(JobOutcome::AlreadyClaimed { slot, .. }) => {
-                    tracing::info!(slot = slot.index, "slot already claimed");
-                    handled.insert(due.index);
+            };
+            if ran {
+                // What the campaign asks after a slot: watch and alert, the dashboard.
+                if llmpulse_report::after_run::wanted(&config) {
+                    llmpulse_report::after_run::after_slot(
+                        &config,
+                        &config.output,
+                        env,
+                        Utc::now(),
+                    )
+                    .await;
                 }
-                Ok(JobOutcome::NothingDue { reason }) => {
-                    tracing::info!(%reason, "nothing due");
-                    handled.insert(due.index);
-                }
-                Err(JobError::Store(e)) => {
-                    // The claim needs the store: try again soon; the slot stays open.
-                    tracing::warn!("store unavailable, the slot waits: {e}");
-                    st.last_error = Some(e.to_string());
-                    retry = Some(opts.retry);
-                }
-                Err(e) => {
-                    tracing::error!("run failed: {e}");
-                    st.runs_failed += 1;
-                    st.last_error = Some(e.to_string());
-                    handled.insert(due.index);
-                }
+                // Another slot may be open (catch-up): look again at once.
+                continue;
             }
         }
         let wait = next_wake(&campaign, Utc::now(), retry);

@@ -33,6 +33,9 @@ rows = duckdb.sql(q).fetchall()
 assert rows, "no rows"
 "#;
 
+/// One tool's run: (wall seconds, peak bytes).
+type Measured<'a> = Box<dyn Fn() -> (f64, u64) + 'a>;
+
 fn analysis_python() -> Option<PathBuf> {
     let p = std::env::var_os("LLMPULSE_ANALYSIS_PYTHON")
         .map(PathBuf::from)
@@ -96,7 +99,7 @@ fn main() {
         let out = std::env::temp_dir().join(format!("llmpulse-bench-report-{records}"));
         let d = dir.to_str().unwrap();
         let o = out.to_str().unwrap();
-        let mut tools: Vec<(&str, Box<dyn Fn() -> (f64, u64)>)> = vec![
+        let mut tools: Vec<(&str, Measured)> = vec![
             (
                 "report",
                 Box::new(|| measure(&["report", "--from", d, "--out", o], &std::env::temp_dir())),

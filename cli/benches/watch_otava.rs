@@ -11,10 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
-
-use common::BIN;
 use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
 
 /// (target, metric, direction) of the four changes.
 const CHANGES: [(&str, &str, &str); 4] = [

@@ -85,11 +85,10 @@ fn parse_keys(keys: &[String]) -> BTreeMap<String, BTreeMap<u64, Episode>> {
         }
         // EVENT.NOTIFIER.K.try | EVENT.NOTIFIER.K.failed | EVENT.NOTIFIER.sent
         let pieces: Vec<&str> = file.split('.').collect();
-        let (event, notifier, tail) = match pieces.as_slice() {
-            [event, rest @ ..] if rest.len() >= 2 => (*event, &rest[..], ()),
+        let (event, notifier) = match pieces.as_slice() {
+            [event, rest @ ..] if rest.len() >= 2 => (*event, rest),
             _ => continue,
         };
-        let _ = tail;
         let last = notifier[notifier.len() - 1];
         let entry = |name: &str| (event.to_string(), name.to_string());
         match last {

@@ -266,7 +266,7 @@ pub fn analyze(history: &History, opts: &WatchOptions) -> Outcome {
     let mut tested: Vec<Tested> = Vec::new();
     let mut targets = std::collections::BTreeSet::new();
     for (key, series) in &history.cells {
-        if !opts.targets.is_empty() && !opts.targets.iter().any(|t| *t == key.0) {
+        if !opts.targets.is_empty() && !opts.targets.contains(&key.0) {
             continue;
         }
         let (base, now) = split(series, opts);

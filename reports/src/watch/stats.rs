@@ -201,7 +201,7 @@ pub fn change_point(series: &[f64], from: usize, to: usize) -> Option<usize> {
     let total: f64 = series.iter().sum();
     let mut prefix = 0.0;
     let mut best: Option<(usize, f64)> = None;
-    for (k, x) in series.iter().enumerate().take(to).skip(0) {
+    for (k, x) in series.iter().enumerate().take(to) {
         prefix += x;
         let k = k + 1;
         if k < from {
