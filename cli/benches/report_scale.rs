@@ -36,16 +36,6 @@ assert rows, "no rows"
 /// One tool's run: (wall seconds, peak bytes).
 type Measured<'a> = Box<dyn Fn() -> (f64, u64) + 'a>;
 
-fn analysis_python() -> Option<PathBuf> {
-    let p = std::env::var_os("LLMPULSE_ANALYSIS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            Path::new(&home).join(".cache/llmpulse-peers/analysis-venv/bin/python")
-        });
-    p.exists().then_some(p)
-}
-
 fn history(records: u64) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-histories");
     let dir = root.join(format!("synthetic-{records}"));
@@ -83,7 +73,7 @@ fn main() {
     };
     let repeats = if quick { 1 } else { 3 };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let duckdb = analysis_python();
+    let duckdb = common::analysis_python();
     println!(
         "report, watch{} over synthetic histories ({cores} cores; best of {repeats} runs, \
          interleaved; files in the page cache after the first)",

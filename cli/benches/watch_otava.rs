@@ -8,12 +8,13 @@
 //!   benches/peers/install.sh --analysis      # Otava and DuckDB into a venv, once
 //!   cargo bench -p llmpulse --bench watch_otava [-- --seeds 5]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_llmpulse");
+use common::BIN;
+use serde_json::Value;
 
 /// (target, metric, direction) of the four changes.
 const CHANGES: [(&str, &str, &str); 4] = [
@@ -26,16 +27,6 @@ const RUNS: usize = 84;
 /// The changes begin with run 72 (the last 12 runs, 3 days).
 const CHANGE_AT: usize = 72;
 
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("LLMPULSE_ANALYSIS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            Path::new(&home).join(".cache/llmpulse-peers/analysis-venv/bin/python")
-        });
-    p.exists().then_some(p)
-}
-
 fn changed(target: &str) -> bool {
     CHANGES.iter().any(|(t, _, _)| *t == target)
 }
@@ -47,7 +38,7 @@ fn main() {
         None if args.iter().any(|a| a == "--quick") => 1,
         None => 5,
     };
-    let otava = python();
+    let otava = common::analysis_python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/peers/otava_compare.py");
     if otava.is_none() {
         println!("Otava is not installed (benches/peers/install.sh --analysis): watch alone");

@@ -327,7 +327,7 @@ pub struct Aggregate {
     /// (target, bucket start as a Unix time) → figures.
     pub buckets: BTreeMap<(String, i64), BucketAgg>,
     /// (target, run id) → the run's open-loop calls, for load against offered rate.
-    pub rates: BTreeMap<(String, String), crate::rates::RunLoad>,
+    pub rates: crate::rates::RunLoads,
     pub variety: BTreeMap<String, Variety>,
     /// (target, question id) → its first answers, for creative and structured questions.
     pub answers: BTreeMap<(String, String), Kept>,
@@ -375,7 +375,7 @@ impl Aggregate {
     /// Folds one record in. `at` is its parsed timestamp.
     pub fn add(&mut self, r: &Row<'_>, at: DateTime<Utc>) {
         self.records += 1;
-        crate::rates::fold(self, r, at);
+        crate::rates::fold(&mut self.rates, r, at);
         if !self.origins.contains(r.origin.as_ref()) {
             self.origins.insert(r.origin.to_string());
         }

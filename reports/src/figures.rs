@@ -411,7 +411,7 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         campaigns: campaigns(read, cx),
         comparison: compare::compute(agg),
         flash_attention: crate::sweep::flash_impacts(agg, SEED),
-        rate_curves: crate::rates::curves(agg),
+        rate_curves: crate::rates::curves(&agg.rates),
         watch,
         alerts: None,
         problems: read

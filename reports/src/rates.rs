@@ -3,10 +3,17 @@
 //! rate and goodput it got. A rate sweep (`--profile sweep`) or a few runs at different rates
 //! make a curve: where latency turns up and goodput stops growing.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::aggregate::{Aggregate, Dist, Rate, Row, parse_time};
+use crate::dist::{Dist, Rate};
+use crate::row::Row;
+use crate::side::parse_time;
+
+/// (target, run id) → that run's open-loop calls.
+pub type RunLoads = BTreeMap<(String, String), RunLoad>;
 
 /// One target's open-loop calls in one run.
 #[derive(Debug, Clone)]
@@ -79,13 +86,13 @@ impl RunLoad {
     }
 }
 
-/// Folds `r` into `agg`'s per-run load figures when it was sent on a schedule.
-pub fn fold(agg: &mut Aggregate, r: &Row<'_>, at: DateTime<Utc>) {
+/// Folds `r` into the per-run load figures when it was sent on a schedule.
+pub fn fold(loads: &mut RunLoads, r: &Row<'_>, at: DateTime<Utc>) {
     let Some(due) = r.scheduled_at.as_deref().and_then(|s| parse_time(s).ok()) else {
         return;
     };
     let key = (r.target.to_string(), r.run_id.to_string());
-    agg.rates.entry(key).or_default().add(r, at, due);
+    loads.entry(key).or_default().add(r, at, due);
 }
 
 /// One run of one target, as a point on its rate curve.
@@ -115,9 +122,9 @@ pub struct RateCurve {
 }
 
 /// The curve of every target with at least two open-loop runs at a known rate.
-pub fn curves(agg: &Aggregate) -> Vec<RateCurve> {
+pub fn curves(loads: &RunLoads) -> Vec<RateCurve> {
     let mut out: Vec<RateCurve> = Vec::new();
-    for ((target, run_id), l) in &agg.rates {
+    for ((target, run_id), l) in loads {
         let secs = |s: Option<(DateTime<Utc>, DateTime<Utc>)>| {
             s.map(|(a, b)| (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6)
         };
@@ -158,7 +165,6 @@ pub fn curves(agg: &Aggregate) -> Vec<RateCurve> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::Plan;
 
     fn row(run: &str, due: &str, at: &str, latency: f64, met: bool) -> String {
         format!(
@@ -168,7 +174,7 @@ mod tests {
 
     #[test]
     fn each_open_loop_run_is_a_point_at_the_rate_its_schedule_asked() {
-        let mut agg = Aggregate::new(Plan::buckets(3600));
+        let mut loads = RunLoads::new();
         let mut lines = Vec::new();
         // Run a: 5 calls due 1 s apart (1/s), each 0.5 s, all meeting the SLO.
         for k in 0..5 {
@@ -187,9 +193,9 @@ mod tests {
         for l in &lines {
             let r: Row<'_> = serde_json::from_str(l).unwrap();
             let at = parse_time(&r.timestamp).unwrap();
-            agg.add(&r, at);
+            fold(&mut loads, &r, at);
         }
-        let c = curves(&agg);
+        let c = curves(&loads);
         assert_eq!(c.len(), 1);
         let p = &c[0].points;
         assert_eq!(p.len(), 2);

@@ -131,40 +131,10 @@ pub async fn read(
 
     // Worker threads fold whole runs (a run's shards together); one thread merges them in order.
     let (tx, handles, merger) = spawn_workers(&plan, filter);
-    let mut by_run: Vec<RunFiles> = Vec::new();
-    let mut place: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &runs {
-        let started = started(m).unwrap_or_default();
-        let i = *place.entry(m.run_id.as_str()).or_insert_with(|| {
-            by_run.push(RunFiles {
-                run_id: m.run_id.clone(),
-                started,
-                files: Vec::new(),
-            });
-            by_run.len() - 1
-        });
-        let r = &mut by_run[i];
-        r.started = r.started.min(started);
-        r.files.extend(
-            m.files
-                .iter()
-                .filter(|f| layout::is_records_jsonl(&f.path))
-                .map(|f| (f.path.clone(), f.sha256.clone())),
-        );
-    }
+    let by_run = group_runs(&runs);
     let total_files: usize = by_run.iter().map(|r| r.files.len()).sum();
     let mut fetches = stream::iter(by_run)
-        .map(|r| async move {
-            let mut got = Vec::with_capacity(r.files.len());
-            let mut missing = Vec::new();
-            for (path, sha) in r.files {
-                match store.get(&path).await? {
-                    Some(b) => got.push((path, b, sha)),
-                    None => missing.push(format!("{path}: named in a manifest but missing")),
-                }
-            }
-            Ok::<_, StoreError>((r.run_id, r.started, got, missing))
-        })
+        .map(|r| fetch(store, r))
         .buffered(IN_FLIGHT);
     let mut failure = None;
     let mut index = 0;
@@ -258,10 +228,67 @@ pub async fn manifests(
 }
 
 /// One run to read: its id, its start, and its records files (path, SHA-256).
-struct RunFiles {
-    run_id: String,
-    started: DateTime<Utc>,
-    files: Vec<(String, String)>,
+pub(crate) struct RunFiles {
+    pub(crate) run_id: String,
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) files: Vec<(String, String)>,
+}
+
+/// The runs of `manifests`, in their order; a run's shards (a manifest each) are one run, which
+/// starts when its first shard did.
+pub(crate) fn group_runs(manifests: &[Manifest]) -> Vec<RunFiles> {
+    let mut by_run: Vec<RunFiles> = Vec::new();
+    let mut place: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in manifests {
+        let started = parse_time(&m.started_at).unwrap_or_default();
+        let i = *place.entry(m.run_id.as_str()).or_insert_with(|| {
+            by_run.push(RunFiles {
+                run_id: m.run_id.clone(),
+                started,
+                files: Vec::new(),
+            });
+            by_run.len() - 1
+        });
+        let r = &mut by_run[i];
+        r.started = r.started.min(started);
+        r.files.extend(
+            m.files
+                .iter()
+                .filter(|f| layout::is_records_jsonl(&f.path))
+                .map(|f| (f.path.clone(), f.sha256.clone())),
+        );
+    }
+    by_run
+}
+
+/// A run's files as fetched: its id, its start, each file's (path, bytes, SHA-256 its manifest
+/// gives), and a problem for each file the manifest names that is not there.
+pub(crate) type Fetched = (
+    String,
+    DateTime<Utc>,
+    Vec<(String, Bytes, String)>,
+    Vec<String>,
+);
+
+/// Fetches a run's files, one after the other.
+pub(crate) async fn fetch(store: &dyn Store, r: RunFiles) -> Result<Fetched, StoreError> {
+    let mut got = Vec::with_capacity(r.files.len());
+    let mut missing = Vec::new();
+    for (path, sha) in r.files {
+        match store.get(&path).await? {
+            Some(b) => got.push((path, b, sha)),
+            None => missing.push(format!("{path}: named in a manifest but missing")),
+        }
+    }
+    Ok((r.run_id, r.started, got, missing))
+}
+
+/// `None` when `bytes` hash to the SHA-256 the manifest gives; else the problem, naming the file.
+pub(crate) fn sha_problem(path: &str, bytes: &[u8], sha: &str) -> Option<String> {
+    let actual = hex::encode(Sha256::digest(bytes));
+    (actual != sha).then(|| {
+        format!("{path}: SHA-256 {actual} differs from the manifest's {sha}; file skipped")
+    })
 }
 
 /// A run to fold: its place in the read order, its id and start, and each file's path, bytes
@@ -309,12 +336,8 @@ fn spawn_workers(
                     let mut problems = Vec::new();
                     let mut folded_any = false;
                     for (path, bytes, sha) in &files {
-                        let actual = hex::encode(Sha256::digest(bytes));
-                        if actual != *sha {
-                            problems.push(format!(
-                                "{path}: SHA-256 {actual} differs from the manifest's {sha}; \
-                                 file skipped"
-                            ));
+                        if let Some(p) = sha_problem(path, bytes, sha) {
+                            problems.push(p);
                             continue;
                         }
                         fold_file_into(&mut agg, Some(&mut run), path, bytes, &filter);

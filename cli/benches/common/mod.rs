@@ -1,4 +1,6 @@
-//! What the benchmarks share: running `llmpulse` and reading its peak memory from the kernel.
+//! What the benchmarks share: running `llmpulse` and reading its peak memory from the kernel,
+//! and finding the peer tools' Python.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
@@ -38,4 +40,16 @@ pub fn measure_program(program: &Path, args: &[&str], cache: &Path) -> (f64, u64
     );
     // Linux reports ru_maxrss in KiB.
     (wall, usage.ru_maxrss as u64 * 1024)
+}
+
+/// The Python of the analysis peers (Otava, DuckDB: `benches/peers/install.sh --analysis`), or
+/// `LLMPULSE_ANALYSIS_PYTHON`; `None` when neither is there.
+pub fn analysis_python() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("LLMPULSE_ANALYSIS_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/llmpulse-peers/analysis-venv/bin/python")
+        });
+    p.exists().then_some(p)
 }

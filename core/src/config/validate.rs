@@ -77,6 +77,23 @@ impl Cx<'_> {
         Ok(x)
     }
 
+    /// A duration such as `12h` or `51m`, longer than zero.
+    pub(crate) fn nonzero_duration(
+        &self,
+        v: &Spanned<String>,
+        field: String,
+    ) -> Result<Duration, ConfigError> {
+        schedule::parse_duration(v.get_ref())
+            .and_then(|d| {
+                if d.is_zero() {
+                    Err(format!("'{}' must be longer than zero", v.get_ref()))
+                } else {
+                    Ok(d)
+                }
+            })
+            .map_err(|m| self.invalid(v.span().start, field, m))
+    }
+
     pub(crate) fn in_range(
         &self,
         v: &Option<Spanned<f64>>,
@@ -221,15 +238,7 @@ impl Cx<'_> {
             ));
         }
         let duration = |v: &Spanned<String>, field: &str| {
-            schedule::parse_duration(v.get_ref())
-                .and_then(|d| {
-                    if d.is_zero() {
-                        Err(format!("'{}' must be longer than zero", v.get_ref()))
-                    } else {
-                        Ok(d)
-                    }
-                })
-                .map_err(|m| self.invalid(v.span().start, format!("campaign.{field}"), m))
+            self.nonzero_duration(v, format!("campaign.{field}"))
         };
         let (per_window, window, cadence) = match (&c.count, &c.per, &c.every) {
             (Some(count), Some(per), None) => {

@@ -10,7 +10,6 @@ use toml::Spanned;
 
 use super::ConfigError;
 use super::validate::Cx;
-use crate::schedule;
 
 /// `[watch]` as written.
 #[derive(Deserialize)]
@@ -101,17 +100,7 @@ impl Cx<'_> {
     pub(crate) fn watch(&self, w: &RawWatch) -> Result<WatchSettings, ConfigError> {
         let duration = |v: &Option<Spanned<String>>, field: &str| {
             v.as_ref()
-                .map(|v| {
-                    schedule::parse_duration(v.get_ref())
-                        .and_then(|d| {
-                            if d.is_zero() {
-                                Err(format!("'{}' must be longer than zero", v.get_ref()))
-                            } else {
-                                Ok(d)
-                            }
-                        })
-                        .map_err(|m| self.invalid(v.span().start, format!("watch.{field}"), m))
-                })
+                .map(|v| self.nonzero_duration(v, format!("watch.{field}")))
                 .transpose()
         };
         let count = |v: &Option<Spanned<i64>>, field: &str, min: i64| {

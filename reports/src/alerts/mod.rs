@@ -15,7 +15,10 @@
 //! `alerts/state.json` is a summary rewritten from these after each `watch` (the dashboard's
 //! Alerts section reads it); the event objects are the truth.
 
+pub mod event;
 pub mod notify;
+
+pub use event::EventBody;
 
 use std::collections::BTreeMap;
 
@@ -31,19 +34,6 @@ use notify::{Deliverer, Message};
 
 /// A delivery claim older than this without an outcome is taken to have died with its runner.
 const CLAIM_LEASE: i64 = 10 * 60;
-
-/// An event as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventBody {
-    pub alert: String,
-    pub episode: u64,
-    pub event: String,
-    pub at: DateTime<Utc>,
-    /// The finding as that `watch` saw it (for `resolved`: the last one seen while open).
-    pub finding: Option<serde_json::Value>,
-    /// One line for a person.
-    pub text: String,
-}
 
 /// What the store holds of one episode.
 #[derive(Debug, Default, Clone)]

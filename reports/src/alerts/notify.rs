@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::EventBody;
+use super::event::EventBody;
 use llmpulse_core::config::{NotifyKind, NotifySettings};
 use llmpulse_core::secret::{Secret, scrub};
 

@@ -71,53 +71,36 @@ pub struct Obs<'a> {
     pub memory: Option<f64>,
 }
 
-impl<'a> From<&'a WatchRow<'a>> for Obs<'a> {
-    fn from(r: &'a WatchRow<'a>) -> Obs<'a> {
-        Obs {
-            target: &r.target,
-            task: &r.task,
-            success: r.success,
-            latency: r.latency_sec,
-            ttft: r.ttft_sec,
-            speed: r.output_speed_tps,
-            rate_limited: r.rate_limited_count > 0,
-            coverage: r.coverage_score,
-            grounding: r.grounding_score,
-            quality: r.quality_score,
-            answer_correct: r.answer_correct,
-            instructions: r.instructions_followed,
-            json_valid: r.json_valid,
-            tool_call_valid: r.tool_call_valid,
-            cost: r.cost_usd,
-            energy_per_token: r.energy_per_token_j,
-            memory: r.memory_mb,
+/// `Obs` from either projection of a record: the same fields, the same names.
+macro_rules! obs_from {
+    ($row:ident) => {
+        impl<'a> From<&'a $row<'a>> for Obs<'a> {
+            fn from(r: &'a $row<'a>) -> Obs<'a> {
+                Obs {
+                    target: &r.target,
+                    task: &r.task,
+                    success: r.success,
+                    latency: r.latency_sec,
+                    ttft: r.ttft_sec,
+                    speed: r.output_speed_tps,
+                    rate_limited: r.rate_limited_count > 0,
+                    coverage: r.coverage_score,
+                    grounding: r.grounding_score,
+                    quality: r.quality_score,
+                    answer_correct: r.answer_correct,
+                    instructions: r.instructions_followed,
+                    json_valid: r.json_valid,
+                    tool_call_valid: r.tool_call_valid,
+                    cost: r.cost_usd,
+                    energy_per_token: r.energy_per_token_j,
+                    memory: r.memory_mb,
+                }
+            }
         }
-    }
+    };
 }
-
-impl<'a> From<&'a Row<'a>> for Obs<'a> {
-    fn from(r: &'a Row<'a>) -> Obs<'a> {
-        Obs {
-            target: &r.target,
-            task: &r.task,
-            success: r.success,
-            latency: r.latency_sec,
-            ttft: r.ttft_sec,
-            speed: r.output_speed_tps,
-            rate_limited: r.rate_limited_count > 0,
-            coverage: r.coverage_score,
-            grounding: r.grounding_score,
-            quality: r.quality_score,
-            answer_correct: r.answer_correct,
-            instructions: r.instructions_followed,
-            json_valid: r.json_valid,
-            tool_call_valid: r.tool_call_valid,
-            cost: r.cost_usd,
-            energy_per_token: r.energy_per_token_j,
-            memory: r.memory_mb,
-        }
-    }
-}
+obs_from!(WatchRow);
+obs_from!(Row);
 
 /// A (target, task) cell: the task is `None` for the whole target.
 pub type CellKey = (String, Option<String>);

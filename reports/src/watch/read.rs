@@ -2,18 +2,15 @@
 //! (checked against the manifest's SHA-256) folded into run points on worker threads, one run
 //! at a time. A run's shards are one run: their files are folded together.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
-use sha2::{Digest, Sha256};
 
 use super::history::{History, Obs, RunFold, WatchRow};
-use crate::read::{ReadError, ReadStats};
+use crate::read::{ReadError, ReadStats, fetch, group_runs, sha_problem};
 use crate::side::parse_time;
-use llmpulse_core::layout;
 use llmpulse_core::store::Store;
 
 /// Which runs to read: those that started in `[since, until)`, of one campaign or all.
@@ -22,13 +19,6 @@ pub struct Scope {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub campaign: Option<String>,
-}
-
-/// One run to fold: its id, start and files (path, SHA-256).
-struct RunFiles {
-    run_id: String,
-    started: DateTime<Utc>,
-    files: Vec<(String, String)>,
 }
 
 /// A run fetched: its place in the read order, its id and start, and its files' bytes.
@@ -45,7 +35,7 @@ pub async fn read(
 ) -> Result<(History, ReadStats), ReadError> {
     let mut stats = ReadStats::default();
     let manifests = crate::read::manifests(store, &mut stats).await?;
-    let mut runs: BTreeMap<String, RunFiles> = BTreeMap::new();
+    let mut kept = Vec::new();
     for m in manifests {
         if scope.campaign.is_some() && m.campaign != scope.campaign {
             continue;
@@ -59,19 +49,9 @@ pub async fn read(
         if scope.since.is_some_and(|s| started < s) || scope.until.is_some_and(|u| started >= u) {
             continue;
         }
-        let entry = runs.entry(m.run_id.clone()).or_insert_with(|| RunFiles {
-            run_id: m.run_id.clone(),
-            started,
-            files: Vec::new(),
-        });
-        entry.started = entry.started.min(started);
-        entry.files.extend(
-            m.files
-                .iter()
-                .filter(|f| layout::is_records_jsonl(&f.path))
-                .map(|f| (f.path.clone(), f.sha256.clone())),
-        );
+        kept.push(m);
     }
+    let runs = group_runs(&kept);
     let total = runs.len();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -109,18 +89,8 @@ pub async fn read(
         (h, problems)
     });
 
-    let mut fetches = stream::iter(runs.into_values())
-        .map(|r| async move {
-            let mut files = Vec::with_capacity(r.files.len());
-            let mut missing = Vec::new();
-            for (path, sha) in r.files {
-                match store.get(&path).await? {
-                    Some(b) => files.push((path, b, sha)),
-                    None => missing.push(format!("{path}: named in a manifest but missing")),
-                }
-            }
-            Ok::<_, llmpulse_core::store::StoreError>((r.run_id, r.started, files, missing))
-        })
+    let mut fetches = stream::iter(runs)
+        .map(|r| fetch(store, r))
         .buffered(IN_FLIGHT);
     let mut failure = None;
     let mut done = 0;
@@ -178,11 +148,8 @@ fn fold_run(run_id: &str, started: DateTime<Utc>, files: &[(String, Bytes, Strin
     let mut problems = Vec::new();
     let mut bad_lines = 0usize;
     for (path, bytes, sha) in files {
-        let actual = hex::encode(Sha256::digest(bytes));
-        if actual != *sha {
-            problems.push(format!(
-                "{path}: SHA-256 {actual} differs from the manifest's {sha}; file skipped"
-            ));
+        if let Some(p) = sha_problem(path, bytes, sha) {
+            problems.push(p);
             continue;
         }
         // Fast path: the file as one stream of records (SIMD, one pass). A file with any line
