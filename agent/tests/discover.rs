@@ -257,6 +257,21 @@ fn finds_the_real_llama_cpp_servers() {
     assert_eq!(p["models"][0]["name"], "smollm2");
 }
 
+/// The real vLLM (`.ci/vllm-server.sh`): found as `vllm`, with its version and the context
+/// length it was started with.
+#[test]
+fn finds_the_real_vllm_server() {
+    let Some(url) = service_url("LLMPULSE_VLLM_URL") else {
+        return;
+    };
+    let (d, _) = discover(&["--url", &url]);
+    let s = server(&d, url.trim_end_matches("/v1"));
+    assert_eq!(s["kind"], "vllm", "{s:#}");
+    assert_eq!(s["version"], "0.32.0", "{s:#}");
+    let m = model(s, "smollm2-vllm");
+    assert_eq!(m["context_length"], 2048, "{m:#}");
+}
+
 /// A server that answers every request with a JSON body that never ends: discovery gives up on
 /// it within its time limit, reads at most a few MiB, and reports it as no LLM server.
 #[test]
