@@ -129,7 +129,6 @@ fn time_to_first_token_agrees_with_the_servers_own() {
         return;
     };
     let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Scratch::new("vllm-ttft");
     let ttft_sum = "vllm:time_to_first_token_seconds_sum";
     let mut client = Vec::new();
     let mut server = Vec::new();
@@ -153,7 +152,6 @@ fn time_to_first_token_agrees_with_the_servers_own() {
         client.push(f(&rows[0]["ttft_sec"]));
         server.push(after - before);
     }
-    drop(dir);
     for (c, s) in client.iter().zip(&server) {
         assert!(*s > 0.0, "the server counted no first token");
         assert!(
