@@ -6,6 +6,9 @@
 # Usage: .ci/vllm-server.sh PORT  — prints the API base URL when /health answers.
 set -euo pipefail
 PORT=${1:?port}
+# Only the URL goes to stdout (callers capture it): everything else, installs and the
+# conversion included, goes to stderr.
+exec 3>&1 1>&2
 CACHE="${LLMPULSE_CI_CACHE:-$HOME/.cache/llmpulse-ci}"
 VENV="$CACHE/vllm-venv"
 WHEELS="$CACHE/wheels"
@@ -88,12 +91,12 @@ TORCHINDUCTOR_CACHE_DIR="$RUNTIME/inductor" TMPDIR="$RUNTIME/tmp" VLLM_NO_USAGE_
     --served-model-name smollm2-vllm --host 127.0.0.1 --port "$PORT" \
     --max-model-len 2048 --enforce-eager \
     --enable-auto-tool-choice --tool-call-parser hermes --enable-prompt-tokens-details \
-    >"$CACHE/vllm-server.log" 2>&1 &
+    >"$CACHE/vllm-server.log" 2>&1 3>&- &
 echo $! >"$CACHE/vllm-server.pid"
 for _ in $(seq 1 400); do
   if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
       "http://127.0.0.1:$PORT/health" 2>/dev/null; then
-    echo "http://127.0.0.1:$PORT/v1"
+    echo "http://127.0.0.1:$PORT/v1" >&3
     exit 0
   fi
   kill -0 "$(cat "$CACHE/vllm-server.pid")" 2>/dev/null || break
