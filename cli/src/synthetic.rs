@@ -323,6 +323,8 @@ fn record(
         server_load_sec: None,
         server_prefill_sec: None,
         server_decode_tps: None,
+        server_ttft_sec: None,
+        prompt_cached_tokens: None,
         error_kind: failed.then_some(if rate_limited {
             ErrorKind::RateLimited
         } else {

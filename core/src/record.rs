@@ -95,10 +95,21 @@ pub struct Record {
     pub failover_to: Option<String>,
     /// What the provider said the call cost (OpenRouter's `usage.cost`).
     pub cost_usd: Option<f64>,
-    /// The server's own timings (Ollama's native API): model load, prompt processing, decode.
+    /// The server's own timings of the call (Ollama's native API, llama.cpp's `timings`): model
+    /// load, prompt processing, decode speed, and its first token as the server counts it
+    /// (llama.cpp: the prompt time; Ollama: load + prompt eval). Client `ttft_sec` minus
+    /// `server_ttft_sec` is the network, HTTP and client's share.
     pub server_load_sec: Option<f64>,
     pub server_prefill_sec: Option<f64>,
     pub server_decode_tps: Option<f64>,
+    #[serde(default)]
+    pub server_ttft_sec: Option<f64>,
+    /// Prompt tokens the server took from its prefix cache (llama.cpp's `timings.cache_n`,
+    /// `usage.prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`):
+    /// 0 for a cold prompt, null when the server does not say. A warm prompt's TTFT is not
+    /// the model's prefill speed.
+    #[serde(default)]
+    pub prompt_cached_tokens: Option<u32>,
     pub error_kind: Option<ErrorKind>,
     pub error_message: Option<String>,
     pub http_status: Option<u16>,
@@ -241,67 +252,18 @@ impl Record {
     pub fn from_call(cx: &CallContext<'_>, out: &CallOutcome) -> Record {
         let success = out.success();
         let usage = out.usage.unwrap_or_default();
-        let generated = !out.answer.is_empty() || !out.reasoning.is_empty();
-        let (prompt_tokens, response_tokens, reasoning_tokens, token_source) =
-            match (usage.prompt_tokens, usage.completion_tokens) {
-                (Some(p), Some(c)) => (
-                    Some(p),
-                    Some(c),
-                    usage.reasoning_tokens,
-                    Some(TokenSource::Usage),
-                ),
-                _ if generated || success => {
-                    let prompt: String = cx
-                        .prompt
-                        .messages
-                        .iter()
-                        .map(|m| m.content.as_str())
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    let reasoning = tokens::estimate(&out.reasoning);
-                    (
-                        Some(tokens::estimate(&prompt)),
-                        Some(tokens::estimate(&out.answer) + reasoning),
-                        (reasoning > 0).then_some(reasoning),
-                        Some(TokenSource::Estimated),
-                    )
-                }
-                _ => (None, None, None, None),
-            };
+        let tokens = TokenCounts::of(cx.prompt, out, &usage);
         let t = &out.timings;
         let speeds = if success {
-            Throughput::derive(t, response_tokens.unwrap_or(0))
+            Throughput::derive(t, tokens.response.unwrap_or(0))
         } else {
             Throughput::default()
         };
         let q = cx.question;
-        let (coverage_score, grounding_score) = if success {
-            (
-                score::coverage(&out.answer, &q.context, &q.key_facts),
-                score::grounding(&out.answer, &q.context, &q.question),
-            )
-        } else {
-            (None, None)
-        };
-        // Every scorer the question names; tool calls native or written in the answer text
-        // (small local models often write them).
-        let grades = if success {
-            let native: Vec<(String, String)> = out
-                .tool_calls
-                .iter()
-                .map(|c| (c.name.clone(), c.arguments.clone()))
-                .collect();
-            score::grade::grade(
-                &q.grading,
-                &score::grade::Answer {
-                    text: &out.answer,
-                    native_calls: &native,
-                },
-            )
-        } else {
-            score::grade::Grades::default()
-        };
+        let g = Grading::of(q, out);
+        let grades = g.grades;
         let quality_score = grades.quality();
+        let server = &out.server;
         Record {
             timestamp: out
                 .sent_at
@@ -313,9 +275,9 @@ impl Record {
             latency_sec: round6(t.latency_sec),
             throughput_tps: speeds.throughput_tps.map(round6),
             success,
-            coverage_score: coverage_score.map(round6),
-            prompt_tokens,
-            response_tokens,
+            coverage_score: g.coverage.map(round6),
+            prompt_tokens: tokens.prompt,
+            response_tokens: tokens.response,
             run_id: cx.run_id.to_string(),
             campaign: cx.campaign.map(str::to_string),
             slot: cx.slot,
@@ -337,8 +299,8 @@ impl Record {
             chunk_gap_p50_sec: t.chunk_gap_p50_sec.map(round6),
             chunk_gap_p99_sec: t.chunk_gap_p99_sec.map(round6),
             chunk_gap_max_sec: t.chunk_gap_max_sec.map(round6),
-            token_source,
-            reasoning_tokens,
+            token_source: tokens.source,
+            reasoning_tokens: tokens.reasoning,
             attempts: cx.stats.attempts,
             rate_limited_count: cx.stats.rate_limited,
             queue_wait_sec: round6(cx.stats.queue_wait.as_secs_f64()),
@@ -357,14 +319,16 @@ impl Record {
             failover_from: cx.failover_from.map(str::to_string),
             failover_to: cx.failover_to.map(str::to_string),
             cost_usd: usage.cost_usd,
-            server_load_sec: out.server.load_sec.map(round6),
-            server_prefill_sec: out.server.prefill_sec.map(round6),
-            server_decode_tps: out.server.decode_tps.map(round6),
+            server_load_sec: server.load_sec.map(round6),
+            server_prefill_sec: server.prefill_sec.map(round6),
+            server_decode_tps: server.decode_tps.map(round6),
+            server_ttft_sec: server.ttft_sec.map(round6),
+            prompt_cached_tokens: usage.cached_prompt_tokens.or(server.cached_tokens),
             error_kind: out.error.as_ref().map(|e| e.kind),
             error_message: out.error.as_ref().map(|e| e.message.clone()),
             http_status: out.http_status,
             finish_reason: out.finish_reason.clone(),
-            grounding_score: grounding_score.map(round6),
+            grounding_score: g.grounding.map(round6),
             json_valid: grades.json_valid,
             tool_calls: (!out.tool_calls.is_empty())
                 .then(|| serde_json::to_string(&out.tool_calls).unwrap_or_default()),
@@ -407,6 +371,87 @@ impl Record {
             ctx_size: None,
             gpu_layers: None,
             load_time_sec: None,
+        }
+    }
+}
+
+/// A call's token counts: the provider's usage when it gave both counts, else estimates from
+/// the text (for a call that produced something or succeeded), else none.
+struct TokenCounts {
+    prompt: Option<u32>,
+    response: Option<u32>,
+    reasoning: Option<u32>,
+    source: Option<TokenSource>,
+}
+
+impl TokenCounts {
+    fn of(prompt: &Prompt, out: &CallOutcome, usage: &crate::provider::Usage) -> TokenCounts {
+        if let (Some(p), Some(c)) = (usage.prompt_tokens, usage.completion_tokens) {
+            return TokenCounts {
+                prompt: Some(p),
+                response: Some(c),
+                reasoning: usage.reasoning_tokens,
+                source: Some(TokenSource::Usage),
+            };
+        }
+        let generated = !out.answer.is_empty() || !out.reasoning.is_empty();
+        if !(generated || out.success()) {
+            return TokenCounts {
+                prompt: None,
+                response: None,
+                reasoning: None,
+                source: None,
+            };
+        }
+        let text: String = prompt
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let reasoning = tokens::estimate(&out.reasoning);
+        TokenCounts {
+            prompt: Some(tokens::estimate(&text)),
+            response: Some(tokens::estimate(&out.answer) + reasoning),
+            reasoning: (reasoning > 0).then_some(reasoning),
+            source: Some(TokenSource::Estimated),
+        }
+    }
+}
+
+/// A successful answer's scores: coverage and grounding of the question's context, and every
+/// grade its question names (tool calls native or written in the answer text: small local
+/// models often write them). Nothing for a failed call.
+struct Grading {
+    coverage: Option<f64>,
+    grounding: Option<f64>,
+    grades: score::grade::Grades,
+}
+
+impl Grading {
+    fn of(q: &Question, out: &CallOutcome) -> Grading {
+        if !out.success() {
+            return Grading {
+                coverage: None,
+                grounding: None,
+                grades: score::grade::Grades::default(),
+            };
+        }
+        let native: Vec<(String, String)> = out
+            .tool_calls
+            .iter()
+            .map(|c| (c.name.clone(), c.arguments.clone()))
+            .collect();
+        Grading {
+            coverage: score::coverage(&out.answer, &q.context, &q.key_facts),
+            grounding: score::grounding(&out.answer, &q.context, &q.question),
+            grades: score::grade::grade(
+                &q.grading,
+                &score::grade::Answer {
+                    text: &out.answer,
+                    native_calls: &native,
+                },
+            ),
         }
     }
 }

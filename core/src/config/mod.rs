@@ -159,6 +159,19 @@ pub struct Params {
     pub seed: Option<i64>,
     /// How a question's JSON Schema is sent.
     pub json_mode: JsonMode,
+    /// Whether the server may answer a repeated prompt from its prefix cache.
+    pub prompt_cache: PromptCache,
+}
+
+/// Whether a target's prompts may be served from the server's prefix cache (`prompt_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptCache {
+    /// As the server does: most reuse the prefix of a prompt they saw before.
+    #[default]
+    On,
+    /// Every prompt cold: see `provider::prompt_cache` for how each server is asked.
+    Off,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,7 @@ pub(crate) struct RawTarget {
     pub(crate) top_p: Option<Spanned<f64>>,
     pub(crate) seed: Option<i64>,
     pub(crate) json_mode: Option<JsonMode>,
+    pub(crate) prompt_cache: Option<super::PromptCache>,
     pub(crate) protocol: Option<Protocol>,
     pub(crate) timeout_sec: Option<Spanned<f64>>,
     pub(crate) connect_timeout_sec: Option<Spanned<f64>>,

@@ -414,6 +414,7 @@ impl Cx<'_> {
             top_p: self.in_range(&t.top_p, field("top_p"), 0.0, 1.0)?,
             seed: t.seed,
             json_mode: t.json_mode.unwrap_or(preset.json_mode),
+            prompt_cache: t.prompt_cache.unwrap_or_default(),
         };
         Ok(params)
     }

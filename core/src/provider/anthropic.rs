@@ -137,13 +137,25 @@ struct UsageWire {
     input_tokens: Option<u32>,
     #[serde(default)]
     output_tokens: Option<u32>,
+    /// Prompt tokens read from the prompt cache; not part of `input_tokens`.
+    #[serde(default)]
+    cache_read_input_tokens: Option<u32>,
+    /// Prompt tokens written into the cache; not part of `input_tokens` either.
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u32>,
 }
 
 /// Merges reported usage: input from `message_start`, output (cumulative) from `message_delta`.
 fn add_usage(r: &mut Reading, u: &UsageWire) {
     let usage = r.out.usage.get_or_insert(Usage::default());
-    if u.input_tokens.is_some() {
-        usage.prompt_tokens = u.input_tokens;
+    if let Some(input) = u.input_tokens {
+        // Anthropic counts cached prompt tokens apart; the record's prompt is all of them.
+        let read = u.cache_read_input_tokens.unwrap_or(0);
+        let written = u.cache_creation_input_tokens.unwrap_or(0);
+        usage.prompt_tokens = Some(input.saturating_add(read).saturating_add(written));
+        if u.cache_read_input_tokens.is_some() {
+            usage.cached_prompt_tokens = u.cache_read_input_tokens;
+        }
     }
     if u.output_tokens.is_some() {
         usage.completion_tokens = u.output_tokens;

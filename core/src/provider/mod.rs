@@ -11,6 +11,7 @@ pub mod http;
 pub mod ollama;
 pub mod openai;
 pub mod outcome;
+mod prompt_cache;
 pub mod sim;
 #[cfg(unix)]
 pub mod socket_clock;

@@ -46,6 +46,7 @@ pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
     if !prompt.tools.is_empty() {
         body["tools"] = json!(prompt.tools);
     }
+    super::prompt_cache::apply(&mut body, target);
     merge_extra(&mut body, target);
     body
 }
@@ -127,9 +128,13 @@ fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
             completion_tokens: l.eval_count,
             ..Usage::default()
         });
+        let (load_sec, prefill_sec) = (ns(l.load_duration), ns(l.prompt_eval_duration));
         r.out.server = ServerTimings {
-            load_sec: ns(l.load_duration),
-            prefill_sec: ns(l.prompt_eval_duration),
+            load_sec,
+            prefill_sec,
+            // Ollama loads the model (when it must), then evaluates the prompt, then samples.
+            ttft_sec: prefill_sec.map(|p| p + load_sec.unwrap_or(0.0)),
+            cached_tokens: None,
             decode_tps: match (l.eval_count, ns(l.eval_duration)) {
                 (Some(n), Some(d)) if d > 0.0 => Some(f64::from(n) / d),
                 _ => None,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange::{Dialect, Reading, Step, add_target_headers, merge_extra, truncate};
-use super::outcome::Usage;
+use super::outcome::{ServerTimings, Usage};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Output;
@@ -52,6 +52,7 @@ pub fn request_body(target: &Target, prompt: &Prompt) -> Value {
     if let Some(s) = p.seed {
         body["seed"] = json!(s);
     }
+    super::prompt_cache::apply(&mut body, target);
     merge_extra(&mut body, target);
     body
 }
@@ -129,6 +130,9 @@ impl Dialect for OpenAi {
         if let Some(u) = chunk.usage {
             r.out.usage = Some(u.into());
         }
+        if let Some(t) = chunk.timings {
+            r.out.server = t.into();
+        }
         Step::Chunk(output)
     }
 
@@ -160,6 +164,9 @@ impl Dialect for OpenAi {
         }
         r.out.finish_reason = choice.finish_reason;
         r.out.usage = parsed.usage.map(Into::into);
+        if let Some(t) = parsed.timings {
+            r.out.server = t.into();
+        }
     }
 }
 
@@ -169,8 +176,41 @@ struct ChunkWire {
     choices: Vec<ChoiceWire>,
     #[serde(default)]
     usage: Option<UsageWire>,
+    /// llama.cpp's own timings of the request, on its last chunk (or the whole answer).
+    #[serde(default)]
+    timings: Option<TimingsWire>,
     #[serde(default)]
     error: Option<Value>,
+}
+
+/// llama.cpp's `timings`: milliseconds and tokens the server counted itself.
+#[derive(Deserialize)]
+struct TimingsWire {
+    /// Prompt tokens taken from the server's cache.
+    #[serde(default)]
+    cache_n: Option<u32>,
+    /// Time to process the prompt tokens that were not cached.
+    #[serde(default)]
+    prompt_ms: Option<f64>,
+    #[serde(default)]
+    predicted_per_second: Option<f64>,
+}
+
+impl From<TimingsWire> for ServerTimings {
+    fn from(t: TimingsWire) -> Self {
+        let prefill_sec = t
+            .prompt_ms
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| ms / 1e3);
+        ServerTimings {
+            load_sec: None,
+            prefill_sec,
+            decode_tps: t.predicted_per_second.filter(|v| v.is_finite() && *v > 0.0),
+            // llama.cpp samples the first token as soon as the prompt is processed.
+            ttft_sec: prefill_sec,
+            cached_tokens: t.cache_n,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -203,6 +243,9 @@ struct UsageWire {
     completion_tokens: Option<u32>,
     #[serde(default)]
     completion_tokens_details: Option<DetailsWire>,
+    /// OpenAI, vLLM and llama.cpp: `cached_tokens`, the prompt tokens served from a cache.
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetailsWire>,
     /// OpenRouter reports what the call cost.
     #[serde(default)]
     cost: Option<f64>,
@@ -214,12 +257,19 @@ struct DetailsWire {
     reasoning_tokens: Option<u32>,
 }
 
+#[derive(Deserialize)]
+struct PromptDetailsWire {
+    #[serde(default)]
+    cached_tokens: Option<u32>,
+}
+
 impl From<UsageWire> for Usage {
     fn from(u: UsageWire) -> Self {
         Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+            cached_prompt_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
             cost_usd: u.cost,
         }
     }

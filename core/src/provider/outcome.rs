@@ -15,11 +15,15 @@ pub struct Usage {
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub reasoning_tokens: Option<u32>,
+    /// Prompt tokens the server took from its prefix cache instead of computing them
+    /// (`usage.prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`).
+    pub cached_prompt_tokens: Option<u32>,
     /// What the provider says the call cost, in USD (OpenRouter's `usage.cost`).
     pub cost_usd: Option<f64>,
 }
 
-/// Timings the server measured itself (Ollama's native API reports them).
+/// Timings the server measured itself, per call: Ollama's native API and llama.cpp's
+/// `timings` object report them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServerTimings {
     /// Loading the model, when the call had to.
@@ -28,6 +32,11 @@ pub struct ServerTimings {
     pub prefill_sec: Option<f64>,
     /// Generated tokens per second of decode time.
     pub decode_tps: Option<f64>,
+    /// The request's arrival → its first token, as the server counts it (llama.cpp: the prompt
+    /// time, its first token is sampled when the prompt is done; Ollama: load + prompt eval).
+    pub ttft_sec: Option<f64>,
+    /// Prompt tokens the server reused from its cache (llama.cpp's `timings.cache_n`).
+    pub cached_tokens: Option<u32>,
 }
 
 /// Why a call failed, with a message safe to store (no secrets).
