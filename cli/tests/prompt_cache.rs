@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Scratch, f, run_records, service_url, target_as};
+use support::{Scratch, f, report_summary, run_records, service_url, target_as};
 
 /// One question with a context long enough to fill a cache block (vLLM on CPU caches whole
 /// blocks of 128 tokens), asked three times by a target that lets the server cache and by one
@@ -65,7 +65,33 @@ fn warm_and_cold(dir: &Scratch, provider: &str, url: &str, model: &str) -> Vec<V
         let cached = r["prompt_cached_tokens"].as_u64().unwrap();
         assert!(cached < r["prompt_tokens"].as_u64().unwrap(), "{r}");
     }
+    the_report_keeps_warm_and_cold_apart(dir, &warm, &cold);
     rows
+}
+
+/// The report counts each target's warm calls, and says in words when a target's TTFT pools
+/// warm and cold calls.
+fn the_report_keeps_warm_and_cold_apart(dir: &Scratch, warm: &[Value], cold: &[Value]) {
+    let summary = report_summary(&dir.0);
+    let figures = |name: &str| {
+        summary["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == name)
+            .unwrap()["prompt_cache"]
+            .clone()
+    };
+    let hits = warm
+        .iter()
+        .filter(|r| r["prompt_cached_tokens"].as_u64() > Some(0))
+        .count();
+    assert_eq!(figures("warm")["warm"]["k"], hits as u64);
+    assert_eq!(figures("warm")["warm"]["n"], 3);
+    assert_eq!(figures("cold")["warm"]["k"], 0, "{cold:?}");
+    let md = std::fs::read_to_string(dir.0.join("r/summary.md")).unwrap();
+    assert_eq!(md.contains("Prompt cache, `warm`"), hits < 3, "{md}");
+    assert!(!md.contains("Prompt cache, `cold`"), "{md}");
 }
 
 #[test]

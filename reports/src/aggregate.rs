@@ -22,6 +22,11 @@ pub struct TargetAgg {
     pub errors: BTreeMap<String, u64>,
     pub latency: Dist,
     pub ttft: Dist,
+    /// Successful calls that said whether the server's prefix cache served part of the
+    /// prompt (`prompt_cached_tokens` > 0), and TTFT apart for warm and cold calls.
+    pub prompt_cache_hit: Rate,
+    pub ttft_warm: Dist,
+    pub ttft_cold: Dist,
     pub throughput: Dist,
     pub output_speed: Dist,
     pub coverage: Mean,
@@ -106,6 +111,9 @@ impl TargetAgg {
             errors: BTreeMap::new(),
             latency: Dist::seconds(),
             ttft: Dist::seconds(),
+            prompt_cache_hit: Rate::default(),
+            ttft_warm: Dist::seconds(),
+            ttft_cold: Dist::seconds(),
             throughput: Dist::speed(),
             output_speed: Dist::speed(),
             coverage: Mean::default(),
@@ -142,6 +150,9 @@ impl TargetAgg {
         }
         self.latency.merge(&o.latency);
         self.ttft.merge(&o.ttft);
+        self.prompt_cache_hit.merge(&o.prompt_cache_hit);
+        self.ttft_warm.merge(&o.ttft_warm);
+        self.ttft_cold.merge(&o.ttft_cold);
         self.throughput.merge(&o.throughput);
         self.output_speed.merge(&o.output_speed);
         self.coverage.merge(&o.coverage);
@@ -403,6 +414,14 @@ impl Aggregate {
             t.latency.add(r.latency_sec);
             if let Some(v) = r.ttft_sec {
                 t.ttft.add(v);
+            }
+            if let Some(cached) = r.prompt_cached_tokens {
+                t.prompt_cache_hit.add(Some(cached > 0));
+                match (r.ttft_sec, cached > 0) {
+                    (Some(v), true) => t.ttft_warm.add(v),
+                    (Some(v), false) => t.ttft_cold.add(v),
+                    (None, _) => {}
+                }
             }
             if let Some(v) = r.throughput_tps {
                 t.throughput.add(v);

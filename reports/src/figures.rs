@@ -29,6 +29,10 @@ pub struct TargetFigures {
     pub rate_limited: RateFigure,
     pub latency_sec: Option<Quantiles>,
     pub ttft_sec: Option<Quantiles>,
+    /// When the server said: the share of calls it served partly from its prefix cache, and
+    /// TTFT for warm and cold calls apart (`ttft_sec` pools both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<PromptCacheFigures>,
     pub throughput_tps: Option<Quantiles>,
     pub output_speed_tps: Option<Quantiles>,
     pub coverage: Option<MeanFigure>,
@@ -65,6 +69,21 @@ pub struct TargetFigures {
     pub server_config: Option<crate::aggregate::ServerConfig>,
     pub load_time_sec: Option<MeanFigure>,
     pub pareto: bool,
+}
+
+/// A target's calls split by whether the server's prefix cache served part of the prompt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PromptCacheFigures {
+    pub warm: RateFigure,
+    pub ttft_warm_sec: Option<Quantiles>,
+    pub ttft_cold_sec: Option<Quantiles>,
+}
+
+impl PromptCacheFigures {
+    /// Both warm and cold calls among the target's: its pooled TTFT mixes two populations.
+    pub fn mixed(&self) -> bool {
+        self.warm.k > 0 && self.warm.k < self.warm.n
+    }
 }
 
 /// Quality in one (target, industry) cell.
@@ -458,6 +477,11 @@ fn target_figures(i: usize, name: &str, t: &super::aggregate::TargetAgg) -> Targ
         rate_limited: RateFigure::of_or_empty(t.rate_limited),
         latency_sec: Quantiles::of(&t.latency, seed),
         ttft_sec: Quantiles::of(&t.ttft, seed),
+        prompt_cache: RateFigure::of(t.prompt_cache_hit).map(|warm| PromptCacheFigures {
+            warm,
+            ttft_warm_sec: Quantiles::of(&t.ttft_warm, seed),
+            ttft_cold_sec: Quantiles::of(&t.ttft_cold, seed),
+        }),
         throughput_tps: Quantiles::of(&t.throughput, seed),
         output_speed_tps: Quantiles::of(&t.output_speed, seed),
         coverage: MeanFigure::of(t.coverage),

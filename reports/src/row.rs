@@ -29,6 +29,8 @@ pub struct Row<'a> {
     #[serde(borrow)]
     pub task: std::borrow::Cow<'a, str>,
     pub ttft_sec: Option<f64>,
+    #[serde(default)]
+    pub prompt_cached_tokens: Option<u32>,
     pub output_speed_tps: Option<f64>,
     #[serde(default)]
     pub rate_limited_count: u32,

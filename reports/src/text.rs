@@ -107,6 +107,9 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "{}\n", partial_sentence(r));
     }
     let _ = writeln!(s, "## Targets\n\n{}\n", target_table(r, ASCII_MARKDOWN));
+    for line in prompt_cache_lines(r) {
+        let _ = writeln!(s, "{line}\n");
+    }
 
     industry_table(&mut s, r);
     task_table(&mut s, r);
@@ -175,6 +178,32 @@ pub fn markdown(r: &Report) -> String {
 }
 
 /// A campaign's completeness in one sentence.
+/// One sentence per target whose TTFT pools calls the server's prefix cache served in part
+/// with calls it computed whole: the two are different measurements.
+pub fn prompt_cache_lines(r: &Report) -> Vec<String> {
+    let p50 = |q: &Option<Quantiles>| {
+        q.as_ref()
+            .map_or("–".to_string(), |q| format!("{:.3} s", q.p50.value))
+    };
+    r.targets
+        .iter()
+        .filter_map(|t| {
+            let c = t.prompt_cache.as_ref().filter(|c| c.mixed())?;
+            Some(format!(
+                "**Prompt cache, `{}`:** {} of {} calls took part of their prompt from the \
+                 server's cache (`prompt_cached_tokens` > 0); TTFT p50 warm {}, cold {}. The \
+                 table pools both; set `prompt_cache = \"off\"` on the target to measure cold \
+                 prompts only.",
+                t.target,
+                c.warm.k,
+                c.warm.n,
+                p50(&c.ttft_warm_sec),
+                p50(&c.ttft_cold_sec)
+            ))
+        })
+        .collect()
+}
+
 pub fn campaign_sentence(c: &super::figures::CampaignFigures) -> String {
     format!(
         "{} of {} slots present ({:.1}%, expected from the {}); {} runs, {} records, {} \
