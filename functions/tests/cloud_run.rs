@@ -24,7 +24,11 @@ fn fixtures() -> PathBuf {
 
 /// Serves the test JWKS on loopback, in a thread with its own runtime.
 fn serve_jwks() -> String {
-    let port = free_port();
+    // Bound here, before the thread starts: a port only chosen here could be taken by another
+    // test's server before the thread binds it.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let jwks = std::fs::read_to_string(fixtures().join("jwks.json")).unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -36,9 +40,7 @@ fn serve_jwks() -> String {
                     async move { ([("content-type", "application/json")], body) }
                 }),
             );
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                .await
-                .unwrap();
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(l, app).await.unwrap();
         });
     });
