@@ -130,8 +130,8 @@ impl Dialect for OpenAi {
         if let Some(u) = chunk.usage {
             r.out.usage = Some(u.into());
         }
-        if let Some(t) = chunk.timings {
-            r.out.server = t.into();
+        if let Some(t) = chunk.timings.and_then(server_timings) {
+            r.out.server = t;
         }
         Step::Chunk(output)
     }
@@ -164,8 +164,8 @@ impl Dialect for OpenAi {
         }
         r.out.finish_reason = choice.finish_reason;
         r.out.usage = parsed.usage.map(Into::into);
-        if let Some(t) = parsed.timings {
-            r.out.server = t.into();
+        if let Some(t) = parsed.timings.and_then(server_timings) {
+            r.out.server = t;
         }
     }
 }
@@ -176,9 +176,10 @@ struct ChunkWire {
     choices: Vec<ChoiceWire>,
     #[serde(default)]
     usage: Option<UsageWire>,
-    /// llama.cpp's own timings of the request, on its last chunk (or the whole answer).
+    /// llama.cpp's own timings of the request, on its last chunk (or the whole answer). Read
+    /// leniently: timings of a shape we do not know are dropped, never the answer with them.
     #[serde(default)]
-    timings: Option<TimingsWire>,
+    timings: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
 }
@@ -194,6 +195,17 @@ struct TimingsWire {
     prompt_ms: Option<f64>,
     #[serde(default)]
     predicted_per_second: Option<f64>,
+}
+
+/// llama.cpp's `timings` as server timings; `None` when they are not an object of numbers.
+fn server_timings(v: Value) -> Option<ServerTimings> {
+    // serde would read an array into the struct by position: only an object is timings.
+    if !v.is_object() {
+        return None;
+    }
+    serde_json::from_value::<TimingsWire>(v)
+        .ok()
+        .map(Into::into)
 }
 
 impl From<TimingsWire> for ServerTimings {
@@ -348,6 +360,28 @@ mod tests {
         let c = &r.out.tool_calls[0];
         assert_eq!(c.name, "get_weather");
         assert_eq!(c.arguments, "{ \"city\": \"Paris\"}");
+    }
+
+    #[test]
+    fn llama_cpp_timings_become_server_timings_and_garbage_ones_are_dropped() {
+        let t = server_timings(json!({"cache_n": 12, "prompt_n": 20, "prompt_ms": 40.0,
+            "predicted_n": 8, "predicted_ms": 80.0, "predicted_per_second": 100.0}))
+        .unwrap();
+        assert_eq!(t.prefill_sec, Some(0.04));
+        assert_eq!(t.ttft_sec, Some(0.04));
+        assert_eq!(t.decode_tps, Some(100.0));
+        assert_eq!(t.cached_tokens, Some(12));
+        assert_eq!(server_timings(json!("soon")), None);
+        assert_eq!(server_timings(json!({"prompt_ms": "fast"})), None);
+        // A whole answer whose timings are garbage is still a whole answer.
+        let mut r = Reading::new(Instant::now(), false);
+        OpenAi.body(
+            &mut r,
+            br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"timings":[1,2]}"#,
+        );
+        assert!(r.out.error.is_none(), "{:?}", r.out.error);
+        assert_eq!(r.out.answer, "hi");
+        assert_eq!(r.out.server, ServerTimings::default());
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! One target's figures ([`TargetFigures`]): its calls, timings with intervals, quality, hardware
+//! and cost means, prompt-cache split, and (sweeps) its place on the Pareto front.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{MeanFigure, Quantiles, RateFigure, SEED};
+use crate::aggregate::TargetAgg;
+
+/// One target's figures. Timings are over successful calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetFigures {
+    pub target: String,
+    pub provider: String,
+    pub model: String,
+    pub calls: u64,
+    pub success: RateFigure,
+    /// Calls that met a 429 (retried or not).
+    pub rate_limited: RateFigure,
+    pub latency_sec: Option<Quantiles>,
+    pub ttft_sec: Option<Quantiles>,
+    /// When the server said: the share of calls it served partly from its prefix cache, and
+    /// TTFT for warm and cold calls apart (`ttft_sec` pools both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<PromptCacheFigures>,
+    pub throughput_tps: Option<Quantiles>,
+    pub output_speed_tps: Option<Quantiles>,
+    pub coverage: Option<MeanFigure>,
+    pub grounding: Option<MeanFigure>,
+    pub json_valid: Option<RateFigure>,
+    pub tool_call_valid: Option<RateFigure>,
+    /// Graded answers (questions with an expected answer or verifiable instructions).
+    pub answer_correct: Option<RateFigure>,
+    pub instructions_followed: Option<MeanFigure>,
+    pub quality_score: Option<MeanFigure>,
+    /// Calls that met the run's SLO (runs with one), with the Wilson interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<RateFigure>,
+    /// Open loops: the mean delay between a call's scheduled and actual send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_sec: Option<MeanFigure>,
+    pub prompt_tokens: Option<MeanFigure>,
+    pub response_tokens: Option<MeanFigure>,
+    pub answer_chars: Option<MeanFigure>,
+    pub memory_mb: Option<MeanFigure>,
+    /// Agent hardware figures: mean GPU use, mean device power, energy per call and per token.
+    pub gpu_util_pct: Option<MeanFigure>,
+    pub gpu_temp_c: Option<MeanFigure>,
+    pub power_w: Option<MeanFigure>,
+    pub energy_j: Option<MeanFigure>,
+    pub energy_per_token_j: Option<MeanFigure>,
+    pub cost_usd_per_call: Option<MeanFigure>,
+    pub errors: BTreeMap<String, u64>,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Sweep points: how the server was started, its load time, and whether the configuration
+    /// is on the Pareto front of output speed (higher), memory (lower) and coverage (higher)
+    /// among the sweep's targets.
+    pub server_config: Option<crate::aggregate::ServerConfig>,
+    pub load_time_sec: Option<MeanFigure>,
+    pub pareto: bool,
+}
+
+/// A target's calls split by whether the server's prefix cache served part of the prompt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PromptCacheFigures {
+    pub warm: RateFigure,
+    pub ttft_warm_sec: Option<Quantiles>,
+    pub ttft_cold_sec: Option<Quantiles>,
+}
+
+impl PromptCacheFigures {
+    /// Both warm and cold calls among the target's: its pooled TTFT mixes two populations.
+    pub fn mixed(&self) -> bool {
+        self.warm.k > 0 && self.warm.k < self.warm.n
+    }
+}
+
+/// Marks the sweep targets on the Pareto front of output speed, memory and coverage.
+pub(super) fn mark_pareto(mut targets: Vec<TargetFigures>) -> Vec<TargetFigures> {
+    let sweep: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].server_config.is_some() && targets[i].output_speed_tps.is_some())
+        .collect();
+    let points: Vec<_> = sweep
+        .iter()
+        .map(|&i| {
+            let t = &targets[i];
+            (
+                t.output_speed_tps.as_ref().map(|q| q.p50.value),
+                t.memory_mb.map(|m| m.mean),
+                t.coverage.map(|m| m.mean),
+            )
+        })
+        .collect();
+    for (&i, front) in sweep.iter().zip(crate::sweep::pareto_front(&points)) {
+        targets[i].pareto = front;
+    }
+    targets
+}
+
+/// One target's figures (`i` varies the bootstrap seed per target).
+pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigures {
+    let seed = SEED.wrapping_add(i as u64);
+    TargetFigures {
+        target: name.to_string(),
+        provider: t.provider.clone(),
+        model: t.model.clone(),
+        calls: t.calls.n,
+        success: RateFigure::of_or_empty(t.calls),
+        rate_limited: RateFigure::of_or_empty(t.rate_limited),
+        latency_sec: Quantiles::of(&t.latency, seed),
+        ttft_sec: Quantiles::of(&t.ttft, seed),
+        prompt_cache: RateFigure::of(t.prompt_cache_hit).map(|warm| PromptCacheFigures {
+            warm,
+            ttft_warm_sec: Quantiles::of(&t.ttft_warm, seed),
+            ttft_cold_sec: Quantiles::of(&t.ttft_cold, seed),
+        }),
+        throughput_tps: Quantiles::of(&t.throughput, seed),
+        output_speed_tps: Quantiles::of(&t.output_speed, seed),
+        coverage: MeanFigure::of(t.coverage),
+        grounding: MeanFigure::of(t.grounding),
+        json_valid: RateFigure::of(t.json_valid),
+        tool_call_valid: RateFigure::of(t.tool_call_valid),
+        answer_correct: RateFigure::of(t.answer_correct),
+        instructions_followed: MeanFigure::of(t.instructions_followed),
+        quality_score: MeanFigure::of(t.quality),
+        slo_attainment: RateFigure::of(t.slo_met),
+        schedule_lag_sec: MeanFigure::of(t.schedule_lag),
+        prompt_tokens: MeanFigure::of(t.prompt_tokens),
+        response_tokens: MeanFigure::of(t.response_tokens),
+        answer_chars: MeanFigure::of(t.answer_chars),
+        memory_mb: MeanFigure::of(t.memory_mb),
+        gpu_util_pct: MeanFigure::of(t.gpu_util_pct),
+        gpu_temp_c: MeanFigure::of(t.gpu_temp_c),
+        power_w: MeanFigure::of(t.power_w),
+        energy_j: MeanFigure::of(t.energy_j),
+        energy_per_token_j: MeanFigure::of(t.energy_per_token_j),
+        cost_usd_per_call: MeanFigure::of(t.cost_usd),
+        errors: t.errors.clone(),
+        first: t.first,
+        last: t.last,
+        server_config: t.server_config.clone(),
+        load_time_sec: MeanFigure::of(t.load_time_sec),
+        pareto: false,
+    }
+}
