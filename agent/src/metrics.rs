@@ -1,11 +1,10 @@
-//! What `llmpulse-agent serve` shows on its local port: `GET /metrics` in the Prometheus text
-//! format (calls in flight, runs, the last run's figures per target, the spool, the hardware
+//! What `llmpulse-agent serve` shows on its local port: `GET /metrics` in the OpenMetrics text
+//! format (written by `prometheus-client`) (calls in flight, runs, the last run's figures per target, the spool, the hardware
 //! gauges) and `GET /health`.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -14,6 +13,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use llmpulse_core::summary::TargetSummary;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::telemetry::{Handle, Sample};
 
@@ -28,6 +31,9 @@ pub struct Status {
     pub last_error: Option<String>,
 }
 
+/// Registers more families on each page.
+pub type Extra = Arc<dyn Fn(&mut Exposition) + Send + Sync>;
+
 /// Everything `/metrics` reads.
 #[derive(Clone)]
 pub struct Shared {
@@ -37,8 +43,8 @@ pub struct Shared {
     pub telemetry: Handle,
     pub spool: PathBuf,
     pub host_id: String,
-    /// More metric families, appended as they are (a soak's counters).
-    pub extra: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// More metric families (a soak's counters).
+    pub extra: Option<Extra>,
 }
 
 impl Shared {
@@ -76,33 +82,75 @@ fn spool_size(dir: &std::path::Path) -> (u64, u64) {
     (runs, bytes(dir))
 }
 
-/// A label value, escaped as the text format asks.
-pub(crate) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A series' labels, in order.
+pub type Labels = Vec<(String, String)>;
+
+/// A `/metrics` page being built: metric families registered with `prometheus-client`, which
+/// writes the OpenMetrics text (names, escaping, `_total` on counters).
+#[derive(Default)]
+pub struct Exposition {
+    registry: Registry,
 }
 
-pub(crate) fn metric(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    samples: &[(String, f64)],
-) {
-    if samples.is_empty() {
-        return;
+impl Exposition {
+    /// A gauge family; none when `samples` is empty.
+    pub fn gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels, f64)>,
+    ) {
+        let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let mut any = false;
+        for (labels, v) in samples {
+            family.get_or_create(&labels).set(v);
+            any = true;
+        }
+        if any {
+            // The encoder ends the help with a full stop.
+            self.registry
+                .register(name, help.trim_end_matches('.'), family);
+        }
     }
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        let _ = writeln!(out, "{name}{labels} {v}");
+
+    /// A counter family, `name` without its `_total` (the encoder adds it).
+    pub fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels, f64)>,
+    ) {
+        let family = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        let mut any = false;
+        for (labels, v) in samples {
+            family.get_or_create(&labels).inc_by(v.max(0.0));
+            any = true;
+        }
+        if any {
+            // The encoder ends the help with a full stop.
+            self.registry
+                .register(name, help.trim_end_matches('.'), family);
+        }
     }
+
+    /// The page's text.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// One label.
+pub fn label(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
 }
 
 /// The `/metrics` page.
 pub fn render(shared: &Shared, sample: &Sample) -> String {
-    let mut out = String::new();
-    let host = format!("{{host=\"{}\"}}", label(&shared.host_id));
+    let mut page = Exposition::default();
+    let host = vec![label("host", &shared.host_id)];
     let one = |v: f64| vec![(host.clone(), v)];
     let opt = |v: Option<f64>| v.map(&one).unwrap_or_default();
     let in_flight = shared
@@ -111,188 +159,140 @@ pub fn render(shared: &Shared, sample: &Sample) -> String {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map_or(0, |c| c.load(Ordering::Relaxed));
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_calls_in_flight",
-        "gauge",
         "Requests on the wire now.",
-        &one(f64::from(in_flight)),
+        one(f64::from(in_flight)),
     );
     let (runs, bytes) = spool_size(&shared.spool);
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_spool_runs",
-        "gauge",
         "Runs staged or waiting for the store.",
-        &one(runs as f64),
+        one(runs as f64),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_spool_bytes",
-        "gauge",
         "Bytes in the spool.",
-        &one(bytes as f64),
+        one(bytes as f64),
     );
     {
         let st = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-        metric(
-            &mut out,
-            "llmpulse_agent_runs_total",
-            "counter",
+        page.counter(
+            "llmpulse_agent_runs",
             "Runs finished since the agent started.",
-            &one(st.runs_total as f64),
+            one(st.runs_total as f64),
         );
-        metric(
-            &mut out,
-            "llmpulse_agent_runs_failed_total",
-            "counter",
+        page.counter(
+            "llmpulse_agent_runs_failed",
             "Runs that ended in an error since the agent started.",
-            &one(st.runs_failed as f64),
+            one(st.runs_failed as f64),
         );
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_finished_seconds",
-            "gauge",
             "When the last run finished, Unix time.",
-            &opt(st.last_run_finished_unix),
+            opt(st.last_run_finished_unix),
         );
-        let per = |f: &dyn Fn(&TargetSummary) -> Option<f64>| -> Vec<(String, f64)> {
+        let per = |f: &dyn Fn(&TargetSummary) -> Option<f64>| -> Vec<(Labels, f64)> {
             st.last_run
                 .iter()
                 .filter_map(|t| {
                     f(t).map(|v| {
                         (
-                            format!(
-                                "{{host=\"{}\",target=\"{}\"}}",
-                                label(&shared.host_id),
-                                label(&t.target)
-                            ),
+                            vec![label("host", &shared.host_id), label("target", &t.target)],
                             v,
                         )
                     })
                 })
                 .collect()
         };
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_calls",
-            "gauge",
             "Calls in the last run, per target.",
-            &per(&|t| Some(t.n as f64)),
+            per(&|t| Some(t.n as f64)),
         );
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_success_ratio",
-            "gauge",
             "Share of the last run's calls that succeeded, per target.",
-            &per(&|t| Some(t.success_rate)),
+            per(&|t| Some(t.success_rate)),
         );
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_latency_p50_seconds",
-            "gauge",
             "Median latency in the last run, per target.",
-            &per(&|t| t.latency_p50_sec),
+            per(&|t| t.latency_p50_sec),
         );
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_ttft_p50_seconds",
-            "gauge",
             "Median time to first token in the last run, per target.",
-            &per(&|t| t.ttft_p50_sec),
+            per(&|t| t.ttft_p50_sec),
         );
-        metric(
-            &mut out,
+        page.gauge(
             "llmpulse_agent_last_run_output_speed_tps",
-            "gauge",
             "Median output speed in the last run, per target.",
-            &per(&|t| t.output_speed_median_tps),
+            per(&|t| t.output_speed_median_tps),
         );
     }
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_cpu_percent",
-        "gauge",
         "Host CPU use.",
-        &opt(sample.cpu_pct),
+        opt(sample.cpu_pct),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_memory_used_bytes",
-        "gauge",
         "Host memory in use.",
-        &opt(sample.mem_used_mb.map(|m| m * 1_048_576.0)),
+        opt(sample.mem_used_mb.map(|m| m * 1_048_576.0)),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_swap_used_bytes",
-        "gauge",
         "Host swap in use.",
-        &opt(sample.swap_used_mb.map(|m| m * 1_048_576.0)),
+        opt(sample.swap_used_mb.map(|m| m * 1_048_576.0)),
     );
-    let servers: Vec<(String, f64)> = sample
-        .servers
-        .iter()
-        .map(|(port, s)| {
+    page.gauge(
+        "llmpulse_agent_server_resident_bytes",
+        "Resident memory of each watched server's process tree.",
+        sample.servers.iter().map(|(port, s)| {
             (
-                format!("{{host=\"{}\",port=\"{port}\"}}", label(&shared.host_id)),
+                vec![
+                    label("host", &shared.host_id),
+                    label("port", &port.to_string()),
+                ],
                 s.rss_mb * 1_048_576.0,
             )
-        })
-        .collect();
-    metric(
-        &mut out,
-        "llmpulse_agent_server_resident_bytes",
-        "gauge",
-        "Resident memory of each watched server's process tree.",
-        &servers,
+        }),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_gpu_memory_used_bytes",
-        "gauge",
         "GPU memory in use, all GPUs.",
-        &opt(sample.gpu_mem_mb.map(|m| m * 1_048_576.0)),
+        opt(sample.gpu_mem_mb.map(|m| m * 1_048_576.0)),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_gpu_utilization_percent",
-        "gauge",
         "GPU utilisation, mean over GPUs.",
-        &opt(sample.gpu_util_pct),
+        opt(sample.gpu_util_pct),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_gpu_power_watts",
-        "gauge",
         "GPU power, all GPUs.",
-        &opt(sample.gpu_power_w),
+        opt(sample.gpu_power_w),
     );
-    metric(
-        &mut out,
+    page.gauge(
         "llmpulse_agent_gpu_temperature_celsius",
-        "gauge",
         "Hottest GPU.",
-        &opt(sample.gpu_temp_c),
+        opt(sample.gpu_temp_c),
     );
-    metric(
-        &mut out,
-        "llmpulse_agent_gpu_energy_joules_total",
-        "counter",
+    page.counter(
+        "llmpulse_agent_gpu_energy_joules",
         "GPU energy since the driver loaded.",
-        &opt(sample.gpu_energy_j),
+        opt(sample.gpu_energy_j),
     );
-    metric(
-        &mut out,
-        "llmpulse_agent_rapl_energy_joules_total",
-        "counter",
+    page.counter(
+        "llmpulse_agent_rapl_energy_joules",
         "CPU package energy since the agent started.",
-        &opt(sample.rapl_energy_j),
+        opt(sample.rapl_energy_j),
     );
     if let Some(extra) = &shared.extra {
-        out.push_str(&extra());
+        extra(&mut page);
     }
-    out
+    page.text()
 }
 
 async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
@@ -303,7 +303,7 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         render(&s, &sample),
     )

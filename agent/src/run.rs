@@ -80,9 +80,20 @@ pub async fn telemetry_for(config: &Config, id: &AgentIdentity) -> Telemetry {
     let ports = local_ports(config);
     let servers = servers_of(config).await;
     let mut t = Telemetry::new(id.host_id.clone(), id.sample_hz, ports);
+    t.watch_metrics(metrics_urls(&servers));
     let fp = host::fingerprint(&id.host_id, &t, &servers);
     t.set_fingerprint(fp);
     t
+}
+
+/// Port → `/metrics` URL of the servers that publish their own counters there (vLLM; llama.cpp
+/// started with `--metrics`, which answers 501 without it: the run's telemetry then says so).
+pub fn metrics_urls(servers: &[Server]) -> BTreeMap<u16, String> {
+    servers
+        .iter()
+        .filter(|s| matches!(s.kind, discover::Kind::Vllm | discover::Kind::LlamaCpp))
+        .filter_map(|s| Some((discover::port_of(&s.url)?, format!("{}/metrics", s.url))))
+        .collect()
 }
 
 /// Runs `job` with `telemetry`.

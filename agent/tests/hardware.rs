@@ -171,6 +171,28 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
         samples.iter().any(|s| s["in_flight"] == 1),
         "a sample during a call"
     );
+    // The server's own /metrics: its gauges over time, and on the last sample what its counters
+    // say about the run. Other tests may share this server, so its counts are at least the run's.
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["server_gauges"][port]["llamacpp:requests_processing"].is_number()),
+        "no gauges of the server in {samples:#?}"
+    );
+    let last = samples.last().unwrap();
+    let run = &last["server_run"][port];
+    assert_eq!(run["url"], url.replace("/v1", "/metrics"), "{last:#}");
+    let tokens: f64 = records
+        .iter()
+        .map(|r| r["response_tokens"].as_f64().unwrap())
+        .sum();
+    let named = &run["window"]["named"];
+    assert!(
+        named["generation_tokens"].as_f64().unwrap() >= tokens,
+        "{named:#} against {tokens} tokens in the records"
+    );
+    assert!(named["decode_tps"].as_f64().unwrap() > 0.0, "{named:#}");
 
     // select --max-memory decides on the measured memory.
     let measured = records
@@ -231,4 +253,97 @@ fn nvml_reads_the_gpu_where_there_is_one() {
         "the energy counter rises"
     );
     assert!(!sources.gpus().is_empty());
+}
+
+/// `llmpulse-agent run` against the real vLLM: every call timed by the kernel, the memory of
+/// the server's whole process tree (the engine core runs in a child process), and on the
+/// series' last sample vLLM's own histograms over exactly the run: as many requests and first
+/// tokens as the run made calls, queue time included.
+#[test]
+fn a_run_against_the_real_vllm_holds_its_own_metrics() {
+    let Some(url) = service_url("LLMPULSE_VLLM_URL") else {
+        return;
+    };
+    let dir = Scratch::new("agent-vllm");
+    dir.write("suite.toml", ONE_QUESTION);
+    let out = dir.0.join("out");
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 4\nconcurrency = 2\noutput = \"{}\"\n\
+             [agent]\nid = \"ci-box\"\nsample_hz = 10\n\
+             [[targets]]\nname = \"smollm2-vllm\"\nprovider = \"vllm\"\nmodel = \"smollm2-vllm\"\n\
+             base_url = \"{url}\"\nmax_tokens = 24\n",
+            out.display()
+        ),
+    );
+    let run = Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let files = support::walk(&out);
+    let read = |prefix: &str| {
+        let path = files
+            .iter()
+            .find(|p| {
+                p.strip_prefix(&out).is_ok_and(|r| {
+                    r.starts_with(prefix) && r.extension().is_some_and(|e| e == "jsonl")
+                })
+            })
+            .unwrap_or_else(|| panic!("no {prefix} file in {files:?}"));
+        common::jsonl(path)
+    };
+    let records = read("records");
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert_eq!(r["success"], true, "{r:#}");
+        assert_eq!(r["clock_source"], "kernel", "{r:#}");
+        let mem = r["memory_mb"].as_f64().unwrap_or(0.0);
+        // The tree holds the weights, the engine and torch: well over a gigabyte on CPU.
+        assert!(mem > 1_000.0, "{mem} MB over vLLM's process tree: {r:#}");
+    }
+    let samples = read("telemetry");
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert!(
+        samples.iter().any(|s| {
+            s["server_gauges"][port]
+                .as_object()
+                .is_some_and(|g| g.keys().any(|k| k.starts_with("vllm:num_requests_waiting")))
+        }),
+        "no vLLM gauges over time"
+    );
+    let run = &samples.last().unwrap()["server_run"][port];
+    let named = &run["window"]["named"];
+    assert_eq!(named["requests"], 4.0, "{run:#}");
+    assert_eq!(named["ttft_sec"]["count"], 4.0, "{named:#}");
+    assert_eq!(named["queue_sec"]["count"], 4.0, "{named:#}");
+    // The server's first token comes before the client's: the client's TTFT adds the network,
+    // HTTP and the client itself.
+    let client_ttft_mean = records
+        .iter()
+        .map(|r| r["ttft_sec"].as_f64().unwrap())
+        .sum::<f64>()
+        / 4.0;
+    let server_ttft_mean = named["ttft_sec"]["mean"].as_f64().unwrap();
+    assert!(
+        server_ttft_mean <= client_ttft_mean,
+        "server {server_ttft_mean} s, client {client_ttft_mean} s"
+    );
+    let generated: f64 = records
+        .iter()
+        .map(|r| r["response_tokens"].as_f64().unwrap())
+        .sum();
+    assert_eq!(
+        named["generation_tokens"].as_f64(),
+        Some(generated),
+        "{named:#}"
+    );
 }

@@ -219,10 +219,16 @@ burst = 3
         .iter()
         .find(|s| s.metric == "llmpulse_soak_calls_total")
         .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) => v,
+            // OpenMetrics types the family without `_total`: the classic parser reads the sample
+            // untyped.
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         });
     assert!(calls.is_some_and(|c| c > 100.0), "{page}");
+    assert!(
+        page.contains("# TYPE llmpulse_soak_calls counter"),
+        "{page}"
+    );
     assert!(
         page.contains("llmpulse_soak_model_calls_total{soak=\"ci-soak\",model=\"fast\"}"),
         "{page}"

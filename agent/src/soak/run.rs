@@ -266,9 +266,9 @@ pub async fn run_soak(
             let live = live.clone();
             let name = soak.name.clone();
             let shared = Shared {
-                extra: Some(Arc::new(move || {
+                extra: Some(Arc::new(move |page| {
                     let l = lock(&live);
-                    l.stats.prometheus(&name, l.night)
+                    l.stats.expose(&name, l.night, page);
                 })),
                 ..Shared::new(telemetry.handle(), opts.spool.clone(), id.host_id.clone())
             };

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::metrics::{Exposition, label};
 use chrono::{DateTime, Utc};
 use llmpulse_core::record::Record;
 use serde::{Deserialize, Serialize};
@@ -262,111 +263,80 @@ impl SoakStats {
 }
 
 impl SoakStats {
-    /// The soak's counters in the Prometheus text format, for the agent's `/metrics`.
-    pub fn prometheus(&self, soak: &str, night: bool) -> String {
-        use crate::metrics::{label, metric};
-        let soak = label(soak);
-        let one = |v: f64| vec![(format!("{{soak=\"{soak}\"}}"), v)];
+    /// The soak's counters, for the agent's `/metrics`.
+    pub fn expose(&self, soak: &str, night: bool, page: &mut Exposition) {
+        let one = |v: f64| vec![(vec![label("soak", soak)], v)];
         let by = |key: &str, m: &BTreeMap<String, Tally>, f: &dyn Fn(&Tally) -> Option<f64>| {
             m.iter()
-                .filter_map(|(k, t)| {
-                    f(t).map(|v| (format!("{{soak=\"{soak}\",{key}=\"{}\"}}", label(k)), v))
-                })
+                .filter_map(|(k, t)| f(t).map(|v| (vec![label("soak", soak), label(key, k)], v)))
                 .collect::<Vec<_>>()
         };
-        let mut out = String::new();
         let calls = |t: &Tally| Some(t.calls as f64);
         let ok = |t: &Tally| Some(t.successes as f64);
         let latency = |t: &Tally| t.mean_latency();
         let speed = |t: &Tally| t.mean_output_tps();
-        for (name, kind, help, samples) in [
-            (
-                "llmpulse_soak_calls_total",
-                "counter",
-                "Calls the soak made (records).",
-                one(self.all.calls as f64),
-            ),
-            (
-                "llmpulse_soak_successes_total",
-                "counter",
-                "Successful calls.",
-                one(self.all.successes as f64),
-            ),
-            (
-                "llmpulse_soak_night_calls_total",
-                "counter",
-                "Calls made in night mode.",
-                one(self.night_calls as f64),
-            ),
-            (
-                "llmpulse_soak_rotations_total",
-                "counter",
-                "Moves to the next model.",
-                one(self.rotations as f64),
-            ),
-            (
-                "llmpulse_soak_night_mode",
-                "gauge",
-                "1 while night mode is on.",
-                one(f64::from(u8::from(night))),
-            ),
-            (
-                "llmpulse_soak_model_calls_total",
-                "counter",
-                "Calls per model.",
-                by("model", &self.by_model, &calls),
-            ),
-            (
-                "llmpulse_soak_model_successes_total",
-                "counter",
-                "Successful calls per model.",
-                by("model", &self.by_model, &ok),
-            ),
-            (
-                "llmpulse_soak_model_latency_avg_seconds",
-                "gauge",
-                "Mean latency of successful calls per model.",
-                by("model", &self.by_model, &latency),
-            ),
-            (
-                "llmpulse_soak_model_output_speed_avg_tps",
-                "gauge",
-                "Mean output speed per model.",
-                by("model", &self.by_model, &speed),
-            ),
-            (
-                "llmpulse_soak_scenario_calls_total",
-                "counter",
-                "Calls per scenario.",
-                by("scenario", &self.by_scenario, &calls),
-            ),
-            (
-                "llmpulse_soak_scenario_successes_total",
-                "counter",
-                "Successful calls per scenario.",
-                by("scenario", &self.by_scenario, &ok),
-            ),
-        ] {
-            metric(&mut out, name, kind, help, &samples);
-        }
-        let errors: Vec<(String, f64)> = self
-            .errors
-            .iter()
-            .map(|(k, n)| {
-                (
-                    format!("{{soak=\"{soak}\",kind=\"{}\"}}", label(k)),
-                    *n as f64,
-                )
-            })
-            .collect();
-        metric(
-            &mut out,
-            "llmpulse_soak_errors_total",
-            "counter",
-            "Failed calls by error kind.",
-            &errors,
+        page.counter(
+            "llmpulse_soak_calls",
+            "Calls the soak made (records).",
+            one(self.all.calls as f64),
         );
-        out
+        page.counter(
+            "llmpulse_soak_successes",
+            "Successful calls.",
+            one(self.all.successes as f64),
+        );
+        page.counter(
+            "llmpulse_soak_night_calls",
+            "Calls made in night mode.",
+            one(self.night_calls as f64),
+        );
+        page.counter(
+            "llmpulse_soak_rotations",
+            "Moves to the next model.",
+            one(self.rotations as f64),
+        );
+        page.gauge(
+            "llmpulse_soak_night_mode",
+            "1 while night mode is on.",
+            one(f64::from(u8::from(night))),
+        );
+        page.counter(
+            "llmpulse_soak_model_calls",
+            "Calls per model.",
+            by("model", &self.by_model, &calls),
+        );
+        page.counter(
+            "llmpulse_soak_model_successes",
+            "Successful calls per model.",
+            by("model", &self.by_model, &ok),
+        );
+        page.gauge(
+            "llmpulse_soak_model_latency_avg_seconds",
+            "Mean latency of successful calls per model.",
+            by("model", &self.by_model, &latency),
+        );
+        page.gauge(
+            "llmpulse_soak_model_output_speed_avg_tps",
+            "Mean output speed per model.",
+            by("model", &self.by_model, &speed),
+        );
+        page.counter(
+            "llmpulse_soak_scenario_calls",
+            "Calls per scenario.",
+            by("scenario", &self.by_scenario, &calls),
+        );
+        page.counter(
+            "llmpulse_soak_scenario_successes",
+            "Successful calls per scenario.",
+            by("scenario", &self.by_scenario, &ok),
+        );
+        page.counter(
+            "llmpulse_soak_errors",
+            "Failed calls by error kind.",
+            self.errors
+                .iter()
+                .map(|(k, n)| (vec![label("soak", soak), label("kind", k)], *n as f64)),
+        );
     }
 }
 
@@ -517,7 +487,9 @@ mod tests {
         assert_eq!(v["errors"]["connect"], 1);
         assert_eq!(v["night_calls"], 1);
         assert_eq!(v["latest"]["target"], "b");
-        let page = s.prometheus("n", true);
+        let mut exposition = crate::metrics::Exposition::default();
+        s.expose("n", true, &mut exposition);
+        let page = exposition.text();
         for line in [
             "llmpulse_soak_calls_total{soak=\"n\"} 2",
             "llmpulse_soak_night_mode{soak=\"n\"} 1",

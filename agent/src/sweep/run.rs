@@ -209,6 +209,7 @@ async fn run_point(
         }
         None => Vec::new(),
     };
+    telemetry.watch_metrics(crate::run::metrics_urls(&servers));
     telemetry.set_fingerprint(crate::host::fingerprint(&id.host_id, &telemetry, &servers));
     let start_failed = match &started {
         Ok(s) => {

@@ -1,8 +1,11 @@
 //! Hardware telemetry around a run: a thread samples every [`sources`] reader at a fixed rate
 //! (10 Hz by default) into the run's series file and a ring of recent samples; each finished
-//! call takes its figures from the ring ([`window`]). [`Telemetry`] is the agent's
-//! implementation of core's `Instruments`.
+//! call takes its figures from the ring ([`window`]). A second thread reads the local servers'
+//! own `/metrics` pages once a second ([`server_metrics`]): their gauges go into the samples,
+//! and the run's last sample carries what their counters and histograms say about the run's
+//! window. [`Telemetry`] is the agent's implementation of core's `Instruments`.
 
+pub mod server_metrics;
 pub mod sources;
 pub mod window;
 
@@ -52,6 +55,24 @@ pub struct Sample {
     /// RAPL package energy counted since the agent started, J.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rapl_energy_j: Option<f64>,
+    /// The servers' own gauges (requests running and waiting, KV-cache use) by port, on the
+    /// sample taken after each read of their `/metrics`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_gauges: BTreeMap<u16, BTreeMap<String, f64>>,
+    /// On the run's last sample only: what each server's own counters say about the run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_run: BTreeMap<u16, ServerRun>,
+}
+
+/// A server's `/metrics` over one run: the deltas between the read before its first call and
+/// the read after its last, or why there are none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerRun {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<server_metrics::Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A serving process tree's readings.
@@ -78,6 +99,10 @@ struct Shared {
     stop: AtomicBool,
     running: AtomicBool,
     samples: std::sync::atomic::AtomicU64,
+    /// Gauges read from the servers since the last sample, for the next one.
+    server_gauges: Mutex<BTreeMap<u16, BTreeMap<String, f64>>>,
+    /// The servers' account of the run, for the run's last sample.
+    server_run: Mutex<BTreeMap<u16, ServerRun>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +117,8 @@ impl Shared {
             in_flight: lock(&self.in_flight)
                 .as_ref()
                 .map_or(0, |c| c.load(Ordering::Relaxed)),
+            server_gauges: std::mem::take(&mut *lock(&self.server_gauges)),
+            server_run: std::mem::take(&mut *lock(&self.server_run)),
             ..Sample::default()
         };
         lock(&self.sources).read(&mut s);
@@ -143,6 +170,9 @@ pub struct Telemetry {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     fingerprint: Option<serde_json::Value>,
+    /// Port → the `/metrics` URL of the server on it.
+    metrics_urls: BTreeMap<u16, String>,
+    reader: Option<JoinHandle<BTreeMap<u16, ServerRun>>>,
 }
 
 impl Telemetry {
@@ -167,10 +197,19 @@ impl Telemetry {
                 stop: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 samples: 0.into(),
+                server_gauges: Mutex::new(BTreeMap::new()),
+                server_run: Mutex::new(BTreeMap::new()),
             }),
             thread: None,
             fingerprint: None,
+            metrics_urls: BTreeMap::new(),
+            reader: None,
         }
+    }
+
+    /// Reads these servers' own `/metrics` (port → URL) around each run.
+    pub fn watch_metrics(&mut self, urls: BTreeMap<u16, String>) {
+        self.metrics_urls = urls;
     }
 
     /// The fingerprint [`Instruments::host`] gives the manifest.
@@ -225,14 +264,110 @@ impl Telemetry {
             .ok();
     }
 
-    fn halt(&mut self) {
+    /// Starts the `/metrics` reader; returns once its first read (the run's "before") is done,
+    /// so that no call of the run precedes it.
+    fn spawn_reader(&mut self) {
+        if self.metrics_urls.is_empty() || self.reader.is_some() {
+            return;
+        }
+        let (ready, first) = std::sync::mpsc::channel();
+        let urls = self.metrics_urls.clone();
+        let shared = self.shared.clone();
+        let every = self.interval.max(Duration::from_secs(1));
+        self.reader = std::thread::Builder::new()
+            .name("server-metrics".into())
+            .spawn(move || read_servers(&shared, &urls, every, ready))
+            .ok();
+        let _ = first.recv_timeout(Duration::from_secs(5));
+    }
+
+    fn halt(&mut self) -> BTreeMap<u16, ServerRun> {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.running.store(false, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
         }
+        match self.reader.take() {
+            Some(r) => {
+                r.thread().unpark();
+                r.join().unwrap_or_default()
+            }
+            None => BTreeMap::new(),
+        }
     }
+}
+
+/// How long a read of a `/metrics` page may take.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `/metrics` reader's thread: a read now (the run's "before", then `ready` is told), one
+/// every `every` for the gauges, and one when the run stops; returns each server's window.
+fn read_servers(
+    shared: &Shared,
+    urls: &BTreeMap<u16, String>,
+    every: Duration,
+    ready: std::sync::mpsc::Sender<()>,
+) -> BTreeMap<u16, ServerRun> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(METRICS_TIMEOUT)
+        .build();
+    let read = |url: &str| -> Result<server_metrics::Page, String> {
+        let client = client.as_ref().map_err(|e| e.to_string())?;
+        let answer = client
+            .get(url)
+            .send()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = answer.status();
+        if !status.is_success() {
+            return Err(format!("GET {url}: HTTP {status}"));
+        }
+        let text = answer.text().map_err(|e| format!("GET {url}: {e}"))?;
+        server_metrics::parse(&text).map_err(|e| format!("GET {url}: {e}"))
+    };
+    let read_all = || -> BTreeMap<u16, Result<server_metrics::Page, String>> {
+        let pages: BTreeMap<u16, _> = urls.iter().map(|(p, u)| (*p, read(u))).collect();
+        let mut gauges = lock(&shared.server_gauges);
+        for (port, page) in &pages {
+            if let Ok(page) = page {
+                gauges.insert(*port, page.gauges.clone());
+            }
+        }
+        pages
+    };
+    let started = std::time::Instant::now();
+    let before = read_all();
+    let _ = ready.send(());
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::park_timeout(every);
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        read_all();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = read_all();
+    urls.iter()
+        .map(|(port, url)| {
+            let run = match (before.get(port), after.get(port)) {
+                (Some(Ok(b)), Some(Ok(a))) => ServerRun {
+                    url: url.clone(),
+                    window: Some(server_metrics::window(b, a, seconds)),
+                    error: None,
+                },
+                (Some(Err(e)), _) | (_, Some(Err(e))) => ServerRun {
+                    url: url.clone(),
+                    window: None,
+                    error: Some(e.clone()),
+                },
+                _ => ServerRun {
+                    url: url.clone(),
+                    ..ServerRun::default()
+                },
+            };
+            (*port, run)
+        })
+        .collect()
 }
 
 impl Drop for Telemetry {
@@ -254,6 +389,7 @@ impl Instruments for Telemetry {
         *lock(&self.shared.series) = Some(BufWriter::new(file));
         *lock(&self.shared.in_flight) = Some(in_flight);
         lock(&self.shared.ring).clear();
+        self.spawn_reader();
         self.spawn();
         Ok(())
     }
@@ -294,7 +430,12 @@ impl Instruments for Telemetry {
     }
 
     fn stop(&mut self) {
-        self.halt();
+        let server_run = self.halt();
+        if !server_run.is_empty() {
+            // The run's last sample, with the servers' own account of the run.
+            *lock(&self.shared.server_run) = server_run;
+            self.shared.sample();
+        }
         if let Some(mut w) = lock(&self.shared.series).take() {
             let _ = w.flush();
             let _ = w.get_ref().sync_all();
