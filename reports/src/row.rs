@@ -31,6 +31,8 @@ pub struct Row<'a> {
     pub ttft_sec: Option<f64>,
     #[serde(default)]
     pub prompt_cached_tokens: Option<u32>,
+    #[serde(default)]
+    pub server_ttft_sec: Option<f64>,
     pub output_speed_tps: Option<f64>,
     #[serde(default)]
     pub rate_limited_count: u32,

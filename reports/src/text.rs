@@ -107,6 +107,9 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "{}\n", partial_sentence(r));
     }
     let _ = writeln!(s, "## Targets\n\n{}\n", target_table(r, ASCII_MARKDOWN));
+    for line in server_timing_lines(r) {
+        let _ = writeln!(s, "{line}\n");
+    }
     for line in prompt_cache_lines(r) {
         let _ = writeln!(s, "{line}\n");
     }
@@ -177,7 +180,38 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
-/// A campaign's completeness in one sentence.
+/// One sentence per target whose TTFT the server's own timing contradicts or leaves mostly
+/// unexplained: time outside the server is network, HTTP, its queue or the client.
+pub fn server_timing_lines(r: &Report) -> Vec<String> {
+    r.targets
+        .iter()
+        .filter_map(|t| {
+            let s = t.server_timing.as_ref().filter(|s| s.notable())?;
+            let client = t.ttft_sec.as_ref()?.p50.value;
+            let outside = s.outside_server_sec.as_ref().map_or(0.0, |q| q.p50.value);
+            let mut line = format!(
+                "**Client and server, `{}`:** TTFT p50 {client:.3} s at the client, {:.3} s by \
+                 the server's own clock (`server_ttft_sec`, {} calls): {outside:.3} s ({:.0}%) \
+                 passed outside the server's prompt processing: the network, HTTP, the \
+                 server's queue (calls waiting for a free slot) or the client.",
+                t.target,
+                s.server_ttft_sec.p50.value,
+                s.server_ttft_sec.n,
+                s.outside_share.unwrap_or(0.0) * 100.0
+            );
+            if s.server_ahead.k > 0 {
+                line.push_str(&format!(
+                    " In {} of {} calls the server's figure was the larger: the two clocks \
+                     disagree (a proxy answering before the server, or a server timing more \
+                     than its first token).",
+                    s.server_ahead.k, s.server_ahead.n
+                ));
+            }
+            Some(line)
+        })
+        .collect()
+}
+
 /// One sentence per target whose TTFT pools calls the server's prefix cache served in part
 /// with calls it computed whole: the two are different measurements.
 pub fn prompt_cache_lines(r: &Report) -> Vec<String> {
@@ -204,6 +238,7 @@ pub fn prompt_cache_lines(r: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A campaign's completeness in one sentence.
 pub fn campaign_sentence(c: &super::figures::CampaignFigures) -> String {
     format!(
         "{} of {} slots present ({:.1}%, expected from the {}); {} runs, {} records, {} \

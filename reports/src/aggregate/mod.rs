@@ -248,6 +248,12 @@ impl Aggregate {
                     (None, _) => {}
                 }
             }
+            if let (Some(client), Some(server)) = (r.ttft_sec, r.server_ttft_sec) {
+                t.server_ttft.add(server);
+                // A millisecond of slack: the two clocks round differently.
+                t.server_ahead.add(Some(server > client + 1e-3));
+                t.outside_server.add((client - server).max(0.0));
+            }
             if let Some(v) = r.throughput_tps {
                 t.throughput.add(v);
             }

@@ -23,6 +23,11 @@ pub struct TargetAgg {
     pub prompt_cache_hit: Rate,
     pub ttft_warm: Dist,
     pub ttft_cold: Dist,
+    /// Calls whose server said when its first token was ready (`server_ttft_sec`): that time,
+    /// the client's TTFT beyond it, and the calls where the server's figure was the larger.
+    pub server_ttft: Dist,
+    pub outside_server: Dist,
+    pub server_ahead: Rate,
     pub throughput: Dist,
     pub output_speed: Dist,
     pub coverage: Mean,
@@ -110,6 +115,9 @@ impl TargetAgg {
             prompt_cache_hit: Rate::default(),
             ttft_warm: Dist::seconds(),
             ttft_cold: Dist::seconds(),
+            server_ttft: Dist::seconds(),
+            outside_server: Dist::seconds(),
+            server_ahead: Rate::default(),
             throughput: Dist::speed(),
             output_speed: Dist::speed(),
             coverage: Mean::default(),
@@ -149,6 +157,9 @@ impl TargetAgg {
         self.prompt_cache_hit.merge(&o.prompt_cache_hit);
         self.ttft_warm.merge(&o.ttft_warm);
         self.ttft_cold.merge(&o.ttft_cold);
+        self.server_ttft.merge(&o.server_ttft);
+        self.outside_server.merge(&o.outside_server);
+        self.server_ahead.merge(&o.server_ahead);
         self.throughput.merge(&o.throughput);
         self.output_speed.merge(&o.output_speed);
         self.coverage.merge(&o.coverage);

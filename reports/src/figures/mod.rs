@@ -15,7 +15,7 @@ use crate::read::{ReadStats, RunSeen};
 use llmpulse_core::schedule::Campaign;
 
 mod target;
-pub use target::{PromptCacheFigures, TargetFigures};
+pub use target::{PromptCacheFigures, ServerTimingFigures, TargetFigures};
 use target::{mark_pareto, target_figures};
 
 /// The window of the rolling median, as public provider leaderboards report it.

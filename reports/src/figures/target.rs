@@ -25,6 +25,10 @@ pub struct TargetFigures {
     /// TTFT for warm and cold calls apart (`ttft_sec` pools both).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_cache: Option<PromptCacheFigures>,
+    /// When the server timed its own first token (llama.cpp, Ollama): the client's TTFT set
+    /// beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_timing: Option<ServerTimingFigures>,
     pub throughput_tps: Option<Quantiles>,
     pub output_speed_tps: Option<Quantiles>,
     pub coverage: Option<MeanFigure>,
@@ -78,6 +82,37 @@ impl PromptCacheFigures {
     }
 }
 
+/// A target's client TTFT beside its server's own: what passed outside the server's prompt
+/// processing (network, HTTP, the server's queue, the client) and the calls where the server's
+/// figure was larger than the client's (a clock or a proxy to look at).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServerTimingFigures {
+    pub server_ttft_sec: Quantiles,
+    /// `ttft_sec − server_ttft_sec` per call, at 0 when negative.
+    pub outside_server_sec: Option<Quantiles>,
+    /// The median outside the server over the median client TTFT.
+    pub outside_share: Option<f64>,
+    pub server_ahead: RateFigure,
+}
+
+impl ServerTimingFigures {
+    /// Median time outside the server above which the report says so: 50 ms and a quarter of
+    /// the TTFT. Below, it is a local network and an HTTP parser.
+    pub const NOTABLE_SEC: f64 = 0.05;
+    pub const NOTABLE_SHARE: f64 = 0.25;
+
+    /// Whether the client and the server disagree enough to say so.
+    pub fn notable(&self) -> bool {
+        let outside = self
+            .outside_server_sec
+            .as_ref()
+            .map_or(0.0, |q| q.p50.value);
+        self.server_ahead.k > 0
+            || (outside > Self::NOTABLE_SEC
+                && self.outside_share.is_some_and(|s| s > Self::NOTABLE_SHARE))
+    }
+}
+
 /// Marks the sweep targets on the Pareto front of output speed, memory and coverage.
 pub(super) fn mark_pareto(mut targets: Vec<TargetFigures>) -> Vec<TargetFigures> {
     let sweep: Vec<usize> = (0..targets.len())
@@ -117,6 +152,7 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
             ttft_warm_sec: Quantiles::of(&t.ttft_warm, seed),
             ttft_cold_sec: Quantiles::of(&t.ttft_cold, seed),
         }),
+        server_timing: server_timing(t, seed),
         throughput_tps: Quantiles::of(&t.throughput, seed),
         output_speed_tps: Quantiles::of(&t.output_speed, seed),
         coverage: MeanFigure::of(t.coverage),
@@ -145,4 +181,20 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
         load_time_sec: MeanFigure::of(t.load_time_sec),
         pareto: false,
     }
+}
+
+fn server_timing(t: &TargetAgg, seed: u64) -> Option<ServerTimingFigures> {
+    let server_ttft_sec = Quantiles::of(&t.server_ttft, seed)?;
+    let outside_server_sec = Quantiles::of(&t.outside_server, seed);
+    let client = Quantiles::of(&t.ttft, seed).map(|q| q.p50.value);
+    let outside_share = match (&outside_server_sec, client) {
+        (Some(o), Some(c)) if c > 0.0 => Some(o.p50.value / c),
+        _ => None,
+    };
+    Some(ServerTimingFigures {
+        server_ttft_sec,
+        outside_server_sec,
+        outside_share,
+        server_ahead: RateFigure::of_or_empty(t.server_ahead),
+    })
 }
