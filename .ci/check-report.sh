@@ -49,6 +49,12 @@ if [ -n "${LLMPULSE_SWEEP_RECORDS:-}" ]; then
   grep -q 'id="flash-attention"' "$work/sweep-report/index.html" ||
     { echo "FAIL: the sweep report has no flash-attention table"; exit 1; }
   pages+=(sweep-report)
+  # The example's own select line (its header) runs through on what the sweep measured.
+  select_line=$(grep -o 'llmpulse select --from results .*' examples/sweep.toml | head -1)
+  # shellcheck disable=SC2086  # the example's flags, split as a shell would
+  "$BIN" select --from "$LLMPULSE_SWEEP_RECORDS" ${select_line#llmpulse select --from results} \
+    >"$work/sweep-select.txt" ||
+    { echo "FAIL: examples/sweep.toml's select line: $(cat "$work/sweep-select.txt")"; exit 1; }
 fi
 
 # Chromium now and then dies on start (a segfault on a loaded machine): a run that ends by a

@@ -559,6 +559,23 @@ fn select_returns_the_known_best_and_refuses_to_guess() {
             .to_string()
             .contains("only 10 calls")
     );
+    // The refusal names the flag that lowers the bar, and to what; with it, select chooses.
+    assert!(reason.contains("pass --min-calls 10"), "{reason}");
+    let thin = llmpulse(
+        &dir.0,
+        &[
+            "select",
+            "--from",
+            "thin",
+            "--task",
+            "speed_critical",
+            "--min-calls",
+            "10",
+        ],
+    );
+    ok(&thin);
+    let chosen: Value = serde_json::from_slice(&thin.stdout).unwrap();
+    assert!(chosen["selected_model"].is_string(), "{chosen}");
 }
 
 #[test]

@@ -257,9 +257,27 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
         }
     }
     if raw.is_empty() {
+        // Every target short of calls: say which flag lowers the bar, and to what.
+        let most_calls = agg
+            .targets
+            .values()
+            .map(|t| t.calls.n)
+            .filter(|n| *n < criteria.min_calls)
+            .max();
+        let hint = match most_calls {
+            Some(n) if n > 0 && agg.targets.values().all(|t| t.calls.n < criteria.min_calls) => {
+                format!(
+                    "; every target has fewer than --min-calls {} (the most is {n}): measure more \
+                     (repetitions), or pass --min-calls {n} to choose on thinner evidence",
+                    criteria.min_calls
+                )
+            }
+            _ => String::new(),
+        };
         return Err(Refusal {
             reason: format!(
-                "too few records to choose: no target has enough evidence for {} ({} records read)",
+                "too few records to choose: no target has enough evidence for {} ({} records \
+                 read){hint}",
                 criteria
                     .weights
                     .iter()
