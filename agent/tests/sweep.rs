@@ -41,6 +41,35 @@ fn the_example_plans_anywhere() {
 }
 
 #[test]
+fn the_vllm_example_plans_anywhere() {
+    let out = Command::new(AGENT)
+        .args(["sweep", "--plan", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/sweep-vllm.toml"
+        ))
+        .env_remove("VLLM_PYTHON")
+        .env_remove("LLMPULSE_MODELS")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("\n  run ").count(), 2, "{text}");
+    assert!(
+        text.contains("smollm2-vllm-bf16-kvauto-c2048-seqs1-eager"),
+        "{text}"
+    );
+    assert!(
+        text.contains("smollm2-vllm-bf16-kvauto-c2048-seqs4-eager"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_bad_sweep_names_line_and_field() {
     let dir = Scratch::new("sweep-bad");
     dir.write("suite.toml", ONE_QUESTION);
@@ -286,4 +315,107 @@ fn a_killed_sweep_leaves_no_server_behind() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Two vLLM points that differ only in `--max-num-seqs` (1 and 4), four calls at once against
+/// each, on the real vLLM from PyPI: each point's server reports its version, every record says
+/// which point it ran on, and with one sequence at a time the four calls queue inside the server
+/// (its own queue-time histogram in the telemetry), so their TTFT is longer than with four.
+#[test]
+fn sweeps_two_real_vllm_points() {
+    let (Some(python), Some(model)) = (
+        service_url("LLMPULSE_VLLM_PYTHON"),
+        service_url("LLMPULSE_VLLM_MODEL"),
+    ) else {
+        return;
+    };
+    let dir = Scratch::new("sweep-vllm");
+    dir.write("suite.toml", ONE_QUESTION);
+    let out = dir.0.join("out");
+    let cfg = dir.write(
+        "sweep.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 8\nconcurrency = 4\noutput = \"{}\"\n\
+             [[targets]]\nname = \"smol\"\nprovider = \"vllm\"\nmodel = \"smol-vllm\"\n\
+             max_tokens = 24\ntemperature = 0\n\
+             [sweep]\nname = \"ci\"\nlauncher = \"vllm\"\nbinary = \"{python}\"\n\
+             models = [{{ file = \"{model}\", quantization = \"BF16\" }}]\n\
+             max_model_len = [1024]\nmax_num_seqs = [1, 4]\nenforce_eager = [true]\n\
+             start_timeout = \"300s\"\n\
+             env = {{ HF_HUB_OFFLINE = \"1\", VLLM_CPU_KVCACHE_SPACE = \"1\", VLLM_NO_USAGE_STATS = \"1\" }}\n",
+            out.display()
+        ),
+    );
+    let run = Command::new(AGENT)
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains("2 points run, 0 did not start"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (mut records, mut telemetry) = (Vec::new(), Vec::new());
+    for p in support::walk(&out) {
+        let s = p.display().to_string();
+        if s.contains("/records/") && s.ends_with(".jsonl") {
+            records.extend(common::jsonl(&p));
+        } else if s.contains("/telemetry/") && s.ends_with(".jsonl") {
+            telemetry.push(common::jsonl(&p));
+        }
+    }
+    assert_eq!(records.len(), 16);
+    let mut ttft = std::collections::BTreeMap::<u64, Vec<f64>>::new();
+    for r in &records {
+        assert_eq!(r["success"], true, "{r:#}");
+        assert_eq!(r["server"], "vllm");
+        assert!(r["server_version"].is_string(), "{r:#}");
+        assert_eq!(r["ctx_size"], 1024);
+        assert_eq!(r["quantization"], "BF16");
+        assert!(
+            r["flash_attn"].is_null() && r["gpu_layers"].is_null(),
+            "{r:#}"
+        );
+        let seqs = r["max_num_seqs"].as_u64().unwrap();
+        assert!(
+            r["target"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("-seqs{seqs}-eager")),
+            "{r:#}"
+        );
+        ttft.entry(seqs)
+            .or_default()
+            .push(r["ttft_sec"].as_f64().unwrap());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[3] + v[4]) / 2.0
+    };
+    let (one, four) = (
+        median(ttft.get_mut(&1).unwrap()),
+        median(ttft.get_mut(&4).unwrap()),
+    );
+    assert!(
+        one > four,
+        "TTFT p50 with 1 sequence {one} s, with 4 {four} s"
+    );
+    // vLLM's own queue time, from its /metrics over each point's run: calls waited with one
+    // sequence at a time.
+    let queued: Vec<f64> = telemetry
+        .iter()
+        .filter_map(|series| {
+            let run = series.last()?["server_run"]
+                .as_object()?
+                .values()
+                .next()?
+                .clone();
+            run["window"]["named"]["queue_sec"]["mean"].as_f64()
+        })
+        .collect();
+    assert_eq!(queued.len(), 2, "a queue time per point");
 }

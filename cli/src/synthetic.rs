@@ -368,6 +368,7 @@ fn record(
         kv_cache_type: None,
         ctx_size: None,
         gpu_layers: None,
+        max_num_seqs: None,
         load_time_sec: None,
     }
 }

@@ -188,7 +188,7 @@ pub struct Record {
     #[serde(default)]
     pub host_id: Option<String>,
     /// Sweeps (`llmpulse-agent sweep`): the server the agent started for this point and how.
-    /// `server` is its kind (`llamacpp`, `command`), `server_version` as it reports it.
+    /// `server` is its kind (`llamacpp`, `vllm`, `command`), `server_version` as it reports it.
     #[serde(default)]
     pub server: Option<String>,
     #[serde(default)]
@@ -206,6 +206,9 @@ pub struct Record {
     pub ctx_size: Option<u32>,
     #[serde(default)]
     pub gpu_layers: Option<u32>,
+    /// vLLM sweeps: the most sequences the server batches at once (`--max-num-seqs`).
+    #[serde(default)]
+    pub max_num_seqs: Option<u32>,
     /// Server start → ready (model loaded), seconds.
     #[serde(default)]
     pub load_time_sec: Option<f64>,
@@ -370,6 +373,7 @@ impl Record {
             kv_cache_type: None,
             ctx_size: None,
             gpu_layers: None,
+            max_num_seqs: None,
             load_time_sec: None,
         }
     }

@@ -99,6 +99,8 @@ pub struct Row<'a> {
     #[serde(default)]
     pub gpu_layers: Option<u32>,
     #[serde(default)]
+    pub max_num_seqs: Option<u32>,
+    #[serde(default)]
     pub load_time_sec: Option<f64>,
     #[serde(borrow, default)]
     pub origin: std::borrow::Cow<'a, str>,

@@ -106,6 +106,9 @@ pub struct RecommendedConfig {
     pub flash_attention: Option<String>,
     pub kv_cache_type: Option<String>,
     pub ctx_size: Option<u32>,
+    /// vLLM sweeps: `--max-num-seqs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
 }
 
 /// One candidate's score.
@@ -336,6 +339,7 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
                 .as_ref()
                 .and_then(|c| c.kv_cache_type.clone()),
             ctx_size: t.server_config.as_ref().and_then(|c| c.ctx_size),
+            max_num_seqs: t.server_config.as_ref().and_then(|c| c.max_num_seqs),
         },
         score: best.score,
         alternatives: candidates,

@@ -79,10 +79,12 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The command line for `point`. On Linux the server gets SIGTERM when the agent dies, even by
+/// The command line for `point`, serving the model as `served_name` where the server takes a
+/// name (vLLM answers only to the name it serves). On Linux the server gets SIGTERM when the agent dies, even by
 /// `kill -9`, so no server outlives the sweep holding its memory and port.
-pub fn command(sweep: &Sweep, point: &Point, port: u16) -> Command {
-    let mut c = launcher_command(sweep, point, port);
+pub fn command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Command {
+    let mut c = launcher_command(sweep, point, port, served_name);
+    c.envs(sweep.env.iter().map(|(k, v)| (k, v)));
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
@@ -98,8 +100,15 @@ pub fn command(sweep: &Sweep, point: &Point, port: u16) -> Command {
     c
 }
 
-fn launcher_command(sweep: &Sweep, point: &Point, port: u16) -> Command {
+fn launcher_command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Command {
     match &sweep.launcher {
+        Launcher::Vllm { python } => {
+            let settings = point
+                .vllm
+                .clone()
+                .unwrap_or_else(|| super::vllm::Axes::default().settings().swap_remove(0));
+            super::vllm::command(python, point, &settings, port, served_name, &sweep.args)
+        }
         Launcher::LlamaCpp { binary } => {
             let mut c = Command::new(binary);
             c.arg("-m")
@@ -130,11 +139,22 @@ fn launcher_command(sweep: &Sweep, point: &Point, port: u16) -> Command {
 }
 
 /// Starts `point`'s server, its output going to `log`, and waits until it is ready.
-pub async fn start(sweep: &Sweep, point: &Point, log: &Path) -> Result<Running, StartFailed> {
+pub async fn start(
+    sweep: &Sweep,
+    point: &Point,
+    log: &Path,
+    served_name: &str,
+) -> Result<Running, StartFailed> {
     let failed = |m: String| StartFailed { message: m };
-    if matches!(sweep.launcher, Launcher::LlamaCpp { .. }) && !point.model.path.is_file() {
+    let missing = match sweep.launcher {
+        Launcher::LlamaCpp { .. } => !point.model.path.is_file(),
+        // A model folder (or a file) on this host: the agent runs without a hub.
+        Launcher::Vllm { .. } => !point.model.path.exists(),
+        Launcher::Command { .. } => false,
+    };
+    if missing {
         return Err(failed(format!(
-            "model file {} does not exist",
+            "model {} does not exist",
             point.model.path.display()
         )));
     }
@@ -147,7 +167,7 @@ pub async fn start(sweep: &Sweep, point: &Point, log: &Path) -> Result<Running, 
         .try_clone()
         .map_err(|e| failed(format!("{}: {e}", log.display())))?;
     let started = Instant::now();
-    let mut child = command(sweep, point, port)
+    let mut child = command(sweep, point, port, served_name)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -156,10 +176,7 @@ pub async fn start(sweep: &Sweep, point: &Point, log: &Path) -> Result<Running, 
     let http = crate::discover::client();
     let root = format!("http://127.0.0.1:{port}");
     let deadline = started + sweep.start_timeout;
-    let server = match sweep.launcher {
-        Launcher::LlamaCpp { .. } => "llamacpp",
-        Launcher::Command { .. } => "command",
-    };
+    let server = sweep.launcher.server();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(failed(format!(
@@ -210,13 +227,25 @@ pub async fn start(sweep: &Sweep, point: &Point, log: &Path) -> Result<Running, 
             "the server loaded another context size"
         );
     }
+    // vLLM says its version at /version.
+    let version = match prop("build_info") {
+        Some(v) => Some(v),
+        None => match http.get(format!("{root}/version")).send().await {
+            Ok(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| Some(v.get("version")?.as_str()?.to_string())),
+            _ => None,
+        },
+    };
     Ok(Running {
         child,
         port,
         base_url: format!("{root}/v1"),
         load_time,
         server,
-        version: prop("build_info"),
+        version,
         quantization: prop("model_ftype").or_else(|| point.model.quantization.clone()),
     })
 }

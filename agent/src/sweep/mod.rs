@@ -5,10 +5,11 @@
 //! A sweep file is an llmpulse config with one template target (its provider, model name and
 //! request parameters) and a `[sweep]` table of axes. This module reads and checks that table
 //! and plans the points ([`plan`]), explaining each one it skips; [`launch`] starts a point's
-//! server; [`run`] runs the points.
+//! server; [`run`] runs the points; [`vllm`] holds what only vLLM's launcher has.
 
 pub mod launch;
 pub mod run;
+pub mod vllm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,7 +39,17 @@ struct RawSweep {
     temperatures: Option<Spanned<Vec<f64>>>,
     #[serde(default)]
     args: Vec<String>,
+    /// Environment for every point's server (`${VAR}` filled in).
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, Spanned<String>>,
     start_timeout: Option<Spanned<String>>,
+    // vLLM's launcher: its names for the context and KV axes, and its own axes.
+    max_model_len: Option<Spanned<Vec<i64>>>,
+    kv_cache_dtype: Option<Spanned<Vec<String>>>,
+    max_num_seqs: Option<Spanned<Vec<i64>>>,
+    dtype: Option<Spanned<Vec<String>>>,
+    enforce_eager: Option<Spanned<Vec<bool>>>,
+    gpu_memory_utilization: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Deserialize)]
@@ -59,10 +70,25 @@ struct RawFile {
 pub enum Launcher {
     /// llama.cpp's `llama-server`, spawned with `-m -fa -ctk -ctv -c -ngl --metrics --port`.
     LlamaCpp { binary: PathBuf },
+    /// vLLM's OpenAI server, run by the Python that has vLLM installed (`binary`), with
+    /// `--max-model-len --max-num-seqs --kv-cache-dtype --dtype --gpu-memory-utilization
+    /// [--enforce-eager]` ([`vllm::command`]).
+    Vllm { python: PathBuf },
     /// Any server: a command template with `{port}`, `{model}`, `{flash_attn}`,
     /// `{kv_cache_type}`, `{ctx_size}`, `{gpu_layers}`; ready when `/health` or `/v1/models`
     /// answers 200.
     Command { template: String },
+}
+
+impl Launcher {
+    /// `server` in the records.
+    pub fn server(&self) -> &'static str {
+        match self {
+            Launcher::LlamaCpp { .. } => "llamacpp",
+            Launcher::Vllm { .. } => "vllm",
+            Launcher::Command { .. } => "command",
+        }
+    }
 }
 
 /// A checked `[sweep]` table.
@@ -79,7 +105,11 @@ pub struct Sweep {
     pub temperatures: Vec<f64>,
     /// Extra arguments for every server (`-t 4`).
     pub args: Vec<String>,
+    /// Environment variables for every server (`VLLM_CPU_KVCACHE_SPACE`, `CUDA_VISIBLE_DEVICES`).
+    pub env: Vec<(String, String)>,
     pub start_timeout: Duration,
+    /// The vLLM launcher's own axes.
+    pub vllm: Option<vllm::Axes>,
 }
 
 /// One model file of the sweep.
@@ -97,6 +127,8 @@ pub struct Point {
     pub kv_cache_type: String,
     pub ctx_size: u32,
     pub gpu_layers: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vllm: Option<vllm::Settings>,
 }
 
 impl Point {
@@ -107,6 +139,15 @@ impl Point {
             .quantization
             .clone()
             .unwrap_or_else(|| file_stem(&self.model.path));
+        if let Some(v) = &self.vllm {
+            return format!(
+                "{sweep}-{}-kv{}-c{}{}",
+                quant.to_ascii_lowercase(),
+                self.kv_cache_type,
+                self.ctx_size,
+                v.label()
+            );
+        }
         let mut s = format!(
             "{sweep}-{}-fa{}-kv{}-c{}",
             quant.to_ascii_lowercase(),
@@ -186,6 +227,12 @@ impl Sweep {
                     binary: PathBuf::from(binary),
                 }
             }
+            Some("vllm") => Launcher::Vllm {
+                python: PathBuf::from(match &raw.binary {
+                    Some(b) => fill(b, "binary")?,
+                    None => "python3".into(),
+                }),
+            },
             Some("command") => {
                 let Some(c) = &raw.command else {
                     return Err(err(
@@ -210,7 +257,7 @@ impl Sweep {
                 return Err(err(
                     l,
                     "launcher",
-                    format!("'{other}' is not a launcher: use llamacpp or command"),
+                    format!("'{other}' is not a launcher: use llamacpp, vllm or command"),
                 ));
             }
         };
@@ -320,17 +367,148 @@ impl Sweep {
             Some(s) => llmpulse_core::schedule::parse_duration(s.get_ref())
                 .map_err(|m| err(s.span().start, "start_timeout", m))?,
         };
+        // Each launcher's axes, and a clear word for another launcher's.
+        let is_vllm = matches!(launcher, Launcher::Vllm { .. });
+        let given = |v: bool, pos: Option<usize>, field: &str, whose: &str| match (v, pos) {
+            (true, Some(p)) => Err(err(p, field, format!("is {whose}"))),
+            _ => Ok(()),
+        };
+        let span = |s: Option<std::ops::Range<usize>>| s.map(|r| r.start);
+        let llama_only = "llama.cpp's; vLLM takes kv_cache_dtype, max_model_len and its own axes";
+        given(
+            is_vllm,
+            span(raw.flash_attn.as_ref().map(|v| v.span())),
+            "flash_attn",
+            llama_only,
+        )?;
+        given(
+            is_vllm,
+            span(raw.kv_cache_type.as_ref().map(|v| v.span())),
+            "kv_cache_type",
+            llama_only,
+        )?;
+        given(
+            is_vllm,
+            span(raw.gpu_layers.as_ref().map(|v| v.span())),
+            "gpu_layers",
+            llama_only,
+        )?;
+        let vllm_only = "vLLM's: set launcher = \"vllm\"";
+        for (field, pos) in [
+            (
+                "max_model_len",
+                span(raw.max_model_len.as_ref().map(|v| v.span())),
+            ),
+            (
+                "kv_cache_dtype",
+                span(raw.kv_cache_dtype.as_ref().map(|v| v.span())),
+            ),
+            (
+                "max_num_seqs",
+                span(raw.max_num_seqs.as_ref().map(|v| v.span())),
+            ),
+            ("dtype", span(raw.dtype.as_ref().map(|v| v.span()))),
+            (
+                "enforce_eager",
+                span(raw.enforce_eager.as_ref().map(|v| v.span())),
+            ),
+            (
+                "gpu_memory_utilization",
+                span(raw.gpu_memory_utilization.as_ref().map(|v| v.span())),
+            ),
+        ] {
+            given(!is_vllm, pos, field, vllm_only)?;
+        }
+        let (flash_attn, kv_cache_type, ctx_size, gpu_layers, vllm) = if is_vllm {
+            if raw.ctx_size.is_some() && raw.max_model_len.is_some() {
+                let pos = span(raw.ctx_size.as_ref().map(|v| v.span())).unwrap_or(at);
+                return Err(err(
+                    pos,
+                    "ctx_size",
+                    "give max_model_len or ctx_size, not both".into(),
+                ));
+            }
+            let ctx = raw
+                .max_model_len
+                .as_ref()
+                .or(raw.ctx_size.as_ref())
+                .cloned();
+            let shares = match &raw.gpu_memory_utilization {
+                None => vec![vllm::DEFAULT_GPU_MEMORY_UTILIZATION],
+                Some(g) => {
+                    if g.get_ref().is_empty()
+                        || g.get_ref().iter().any(|v| !(*v > 0.0 && *v <= 1.0))
+                    {
+                        return Err(err(
+                            g.span().start,
+                            "gpu_memory_utilization",
+                            "give shares above 0 and at most 1".into(),
+                        ));
+                    }
+                    g.get_ref().clone()
+                }
+            };
+            let eager = match &raw.enforce_eager {
+                None => vec![false],
+                Some(e) if e.get_ref().is_empty() => {
+                    return Err(err(
+                        e.span().start,
+                        "enforce_eager",
+                        "give at least one value".into(),
+                    ));
+                }
+                Some(e) => e.get_ref().clone(),
+            };
+            (
+                vec!["auto".to_string()],
+                words(
+                    &raw.kv_cache_dtype,
+                    "kv_cache_dtype",
+                    &vllm::KV_DTYPES,
+                    "auto",
+                )?,
+                counts(&ctx, "max_model_len", 128, 1 << 22, 4096)?,
+                vec![0],
+                Some(vllm::Axes {
+                    max_num_seqs: counts(
+                        &raw.max_num_seqs,
+                        "max_num_seqs",
+                        1,
+                        65_536,
+                        vllm::DEFAULT_MAX_NUM_SEQS,
+                    )?,
+                    dtype: words(&raw.dtype, "dtype", &vllm::DTYPES, "auto")?,
+                    enforce_eager: eager,
+                    gpu_memory_utilization: shares,
+                }),
+            )
+        } else {
+            (
+                words(&raw.flash_attn, "flash_attn", &FLASH, "auto")?,
+                words(&raw.kv_cache_type, "kv_cache_type", &KV_TYPES, "f16")?,
+                counts(&raw.ctx_size, "ctx_size", 128, 1 << 22, 4096)?,
+                counts(&raw.gpu_layers, "gpu_layers", 0, 10_000, 0)?,
+                None,
+            )
+        };
+        let env = raw
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), fill(v, "env")?)))
+            .collect::<Result<Vec<_>, SweepError>>()?;
         Ok(Sweep {
             name,
             launcher,
             models,
-            flash_attn: words(&raw.flash_attn, "flash_attn", &FLASH, "auto")?,
-            kv_cache_type: words(&raw.kv_cache_type, "kv_cache_type", &KV_TYPES, "f16")?,
-            ctx_size: counts(&raw.ctx_size, "ctx_size", 128, 1 << 22, 4096)?,
-            gpu_layers: counts(&raw.gpu_layers, "gpu_layers", 0, 10_000, 0)?,
+            env,
+            flash_attn,
+            kv_cache_type,
+            ctx_size,
+            gpu_layers,
             temperatures,
             args: raw.args,
             start_timeout,
+            vllm,
         })
     }
 }
@@ -371,16 +549,23 @@ pub fn plan(s: &Sweep) -> (Vec<Point>, Vec<Skipped>) {
             for kv in &s.kv_cache_type {
                 for ctx in &s.ctx_size {
                     for ngl in &s.gpu_layers {
-                        let p = Point {
-                            model: model.clone(),
-                            flash_attn: fa.clone(),
-                            kv_cache_type: kv.clone(),
-                            ctx_size: *ctx,
-                            gpu_layers: *ngl,
+                        let settings: Vec<Option<vllm::Settings>> = match &s.vllm {
+                            Some(axes) => axes.settings().into_iter().map(Some).collect(),
+                            None => vec![None],
                         };
-                        match why_not(s, &p) {
-                            Some(why) => skipped.push(Skipped { point: p, why }),
-                            None => points.push(p),
+                        for v in settings {
+                            let p = Point {
+                                model: model.clone(),
+                                flash_attn: fa.clone(),
+                                kv_cache_type: kv.clone(),
+                                ctx_size: *ctx,
+                                gpu_layers: *ngl,
+                                vllm: v,
+                            };
+                            match why_not(s, &p) {
+                                Some(why) => skipped.push(Skipped { point: p, why }),
+                                None => points.push(p),
+                            }
                         }
                     }
                 }
@@ -475,5 +660,64 @@ mod tests {
         assert_eq!(s.models[0].path, Path::new("/m/models/a.gguf"));
         let e = parse("suite = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("no [sweep] table"), "{e}");
+    }
+
+    #[test]
+    fn a_vllm_sweep_has_its_own_axes_and_refuses_llama_cpps() {
+        let s = parse(
+            "[sweep]\nname = \"v\"\nlauncher = \"vllm\"\nbinary = \"/venv/bin/python\"\n\
+             models = [{ file = \"SmolLM2-hf\" }]\nmax_model_len = [2048]\n\
+             max_num_seqs = [1, 4]\nenforce_eager = [true]\nkv_cache_dtype = [\"auto\", \"fp8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.launcher,
+            Launcher::Vllm {
+                python: "/venv/bin/python".into()
+            }
+        );
+        let (points, skipped) = plan(&s);
+        assert!(skipped.is_empty());
+        let labels: Vec<String> = points.iter().map(|p| p.label("v")).collect();
+        assert_eq!(
+            labels,
+            [
+                "v-smollm2-hf-kvauto-c2048-seqs1-eager",
+                "v-smollm2-hf-kvauto-c2048-seqs4-eager",
+                "v-smollm2-hf-kvfp8-c2048-seqs1-eager",
+                "v-smollm2-hf-kvfp8-c2048-seqs4-eager",
+            ]
+        );
+        let e = parse(
+            "[sweep]\nlauncher = \"vllm\"\nmodels = [{ file = \"m\" }]\nflash_attn = [\"on\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("sweep.toml:4: sweep.flash_attn: is llama.cpp's"),
+            "{e}"
+        );
+        let e = parse("[sweep]\nmodels = [{ file = \"m\" }]\nmax_num_seqs = [4]\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sweep.max_num_seqs: is vLLM's: set launcher = \"vllm\""),
+            "{e}"
+        );
+        let e = parse(
+            "[sweep]\nlauncher = \"vllm\"\nmodels = [{ file = \"m\" }]\nkv_cache_dtype = [\"q8_0\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("'q8_0' is not one of auto, fp8"),
+            "{e}"
+        );
+        let e = parse(
+            "[sweep]\nlauncher = \"vllm\"\nmodels = [{ file = \"m\" }]\ngpu_memory_utilization = [1.5]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("sweep.gpu_memory_utilization"),
+            "{e}"
+        );
     }
 }

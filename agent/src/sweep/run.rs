@@ -26,10 +26,12 @@ struct PointFields {
     server: String,
     server_version: Option<String>,
     quantization: Option<String>,
-    flash_attn: String,
+    /// llama.cpp's alone (none for vLLM).
+    flash_attn: Option<String>,
     kv_cache_type: String,
     ctx_size: u32,
-    gpu_layers: u32,
+    gpu_layers: Option<u32>,
+    max_num_seqs: Option<u32>,
     load_time_sec: Option<f64>,
 }
 
@@ -66,10 +68,11 @@ impl Instruments for PointInstruments<'_> {
         r.server = Some(f.server.clone());
         r.server_version = f.server_version.clone();
         r.quantization = f.quantization.clone();
-        r.flash_attn = Some(f.flash_attn.clone());
+        r.flash_attn = f.flash_attn.clone();
         r.kv_cache_type = Some(f.kv_cache_type.clone());
         r.ctx_size = Some(f.ctx_size);
-        r.gpu_layers = Some(f.gpu_layers);
+        r.gpu_layers = f.gpu_layers;
+        r.max_num_seqs = f.max_num_seqs;
         r.load_time_sec = f.load_time_sec.map(|s| (s * 1e3).round() / 1e3);
     }
 
@@ -147,7 +150,10 @@ pub async fn run_sweep(
         }
         let label = point.label(&sweep.name);
         tracing::info!(point = %label, "starting the server");
-        let started = launch::start(sweep, &point, &launch::log_path(&spool, &label)).await;
+        // The name the point's server answers to: the template target's model.
+        let served = config.targets.first().map_or("model", |t| t.model.as_str());
+        let log = launch::log_path(&spool, &label);
+        let started = launch::start(sweep, &point, &log, served).await;
         let outcome = run_point(
             config, sweep, &id, &point, &label, started, &spool, &stop, env, progress,
         )
@@ -180,15 +186,13 @@ async fn run_point(
     };
     let mut job = request.prepare(cfg)?;
     let mut fields = PointFields {
-        server: match sweep.launcher {
-            super::Launcher::LlamaCpp { .. } => "llamacpp".into(),
-            super::Launcher::Command { .. } => "command".into(),
-        },
+        server: sweep.launcher.server().into(),
         quantization: point.model.quantization.clone(),
-        flash_attn: point.flash_attn.clone(),
+        flash_attn: point.vllm.is_none().then(|| point.flash_attn.clone()),
         kv_cache_type: point.kv_cache_type.clone(),
         ctx_size: point.ctx_size,
-        gpu_layers: point.gpu_layers,
+        gpu_layers: point.vllm.is_none().then_some(point.gpu_layers),
+        max_num_seqs: point.vllm.as_ref().map(|v| v.max_num_seqs),
         ..PointFields::default()
     };
     let ports: BTreeMap<String, u16> = match &started {

@@ -69,12 +69,19 @@ pub struct ServerConfig {
     pub kv_cache_type: Option<String>,
     pub ctx_size: Option<u32>,
     pub gpu_layers: Option<u32>,
+    /// vLLM sweeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
     pub temperature: Option<f64>,
 }
 
 impl ServerConfig {
     pub(super) fn of(r: &Row<'_>) -> Option<ServerConfig> {
-        if r.quantization.is_none() && r.flash_attn.is_none() && r.kv_cache_type.is_none() {
+        if r.quantization.is_none()
+            && r.flash_attn.is_none()
+            && r.kv_cache_type.is_none()
+            && r.max_num_seqs.is_none()
+        {
             return None;
         }
         let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_ref().map(|x| x.to_string());
@@ -85,6 +92,7 @@ impl ServerConfig {
             kv_cache_type: s(&r.kv_cache_type),
             ctx_size: r.ctx_size,
             gpu_layers: r.gpu_layers,
+            max_num_seqs: r.max_num_seqs,
             temperature: r.temperature,
         })
     }

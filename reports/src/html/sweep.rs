@@ -33,6 +33,7 @@ pub(super) fn sweep(h: &mut String, r: &Report) {
             "KV cache",
             "context",
             "GPU layers",
+            "max seqs",
             "temperature",
             "load s",
             "output tok/s p50",
@@ -49,13 +50,14 @@ pub(super) fn sweep(h: &mut String, r: &Report) {
         let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("–"));
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}{}{}<td class=\"l\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>{}{}{}{}{}{}{}{}{}{}{}<td class=\"l\">{}</td></tr>",
             escape(&t.target),
             text(&c.quantization),
             text(&c.flash_attn),
             text(&c.kv_cache_type),
             td_num(c.ctx_size.map(f64::from), 0),
             td_num(c.gpu_layers.map(f64::from), 0),
+            td_num(c.max_num_seqs.map(f64::from), 0),
             td_num(c.temperature, 2),
             td_num(t.load_time_sec.map(|m| m.mean), 2),
             td_num(t.output_speed_tps.as_ref().map(|q| q.p50.value), 1),
