@@ -118,10 +118,17 @@ pub async fn run_soak(
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     progress: &mut dyn RecordSink,
 ) -> Result<SoakOutcome, SoakRunError> {
-    let models = models(config, &opts.discovered);
+    let mut models = models(config, &opts.discovered);
     if models.is_empty() {
         return Err(SoakRunError::NoModels);
     }
+    // The configured targets on local servers: their context length and size as the servers
+    // say, so that the large-context scenario fits each model's window.
+    let local = Config {
+        targets: models.iter().map(|m| m.target.clone()).collect(),
+        ..config.clone()
+    };
+    crate::soak::segment::fill_from_servers(&mut models, &crate::run::servers_of(&local).await);
     let id = AgentIdentity::of(config);
     std::fs::create_dir_all(&soak.dir).map_err(io(&soak.dir))?;
     let store = match store::open(&config.output, env).await {

@@ -59,6 +59,32 @@ pub fn models(config: &Config, discovered: &[(Target, ModelInfo)]) -> Vec<Model>
     out
 }
 
+/// Fills what a model's own server says (context length, size) where the config did not: the
+/// server at the target's base URL, its model of the target's name, else its only model.
+pub fn fill_from_servers(models: &mut [Model], servers: &[crate::discover::Server]) {
+    for m in models.iter_mut() {
+        let llmpulse_core::config::Endpoint::Http { base_url } = &m.target.endpoint else {
+            continue;
+        };
+        let root = crate::discover::root_of(base_url);
+        let Some(server) = servers.iter().find(|s| s.url == root) else {
+            continue;
+        };
+        let found = server
+            .models
+            .iter()
+            .find(|x| x.name == m.target.model)
+            .or_else(|| (server.models.len() == 1).then(|| &server.models[0]));
+        if let Some(x) = found {
+            m.info.context_length = m
+                .info
+                .context_length
+                .or(x.context_length.and_then(|c| u32::try_from(c).ok()));
+            m.info.size_gb = m.info.size_gb.or(x.size_bytes.map(|b| b as f64 / 1e9));
+        }
+    }
+}
+
 /// Calls per minute that pace a segment's calls `pause` apart, when a whole number does.
 fn paced_rpm(pause: Duration) -> Option<u32> {
     let per = 60.0 / pause.as_secs_f64();
