@@ -202,8 +202,13 @@ impl Wire {
                     "prompt_tokens": a.prompt_tokens,
                     "completion_tokens": a.completion_tokens,
                     "total_tokens": a.prompt_tokens + a.completion_tokens,
-                    "completion_tokens_details": {"reasoning_tokens": a.reasoning_tokens},
                 });
+                // Only servers of reasoning models say it (llama.cpp and vLLM do not: the
+                // shape test against them holds the simulator to that).
+                if a.reasoning_tokens > 0 {
+                    u["completion_tokens_details"] =
+                        json!({"reasoning_tokens": a.reasoning_tokens});
+                }
                 if let Some(cost) = a.cost_usd {
                     u["cost"] = json!(cost);
                 }
