@@ -15,6 +15,7 @@
 pub mod clock;
 mod live;
 pub mod loader;
+pub mod options;
 pub mod profiles;
 pub mod report;
 pub mod run;

@@ -3,70 +3,29 @@
 //! profiles, and go on until the end time or a stop. A restart resumes from the state file.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::{NaiveTime, Utc};
-use llmpulse_core::config::{Config, Target};
-use llmpulse_core::job::JobError;
+use chrono::Utc;
+use llmpulse_core::config::Config;
 use llmpulse_core::record::Record;
-use llmpulse_core::runner::{self, Stop};
+use llmpulse_core::runner;
 use llmpulse_core::sink::RecordSink;
 use llmpulse_core::store;
 use llmpulse_core::{journal, layout};
 
-use super::clock::{Clock, next_at};
+use super::clock::next_at;
 use super::live::{Live, lock, spawn_summary_writer, upload_profiles, write_summary};
 use super::loader::{self, Loader};
+pub use super::options::{SoakOptions, SoakOutcome, SoakRunError};
 use super::scenario;
 use super::segment::{Model, models, next_segment, run_segment};
 use super::state::{Call, Segment, SoakState};
-use super::stats::{FAILOVER_PROBE, ModelInfo, Profiles, SoakStats, call_index, write_atomic};
+use super::stats::{FAILOVER_PROBE, Profiles, SoakStats, call_index, write_atomic};
 use super::{Soak, report};
 use crate::metrics::{self, Shared};
 use crate::run::AgentIdentity;
-
-/// How a soak is started.
-pub struct SoakOptions {
-    pub spool: PathBuf,
-    pub stop: Stop,
-    pub clock: Clock,
-    /// Override the `[soak]` end (a resumed soak keeps the end it started with).
-    pub duration: Option<Duration>,
-    pub until: Option<NaiveTime>,
-    /// Models found by discovery, beside the config's targets.
-    pub discovered: Vec<(Target, ModelInfo)>,
-    /// Serve `/metrics` and `/health` here (the soak's counters and the hardware gauges).
-    pub listen: Option<std::net::SocketAddr>,
-}
-
-/// Why a soak could not go on.
-#[derive(Debug, thiserror::Error)]
-pub enum SoakRunError {
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error("{0}")]
-    State(String),
-    #[error("soak directory {path}: {cause}")]
-    Io {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("no model to soak: give targets in the config, or --discover")]
-    NoModels,
-}
-
-/// How a soak ended.
-#[derive(Debug)]
-pub struct SoakOutcome {
-    pub state: SoakState,
-    pub summary: PathBuf,
-    pub profiles: PathBuf,
-    pub report: PathBuf,
-    /// The soak ended because its time was up (not stopped).
-    pub finished: bool,
-}
 
 /// The records a staged run journaled before it died.
 fn journaled(spool: &Path, run_id: &str) -> Vec<Record> {

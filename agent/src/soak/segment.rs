@@ -17,7 +17,7 @@ use llmpulse_core::suite::Suite;
 
 use super::Soak;
 use super::live::{Live, lock};
-use super::run::{SoakOptions, SoakRunError};
+use super::options::{SoakOptions, SoakRunError};
 use super::scenario::{self, Scenario};
 use super::state::{Call, Segment, SegmentKind, SoakState};
 use super::stats::{FAILOVER_PROBE, ModelInfo};
