@@ -102,6 +102,7 @@ pub fn command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Co
 
 fn launcher_command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Command {
     match &sweep.launcher {
+        Launcher::Ollama { binary } => super::ollama::serve(binary, point, port),
         Launcher::Vllm { python } => {
             let settings = point
                 .vllm
@@ -150,7 +151,8 @@ pub async fn start(
         Launcher::LlamaCpp { .. } => !point.model.path.is_file(),
         // A model folder (or a file) on this host: the agent runs without a hub.
         Launcher::Vllm { .. } => !point.model.path.exists(),
-        Launcher::Command { .. } => false,
+        // A model Ollama has goes by its name: its server says whether it has it.
+        Launcher::Ollama { .. } | Launcher::Command { .. } => false,
     };
     if missing {
         return Err(failed(format!(
@@ -206,6 +208,33 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if let Launcher::Ollama { binary } = &sweep.launcher {
+        // The point's model settings: the template target's model, created from a Modelfile.
+        let file = log.with_extension("Modelfile");
+        std::fs::write(&file, super::ollama::modelfile(point))
+            .map_err(|e| failed(format!("{}: {e}", file.display())))?;
+        let mut create = super::ollama::create(binary, port, served_name, &file);
+        create.envs(sweep.env.iter().map(|(k, v)| (k, v)));
+        let out = tokio::task::spawn_blocking(move || create.output())
+            .await
+            .map_err(|e| failed(format!("ollama create: {e}")))?;
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                stop(&mut child);
+                return Err(failed(format!(
+                    "ollama create {served_name} failed ({}): {}{}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )));
+            }
+            Err(e) => {
+                stop(&mut child);
+                return Err(failed(format!("cannot run ollama create: {e}")));
+            }
+        }
+    }
     let load_time = started.elapsed();
     let props: Option<Value> = match http.get(format!("{root}/props")).send().await {
         Ok(r) if r.status().is_success() => r.json().await.ok(),
@@ -227,10 +256,14 @@ pub async fn start(
             "the server loaded another context size"
         );
     }
-    // vLLM says its version at /version.
+    // vLLM says its version at /version, Ollama at /api/version.
+    let version_path = match sweep.launcher {
+        Launcher::Ollama { .. } => "/api/version",
+        _ => "/version",
+    };
     let version = match prop("build_info") {
         Some(v) => Some(v),
-        None => match http.get(format!("{root}/version")).send().await {
+        None => match http.get(format!("{root}{version_path}")).send().await {
             Ok(r) if r.status().is_success() => r
                 .json::<Value>()
                 .await

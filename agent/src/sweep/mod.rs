@@ -5,9 +5,11 @@
 //! A sweep file is an llmpulse config with one template target (its provider, model name and
 //! request parameters) and a `[sweep]` table of axes. This module reads and checks that table
 //! and plans the points ([`plan`]), explaining each one it skips; [`launch`] starts a point's
-//! server; [`run`] runs the points; [`vllm`] holds what only vLLM's launcher has.
+//! server; [`run`] runs the points; [`vllm`] and [`ollama`] hold what only their launchers
+//! have.
 
 pub mod launch;
+pub mod ollama;
 pub mod run;
 pub mod vllm;
 
@@ -74,6 +76,9 @@ pub enum Launcher {
     /// `--max-model-len --max-num-seqs --kv-cache-dtype --dtype --gpu-memory-utilization
     /// [--enforce-eager]` ([`vllm::command`]).
     Vllm { python: PathBuf },
+    /// Ollama: `binary serve` with the point in `OLLAMA_*` variables, then `binary create` of
+    /// the template target's model from a Modelfile with the point's `num_ctx` ([`ollama`]).
+    Ollama { binary: PathBuf },
     /// Any server: a command template with `{port}`, `{model}`, `{flash_attn}`,
     /// `{kv_cache_type}`, `{ctx_size}`, `{gpu_layers}`; ready when `/health` or `/v1/models`
     /// answers 200.
@@ -86,6 +91,7 @@ impl Launcher {
         match self {
             Launcher::LlamaCpp { .. } => "llamacpp",
             Launcher::Vllm { .. } => "vllm",
+            Launcher::Ollama { .. } => "ollama",
             Launcher::Command { .. } => "command",
         }
     }
@@ -116,6 +122,9 @@ pub struct Sweep {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelFile {
     pub path: PathBuf,
+    /// What a Modelfile's `FROM` takes: the file's path when it exists, else the name as given
+    /// (a model Ollama has, `qwen2.5:7b`).
+    pub from: String,
     pub quantization: Option<String>,
 }
 
@@ -186,6 +195,8 @@ pub struct SweepError {
 }
 
 const FLASH: [&str; 3] = ["on", "off", "auto"];
+/// `OLLAMA_KV_CACHE_TYPE` values.
+const OLLAMA_KV_TYPES: [&str; 3] = ["f16", "q8_0", "q4_0"];
 const KV_TYPES: [&str; 9] = [
     "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
 ];
@@ -227,6 +238,12 @@ impl Sweep {
                     binary: PathBuf::from(binary),
                 }
             }
+            Some("ollama") => Launcher::Ollama {
+                binary: PathBuf::from(match &raw.binary {
+                    Some(b) => fill(b, "binary")?,
+                    None => "ollama".into(),
+                }),
+            },
             Some("vllm") => Launcher::Vllm {
                 python: PathBuf::from(match &raw.binary {
                     Some(b) => fill(b, "binary")?,
@@ -257,7 +274,7 @@ impl Sweep {
                 return Err(err(
                     l,
                     "launcher",
-                    format!("'{other}' is not a launcher: use llamacpp, vllm or command"),
+                    format!("'{other}' is not a launcher: use llamacpp, vllm, ollama or command"),
                 ));
             }
         };
@@ -289,12 +306,18 @@ impl Sweep {
                 let pos = m.span().start;
                 let m = m.get_ref();
                 let file = expand(&m.file, env).map_err(|e| err(pos, "models", e))?;
+                let path = base_dir.join(&file);
                 Ok(ModelFile {
                     quantization: m
                         .quantization
                         .clone()
                         .or_else(|| crate::discover::kinds::quantization_in_name(&file)),
-                    path: base_dir.join(&file),
+                    from: if path.exists() {
+                        path.display().to_string()
+                    } else {
+                        file.clone()
+                    },
+                    path,
                 })
             })
             .collect::<Result<Vec<_>, SweepError>>()?;
@@ -418,6 +441,19 @@ impl Sweep {
             ),
         ] {
             given(!is_vllm, pos, field, vllm_only)?;
+        }
+        if matches!(launcher, Launcher::Ollama { .. })
+            && let Some(kv) = &raw.kv_cache_type
+            && let Some(bad) = kv
+                .get_ref()
+                .iter()
+                .find(|k| !OLLAMA_KV_TYPES.contains(&k.as_str()))
+        {
+            return Err(err(
+                kv.span().start,
+                "kv_cache_type",
+                format!("'{bad}': Ollama takes {}", OLLAMA_KV_TYPES.join(", ")),
+            ));
         }
         let (flash_attn, kv_cache_type, ctx_size, gpu_layers, vllm) = if is_vllm {
             if raw.ctx_size.is_some() && raw.max_model_len.is_some() {
@@ -578,9 +614,15 @@ pub fn plan(s: &Sweep) -> (Vec<Point>, Vec<Skipped>) {
 /// Why a point cannot run, known before anything starts.
 fn why_not(s: &Sweep, p: &Point) -> Option<String> {
     let quantized_cache = !matches!(p.kv_cache_type.as_str(), "f32" | "f16" | "bf16");
-    if matches!(s.launcher, Launcher::LlamaCpp { .. }) && quantized_cache && p.flash_attn == "off" {
+    let server = match s.launcher {
+        Launcher::LlamaCpp { .. } => "llama.cpp",
+        // Ollama quantizes its cache only with flash attention on.
+        Launcher::Ollama { .. } => "Ollama",
+        _ => return None,
+    };
+    if quantized_cache && p.flash_attn == "off" {
         return Some(format!(
-            "llama.cpp needs flash attention for a quantized V cache ({}): use flash_attn on or auto",
+            "{server} needs flash attention for a quantized V cache ({}): use flash_attn on or auto",
             p.kv_cache_type
         ));
     }
@@ -717,6 +759,34 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string().contains("sweep.gpu_memory_utilization"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_ollama_sweep_takes_ollamas_cache_types_and_model_names() {
+        let s = parse(
+            "[sweep]\nlauncher = \"ollama\"\nmodels = [{ file = \"qwen2.5:7b\" }]\n\
+             flash_attn = [\"on\", \"off\"]\nkv_cache_type = [\"f16\", \"q4_0\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.launcher.server(), "ollama");
+        // Not a file here: the name goes to FROM as given.
+        assert_eq!(s.models[0].from, "qwen2.5:7b");
+        let (points, skipped) = plan(&s);
+        assert_eq!((points.len(), skipped.len()), (3, 1));
+        assert!(
+            skipped[0].why.starts_with("Ollama needs flash attention"),
+            "{}",
+            skipped[0].why
+        );
+        let e = parse(
+            "[sweep]\nlauncher = \"ollama\"\nmodels = [{ file = \"m\" }]\nkv_cache_type = [\"q5_1\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("'q5_1': Ollama takes f16, q8_0, q4_0"),
             "{e}"
         );
     }

@@ -129,6 +129,7 @@ mod tests {
         let point = Point {
             model: ModelFile {
                 path: "/m/SmolLM2-hf".into(),
+                from: "/m/SmolLM2-hf".into(),
                 quantization: None,
             },
             flash_attn: "auto".into(),
