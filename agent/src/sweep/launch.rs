@@ -10,9 +10,12 @@ use serde_json::Value;
 
 use super::{Launcher, Point, Sweep};
 
-/// A point's server, running; killed when dropped.
+/// A point's server, running; killed (or asked to stop) when dropped.
 pub struct Running {
-    child: Child,
+    /// The server process, when the agent spawned it (LM Studio's belongs to LM Studio).
+    child: Option<Child>,
+    /// Commands that end the point (LM Studio: unload, stop the server).
+    teardown: Vec<Command>,
     pub port: u16,
     /// The API base for the point's targets (`http://127.0.0.1:PORT/v1`).
     pub base_url: String,
@@ -28,7 +31,14 @@ pub struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        stop(&mut self.child);
+        if let Some(child) = &mut self.child {
+            stop(child);
+        }
+        for c in &mut self.teardown {
+            if let Err(e) = c.stdin(Stdio::null()).output() {
+                tracing::warn!("{:?}: {e}", c.get_program());
+            }
+        }
     }
 }
 
@@ -103,6 +113,7 @@ pub fn command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Co
 fn launcher_command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Command {
     match &sweep.launcher {
         Launcher::Ollama { binary } => super::ollama::serve(binary, point, port),
+        Launcher::LmStudio { binary } => super::lmstudio::server_start(binary, port),
         Launcher::Vllm { python } => {
             let settings = point
                 .vllm
@@ -152,7 +163,7 @@ pub async fn start(
         // A model folder (or a file) on this host: the agent runs without a hub.
         Launcher::Vllm { .. } => !point.model.path.exists(),
         // A model Ollama has goes by its name: its server says whether it has it.
-        Launcher::Ollama { .. } | Launcher::Command { .. } => false,
+        Launcher::Ollama { .. } | Launcher::LmStudio { .. } | Launcher::Command { .. } => false,
     };
     if missing {
         return Err(failed(format!(
@@ -169,6 +180,9 @@ pub async fn start(
         .try_clone()
         .map_err(|e| failed(format!("{}: {e}", log.display())))?;
     let started = Instant::now();
+    if let Launcher::LmStudio { binary } = &sweep.launcher {
+        return start_lmstudio(sweep, binary, point, port, log, served_name, started).await;
+    }
     let mut child = command(sweep, point, port, served_name)
         .stdin(Stdio::null())
         .stdout(out)
@@ -273,7 +287,8 @@ pub async fn start(
         },
     };
     Ok(Running {
-        child,
+        child: Some(child),
+        teardown: Vec::new(),
         port,
         base_url: format!("{root}/v1"),
         load_time,
@@ -281,6 +296,97 @@ pub async fn start(
         version,
         quantization: prop("model_ftype").or_else(|| point.model.quantization.clone()),
     })
+}
+
+/// Runs one CLI step to its end, its output appended to `log`; an error carries that output.
+async fn cli_step(mut c: Command, sweep: &Sweep, log: &Path) -> Result<(), StartFailed> {
+    let what = format!(
+        "{} {}",
+        c.get_program().to_string_lossy(),
+        c.get_args()
+            .map(|a| a.to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    c.envs(sweep.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    let out = tokio::task::spawn_blocking(move || c.output())
+        .await
+        .map_err(|e| StartFailed {
+            message: format!("{what}: {e}"),
+        })?
+        .map_err(|e| StartFailed {
+            message: format!("cannot run {what}: {e}"),
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "$ {what}\n{text}");
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(StartFailed {
+            message: format!("{what} failed ({}): {}", out.status, text.trim()),
+        })
+    }
+}
+
+/// LM Studio's point: start its server on `port`, wait for `/v1/models`, load the model with
+/// the point's settings under `served_name`. The server is LM Studio's: the point ends with
+/// `lms unload` and `lms server stop`, even when a step here failed.
+async fn start_lmstudio(
+    sweep: &Sweep,
+    binary: &Path,
+    point: &Point,
+    port: u16,
+    log: &Path,
+    served_name: &str,
+    started: Instant,
+) -> Result<Running, StartFailed> {
+    use super::lmstudio;
+    let mut running = Running {
+        child: None,
+        teardown: lmstudio::teardown(binary, served_name),
+        port,
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        load_time: Duration::ZERO,
+        server: sweep.launcher.server(),
+        version: None,
+        quantization: point.model.quantization.clone(),
+    };
+    cli_step(lmstudio::server_start(binary, port), sweep, log).await?;
+    let http = crate::discover::client();
+    let deadline = started + sweep.start_timeout;
+    loop {
+        let models = http
+            .get(format!("http://127.0.0.1:{port}/v1/models"))
+            .send()
+            .await;
+        if models.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(StartFailed {
+                message: format!(
+                    "LM Studio's server did not answer on port {port} within {}",
+                    humantime::format_duration(sweep.start_timeout)
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cli_step(lmstudio::load(binary, point, served_name), sweep, log).await?;
+    running.load_time = started.elapsed();
+    Ok(running)
 }
 
 /// Where a point's server log goes under the spool.

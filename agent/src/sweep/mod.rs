@@ -5,10 +5,11 @@
 //! A sweep file is an llmpulse config with one template target (its provider, model name and
 //! request parameters) and a `[sweep]` table of axes. This module reads and checks that table
 //! and plans the points ([`plan`]), explaining each one it skips; [`launch`] starts a point's
-//! server; [`run`] runs the points; [`vllm`] and [`ollama`] hold what only their launchers
-//! have.
+//! server; [`run`] runs the points; [`vllm`], [`ollama`] and [`lmstudio`] hold what only their
+//! launchers have.
 
 pub mod launch;
+pub mod lmstudio;
 pub mod ollama;
 pub mod run;
 pub mod vllm;
@@ -52,6 +53,8 @@ struct RawSweep {
     dtype: Option<Spanned<Vec<String>>>,
     enforce_eager: Option<Spanned<Vec<bool>>>,
     gpu_memory_utilization: Option<Spanned<Vec<f64>>>,
+    // LM Studio's GPU offload (`lms load --gpu`): max, off or a share.
+    gpu: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +82,9 @@ pub enum Launcher {
     /// Ollama: `binary serve` with the point in `OLLAMA_*` variables, then `binary create` of
     /// the template target's model from a Modelfile with the point's `num_ctx` ([`ollama`]).
     Ollama { binary: PathBuf },
+    /// LM Studio: `lms server start`, `lms load` with the point's context length and GPU
+    /// offload, and at the end `lms unload` and `lms server stop` ([`lmstudio`]).
+    LmStudio { binary: PathBuf },
     /// Any server: a command template with `{port}`, `{model}`, `{flash_attn}`,
     /// `{kv_cache_type}`, `{ctx_size}`, `{gpu_layers}`; ready when `/health` or `/v1/models`
     /// answers 200.
@@ -92,6 +98,7 @@ impl Launcher {
             Launcher::LlamaCpp { .. } => "llamacpp",
             Launcher::Vllm { .. } => "vllm",
             Launcher::Ollama { .. } => "ollama",
+            Launcher::LmStudio { .. } => "lmstudio",
             Launcher::Command { .. } => "command",
         }
     }
@@ -116,6 +123,8 @@ pub struct Sweep {
     pub start_timeout: Duration,
     /// The vLLM launcher's own axes.
     pub vllm: Option<vllm::Axes>,
+    /// LM Studio's GPU offload axis (empty for other launchers).
+    pub gpu: Vec<String>,
 }
 
 /// One model file of the sweep.
@@ -138,6 +147,9 @@ pub struct Point {
     pub gpu_layers: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vllm: Option<vllm::Settings>,
+    /// LM Studio's GPU offload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
 }
 
 impl Point {
@@ -166,6 +178,9 @@ impl Point {
         );
         if self.gpu_layers > 0 {
             s.push_str(&format!("-ngl{}", self.gpu_layers));
+        }
+        if let Some(g) = &self.gpu {
+            s.push_str(&format!("-gpu{g}"));
         }
         s
     }
@@ -238,6 +253,12 @@ impl Sweep {
                     binary: PathBuf::from(binary),
                 }
             }
+            Some("lmstudio") => Launcher::LmStudio {
+                binary: PathBuf::from(match &raw.binary {
+                    Some(b) => fill(b, "binary")?,
+                    None => "lms".into(),
+                }),
+            },
             Some("ollama") => Launcher::Ollama {
                 binary: PathBuf::from(match &raw.binary {
                     Some(b) => fill(b, "binary")?,
@@ -274,7 +295,9 @@ impl Sweep {
                 return Err(err(
                     l,
                     "launcher",
-                    format!("'{other}' is not a launcher: use llamacpp, vllm, ollama or command"),
+                    format!(
+                        "'{other}' is not a launcher: use llamacpp, vllm, ollama, lmstudio or command"
+                    ),
                 ));
             }
         };
@@ -416,6 +439,48 @@ impl Sweep {
             "gpu_layers",
             llama_only,
         )?;
+        let is_lms = matches!(launcher, Launcher::LmStudio { .. });
+        let lms_cannot =
+            "not set through LM Studio's CLI (lms load takes the context length and --gpu)";
+        given(
+            is_lms,
+            span(raw.flash_attn.as_ref().map(|v| v.span())),
+            "flash_attn",
+            lms_cannot,
+        )?;
+        given(
+            is_lms,
+            span(raw.kv_cache_type.as_ref().map(|v| v.span())),
+            "kv_cache_type",
+            lms_cannot,
+        )?;
+        given(
+            is_lms,
+            span(raw.gpu_layers.as_ref().map(|v| v.span())),
+            "gpu_layers",
+            lms_cannot,
+        )?;
+        given(
+            !is_lms,
+            span(raw.gpu.as_ref().map(|v| v.span())),
+            "gpu",
+            "LM Studio's (launcher = \"lmstudio\"); llama.cpp and Ollama take gpu_layers",
+        )?;
+        let gpu = match &raw.gpu {
+            None if is_lms => vec!["max".to_string()],
+            None => Vec::new(),
+            Some(g) => {
+                if g.get_ref().is_empty() || g.get_ref().iter().any(|v| !lmstudio::is_gpu_value(v))
+                {
+                    return Err(err(
+                        g.span().start,
+                        "gpu",
+                        "give max, off or a share from 0 to 1".into(),
+                    ));
+                }
+                g.get_ref().clone()
+            }
+        };
         let vllm_only = "vLLM's: set launcher = \"vllm\"";
         for (field, pos) in [
             (
@@ -545,6 +610,7 @@ impl Sweep {
             args: raw.args,
             start_timeout,
             vllm,
+            gpu,
         })
     }
 }
@@ -589,18 +655,26 @@ pub fn plan(s: &Sweep) -> (Vec<Point>, Vec<Skipped>) {
                             Some(axes) => axes.settings().into_iter().map(Some).collect(),
                             None => vec![None],
                         };
+                        let offloads: Vec<Option<String>> = if s.gpu.is_empty() {
+                            vec![None]
+                        } else {
+                            s.gpu.iter().cloned().map(Some).collect()
+                        };
                         for v in settings {
-                            let p = Point {
-                                model: model.clone(),
-                                flash_attn: fa.clone(),
-                                kv_cache_type: kv.clone(),
-                                ctx_size: *ctx,
-                                gpu_layers: *ngl,
-                                vllm: v,
-                            };
-                            match why_not(s, &p) {
-                                Some(why) => skipped.push(Skipped { point: p, why }),
-                                None => points.push(p),
+                            for gpu in &offloads {
+                                let p = Point {
+                                    model: model.clone(),
+                                    flash_attn: fa.clone(),
+                                    kv_cache_type: kv.clone(),
+                                    ctx_size: *ctx,
+                                    gpu_layers: *ngl,
+                                    vllm: v.clone(),
+                                    gpu: gpu.clone(),
+                                };
+                                match why_not(s, &p) {
+                                    Some(why) => skipped.push(Skipped { point: p, why }),
+                                    None => points.push(p),
+                                }
                             }
                         }
                     }

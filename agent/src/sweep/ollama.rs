@@ -63,6 +63,7 @@ mod tests {
             ctx_size: 8192,
             gpu_layers,
             vllm: None,
+            gpu: None,
         }
     }
 

@@ -26,9 +26,10 @@ struct PointFields {
     server: String,
     server_version: Option<String>,
     quantization: Option<String>,
-    /// llama.cpp's alone (none for vLLM).
+    /// What the launcher sets (none where the server was not told: vLLM's flash attention,
+    /// LM Studio's cache).
     flash_attn: Option<String>,
-    kv_cache_type: String,
+    kv_cache_type: Option<String>,
     ctx_size: u32,
     gpu_layers: Option<u32>,
     max_num_seqs: Option<u32>,
@@ -69,7 +70,7 @@ impl Instruments for PointInstruments<'_> {
         r.server_version = f.server_version.clone();
         r.quantization = f.quantization.clone();
         r.flash_attn = f.flash_attn.clone();
-        r.kv_cache_type = Some(f.kv_cache_type.clone());
+        r.kv_cache_type = f.kv_cache_type.clone();
         r.ctx_size = Some(f.ctx_size);
         r.gpu_layers = f.gpu_layers;
         r.max_num_seqs = f.max_num_seqs;
@@ -185,13 +186,16 @@ async fn run_point(
         ..JobRequest::new(id.origin(), spool.to_path_buf(), Utc::now())
     };
     let mut job = request.prepare(cfg)?;
+    // Flash attention and GPU layers are llama.cpp's and Ollama's settings.
+    let lms = matches!(sweep.launcher, super::Launcher::LmStudio { .. });
+    let llama_axes = point.vllm.is_none() && !lms;
     let mut fields = PointFields {
         server: sweep.launcher.server().into(),
         quantization: point.model.quantization.clone(),
-        flash_attn: point.vllm.is_none().then(|| point.flash_attn.clone()),
-        kv_cache_type: point.kv_cache_type.clone(),
+        flash_attn: llama_axes.then(|| point.flash_attn.clone()),
+        kv_cache_type: (!lms).then(|| point.kv_cache_type.clone()),
         ctx_size: point.ctx_size,
-        gpu_layers: point.vllm.is_none().then_some(point.gpu_layers),
+        gpu_layers: llama_axes.then_some(point.gpu_layers),
         max_num_seqs: point.vllm.as_ref().map(|v| v.max_num_seqs),
         ..PointFields::default()
     };

@@ -137,6 +137,7 @@ mod tests {
             ctx_size: 2048,
             gpu_layers: 0,
             vllm: None,
+            gpu: None,
         };
         let s = Settings {
             max_num_seqs: 4,
