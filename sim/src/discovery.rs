@@ -276,3 +276,111 @@ pub fn metrics(kind: ServerKind, requests: u64) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The simulated discovery answers against the servers' published API docs: every field the
+    //! simulator sends is one the doc names, and the fields llmpulse reads are there. Field lists
+    //! from Ollama's `docs/api.md` (`/api/tags`, `/api/ps`, `/api/show`) and LM Studio's "REST
+    //! API v0" page (`/api/v0/models`, LM Studio 0.3.6 and newer), both as published on
+    //! 2026-12-03. Exo's API has no published reference to hold it to.
+    use super::*;
+
+    fn keys(v: &Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn within(what: &str, v: &Value, documented: &[&str], read: &[&str]) {
+        for k in keys(v) {
+            assert!(
+                documented.contains(&k.as_str()),
+                "{what}: `{k}` is not in the doc"
+            );
+        }
+        for k in read {
+            assert!(v.get(*k).is_some(), "{what}: no `{k}`");
+        }
+    }
+
+    #[test]
+    fn discovery_answers_use_only_documented_fields() {
+        let p = SimProfile {
+            loaded: true,
+            ..SimProfile::default()
+        };
+        let m = [Entry {
+            name: "qwen3:8b",
+            profile: &p,
+            loaded: true,
+        }];
+        const DETAILS: [&str; 6] = [
+            "parent_model",
+            "format",
+            "family",
+            "families",
+            "parameter_size",
+            "quantization_level",
+        ];
+        let tags = &ollama_tags(&m)["models"][0];
+        within(
+            "ollama /api/tags",
+            tags,
+            &["name", "model", "modified_at", "size", "digest", "details"],
+            &["name", "size", "details"],
+        );
+        within(
+            "ollama details",
+            &tags["details"],
+            &DETAILS,
+            &["parameter_size", "quantization_level"],
+        );
+        let ps = &ollama_ps(&m)["models"][0];
+        within(
+            "ollama /api/ps",
+            ps,
+            &[
+                "name",
+                "model",
+                "size",
+                "digest",
+                "details",
+                "expires_at",
+                "size_vram",
+                "context_length",
+            ],
+            &["name", "size_vram", "context_length"],
+        );
+        let show = ollama_show(&m, "qwen3:8b").unwrap();
+        within(
+            "ollama /api/show",
+            &show,
+            &[
+                "modelfile",
+                "parameters",
+                "template",
+                "details",
+                "model_info",
+                "capabilities",
+                "modified_at",
+            ],
+            &["model_info", "capabilities"],
+        );
+        let v0 = &lmstudio_v0(&m)["data"][0];
+        within(
+            "lmstudio /api/v0/models",
+            v0,
+            &[
+                "id",
+                "object",
+                "type",
+                "publisher",
+                "arch",
+                "compatibility_type",
+                "quantization",
+                "state",
+                "max_context_length",
+            ],
+            &["id", "type", "state", "max_context_length"],
+        );
+    }
+}
