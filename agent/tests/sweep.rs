@@ -418,6 +418,44 @@ fn sweeps_two_real_vllm_points() {
         })
         .collect();
     assert_eq!(queued.len(), 2, "a queue time per point");
+    // The manifests carry each target's server account, and the report reads it: with one
+    // sequence at a time the server's own queue time is longer, and the report says so.
+    let (agg, stats) = common::aggregate(&out);
+    let report = llmpulse_report::figures::compute(
+        &agg,
+        &stats,
+        &llmpulse_report::figures::Context {
+            source: "sweep".into(),
+            since: None,
+            until: None,
+            campaign: None,
+            now: chrono::Utc::now(),
+            campaigns: &[],
+            watch: None,
+        },
+    );
+    let queue = |seqs: &str| {
+        let t = report
+            .targets
+            .iter()
+            .find(|t| t.target.contains(seqs))
+            .unwrap_or_else(|| panic!("no {seqs} target"));
+        let s = t
+            .server_timing
+            .as_ref()
+            .expect("server timing from the manifests");
+        assert_eq!(s.server_requests, Some(8.0), "{s:?}");
+        s.server_queue_sec_mean.unwrap()
+    };
+    let (q1, q4) = (queue("-seqs1-"), queue("-seqs4-"));
+    assert!(q1 > q4, "queue with 1 sequence {q1} s, with 4 {q4} s");
+    let lines = llmpulse_report::text::server_timing_lines(&report);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("**Server queue, `ci-") && l.contains("-seqs1-")),
+        "{lines:#?}"
+    );
 }
 
 /// The Ollama launcher through Ollama's CLI, with a stand-in `ollama` executable (Ollama ships

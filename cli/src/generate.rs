@@ -283,6 +283,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         planned: None,
         host: None,
         rescored_from: None,
+        server_metrics: None,
     };
     let encoded = publish::encode(&meta, &records, chrono::Utc::now())?;
     publish::write_local(&a.output, &encoded)?;

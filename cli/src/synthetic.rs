@@ -229,6 +229,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             origin: "synthetic".into(),
             host: None,
             rescored_from: None,
+            server_metrics: None,
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
             targets: (0..spec.targets)

@@ -21,6 +21,11 @@ pub trait Instruments: Send {
     fn annotate(&mut self, record: &mut Record);
     /// The run ended: stop sampling and close the series.
     fn stop(&mut self);
+    /// After `stop`: what the run's servers said about it on their own metrics pages, by
+    /// target, for the manifest. None by default.
+    fn server_metrics(&mut self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A sink that annotates each record before handing it on.

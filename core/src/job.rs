@@ -269,6 +269,7 @@ pub async fn run_job_with(
         planned: Some(planned),
         host: instruments.as_mut().and_then(|i| i.host()),
         rescored_from: None,
+        server_metrics: None,
     };
     // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
     // absolute path, so that it does not depend on where upload is run from.
@@ -307,6 +308,7 @@ pub async fn run_job_with(
     };
     if let Some(i) = instruments.as_mut() {
         i.stop();
+        journal.set_server_metrics(i.server_metrics());
     }
     let out = match out {
         Ok(out) => out,

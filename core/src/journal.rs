@@ -204,6 +204,11 @@ impl Journal {
 }
 
 impl Journal {
+    /// What the run's servers said about it on their own `/metrics`, for the manifest.
+    pub fn set_server_metrics(&mut self, v: Option<serde_json::Value>) {
+        self.meta.server_metrics = v;
+    }
+
     /// Where an agent writes the run's telemetry series, a sample a line; the run's files
     /// include it when it exists (also when the run is recovered after it died).
     pub fn telemetry_path(&self) -> PathBuf {

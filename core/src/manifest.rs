@@ -34,6 +34,10 @@ pub struct RunMeta {
     /// For a rescored file set: the run whose stored answers it graded again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescored_from: Option<String>,
+    /// Agent runs: what each local target's server said about the run on its own `/metrics`
+    /// (target → `{port, url, named, reset, error}`), known once the run has stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<serde_json::Value>,
 }
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -72,6 +76,9 @@ pub struct Manifest {
     /// For a rescored file set: the run whose stored answers it graded again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescored_from: Option<String>,
+    /// See [`RunMeta::server_metrics`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<serde_json::Value>,
 }
 
 fn complete_by_default() -> bool {
@@ -95,6 +102,7 @@ impl RunMeta {
             planned: source.planned,
             host: source.host.clone(),
             rescored_from: Some(source.run_id.clone()),
+            server_metrics: None,
         }
     }
 }
@@ -135,6 +143,7 @@ impl Manifest {
             host: meta.host.clone(),
             scorers_version: Some(llmpulse_score::grade::SCORERS_VERSION.to_string()),
             rescored_from: meta.rescored_from.clone(),
+            server_metrics: meta.server_metrics.clone(),
         }
     }
 

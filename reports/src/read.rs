@@ -179,7 +179,33 @@ pub async fn read(
         return Err(e.into());
     }
     total.history.sort();
+    fold_server_metrics(&mut total, &runs);
     Ok((total, stats))
+}
+
+/// The servers' own queue time and TTFT from each run's manifest (`server_metrics`, written by
+/// the agent from vLLM's `/metrics`), into the targets the records made.
+fn fold_server_metrics(total: &mut Aggregate, runs: &[Manifest]) {
+    for m in runs {
+        let Some(by_target) = m.server_metrics.as_ref().and_then(|v| v.as_object()) else {
+            continue;
+        };
+        for (target, v) in by_target {
+            let Some(t) = total.targets.get_mut(target) else {
+                continue;
+            };
+            let dist = |name: &str| {
+                let d = v.get("named")?.get(name)?;
+                Some((d.get("mean")?.as_f64()?, d.get("count")?.as_f64()?))
+            };
+            if let Some((mean, n)) = dist("queue_sec") {
+                t.server_queue.add(mean, n);
+            }
+            if let Some((mean, n)) = dist("ttft_sec") {
+                t.server_metrics_ttft.add(mean, n);
+            }
+        }
+    }
 }
 
 /// Every manifest at `store`, parsed (a problem is noted for one that is not a manifest).

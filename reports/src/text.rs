@@ -186,7 +186,20 @@ pub fn server_timing_lines(r: &Report) -> Vec<String> {
     r.targets
         .iter()
         .filter_map(|t| {
-            let s = t.server_timing.as_ref().filter(|s| s.notable())?;
+            let s = t.server_timing.as_ref()?;
+            if s.queued() {
+                return Some(format!(
+                    "**Server queue, `{}`:** the server's own `/metrics` counted {:.0} requests \
+                     over these runs: they waited {:.3} s on average in its queue, of a mean \
+                     TTFT of {:.3} s by its clock. Calls arrive faster than it admits them \
+                     (its `max_num_seqs` or slots).",
+                    t.target,
+                    s.server_requests.unwrap_or(0.0),
+                    s.server_queue_sec_mean.unwrap_or(0.0),
+                    s.server_metrics_ttft_sec_mean.unwrap_or(0.0)
+                ));
+            }
+            let server_ttft = s.server_ttft_sec.as_ref().filter(|_| s.notable())?;
             let client = t.ttft_sec.as_ref()?.p50.value;
             let outside = s.outside_server_sec.as_ref().map_or(0.0, |q| q.p50.value);
             let mut line = format!(
@@ -195,8 +208,8 @@ pub fn server_timing_lines(r: &Report) -> Vec<String> {
                  passed outside the server's prompt processing: the network, HTTP, the \
                  server's queue (calls waiting for a free slot) or the client.",
                 t.target,
-                s.server_ttft_sec.p50.value,
-                s.server_ttft_sec.n,
+                server_ttft.p50.value,
+                server_ttft.n,
                 s.outside_share.unwrap_or(0.0) * 100.0
             );
             if s.server_ahead.k > 0 {

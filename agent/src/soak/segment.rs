@@ -203,6 +203,10 @@ impl Instruments for SoakInstruments<'_> {
     fn stop(&mut self) {
         self.telemetry.stop();
     }
+
+    fn server_metrics(&mut self) -> Option<serde_json::Value> {
+        self.telemetry.server_metrics()
+    }
 }
 
 /// The segment's targets: the model (paced by the pause), or the failing probe with the model

@@ -80,6 +80,10 @@ impl Instruments for PointInstruments<'_> {
     fn stop(&mut self) {
         self.telemetry.stop();
     }
+
+    fn server_metrics(&mut self) -> Option<serde_json::Value> {
+        self.telemetry.server_metrics()
+    }
 }
 
 /// How one point went.

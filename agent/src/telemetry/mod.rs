@@ -173,6 +173,8 @@ pub struct Telemetry {
     /// Port → the `/metrics` URL of the server on it.
     metrics_urls: BTreeMap<u16, String>,
     reader: Option<JoinHandle<BTreeMap<u16, ServerRun>>>,
+    /// The last run's server windows, for the manifest.
+    last_server_run: BTreeMap<u16, ServerRun>,
 }
 
 impl Telemetry {
@@ -204,6 +206,7 @@ impl Telemetry {
             fingerprint: None,
             metrics_urls: BTreeMap::new(),
             reader: None,
+            last_server_run: BTreeMap::new(),
         }
     }
 
@@ -431,6 +434,7 @@ impl Instruments for Telemetry {
 
     fn stop(&mut self) {
         let server_run = self.halt();
+        self.last_server_run = server_run.clone();
         if !server_run.is_empty() {
             // The run's last sample, with the servers' own account of the run.
             *lock(&self.shared.server_run) = server_run;
@@ -441,6 +445,29 @@ impl Instruments for Telemetry {
             let _ = w.get_ref().sync_all();
         }
         *lock(&self.shared.in_flight) = None;
+    }
+
+    fn server_metrics(&mut self) -> Option<serde_json::Value> {
+        let by_target: serde_json::Map<String, serde_json::Value> = self
+            .ports
+            .iter()
+            .filter_map(|(target, port)| {
+                let run = self.last_server_run.get(port)?;
+                let mut v = serde_json::json!({ "port": port, "url": run.url });
+                match (&run.window, &run.error) {
+                    (Some(w), _) => {
+                        v["named"] = serde_json::to_value(&w.named).ok()?;
+                        if w.reset {
+                            v["reset"] = true.into();
+                        }
+                    }
+                    (None, Some(e)) => v["error"] = e.clone().into(),
+                    (None, None) => {}
+                }
+                Some((target.clone(), v))
+            })
+            .collect();
+        (!by_target.is_empty()).then_some(serde_json::Value::Object(by_target))
     }
 }
 

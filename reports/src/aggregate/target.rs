@@ -28,6 +28,10 @@ pub struct TargetAgg {
     pub server_ttft: Dist,
     pub outside_server: Dist,
     pub server_ahead: Rate,
+    /// From the runs' manifests (agent runs on vLLM): the server's own queue time and TTFT,
+    /// means weighted by the requests its `/metrics` counted.
+    pub server_queue: Weighted,
+    pub server_metrics_ttft: Weighted,
     pub throughput: Dist,
     pub output_speed: Dist,
     pub coverage: Mean,
@@ -58,6 +62,29 @@ pub struct TargetAgg {
     pub server_config: Option<ServerConfig>,
     /// Sweep points: server start → ready.
     pub load_time_sec: Mean,
+}
+
+/// A mean of means, each weighted by its count (a server's histogram means over runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Weighted {
+    pub sum: f64,
+    pub n: f64,
+}
+
+impl Weighted {
+    pub fn add(&mut self, mean: f64, count: f64) {
+        if mean.is_finite() && count > 0.0 {
+            self.sum += mean * count;
+            self.n += count;
+        }
+    }
+    pub fn merge(&mut self, o: &Weighted) {
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+    pub fn value(&self) -> Option<f64> {
+        (self.n > 0.0).then(|| self.sum / self.n)
+    }
 }
 
 /// How a sweep point's server was started, and the request temperature of its target.
@@ -126,6 +153,8 @@ impl TargetAgg {
             server_ttft: Dist::seconds(),
             outside_server: Dist::seconds(),
             server_ahead: Rate::default(),
+            server_queue: Weighted::default(),
+            server_metrics_ttft: Weighted::default(),
             throughput: Dist::speed(),
             output_speed: Dist::speed(),
             coverage: Mean::default(),
@@ -168,6 +197,8 @@ impl TargetAgg {
         self.server_ttft.merge(&o.server_ttft);
         self.outside_server.merge(&o.outside_server);
         self.server_ahead.merge(&o.server_ahead);
+        self.server_queue.merge(&o.server_queue);
+        self.server_metrics_ttft.merge(&o.server_metrics_ttft);
         self.throughput.merge(&o.throughput);
         self.output_speed.merge(&o.output_speed);
         self.coverage.merge(&o.coverage);

@@ -87,12 +87,21 @@ impl PromptCacheFigures {
 /// figure was larger than the client's (a clock or a proxy to look at).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ServerTimingFigures {
-    pub server_ttft_sec: Quantiles,
+    /// Per call, from the server's answer (llama.cpp's `timings`, Ollama's durations).
+    pub server_ttft_sec: Option<Quantiles>,
     /// `ttft_sec − server_ttft_sec` per call, at 0 when negative.
     pub outside_server_sec: Option<Quantiles>,
     /// The median outside the server over the median client TTFT.
     pub outside_share: Option<f64>,
     pub server_ahead: RateFigure,
+    /// From the server's own `/metrics` over the runs (vLLM, agent runs): the mean time a
+    /// request waited in its queue and its mean TTFT, over `server_requests` requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_queue_sec_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_metrics_ttft_sec_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_requests: Option<f64>,
 }
 
 impl ServerTimingFigures {
@@ -110,6 +119,18 @@ impl ServerTimingFigures {
         self.server_ahead.k > 0
             || (outside > Self::NOTABLE_SEC
                 && self.outside_share.is_some_and(|s| s > Self::NOTABLE_SHARE))
+    }
+
+    /// Whether the server's own queue held calls long enough to say so (same bounds, against
+    /// the server's mean TTFT).
+    pub fn queued(&self) -> bool {
+        match (
+            self.server_queue_sec_mean,
+            self.server_metrics_ttft_sec_mean,
+        ) {
+            (Some(q), Some(t)) => q > Self::NOTABLE_SEC && t > 0.0 && q / t > Self::NOTABLE_SHARE,
+            _ => false,
+        }
     }
 }
 
@@ -184,7 +205,10 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
 }
 
 fn server_timing(t: &TargetAgg, seed: u64) -> Option<ServerTimingFigures> {
-    let server_ttft_sec = Quantiles::of(&t.server_ttft, seed)?;
+    let server_ttft_sec = Quantiles::of(&t.server_ttft, seed);
+    if server_ttft_sec.is_none() && t.server_queue.n == 0.0 && t.server_metrics_ttft.n == 0.0 {
+        return None;
+    }
     let outside_server_sec = Quantiles::of(&t.outside_server, seed);
     let client = Quantiles::of(&t.ttft, seed).map(|q| q.p50.value);
     let outside_share = match (&outside_server_sec, client) {
@@ -196,5 +220,8 @@ fn server_timing(t: &TargetAgg, seed: u64) -> Option<ServerTimingFigures> {
         outside_server_sec,
         outside_share,
         server_ahead: RateFigure::of_or_empty(t.server_ahead),
+        server_queue_sec_mean: t.server_queue.value(),
+        server_metrics_ttft_sec_mean: t.server_metrics_ttft.value(),
+        server_requests: (t.server_metrics_ttft.n > 0.0).then_some(t.server_metrics_ttft.n),
     })
 }
