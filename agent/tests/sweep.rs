@@ -14,24 +14,29 @@ use support::{ONE_QUESTION, Scratch, service_url};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
 
-#[test]
-fn the_example_plans_anywhere() {
-    let out = Command::new(AGENT)
-        .args(["sweep", "--plan", "--config"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../examples/sweep.toml"
-        ))
-        .env_remove("LLAMA_SERVER")
-        .env_remove("LLMPULSE_MODELS")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+/// `sweep --plan` over one of the examples, with the variables that locate servers and models
+/// unset: a plan needs neither. Returns what it printed.
+fn plan_anywhere(example: &str, unset: &[&str]) -> String {
+    let mut cmd = Command::new(AGENT);
+    cmd.args(["sweep", "--plan", "--config"]).arg(format!(
+        "{}/../examples/{example}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    for var in unset {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_example_plans_anywhere() {
+    let text = plan_anywhere("sweep.toml", &["LLAMA_SERVER", "LLMPULSE_MODELS"]);
     assert_eq!(text.matches("\n  run ").count(), 6, "{text}");
     assert_eq!(text.matches("\n  skip ").count(), 2, "{text}");
     assert!(
@@ -42,22 +47,7 @@ fn the_example_plans_anywhere() {
 
 #[test]
 fn the_vllm_example_plans_anywhere() {
-    let out = Command::new(AGENT)
-        .args(["sweep", "--plan", "--config"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../examples/sweep-vllm.toml"
-        ))
-        .env_remove("VLLM_PYTHON")
-        .env_remove("LLMPULSE_MODELS")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = plan_anywhere("sweep-vllm.toml", &["VLLM_PYTHON", "LLMPULSE_MODELS"]);
     assert_eq!(text.matches("\n  run ").count(), 2, "{text}");
     assert!(
         text.contains("smollm2-vllm-bf16-kvauto-c2048-seqs1-eager"),
