@@ -7,11 +7,57 @@ mod common;
 #[path = "../../cli/tests/support/mod.rs"]
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{ONE_QUESTION, Scratch};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
+
+/// A test's scratch folder for one stand-in CLI: the one-question suite, the log the stand-in
+/// appends each call to, the `ports/` folder it names the ports it was handed in, and the
+/// executable itself.
+struct Standin {
+    dir: Scratch,
+    calls: PathBuf,
+    ports: PathBuf,
+    exe: PathBuf,
+}
+
+impl Standin {
+    /// `script(log, ports)` is the stand-in's shell script.
+    fn new(test: &str, exe: &str, script: impl Fn(&Path, &Path) -> String) -> Standin {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Scratch::new(test);
+        dir.write("suite.toml", ONE_QUESTION);
+        let calls = dir.0.join(format!("{exe}-calls.log"));
+        let ports = dir.0.join("ports");
+        std::fs::create_dir_all(&ports).unwrap();
+        let exe = dir.write(exe, &script(&calls, &ports));
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Standin {
+            dir,
+            calls,
+            ports,
+            exe,
+        }
+    }
+
+    /// A sweep config: one `provider` target named `smol` (model `smol-sweep`), two repetitions
+    /// of the suite, records under `out/`, and `[sweep]` with `sweep` plus the stand-in binary.
+    fn config(&self, provider: &str, sweep: &str) -> PathBuf {
+        self.dir.write(
+            "sweep.toml",
+            &format!(
+                "suite = \"suite.toml\"\nrepetitions = 2\nconcurrency = 1\noutput = \"{}\"\n\
+                 [[targets]]\nname = \"smol\"\nprovider = \"{provider}\"\nmodel = \"smol-sweep\"\n\
+                 max_tokens = 16\n[sweep]\n{sweep}binary = \"{}\"\nstart_timeout = \"30s\"\n",
+                self.dir.0.join("out").display(),
+                self.exe.display()
+            ),
+        )
+    }
+}
 
 /// The Ollama launcher through Ollama's CLI, with a stand-in `ollama` executable (Ollama ships
 /// through no registry this machine reaches): each point's `ollama serve` gets the point's
@@ -20,45 +66,30 @@ const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
 /// simulator as `--kind ollama`, started on the port the stand-in was given).
 #[test]
 fn sweeps_ollama_through_its_cli() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = Scratch::new("sweep-ollama");
-    dir.write("suite.toml", ONE_QUESTION);
-    let calls = dir.0.join("ollama-calls.log");
-    let ports = dir.0.join("ports");
-    std::fs::create_dir_all(&ports).unwrap();
-    let standin = dir.write(
-        "ollama",
-        &format!(
+    let s = Standin::new("sweep-ollama", "ollama", |log, ports| {
+        format!(
             "#!/bin/sh\n\
-             case \"$1\" in\n\
-             serve) echo \"serve host=$OLLAMA_HOST fa=${{OLLAMA_FLASH_ATTENTION-unset}} kv=$OLLAMA_KV_CACHE_TYPE\" >>'{log}'\n\
-                    echo \"$OLLAMA_HOST\" >'{ports}/'$$; exec sleep 600 ;;\n\
-             create) echo \"create $2 $3 host=$OLLAMA_HOST $(tr '\\n' ';' <\"$4\")\" >>'{log}'; exit 0 ;;\n\
-             *) echo \"unexpected: $*\" >>'{log}'; exit 2 ;;\n\
-             esac\n",
-            log = calls.display(),
+                 case \"$1\" in\n\
+                 serve) echo \"serve host=$OLLAMA_HOST fa=${{OLLAMA_FLASH_ATTENTION-unset}} kv=$OLLAMA_KV_CACHE_TYPE\" >>'{log}'\n\
+                        echo \"$OLLAMA_HOST\" >'{ports}/'$$; exec sleep 600 ;;\n\
+                 create) echo \"create $2 $3 host=$OLLAMA_HOST $(tr '\\n' ';' <\"$4\")\" >>'{log}'; exit 0 ;;\n\
+                 *) echo \"unexpected: $*\" >>'{log}'; exit 2 ;;\n\
+                 esac\n",
+            log = log.display(),
             ports = ports.display()
-        ),
+        )
+    });
+    let cfg = s.config(
+        "ollama",
+        "name = \"ol\"\nlauncher = \"ollama\"\n\
+         models = [{ file = \"qwen2.5:0.5b\", quantization = \"Q4_K_M\" }]\n\
+         flash_attn = [\"on\", \"off\"]\nkv_cache_type = [\"f16\", \"q8_0\"]\nctx_size = [4096]\n",
     );
-    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = dir.0.join("out");
-    let cfg = dir.write(
-        "sweep.toml",
-        &format!(
-            "suite = \"suite.toml\"\nrepetitions = 2\nconcurrency = 1\noutput = \"{}\"\n\
-             [[targets]]\nname = \"smol\"\nprovider = \"ollama\"\nmodel = \"smol-sweep\"\nmax_tokens = 16\n\
-             [sweep]\nname = \"ol\"\nlauncher = \"ollama\"\nbinary = \"{}\"\n\
-             models = [{{ file = \"qwen2.5:0.5b\", quantization = \"Q4_K_M\" }}]\n\
-             flash_attn = [\"on\", \"off\"]\nkv_cache_type = [\"f16\", \"q8_0\"]\nctx_size = [4096]\n\
-             start_timeout = \"30s\"\n",
-            out.display(),
-            standin.display()
-        ),
-    );
+    let (dir, calls, ports, out) = (&s.dir, &s.calls, &s.ports, s.dir.0.join("out"));
     // Each `ollama serve` the stand-in is asked for becomes a simulated Ollama on its port.
-    let run = sweep_with_standin(&cfg, &dir, &ports, llmpulse_sim::ServerKind::Ollama);
+    let run = sweep_with_standin(&cfg, dir, ports, llmpulse_sim::ServerKind::Ollama);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    let log = std::fs::read_to_string(&calls).unwrap_or_default();
+    let log = std::fs::read_to_string(calls).unwrap_or_default();
     assert!(
         run.status.success() && stdout.contains("3 points run, 0 did not start, 1 skipped"),
         "{stdout}\n{}\n{log}",
@@ -156,15 +187,8 @@ fn sweep_with_standin(
 /// target's model name, the calls, then `lms unload` and `lms server stop`, in that order.
 #[test]
 fn sweeps_lm_studio_through_lms() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = Scratch::new("sweep-lms");
-    dir.write("suite.toml", ONE_QUESTION);
-    let calls = dir.0.join("lms-calls.log");
-    let ports = dir.0.join("ports");
-    std::fs::create_dir_all(&ports).unwrap();
-    let standin = dir.write(
-        "lms",
-        &format!(
+    let s = Standin::new("sweep-lms", "lms", |log, ports| {
+        format!(
             "#!/bin/sh\n\
              echo \"$*\" >>'{log}'\n\
              case \"$1 $2\" in\n\
@@ -173,27 +197,20 @@ fn sweeps_lm_studio_through_lms() {
              esac\n\
              case \"$1\" in load|unload) exit 0 ;; esac\n\
              exit 2\n",
-            log = calls.display(),
+            log = log.display(),
             ports = ports.display()
-        ),
+        )
+    });
+    let cfg = s.config(
+        "lmstudio",
+        "name = \"lm\"\nlauncher = \"lmstudio\"\n\
+         models = [{ file = \"qwen2.5-0.5b-instruct\", quantization = \"Q4_K_M\" }]\n\
+         ctx_size = [2048, 4096]\ngpu = [\"max\", \"off\"]\n",
     );
-    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = dir.0.join("out");
-    let cfg = dir.write(
-        "sweep.toml",
-        &format!(
-            "suite = \"suite.toml\"\nrepetitions = 2\nconcurrency = 1\noutput = \"{}\"\n\
-             [[targets]]\nname = \"smol\"\nprovider = \"lmstudio\"\nmodel = \"smol-sweep\"\nmax_tokens = 16\n\
-             [sweep]\nname = \"lm\"\nlauncher = \"lmstudio\"\nbinary = \"{}\"\n\
-             models = [{{ file = \"qwen2.5-0.5b-instruct\", quantization = \"Q4_K_M\" }}]\n\
-             ctx_size = [2048, 4096]\ngpu = [\"max\", \"off\"]\nstart_timeout = \"30s\"\n",
-            out.display(),
-            standin.display()
-        ),
-    );
-    let run = sweep_with_standin(&cfg, &dir, &ports, llmpulse_sim::ServerKind::LmStudio);
+    let (dir, calls, ports, out) = (&s.dir, &s.calls, &s.ports, s.dir.0.join("out"));
+    let run = sweep_with_standin(&cfg, dir, ports, llmpulse_sim::ServerKind::LmStudio);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    let log = std::fs::read_to_string(&calls).unwrap_or_default();
+    let log = std::fs::read_to_string(calls).unwrap_or_default();
     assert!(
         run.status.success() && stdout.contains("4 points run, 0 did not start"),
         "{stdout}\n{}\n{log}",
