@@ -232,6 +232,19 @@ fn compare_chat(
     }
 }
 
+/// Every `/metrics` family the simulator exposes must exist on the real server too.
+async fn compare_metrics(kind: &str, fake: &str, real: &str) {
+    let (sim_page, real_page) = (get(fake, "/metrics").await.1, get(real, "/metrics").await.1);
+    let missing: Vec<_> = families(&sim_page)
+        .difference(&families(&real_page))
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{kind} /metrics families the real server lacks: {missing:?}"
+    );
+}
+
 #[test]
 fn the_vllm_simulator_has_the_real_vllms_shapes() {
     let Some(url) = service_url("LLMPULSE_VLLM_URL") else {
@@ -253,18 +266,7 @@ fn the_vllm_simulator_has_the_real_vllms_shapes() {
             &get_json(&real, "/version").await,
             &["/version"],
         );
-        let (sim_page, real_page) = (
-            get(&fake, "/metrics").await.1,
-            get(&real, "/metrics").await.1,
-        );
-        let missing: Vec<_> = families(&sim_page)
-            .difference(&families(&real_page))
-            .cloned()
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "vLLM /metrics families the real server lacks: {missing:?}"
-        );
+        compare_metrics("vLLM", &fake, &real).await;
         compare_chat("vLLM", chat(&fake).await, chat(&real).await);
     });
 }
@@ -290,18 +292,7 @@ fn the_llama_cpp_simulator_has_the_real_llama_servers_shapes() {
             &get_json(&real, "/props").await,
             &["/default_generation_settings/n_ctx", "/model_path"],
         );
-        let (sim_page, real_page) = (
-            get(&fake, "/metrics").await.1,
-            get(&real, "/metrics").await.1,
-        );
-        let missing: Vec<_> = families(&sim_page)
-            .difference(&families(&real_page))
-            .cloned()
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "llama.cpp /metrics families the real server lacks: {missing:?}"
-        );
+        compare_metrics("llama.cpp", &fake, &real).await;
         compare_chat("llama.cpp", chat(&fake).await, chat(&real).await);
     });
 }
