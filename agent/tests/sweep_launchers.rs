@@ -131,6 +131,83 @@ fn sweeps_ollama_through_its_cli() {
     }
 }
 
+/// A CLI step that never ends (here the second point's `ollama create`, waiting on a
+/// child of its own) stops that point at the sweep's `start_timeout`, with every process it
+/// started, and the sweep goes on to the next point; the stopped point's planned calls are
+/// records that say why.
+#[test]
+fn a_hanging_cli_step_stops_its_point_not_the_sweep() {
+    let s = Standin::new("sweep-ollama-hang", "ollama", |log, ports| {
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             serve) echo \"$OLLAMA_HOST\" >'{ports}/'$$; exec sleep 600 ;;\n\
+             create) echo create >>'{log}'\n\
+                     [ \"$(grep -c create '{log}')\" = 2 ] && {{ sleep 600; echo woke >>'{log}'; }}; exit 0 ;;\n\
+             esac\n",
+            log = log.display(),
+            ports = ports.display()
+        )
+    });
+    let cfg = s.config(
+        "ollama",
+        "name = \"ol\"\nlauncher = \"ollama\"\n\
+         models = [{ file = \"qwen2.5:0.5b\" }]\n\
+         flash_attn = [\"on\"]\nkv_cache_type = [\"f16\", \"q8_0\"]\nctx_size = [4096]\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("start_timeout = \"30s\"", "start_timeout = \"3s\""),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let run = sweep_with_standin(&cfg, &s.dir, &s.ports, llmpulse_sim::ServerKind::Ollama);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains("2 points run, 1 did not start, 0 skipped"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The hung step was stopped at its limit, not waited out.
+    assert!(started.elapsed() < std::time::Duration::from_secs(300));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("did not start ("))
+        .unwrap();
+    assert!(
+        line.starts_with("ol-qwen2.5:0-faon-kvq8_0-c4096: "),
+        "{line}"
+    );
+    assert!(line.contains("create smol-sweep -f"), "{line}");
+    assert!(
+        line.contains("did not finish within 3s; it was stopped"),
+        "{line}"
+    );
+    let mut records = Vec::new();
+    for p in support::walk(&s.dir.0.join("out")) {
+        let p = p.display().to_string();
+        if p.contains("/records/") && p.ends_with(".jsonl") {
+            records.extend(common::jsonl(std::path::Path::new(&p)));
+        }
+    }
+    let failed: Vec<_> = records.iter().filter(|r| r["success"] == false).collect();
+    assert_eq!((records.len(), failed.len()), (4, 2), "{records:#?}");
+    for r in failed {
+        assert_eq!(r["error_kind"], "server_start_failed", "{r:#}");
+        assert_eq!(r["kv_cache_type"], "q8_0", "{r:#}");
+    }
+    // The sleeper the step started was killed with it: it never woke to write.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = std::fs::read_to_string(&s.calls).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("create")).count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("woke"), "{log}");
+}
+
 /// Runs the sweep `cfg` while a simulated server of `kind` is started on every address a
 /// stand-in CLI writes into a file under `ports` (the port the agent gave it).
 fn sweep_with_standin(

@@ -14,8 +14,11 @@ use super::{Launcher, Point, Sweep};
 pub struct Running {
     /// The server process, when the agent spawned it (LM Studio's belongs to LM Studio).
     child: Option<Child>,
-    /// Commands that end the point (LM Studio: unload, stop the server).
+    /// Commands that end the point (LM Studio: unload, stop the server), each run within
+    /// `teardown_limit` with its output appended to `log`.
     teardown: Vec<Command>,
+    teardown_limit: Duration,
+    log: PathBuf,
     pub port: u16,
     /// The API base for the point's targets (`http://127.0.0.1:PORT/v1`).
     pub base_url: String,
@@ -34,9 +37,9 @@ impl Drop for Running {
         if let Some(child) = &mut self.child {
             stop(child);
         }
-        for c in &mut self.teardown {
-            if let Err(e) = c.stdin(Stdio::null()).output() {
-                tracing::warn!("{:?}: {e}", c.get_program());
+        for c in self.teardown.drain(..) {
+            if let Err(e) = super::step::run(c, &self.log, self.teardown_limit) {
+                tracing::warn!("{e}");
             }
         }
     }
@@ -227,26 +230,10 @@ pub async fn start(
         let file = log.with_extension("Modelfile");
         std::fs::write(&file, super::ollama::modelfile(point))
             .map_err(|e| failed(format!("{}: {e}", file.display())))?;
-        let mut create = super::ollama::create(binary, port, served_name, &file);
-        create.envs(sweep.env.iter().map(|(k, v)| (k, v)));
-        let out = tokio::task::spawn_blocking(move || create.output())
-            .await
-            .map_err(|e| failed(format!("ollama create: {e}")))?;
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                stop(&mut child);
-                return Err(failed(format!(
-                    "ollama create {served_name} failed ({}): {}{}",
-                    o.status,
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                )));
-            }
-            Err(e) => {
-                stop(&mut child);
-                return Err(failed(format!("cannot run ollama create: {e}")));
-            }
+        let create = super::ollama::create(binary, port, served_name, &file);
+        if let Err(e) = cli_step(create, sweep, log).await {
+            stop(&mut child);
+            return Err(e);
         }
     }
     let load_time = started.elapsed();
@@ -289,6 +276,8 @@ pub async fn start(
     Ok(Running {
         child: Some(child),
         teardown: Vec::new(),
+        teardown_limit: sweep.start_timeout,
+        log: log.to_path_buf(),
         port,
         base_url: format!("{root}/v1"),
         load_time,
@@ -298,46 +287,19 @@ pub async fn start(
     })
 }
 
-/// Runs one CLI step to its end, its output appended to `log`; an error carries that output.
+/// Runs one CLI step to its end, within the sweep's `start_timeout`, its output appended to
+/// `log`; an error carries that output, or says the step was stopped.
 async fn cli_step(mut c: Command, sweep: &Sweep, log: &Path) -> Result<(), StartFailed> {
-    let what = format!(
-        "{} {}",
-        c.get_program().to_string_lossy(),
-        c.get_args()
-            .map(|a| a.to_string_lossy().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    c.envs(sweep.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || c.output())
+    c.envs(sweep.env.iter().map(|(k, v)| (k, v)));
+    let (log, limit) = (log.to_path_buf(), sweep.start_timeout);
+    tokio::task::spawn_blocking(move || super::step::run(c, &log, limit))
         .await
         .map_err(|e| StartFailed {
-            message: format!("{what}: {e}"),
+            message: format!("a CLI step: {e}"),
         })?
         .map_err(|e| StartFailed {
-            message: format!("cannot run {what}: {e}"),
-        })?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-    {
-        use std::io::Write;
-        let _ = writeln!(f, "$ {what}\n{text}");
-    }
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(StartFailed {
-            message: format!("{what} failed ({}): {}", out.status, text.trim()),
+            message: e.to_string(),
         })
-    }
 }
 
 /// LM Studio's point: start its server on `port`, wait for `/v1/models`, load the model with
@@ -356,6 +318,8 @@ async fn start_lmstudio(
     let mut running = Running {
         child: None,
         teardown: lmstudio::teardown(binary, served_name),
+        teardown_limit: sweep.start_timeout,
+        log: log.to_path_buf(),
         port,
         base_url: format!("http://127.0.0.1:{port}/v1"),
         load_time: Duration::ZERO,

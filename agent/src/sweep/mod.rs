@@ -13,6 +13,7 @@ pub mod lmstudio;
 pub mod ollama;
 mod parse;
 pub mod run;
+mod step;
 pub mod vllm;
 
 use std::path::{Path, PathBuf};
