@@ -321,6 +321,7 @@ fn record(
         failover_from: None,
         failover_to: None,
         cost_usd: Some(f64::from(tokens) * 1e-7 * f64::from(t + 1)),
+        cost_source: Some(llmpulse_core::cost::CostSource::PriceTable),
         server_load_sec: None,
         server_prefill_sec: None,
         server_decode_tps: None,

@@ -83,6 +83,58 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     let stored = store.get(&claim).await.unwrap().unwrap();
     assert_eq!(stored, format!("{}", winners[0]));
+
+    // 8 writers each add 1 to one counter 5 times through read → conditional replace → retry
+    // on a lost race: no increment is lost, and a stale version never wins.
+    let counter = key("spend/c.json");
+    assert_eq!(
+        store
+            .replace(&counter, Bytes::from_static(b"0"), None)
+            .await
+            .unwrap(),
+        store::Swapped::Won
+    );
+    let (_, first) = store.get_versioned(&counter).await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, counter) = (store.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lost = 0;
+            for _ in 0..5 {
+                loop {
+                    let now = store.get_versioned(&counter).await.unwrap();
+                    let n: u64 = now
+                        .as_ref()
+                        .map_or(0, |(b, _)| std::str::from_utf8(b).unwrap().parse().unwrap());
+                    let next = Bytes::from((n + 1).to_string());
+                    match store
+                        .replace(&counter, next, now.as_ref().map(|(_, v)| v))
+                        .await
+                        .unwrap()
+                    {
+                        store::Swapped::Won => break,
+                        store::Swapped::Lost => lost += 1,
+                    }
+                }
+            }
+            lost
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.get(&counter).await.unwrap().unwrap(), "40");
+    // A write against a version read before the others wrote loses, as does a create-only one.
+    for expected in [Some(&first), None] {
+        assert_eq!(
+            store
+                .replace(&counter, Bytes::from_static(b"0"), expected)
+                .await
+                .unwrap(),
+            store::Swapped::Lost
+        );
+    }
+    assert_eq!(store.get(&counter).await.unwrap().unwrap(), "40");
 }
 
 fn rand_suffix() -> u64 {

@@ -10,6 +10,7 @@
 
 pub mod cases;
 pub mod config;
+pub mod cost;
 pub mod error_kind;
 pub mod instrument;
 pub mod job;

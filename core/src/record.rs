@@ -93,8 +93,13 @@ pub struct Record {
     pub ratelimit_remaining_tokens: Option<u64>,
     pub failover_from: Option<String>,
     pub failover_to: Option<String>,
-    /// What the provider said the call cost (OpenRouter's `usage.cost`).
+    /// What the call cost, USD, every attempt included: the provider's figure, else its tokens
+    /// at the target's price, else (agent) its energy at the electricity price. Null when
+    /// unknown; a failed call costs what it was billed (tokens reported), else nothing.
     pub cost_usd: Option<f64>,
+    /// Where `cost_usd` came from: `provider`, `price_table`, `energy`, or null.
+    #[serde(default)]
+    pub cost_source: Option<crate::cost::CostSource>,
     /// The server's own timings of the call (Ollama's native API, llama.cpp's `timings`): model
     /// load, prompt processing, decode speed, and its first token as the server counts it
     /// (llama.cpp: the prompt time; Ollama: load + prompt eval). Client `ttft_sec` minus
@@ -248,6 +253,9 @@ pub struct AttemptStats {
     pub queue_wait: std::time::Duration,
     /// Time spent waiting between attempts (backoff or the provider's `Retry-After`).
     pub retry_wait: std::time::Duration,
+    /// What the attempts before the last were billed, USD (a retried call that had produced
+    /// tokens): part of the record's `cost_usd`.
+    pub earlier_cost_usd: f64,
 }
 
 impl Record {
@@ -267,6 +275,11 @@ impl Record {
         let grades = g.grades;
         let quality_score = grades.quality();
         let server = &out.server;
+        let cost = cost_of(cx.target.price.as_ref(), &usage, &tokens, success).or((cx
+            .stats
+            .earlier_cost_usd
+            > 0.0)
+            .then_some((0.0, crate::cost::CostSource::PriceTable)));
         Record {
             timestamp: out
                 .sent_at
@@ -321,7 +334,8 @@ impl Record {
             ratelimit_remaining_tokens: out.rate_limit.remaining_tokens,
             failover_from: cx.failover_from.map(str::to_string),
             failover_to: cx.failover_to.map(str::to_string),
-            cost_usd: usage.cost_usd,
+            cost_usd: cost.map(|(c, _)| c + cx.stats.earlier_cost_usd),
+            cost_source: cost.map(|(_, s)| s),
             server_load_sec: server.load_sec.map(round6),
             server_prefill_sec: server.prefill_sec.map(round6),
             server_decode_tps: server.decode_tps.map(round6),
@@ -377,6 +391,34 @@ impl Record {
             load_time_sec: None,
         }
     }
+}
+
+/// What one attempt cost (see [`crate::cost::of_call`]): billed when the provider reported its
+/// tokens, or when it succeeded (tokens estimated if the server reports none).
+pub fn attempt_cost(
+    target: &crate::config::Target,
+    prompt: &Prompt,
+    out: &CallOutcome,
+) -> Option<(f64, crate::cost::CostSource)> {
+    let usage = out.usage.unwrap_or_default();
+    let tokens = TokenCounts::of(prompt, out, &usage);
+    cost_of(target.price.as_ref(), &usage, &tokens, out.success())
+}
+
+fn cost_of(
+    price: Option<&crate::cost::Price>,
+    usage: &crate::provider::Usage,
+    tokens: &TokenCounts,
+    success: bool,
+) -> Option<(f64, crate::cost::CostSource)> {
+    let billed =
+        (success || tokens.source == Some(TokenSource::Usage)).then(|| crate::cost::Billed {
+            prompt: tokens.prompt.unwrap_or(0),
+            cached: usage.cached_prompt_tokens.unwrap_or(0),
+            response: tokens.response.unwrap_or(0),
+            reasoning: tokens.reasoning.unwrap_or(0),
+        });
+    crate::cost::of_call(usage.cost_usd, price, billed)
 }
 
 /// A call's token counts: the provider's usage when it gave both counts, else estimates from

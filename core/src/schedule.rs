@@ -33,6 +33,9 @@ pub struct Campaign {
     pub watch_after_run: bool,
     /// `publish_report`: every entry point that runs a slot publishes the dashboard after it.
     pub publish_report: bool,
+    /// The most the campaign may spend, USD, in total and per UTC day (`spend/{name}.json`).
+    pub budget_usd: Option<f64>,
+    pub daily_budget_usd: Option<f64>,
 }
 
 /// One slot of a campaign.
@@ -326,6 +329,8 @@ mod tests {
             claim_timeout: Duration::from_secs(3600),
             watch_after_run: false,
             publish_report: false,
+            budget_usd: None,
+            daily_budget_usd: None,
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod interpolate;
+mod prices;
 mod raw;
 mod validate;
 mod watch;
@@ -48,6 +49,8 @@ pub struct Config {
     pub output: String,
     /// Keep answer texts in records; when false only their sha256 is kept.
     pub keep_answers: bool,
+    /// The most one run may spend, USD (`max_cost_usd`, `--max-cost-usd`).
+    pub max_cost_usd: Option<f64>,
     pub targets: Vec<Target>,
     /// The campaign scheduled runs belong to, if any.
     pub campaign: Option<Campaign>,
@@ -75,6 +78,10 @@ pub struct AgentSettings {
     pub sample_hz: f64,
     /// Where runs are staged (relative paths against the config's directory).
     pub spool: Option<PathBuf>,
+    /// What a kWh costs here: turns a local call's `energy_j` into its `cost_usd`.
+    pub electricity_usd_per_kwh: Option<f64>,
+    /// The hardware's cost per hour (amortisation), shared by the calls in flight.
+    pub hardware_usd_per_hour: Option<f64>,
 }
 
 /// One thing to measure: a provider, a model and request parameters.
@@ -105,6 +112,8 @@ pub struct Target {
     /// Where the call's timestamps are taken: `kernel` (the default for http:// on Linux),
     /// `socket`, or `client` (the only choice for https:// and the simulator).
     pub clock: ClockSource,
+    /// What the target's tokens cost (`price`, or its row of the `prices` file).
+    pub price: Option<crate::cost::Price>,
 }
 
 /// The default `max_answer_bytes`: 4 MiB, far above any real answer (a 32k-token answer is
@@ -343,7 +352,24 @@ impl Config {
             None => WatchSettings::default(),
         };
         let notify = cx.notifiers(&raw.notify)?;
+        if let Some(file) = &raw.prices {
+            let path = base_dir.join(cx.interpolate(file, "prices")?);
+            let table = prices::load(&path)
+                .map_err(|m| cx.invalid(file.span().start, "prices".into(), m))?;
+            for t in targets.iter_mut().filter(|t| t.price.is_none()) {
+                t.price = table
+                    .get(&t.provider)
+                    .and_then(|m| m.get(&t.model))
+                    .copied();
+            }
+        }
+        let max_cost_usd = raw
+            .max_cost_usd
+            .as_ref()
+            .map(|v| cx.usd(v, "max_cost_usd"))
+            .transpose()?;
         Ok(Config {
+            max_cost_usd,
             campaign,
             agent,
             load,

@@ -18,6 +18,10 @@ pub(crate) struct RawConfig {
     pub(crate) output: Option<Spanned<String>>,
     pub(crate) keep_answers: Option<bool>,
     pub(crate) timeout_sec: Option<Spanned<f64>>,
+    /// A price file shared by many configs: `[provider."model"]` tables of [`crate::cost::Price`].
+    pub(crate) prices: Option<Spanned<String>>,
+    /// The most one run may spend, USD.
+    pub(crate) max_cost_usd: Option<Spanned<f64>>,
     #[serde(default)]
     pub(crate) targets: Vec<Spanned<RawTarget>>,
     pub(crate) campaign: Option<Spanned<RawCampaign>>,
@@ -55,6 +59,8 @@ pub(crate) struct RawAgent {
     pub(crate) listen: Option<Spanned<String>>,
     pub(crate) sample_hz: Option<Spanned<f64>>,
     pub(crate) spool: Option<Spanned<String>>,
+    pub(crate) electricity_usd_per_kwh: Option<Spanned<f64>>,
+    pub(crate) hardware_usd_per_hour: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +78,10 @@ pub(crate) struct RawCampaign {
     pub(crate) watch_after_run: Option<bool>,
     /// Publish the report into the store's `dashboard/` after each slot.
     pub(crate) publish_report: Option<bool>,
+    /// The most the whole campaign may spend, USD, shared by every shard, slot and machine.
+    pub(crate) budget_usd: Option<Spanned<f64>>,
+    /// The most it may spend per UTC day.
+    pub(crate) daily_budget_usd: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -109,4 +119,5 @@ pub(crate) struct RawTarget {
     pub(crate) headers: BTreeMap<String, Spanned<String>>,
     pub(crate) extra: Option<Spanned<toml::Table>>,
     pub(crate) sim: Option<Spanned<SimProfile>>,
+    pub(crate) price: Option<Spanned<crate::cost::Price>>,
 }

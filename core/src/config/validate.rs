@@ -78,6 +78,19 @@ impl Cx<'_> {
     }
 
     /// A duration such as `12h` or `51m`, longer than zero.
+    /// An amount of money: USD above zero.
+    pub(crate) fn usd(&self, v: &Spanned<f64>, field: &str) -> Result<f64, ConfigError> {
+        let x = *v.get_ref();
+        if !(x > 0.0 && x.is_finite()) {
+            return Err(self.invalid(
+                v.span().start,
+                field.to_string(),
+                format!("expected USD above 0, found {x}"),
+            ));
+        }
+        Ok(x)
+    }
+
     pub(crate) fn nonzero_duration(
         &self,
         v: &Spanned<String>,
@@ -192,11 +205,18 @@ impl Cx<'_> {
             .map(|v| self.interpolate(v, "agent.spool"))
             .transpose()?
             .map(|s| base_dir.join(s));
+        let usd = |v: &Option<Spanned<f64>>, f: &str| {
+            v.as_ref()
+                .map(|v| self.usd(v, &format!("agent.{f}")))
+                .transpose()
+        };
         Ok(AgentSettings {
             id,
             listen,
             sample_hz,
             spool,
+            electricity_usd_per_kwh: usd(&a.electricity_usd_per_kwh, "electricity_usd_per_kwh")?,
+            hardware_usd_per_hour: usd(&a.hardware_usd_per_hour, "hardware_usd_per_hour")?,
         })
     }
 
@@ -277,6 +297,16 @@ impl Cx<'_> {
             claim_timeout,
             watch_after_run: c.watch_after_run.unwrap_or(false),
             publish_report: c.publish_report.unwrap_or(false),
+            budget_usd: c
+                .budget_usd
+                .as_ref()
+                .map(|v| self.usd(v, "campaign.budget_usd"))
+                .transpose()?,
+            daily_budget_usd: c
+                .daily_budget_usd
+                .as_ref()
+                .map(|v| self.usd(v, "campaign.daily_budget_usd"))
+                .transpose()?,
         })
     }
 
@@ -324,6 +354,15 @@ impl Cx<'_> {
             None => super::DEFAULT_MAX_ANSWER_BYTES,
         };
         let clock = self.clock(i, spanned, &endpoint)?;
+        let price = match &t.price {
+            Some(p) => {
+                p.get_ref()
+                    .check()
+                    .map_err(|m| self.invalid(p.span().start, field("price"), m))?;
+                Some(*p.get_ref())
+            }
+            None => None,
+        };
 
         Ok(Target {
             name,
@@ -342,6 +381,7 @@ impl Cx<'_> {
             extra,
             max_answer_bytes,
             clock,
+            price,
         })
     }
 

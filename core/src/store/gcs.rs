@@ -14,7 +14,7 @@ use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use google_cloud_storage::client::Storage;
 use serde::Deserialize;
 
-use super::{Created, Store, StoreError, StoreErrorKind, join};
+use super::{Created, Store, StoreError, StoreErrorKind, Swapped, Version, join};
 
 pub struct GcsStore {
     client: Storage,
@@ -157,6 +157,13 @@ impl Store for GcsStore {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
+        Box::pin(async move { Ok(self.get_versioned(key).await?.map(|(b, _)| b)) })
+    }
+
+    fn get_versioned<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Bytes, Version)>, StoreError>> {
         Box::pin(async move {
             let resp = self
                 .client
@@ -168,11 +175,45 @@ impl Store for GcsStore {
                 Err(e) if e.http_status_code() == Some(404) => return Ok(None),
                 Err(e) => return Err(self.error(&e)),
             };
+            let version = Version(resp.object().generation.to_string());
             let mut data = Vec::new();
             while let Some(chunk) = resp.next().await {
                 data.extend_from_slice(&chunk.map_err(|e| self.error(&e))?);
             }
-            Ok(Some(Bytes::from(data)))
+            Ok(Some((Bytes::from(data), version)))
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>> {
+        Box::pin(async move {
+            let generation = match expected {
+                Some(v) => v.0.parse::<i64>().map_err(|_| {
+                    StoreError::new(
+                        StoreErrorKind::Invalid,
+                        &self.describe(),
+                        format!("'{}' is not a GCS generation", v.0),
+                    )
+                })?,
+                None => 0,
+            };
+            let crc = crc32c::crc32c(&bytes);
+            let sent = self
+                .client
+                .write_object(self.bucket_path(), join(&self.prefix, key), bytes)
+                .with_known_crc32c(crc)
+                .set_if_generation_match(generation)
+                .send_unbuffered()
+                .await;
+            match sent {
+                Ok(_) => Ok(Swapped::Won),
+                Err(e) if e.http_status_code() == Some(412) => Ok(Swapped::Lost),
+                Err(e) => Err(self.error(&e)),
+            }
         })
     }
 

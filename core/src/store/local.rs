@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::{Created, Store, StoreError, StoreErrorKind};
+use super::{Created, Store, StoreError, StoreErrorKind, Swapped, Version};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -46,6 +46,12 @@ impl LocalStore {
         std::fs::write(&tmp, bytes).map_err(|e| self.io(&tmp, e))?;
         Ok(tmp)
     }
+}
+
+/// A local object's version: the hash of its bytes.
+fn content_version(bytes: &[u8]) -> Version {
+    use sha2::{Digest, Sha256};
+    Version(hex::encode(Sha256::digest(bytes)))
 }
 
 impl Store for LocalStore {
@@ -93,6 +99,53 @@ impl Store for LocalStore {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Created::Exists),
                 Err(e) => Err(self.io(&path, e)),
             }
+        })
+    }
+
+    fn get_versioned<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Bytes, Version)>, StoreError>> {
+        Box::pin(async move {
+            Ok(self.get(key).await?.map(|b| {
+                let v = content_version(&b);
+                (b, v)
+            }))
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>> {
+        Box::pin(async move {
+            let path = self.path(key)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| self.io(parent, e))?;
+            }
+            // Processes on this machine take turns under an exclusive lock on a sidecar file;
+            // the check and the rename happen while it is held.
+            let lock_path = path.with_extension("lock");
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| self.io(&lock_path, e))?;
+            lock.lock().map_err(|e| self.io(&lock_path, e))?;
+            let now = match std::fs::read(&path) {
+                Ok(b) => Some(content_version(&b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(self.io(&path, e)),
+            };
+            if now.as_ref() != expected {
+                return Ok(Swapped::Lost);
+            }
+            let tmp = self.temp(&path, &bytes)?;
+            std::fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
+            Ok(Swapped::Won)
         })
     }
 

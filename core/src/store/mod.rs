@@ -74,6 +74,20 @@ pub enum Created {
     Exists,
 }
 
+/// An object's version, for a conditional replace: S3's ETag, GCS's generation, a local
+/// file's content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// The outcome of a conditional replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swapped {
+    /// The object was still as read; it holds our bytes now.
+    Won,
+    /// Someone else wrote it since (or created it first); nothing was written.
+    Lost,
+}
+
 /// What kind of failure a store reported, so callers can decide to retry or spool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -146,6 +160,20 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Created, StoreError>>;
     /// The bytes at `key`, or `None` when there is no such object.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
+    /// The bytes at `key` and their version, or `None` when there is no such object.
+    fn get_versioned<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Bytes, Version)>, StoreError>>;
+    /// Writes `bytes` at `key` only if the object is still at `expected` (S3 `If-Match`, GCS
+    /// `ifGenerationMatch`, local: under a lock), or with `None` only if there is none yet. A
+    /// read–modify–write loop over this keeps one account for many writers.
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>>;
     /// Every key that starts with `prefix`, sorted.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 }

@@ -14,7 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::{Created, Store, StoreError, StoreErrorKind, join};
+use super::{Created, Store, StoreError, StoreErrorKind, Swapped, Version, join};
 
 pub struct S3Store {
     client: Client,
@@ -128,6 +128,13 @@ impl Store for S3Store {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
+        Box::pin(async move { Ok(self.get_versioned(key).await?.map(|(b, _)| b)) })
+    }
+
+    fn get_versioned<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Bytes, Version)>, StoreError>> {
         Box::pin(async move {
             let resp = self
                 .client
@@ -143,10 +150,37 @@ impl Store for S3Store {
                 }
                 Err(e) => return Err(self.error(e)),
             };
+            let version = Version(resp.e_tag().unwrap_or_default().to_string());
             let data = resp.body.collect().await.map_err(|e| {
                 StoreError::new(StoreErrorKind::Unavailable, &self.describe(), e.to_string())
             })?;
-            Ok(Some(data.into_bytes()))
+            Ok(Some((data.into_bytes(), version)))
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>> {
+        Box::pin(async move {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(join(&self.prefix, key))
+                .body(ByteStream::from(bytes));
+            let put = match expected {
+                Some(v) => put.if_match(&v.0),
+                None => put.if_none_match("*"),
+            };
+            match put.send().await {
+                Ok(_) => Ok(Swapped::Won),
+                // 412: changed since; 404: gone since; 409: another conditional write in flight.
+                Err(e) if matches!(status(&e), Some(412 | 404 | 409)) => Ok(Swapped::Lost),
+                Err(e) => Err(self.error(e)),
+            }
         })
     }
 
