@@ -396,6 +396,11 @@ pub struct RunArgs {
     /// How long before the deadline the last call may start (default 10s).
     #[arg(long)]
     pub deadline_margin: Option<humantime::Duration>,
+    /// The most this run may spend, USD (overrides the config's `max_cost_usd`): each call
+    /// reserves its worst case at its target's price first; a call that could pass the cap is
+    /// recorded as `skipped_budget`, not made.
+    #[arg(long, value_name = "USD")]
+    pub max_cost_usd: Option<f64>,
     /// Run a campaign slot: `auto` (the slot due now) or a slot number. The slot is claimed
     /// with a create-only write first; if another run holds it, this exits cleanly.
     #[arg(long)]

@@ -284,6 +284,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         host: None,
         rescored_from: None,
         server_metrics: None,
+        budget: None,
     };
     let encoded = publish::encode(&meta, &records, chrono::Utc::now())?;
     publish::write_local(&a.output, &encoded)?;

@@ -126,6 +126,7 @@ pub(crate) fn run_once(
         deadline: a.deadline.map(|d| std::time::Instant::now() + *d),
         deadline_margin: a.deadline_margin.map(|m| *m),
         stop: Some(stop.clone()),
+        max_cost_usd: a.max_cost_usd,
         ..JobRequest::new(
             format!("local:{}", hostname()),
             a.spool.clone().unwrap_or_else(default_spool),

@@ -230,6 +230,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             host: None,
             rescored_from: None,
             server_metrics: None,
+            budget: None,
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
             targets: (0..spec.targets)

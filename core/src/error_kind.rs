@@ -53,6 +53,9 @@ pub enum ErrorKind {
     /// A sweep point's server did not start (or not with the settings asked): one record for
     /// the point, with the tail of the server's output.
     ServerStartFailed,
+    /// Not made: its worst-case cost would have passed a budget (`max_cost_usd`, the
+    /// campaign's `budget_usd` or `daily_budget_usd`).
+    SkippedBudget,
 }
 
 impl ErrorKind {
@@ -94,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::SkippedCancelled => "skipped_cancelled",
             ErrorKind::ServerStartFailed => "server_start_failed",
+            ErrorKind::SkippedBudget => "skipped_budget",
         }
     }
 }
@@ -131,6 +135,7 @@ mod tests {
             ErrorKind::Cancelled,
             ErrorKind::SkippedCancelled,
             ErrorKind::ServerStartFailed,
+            ErrorKind::SkippedBudget,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));

@@ -63,6 +63,8 @@ pub struct JobRequest {
     pub now: DateTime<Utc>,
     /// Asked to stop: no new call starts, calls in flight get a grace, then are cancelled.
     pub stop: Option<Stop>,
+    /// Overrides the config's `max_cost_usd` (`--max-cost-usd`).
+    pub max_cost_usd: Option<f64>,
 }
 
 /// A job ready to run: the config with the request applied, its suite, and the run's options.
@@ -95,6 +97,7 @@ impl JobRequest {
             origin,
             now,
             stop: None,
+            max_cost_usd: None,
         }
     }
 
@@ -110,6 +113,14 @@ impl JobRequest {
                 return Err(bad("--repetitions must be at least 1".into()));
             }
             config.repetitions = r;
+        }
+        if let Some(usd) = self.max_cost_usd {
+            if !(usd > 0.0 && usd.is_finite()) {
+                return Err(bad(format!(
+                    "--max-cost-usd expects USD above 0, found {usd}"
+                )));
+            }
+            config.max_cost_usd = Some(usd);
         }
         if let Some(c) = self.concurrency {
             if c == 0 {
@@ -224,8 +235,9 @@ pub async fn run_job_with(
     progress: &mut dyn RecordSink,
     mut instruments: Option<&mut dyn Instruments>,
 ) -> Result<JobOutcome, JobError> {
-    let store = crate::store::open(&job.config.output, env).await?;
-    let store = store.as_ref();
+    let shared: std::sync::Arc<dyn Store> =
+        std::sync::Arc::from(crate::store::open(&job.config.output, env).await?);
+    let store = shared.as_ref();
     let planned = job.planned_calls();
     let Job {
         config,
@@ -251,6 +263,7 @@ pub async fn run_job_with(
             Claimed::Nothing(reason) => return Ok(JobOutcome::NothingDue { reason }),
         }
     }
+    run.budget = budget(&config, &run, &shared);
     let suite_ref = if config.suite.starts_with("builtin:") {
         config.suite.clone()
     } else {
@@ -270,6 +283,7 @@ pub async fn run_job_with(
         host: instruments.as_mut().and_then(|i| i.host()),
         rescored_from: None,
         server_metrics: None,
+        budget: None,
     };
     // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
     // absolute path, so that it does not depend on where upload is run from.
@@ -310,6 +324,7 @@ pub async fn run_job_with(
         i.stop();
         journal.set_server_metrics(i.server_metrics());
     }
+    journal.set_budget(run.budget.as_ref().map(|b| b.report()));
     let out = match out {
         Ok(out) => out,
         Err(e) => {
@@ -328,6 +343,39 @@ pub async fn run_job_with(
         summary: summary.table(),
         publication,
     })
+}
+
+/// The run's spending limits: its own cap, and the campaign's shared account when it runs a
+/// slot of a campaign with a budget. A target without a price cannot be held back (its
+/// worst case is unknown): said once, at the start.
+fn budget(
+    config: &Config,
+    run: &RunOptions,
+    store: &std::sync::Arc<dyn Store>,
+) -> Option<std::sync::Arc<crate::budget::Budget>> {
+    use crate::budget::{Account, Budget, CampaignLimits};
+    let account = match (&run.campaign, &config.campaign) {
+        (Some(name), Some(c)) if c.budget_usd.is_some() || c.daily_budget_usd.is_some() => {
+            let writer = match run.shard {
+                Some(s) => format!("{}-shard{}", run.run_id, s.index),
+                None => run.run_id.clone(),
+            };
+            let limits = CampaignLimits {
+                total_usd: c.budget_usd,
+                daily_usd: c.daily_budget_usd,
+            };
+            Some(Account::new(store.clone(), name, limits, &writer))
+        }
+        _ => None,
+    };
+    let budget = Budget::new(config.max_cost_usd, account)?;
+    for t in config.targets.iter().filter(|t| t.price.is_none()) {
+        tracing::warn!(
+            target = %t.name,
+            "no price for this target: the budget counts what its provider reports, and cannot hold its calls back"
+        );
+    }
+    Some(budget)
 }
 
 /// The run id all shards of a slot share: the campaign, the slot and its start.

@@ -209,6 +209,10 @@ impl Journal {
         self.meta.server_metrics = v;
     }
 
+    pub fn set_budget(&mut self, v: Option<crate::budget::BudgetReport>) {
+        self.meta.budget = v;
+    }
+
     /// Where an agent writes the run's telemetry series, a sample a line; the run's files
     /// include it when it exists (also when the run is recovered after it died).
     pub fn telemetry_path(&self) -> PathBuf {

@@ -8,6 +8,7 @@
 //! the keys of [`layout`]. [`job`] is one scheduled run anywhere (CLI, cloud functions, agent):
 //! [`schedule`] picks the slot, a create-only claim decides who runs it. The core never prints.
 
+pub mod budget;
 pub mod cases;
 pub mod config;
 pub mod cost;

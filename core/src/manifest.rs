@@ -38,6 +38,9 @@ pub struct RunMeta {
     /// (target → `{port, url, named, reset, error}`), known once the run has stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<serde_json::Value>,
+    /// What the run's budget did (its cap, its spend, calls skipped and why), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::budget::BudgetReport>,
 }
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -79,6 +82,9 @@ pub struct Manifest {
     /// See [`RunMeta::server_metrics`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<serde_json::Value>,
+    /// See [`RunMeta::budget`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::budget::BudgetReport>,
 }
 
 fn complete_by_default() -> bool {
@@ -103,6 +109,7 @@ impl RunMeta {
             host: source.host.clone(),
             rescored_from: Some(source.run_id.clone()),
             server_metrics: None,
+            budget: None,
         }
     }
 }
@@ -144,6 +151,7 @@ impl Manifest {
             scorers_version: Some(llmpulse_score::grade::SCORERS_VERSION.to_string()),
             rescored_from: meta.rescored_from.clone(),
             server_metrics: meta.server_metrics.clone(),
+            budget: meta.budget.clone(),
         }
     }
 

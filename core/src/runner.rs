@@ -50,6 +50,8 @@ pub struct RunOptions {
     /// Set when the calls cannot be made at all (a sweep point whose server did not start):
     /// each planned call is recorded, not sent, with this error.
     pub not_started: Option<(ErrorKind, String)>,
+    /// Spending limits: each attempt reserves its worst case first (see [`crate::budget`]).
+    pub budget: Option<Arc<crate::budget::Budget>>,
 }
 
 impl RunOptions {
@@ -66,6 +68,7 @@ impl RunOptions {
             stop: None,
             in_flight: Arc::new(AtomicU32::new(0)),
             not_started: None,
+            budget: None,
         }
     }
 }
@@ -261,6 +264,27 @@ async fn ask<'a>(
                 _permits: None,
             };
         }
+        let hold = match &opts.budget {
+            Some(budget) => match budget
+                .reserve(worst_case(lane, prompt), hold_for(lane))
+                .await
+            {
+                Ok(hold) => Some((budget, hold)),
+                Err(why) => {
+                    return Asked {
+                        outcome: last.unwrap_or_else(|| {
+                            CallOutcome::not_sent(
+                                ErrorKind::SkippedBudget,
+                                format!("not started: {why}"),
+                            )
+                        }),
+                        stats,
+                        _permits: None,
+                    };
+                }
+            },
+            None => None,
+        };
         stats.attempts += 1;
         let outcome = {
             let _on_wire = InFlight::enter(&opts.in_flight);
@@ -268,6 +292,11 @@ async fn ask<'a>(
                 .call(prompt, opts.deadline, opts.stop.as_ref())
                 .await
         };
+        let cost = crate::record::attempt_cost(lane.client.target(), prompt, &outcome)
+            .map_or(0.0, |(usd, _)| usd);
+        if let Some((budget, hold)) = hold {
+            budget.settle(hold, cost).await;
+        }
         let Some(error) = &outcome.error else {
             return Asked {
                 outcome,
@@ -302,6 +331,7 @@ async fn ask<'a>(
                 );
                 tokio::time::sleep(w).await;
                 stats.retry_wait += w;
+                stats.earlier_cost_usd += cost;
                 last = Some(outcome);
             }
             _ => {
@@ -480,7 +510,10 @@ async fn one_call(
         (Some(e), Some(name))
             if !matches!(
                 e.kind,
-                ErrorKind::SkippedDeadline | ErrorKind::SkippedCancelled | ErrorKind::Cancelled
+                ErrorKind::SkippedDeadline
+                    | ErrorKind::SkippedCancelled
+                    | ErrorKind::Cancelled
+                    | ErrorKind::SkippedBudget
             ) =>
         {
             shared
@@ -558,6 +591,28 @@ fn weight(lane: &Lane, prompt: &Prompt) -> u32 {
         .map(|m| tokens::estimate(&m.content))
         .sum();
     input + lane.client.target().params.max_tokens.unwrap_or(512)
+}
+
+/// The most a request of `lane` may cost: the prompt's estimate with a quarter more (an
+/// estimate, not the provider's tokenizer) and its whole output budget (`max_tokens`, else
+/// 4,096), at the target's price; 0 for a target without one.
+fn worst_case(lane: &Lane, prompt: &Prompt) -> f64 {
+    let target = lane.client.target();
+    let Some(price) = &target.price else {
+        return 0.0;
+    };
+    let input: u32 = prompt
+        .messages
+        .iter()
+        .map(|m| tokens::estimate(&m.content))
+        .sum();
+    let input = input.saturating_add(input / 4).saturating_add(16);
+    price.worst_case(input, target.params.max_tokens.unwrap_or(4096))
+}
+
+/// How long a reservation outlives its writer: the request's whole timeout and a minute.
+fn hold_for(lane: &Lane) -> Duration {
+    lane.client.target().timeouts.total + Duration::from_secs(60)
 }
 
 /// One request on the wire, counted in [`RunOptions::in_flight`] until dropped (also when its
