@@ -80,6 +80,9 @@ pub async fn telemetry_for(config: &Config, id: &AgentIdentity) -> Telemetry {
     let ports = local_ports(config);
     let servers = servers_of(config).await;
     let mut t = Telemetry::new(id.host_id.clone(), id.sample_hz, ports);
+    if let Some(a) = &config.agent {
+        t.set_prices(a.electricity_usd_per_kwh, a.hardware_usd_per_hour);
+    }
     t.watch_metrics(metrics_urls(&servers));
     let fp = host::fingerprint(&id.host_id, &t, &servers);
     t.set_fingerprint(fp);

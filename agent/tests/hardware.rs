@@ -42,6 +42,7 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
         &format!(
             "suite = \"suite.toml\"\nrepetitions = 4\nconcurrency = 1\noutput = \"{}\"\n\
              [agent]\nid = \"ci-box\"\nsample_hz = 20\n\
+             electricity_usd_per_kwh = 0.30\nhardware_usd_per_hour = 3.6\n\
              [[targets]]\nname = \"smollm2\"\nprovider = \"llamacpp\"\nmodel = \"smollm2\"\n\
              base_url = \"{url}\"\nmax_tokens = 48\n",
             out.display()
@@ -102,6 +103,16 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
             r["energy_source"],
             energy_source.as_str(),
             "one source per host"
+        );
+        // No provider bills a local call: it costs its energy at $0.30/kWh and its time on a
+        // $3.60/h machine (alone on it at concurrency 1: its whole latency).
+        assert_eq!(r["cost_source"], "energy", "{r:#}");
+        let energy_usd = r["energy_j"].as_f64().unwrap_or(0.0) / 3.6e6 * 0.30;
+        let hardware_usd = r["latency_sec"].as_f64().unwrap() * 3.6 / 3600.0;
+        let cost = r["cost_usd"].as_f64().unwrap();
+        assert!(
+            (cost - energy_usd - hardware_usd).abs() < 1e-6 * hardware_usd.max(1e-6),
+            "cost {cost}, energy {energy_usd} + hardware {hardware_usd}"
         );
         if energy_source == "none" {
             assert!(r["energy_j"].is_null() && r["energy_per_token_j"].is_null());

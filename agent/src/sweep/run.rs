@@ -213,6 +213,9 @@ async fn run_point(
         Err(_) => BTreeMap::new(),
     };
     let mut telemetry = Telemetry::new(id.host_id.clone(), id.sample_hz, ports);
+    if let Some(a) = &job.config.agent {
+        telemetry.set_prices(a.electricity_usd_per_kwh, a.hardware_usd_per_hour);
+    }
     let servers = match &base_url {
         Some(u) => {
             crate::discover::discover(std::slice::from_ref(u), false)

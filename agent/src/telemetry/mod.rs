@@ -175,9 +175,17 @@ pub struct Telemetry {
     reader: Option<JoinHandle<BTreeMap<u16, ServerRun>>>,
     /// The last run's server windows, for the manifest.
     last_server_run: BTreeMap<u16, ServerRun>,
+    /// `[agent] electricity_usd_per_kwh` and `hardware_usd_per_hour`: what a local call costs.
+    prices: (Option<f64>, Option<f64>),
 }
 
 impl Telemetry {
+    /// What a kWh and an hour of this machine cost (`[agent] electricity_usd_per_kwh`,
+    /// `hardware_usd_per_hour`): records of calls no provider billed get `cost_usd` from them.
+    pub fn set_prices(&mut self, usd_per_kwh: Option<f64>, hardware_usd_per_hour: Option<f64>) {
+        self.prices = (usd_per_kwh, hardware_usd_per_hour);
+    }
+
     /// Opens the sources for these targets' servers (`target → port`), sampling at `hz`.
     pub fn new(host_id: String, hz: f64, ports: BTreeMap<String, u16>) -> Telemetry {
         let unique: Vec<u16> = {
@@ -189,6 +197,7 @@ impl Telemetry {
         let sources = Sources::open(&unique);
         Telemetry {
             host_id,
+            prices: (None, None),
             interval: Duration::from_secs_f64(1.0 / hz.clamp(0.01, 100.0)),
             ports,
             shared: Arc::new(Shared {
@@ -430,6 +439,14 @@ impl Instruments for Telemetry {
             (Some(e), Some(n)) if n > 0 && r.success => Some(round6(e / f64::from(n))),
             _ => None,
         };
+        // A call nobody billed costs its electricity and its share of the hardware's time.
+        let (kwh, hourly) = self.prices;
+        if r.cost_usd.is_none()
+            && let Some(usd) = llmpulse_core::cost::of_energy(f.energy_j, kwh, hourly, f.busy_sec)
+        {
+            r.cost_usd = Some(usd);
+            r.cost_source = Some(llmpulse_core::cost::CostSource::Energy);
+        }
     }
 
     fn stop(&mut self) {

@@ -23,6 +23,9 @@ pub struct Figures {
     /// The call's share of the devices' energy.
     pub energy_j: Option<f64>,
     pub energy_source: &'static str,
+    /// The call's share of the window's wall time: each interval divided by the requests in
+    /// flight in it (the whole window without samples). Its share of the hardware's time.
+    pub busy_sec: f64,
 }
 
 /// The energy counter of a sample: GPU and CPU package counters together, as far as present.
@@ -64,6 +67,7 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
         energy_source: "none",
         ..Figures::default()
     };
+    f.busy_sec = (end - start).max(0.0);
     if near.is_empty() {
         return f;
     }
@@ -85,6 +89,7 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
     let span = (end - start).max(0.0);
     let (mut energy, mut device_energy, mut covered) = (0.0, 0.0, 0.0);
     let (mut power_time, mut power_share, mut power_covered) = (0.0, 0.0, 0.0);
+    let (mut busy, mut busy_covered) = (0.0, 0.0);
     for w in near.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         let dt = b.t - a.t;
@@ -95,6 +100,8 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
         // The interval's rate of energy, over the part of it inside the call.
         let part = if span > 0.0 { overlap / dt } else { 0.0 };
         let share = f64::from(a.in_flight.max(b.in_flight).max(1));
+        busy += overlap / share;
+        busy_covered += overlap;
         if let (Some(ea), Some(eb)) = (counter(a), counter(b))
             && eb >= ea
         {
@@ -109,6 +116,9 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
             power_share += p * overlap / share;
             power_covered += overlap;
         }
+    }
+    if busy_covered > 0.0 {
+        f.busy_sec = busy * span / busy_covered;
     }
     if covered > 0.0 {
         // Scaled to the whole window when the samples did not reach its edges.
@@ -184,6 +194,16 @@ mod tests {
         assert!((b - 300.0).abs() < 6.0, "{b}");
         // Together they account for the device's energy over [2, 8] (600 J), not twice over it.
         assert!((a + b - 600.0).abs() < 12.0, "{}", a + b);
+        // And for its time: 6 s of machine between them (each 2 s alone, 2 s shared), which
+        // is what `hardware_usd_per_hour` bills.
+        let (ta, tb) = (
+            figures(&samples, 2.0, 6.0, None).busy_sec,
+            figures(&samples, 4.0, 8.0, None).busy_sec,
+        );
+        assert!(
+            (ta - 3.0).abs() < 0.1 && (tb - 3.0).abs() < 0.1,
+            "{ta} {tb}"
+        );
     }
 
     #[test]
