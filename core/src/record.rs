@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Target;
 use crate::error_kind::ErrorKind;
 use crate::measure::Throughput;
+pub use crate::provider::AttemptStats;
 use crate::provider::CallOutcome;
 use crate::suite::{Prompt, Question};
 use crate::tokens::{self, TokenSource};
@@ -240,22 +241,6 @@ pub struct CallContext<'a> {
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The SLO the call is held to, if any.
     pub slo: Option<&'a crate::load::Slo>,
-}
-
-/// How a call went across its attempts.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AttemptStats {
-    /// Requests sent (0 when the call was skipped).
-    pub attempts: u32,
-    /// Attempts answered with a rate-limit error.
-    pub rate_limited: u32,
-    /// Time spent waiting for a permit or the target's rate limiter (never latency).
-    pub queue_wait: std::time::Duration,
-    /// Time spent waiting between attempts (backoff or the provider's `Retry-After`).
-    pub retry_wait: std::time::Duration,
-    /// What the attempts before the last were billed, USD (a retried call that had produced
-    /// tokens): part of the record's `cost_usd`.
-    pub earlier_cost_usd: f64,
 }
 
 impl Record {

@@ -20,7 +20,7 @@ pub mod transport;
 #[cfg(test)]
 mod properties;
 
-pub use outcome::{CallError, CallOutcome, ServerTimings, ToolCall, Usage};
+pub use outcome::{AttemptStats, CallError, CallOutcome, ServerTimings, ToolCall, Usage};
 pub use transport::{
     BodyError, BodyStream, ClockSource, HttpRequest, RawResponse, SocketClock, Transport,
     TransportError,
@@ -103,14 +103,11 @@ impl Client {
     /// One call outside a run (a judge, a generator, a validator, a narrator): the target's
     /// retry policy (backoff with jitter, the provider's Retry-After), without a run's limits
     /// or permits. Returns the last attempt's outcome and how the attempts went.
-    pub async fn call_with_retries(
-        &self,
-        prompt: &Prompt,
-    ) -> (CallOutcome, crate::record::AttemptStats) {
+    pub async fn call_with_retries(&self, prompt: &Prompt) -> (CallOutcome, AttemptStats) {
         use rand::SeedableRng;
         let policy = &self.target.retry;
         let mut rng = rand_chacha::ChaCha8Rng::from_rng(&mut rand::rng());
-        let mut stats = crate::record::AttemptStats::default();
+        let mut stats = AttemptStats::default();
         loop {
             stats.attempts += 1;
             let outcome = self.call(prompt, None, None).await;

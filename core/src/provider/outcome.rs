@@ -1,5 +1,5 @@
 //! What one call produced, success or not: [`CallOutcome`] with its usage, server timings,
-//! tool calls and error.
+//! tool calls and error; and how a call went across its attempts ([`AttemptStats`]).
 
 use std::time::{Duration, Instant};
 
@@ -125,4 +125,20 @@ impl CallOutcome {
             ..CallOutcome::empty(Utc::now(), Instant::now(), false)
         }
     }
+}
+
+/// How a call went across its attempts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptStats {
+    /// Requests sent (0 when the call was skipped).
+    pub attempts: u32,
+    /// Attempts answered with a rate-limit error.
+    pub rate_limited: u32,
+    /// Time spent waiting for a permit or the target's rate limiter (never latency).
+    pub queue_wait: std::time::Duration,
+    /// Time spent waiting between attempts (backoff or the provider's `Retry-After`).
+    pub retry_wait: std::time::Duration,
+    /// What the attempts before the last were billed, USD (a retried call that had produced
+    /// tokens): part of the record's `cost_usd`.
+    pub earlier_cost_usd: f64,
 }
