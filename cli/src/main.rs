@@ -42,7 +42,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        // A rate sweep (`--profile sweep`) is several runs; anything else one.
+        Command::Run(a) => match a.profile.as_deref().and_then(ratesweep::steps) {
+            Some(steps) => steps.and_then(|s| ratesweep::sweep(&a, run::config(&a, false)?, s)),
+            None => run::config(&a, true).and_then(|c| run::run(a, c)),
+        },
         Command::Sim(a) => sim::sim(a),
         Command::Suite(SuiteCommand::Check(a)) => suite::check(a),
         Command::Plan(a) => plan::plan(a),

@@ -17,14 +17,15 @@ use llmpulse_core::summary::TargetSummary;
 use crate::args::RunArgs;
 use crate::{signals, table};
 
-pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+/// The config a run uses: the file (or the built-in quickstart) with the command line's load
+/// settings over it. `with_profile` is false for a rate sweep, whose passes set their own.
+pub fn config(a: &RunArgs, with_profile: bool) -> anyhow::Result<Config> {
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match &a.config {
         Some(path) => Config::load(path, &env)?,
         None => Config::quickstart(),
     };
-    let sweep_steps = a.profile.as_deref().and_then(crate::ratesweep::steps);
-    if let Some(p) = a.profile.as_ref().filter(|_| sweep_steps.is_none()) {
+    if let Some(p) = a.profile.as_ref().filter(|_| with_profile) {
         let spec = llmpulse_core::load::ProfileSpec::parse(p)
             .map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
         config.load.profile = spec.profile;
@@ -39,9 +40,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.warmup {
         config.load.warmup = n;
     }
-    if let Some(steps) = sweep_steps {
-        return crate::ratesweep::sweep(&a, config, steps?);
-    }
+    Ok(config)
+}
+
+/// One run of `config` (a rate sweep is `ratesweep::sweep`'s): the summary, the files, the
+/// campaign's after-slot steps, the exit code.
+pub fn run(a: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
     let stop = Stop::new(*a.stop_grace);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.spawn(signals::stop_on_signal(stop.clone()));
@@ -222,6 +227,9 @@ fn print_run(
         );
         println!("{}", table::render(summary));
         print!("{}", table::extra_lines(summary));
+        if let Some(b) = &manifest.budget {
+            println!("{}", budget_line(b));
+        }
         // Where everything is: each data file, then the manifest that vouches for them.
         if let Publication::Stored { location, .. } = publication {
             for f in &manifest.files {
@@ -231,6 +239,24 @@ fn print_run(
         println!("  {stored}");
     }
     Ok(())
+}
+
+/// What a run with a budget spent, and what the budget stopped.
+fn budget_line(b: &llmpulse_core::budget::BudgetReport) -> String {
+    let mut line = format!("spent ${:.4}", b.spent_usd);
+    if let Some(cap) = b.run_cap_usd {
+        line.push_str(&format!(" of the run's ${cap}"));
+    }
+    if let (Some(spent), Some(total)) = (b.campaign_spent_usd, b.campaign_budget_usd) {
+        line.push_str(&format!("; the campaign ${spent:.4} of ${total}"));
+    }
+    match &b.stopped {
+        Some(why) => format!(
+            "{line}; {} calls not made (skipped_budget): {why}",
+            b.skipped_calls
+        ),
+        None => line,
+    }
 }
 
 /// The sink that moves the progress bar (or, with no terminal, logs every 10%).
