@@ -203,6 +203,93 @@ pub fn xy_lines(title: &str, x_desc: &str, y_desc: &str, lines: &[XyLine]) -> Re
     })
 }
 
+/// One labelled point of a [`scatter`], with its horizontal interval.
+pub struct ScatterPoint {
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    /// The x value's interval, drawn as a whisker when given.
+    pub x_ci: Option<(f64, f64)>,
+    /// Drawn filled and joined by the front line.
+    pub front: bool,
+}
+
+/// Labelled points over x (from 0) and y (0 to 1), one colour each; the points marked `front`
+/// are joined left to right by a dashed line (a Pareto front).
+pub fn scatter(title: &str, x_desc: &str, y_desc: &str, points: &[ScatterPoint]) -> Result<String> {
+    if points.is_empty() {
+        return Err(format!("{title}: no points"));
+    }
+    let xmax = points
+        .iter()
+        .map(|p| p.x_ci.map_or(p.x, |(_, hi)| hi.max(p.x)))
+        .filter(|x| x.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-12)
+        * 1.15;
+    // Enough places that the ticks of a fraction of a cent differ: two significant digits.
+    let decimals = (2 - xmax.log10().floor() as i32).clamp(0, 12) as usize;
+    svg(360, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..xmax, 0.0..1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| format!("{x:.decimals$}"))
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        let mut front: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.front)
+            .map(|p| (p.x, p.y))
+            .collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if front.len() > 1 {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    front,
+                    6,
+                    4,
+                    RGBColor(0x88, 0x88, 0x88).stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        for (i, p) in points.iter().enumerate() {
+            let c = color(i);
+            if let Some((lo, hi)) = p.x_ci {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(lo, p.y), (hi, p.y)],
+                        c.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+            }
+            let style = if p.front {
+                c.filled()
+            } else {
+                c.stroke_width(2)
+            };
+            chart
+                .draw_series(std::iter::once(Circle::new((p.x, p.y), 5, style)))
+                .map_err(err)?
+                .label(p.label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+        }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
+}
+
 type Plot<'a> = DrawingArea<SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// A chart of horizontal rows, one per label, over `0..xmax`; `draw_row(plot, i, y)` draws row

@@ -54,6 +54,9 @@ pub struct RunSeen {
     pub complete: bool,
     /// The calls it planned, when its manifest says.
     pub planned: Option<usize>,
+    /// Why its budget refused calls, when it did (the manifest's `budget.stopped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stopped: Option<String>,
 }
 
 /// What reading found besides records: the runs, and anything that could not be used.
@@ -124,6 +127,7 @@ pub async fn read(
             shard: m.shard.map(|s| (s.index, s.count)),
             records: m.records,
             successes: m.successes,
+            budget_stopped: m.budget.as_ref().and_then(|b| b.stopped.clone()),
             complete: m.complete,
             planned: m.planned,
         });

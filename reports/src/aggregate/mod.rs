@@ -11,6 +11,7 @@ pub use crate::dist::{Dist, EXACT_CAP, Mean, Rate};
 pub use crate::row::Row;
 pub use crate::side::{SIDE_CAP, Side, SideSample, parse_time};
 
+pub mod spend;
 mod target;
 use target::min_opt;
 pub use target::{ServerConfig, TargetAgg};
@@ -223,6 +224,13 @@ impl Aggregate {
                 .entry(target.to_string())
                 .or_insert_with(|| TargetAgg::new(&r.llm_provider, &r.llm_model)),
         };
+        if r.error_kind.as_deref() == Some("skipped_budget") {
+            // Never sent: it says nothing of the target, only of the budget.
+            t.spend.skipped_budget += 1;
+            return;
+        }
+        t.spend.add(r);
+        t.cost_usd.add(r.cost_usd);
         t.calls.add(Some(r.success));
         t.rate_limited.add(Some(r.rate_limited_count > 0));
         t.first = min_opt(t.first, Some(at));
@@ -274,7 +282,6 @@ impl Aggregate {
             t.power_w.add(r.power_w);
             t.energy_j.add(r.energy_j);
             t.energy_per_token_j.add(r.energy_per_token_j);
-            t.cost_usd.add(r.cost_usd);
         } else {
             let kind = r.error_kind.as_deref().unwrap_or("unknown");
             match t.errors.get_mut(kind) {

@@ -45,7 +45,9 @@ pub struct TargetAgg {
     pub power_w: Mean,
     pub energy_j: Mean,
     pub energy_per_token_j: Mean,
+    /// Mean cost of the calls that have one (failed and billed included).
     pub cost_usd: Mean,
+    pub spend: super::spend::Spend,
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
     /// Graded answers: the right final answer, the share of instructions followed, and the
@@ -169,6 +171,7 @@ impl TargetAgg {
             energy_j: Mean::default(),
             energy_per_token_j: Mean::default(),
             cost_usd: Mean::default(),
+            spend: Default::default(),
             json_valid: Rate::default(),
             tool_call_valid: Rate::default(),
             answer_correct: Rate::default(),
@@ -213,6 +216,7 @@ impl TargetAgg {
         self.energy_j.merge(&o.energy_j);
         self.energy_per_token_j.merge(&o.energy_per_token_j);
         self.cost_usd.merge(&o.cost_usd);
+        self.spend.merge(&o.spend);
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.answer_correct.merge(&o.answer_correct);

@@ -14,6 +14,7 @@ pub use crate::estimate::{CiMethod, Estimate, MeanFigure, Quantiles, RESAMPLES, 
 use crate::read::{ReadStats, RunSeen};
 use llmpulse_core::schedule::Campaign;
 
+pub mod cost;
 mod target;
 pub use target::{PromptCacheFigures, ServerTimingFigures, TargetFigures};
 use target::{mark_pareto, target_figures};
@@ -194,6 +195,9 @@ pub struct Report {
     /// Per target and temperature: the seed's temperature effect.
     pub temperatures: Vec<TaskFigures>,
     pub series: Vec<Series>,
+    /// What every target's calls cost together, per day and per campaign, and the runs a
+    /// budget stopped; absent when no record has a cost and no budget refused a call.
+    pub spend: Option<cost::SpendFigures>,
     pub campaigns: Vec<CampaignFigures>,
     pub comparison: Option<Comparison>,
     /// Sweeps: flash attention's effect, per pair of points that differ only in it.
@@ -296,7 +300,8 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let targets = mark_pareto(targets);
+    let mut targets = mark_pareto(targets);
+    cost::mark_cost_pareto(targets.iter_mut().filter_map(|t| t.cost.as_mut()).collect());
 
     let industries = agg
         .industries
@@ -362,6 +367,7 @@ pub fn compute(agg: &Aggregate, read: &ReadStats, cx: &Context<'_>) -> Report {
         tasks: task_figures(&agg.tasks, agg),
         temperatures: task_figures(&agg.temperatures, agg),
         series,
+        spend: cost::SpendFigures::of(agg.targets.values(), &read.runs),
         campaigns: campaigns(read, cx),
         comparison: compare::compute(agg),
         flash_attention: crate::sweep::flash_impacts(agg, SEED),

@@ -56,6 +56,9 @@ pub struct TargetFigures {
     pub energy_j: Option<MeanFigure>,
     pub energy_per_token_j: Option<MeanFigure>,
     pub cost_usd_per_call: Option<MeanFigure>,
+    /// Cost per call, per 1,000 calls, per million output tokens and per correct answer;
+    /// spend per day and campaign; absent when no call has a cost.
+    pub cost: Option<super::cost::CostFigures>,
     pub errors: BTreeMap<String, u64>,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
@@ -195,6 +198,7 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
         energy_j: MeanFigure::of(t.energy_j),
         energy_per_token_j: MeanFigure::of(t.energy_per_token_j),
         cost_usd_per_call: MeanFigure::of(t.cost_usd),
+        cost: super::cost::CostFigures::of(t),
         errors: t.errors.clone(),
         first: t.first,
         last: t.last,

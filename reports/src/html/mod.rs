@@ -124,6 +124,7 @@ pub fn page(r: &Report) -> String {
     rates(&mut h, r);
     capabilities(&mut h, r);
     quality(&mut h, r);
+    cost(&mut h, r);
     // Campaigns.
     for c in &r.campaigns {
         let missing: std::collections::BTreeSet<u64> = c.missing_slots.iter().copied().collect();
@@ -173,11 +174,13 @@ pub fn page(r: &Report) -> String {
     h
 }
 
+mod cost;
 mod hardware;
 mod rates;
 mod sections;
 mod sweep;
 
+use cost::cost;
 use hardware::hardware;
 use rates::rates;
 use sections::{capabilities, distributions, over_time, quality, targets_table};
