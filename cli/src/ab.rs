@@ -127,7 +127,9 @@ pub fn ab(a: AbArgs) -> anyhow::Result<ExitCode> {
             "latency_p50_sec": stats::percentile(&col(|r| Some(r.latency_sec)), 50.0),
             "ttft_p50_sec": stats::percentile(&col(|r| r.ttft_sec), 50.0),
             "output_speed_p50_tps": stats::percentile(&col(|r| r.output_speed_tps), 50.0),
-            "cost_usd": col(|r| r.cost_usd).iter().sum::<f64>(),
+            // Every call that was billed, failed ones included.
+            "cost_usd": rs.iter().filter_map(|r| r.cost_usd).sum::<f64>(),
+            "cost_per_call_usd": stats::mean(&rs.iter().filter_map(|r| r.cost_usd).collect::<Vec<_>>()),
         })
     };
     let per_target = |t: &str| {
@@ -156,10 +158,12 @@ pub fn ab(a: AbArgs) -> anyhow::Result<ExitCode> {
         a.rounds, report["pairs"]
     );
     for v in &verdicts {
-        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
+        // Costs per call are fractions of a cent: two more places.
+        let d = if v.metric == "cost_usd" { 6 } else { 4 };
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.d$}"));
         let evidence = match (v.p_value, v.ci95) {
             (Some(p), _) => format!("p = {p:.4}"),
-            (None, Some([lo, hi])) => format!("95% CI of A − B [{lo:.4}, {hi:.4}]"),
+            (None, Some([lo, hi])) => format!("95% CI of A − B [{lo:.d$}, {hi:.d$}]"),
             _ => "no pairs".into(),
         };
         println!(

@@ -1,6 +1,7 @@
 //! `llmpulse ab`: two simulated targets with known differences (A answers sooner and keeps more
-//! of the context) asked the same calls in three shuffled rounds: the verdicts name A on
-//! quality and on every time, the rounds are ordinary runs, and seed 001's files are written.
+//! of the context, at three times B's price) asked the same calls in three shuffled rounds: the
+//! verdicts name A on quality and on every time, B on cost, the rounds are ordinary runs, and
+//! seed 001's files are written.
 
 mod support;
 
@@ -14,6 +15,7 @@ concurrency = 8
 name = "model-a"
 provider = "sim"
 model = "sim-a"
+price = { input_per_mtok = 3.0, output_per_mtok = 9.0 }
 [targets.sim]
 ttft_ms = 20
 itl_ms = 1
@@ -24,6 +26,7 @@ seed = 1
 name = "model-b"
 provider = "sim"
 model = "sim-b"
+price = { input_per_mtok = 1.0, output_per_mtok = 3.0 }
 [targets.sim]
 ttft_ms = 60
 itl_ms = 2
@@ -71,6 +74,12 @@ fn known_differences_get_their_verdicts_and_the_seed_files_are_written() {
         ttft["ci95"][1].as_f64().unwrap(),
     );
     assert!(lo < -0.03 && hi < 0.0, "{ttft}");
+    // Same tokens at three times the price: A's calls cost three times B's, pair by pair.
+    let cost = verdict("cost_usd");
+    assert_eq!(cost["verdict"], "B better", "{cost}");
+    assert_eq!(cost["pairs"], 60, "{cost}");
+    let ratio = cost["a"].as_f64().unwrap() / cost["b"].as_f64().unwrap();
+    assert!((ratio - 3.0).abs() < 1e-9, "{cost}");
 
     for f in [
         "model-a_all_responses.csv",

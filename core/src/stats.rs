@@ -305,12 +305,42 @@ pub fn bootstrap_median_ci(diffs: &[f64], rounds: usize, seed: u64) -> Option<(f
     Some((percentile(&medians, 2.5)?, percentile(&medians, 97.5)?))
 }
 
+/// A seeded paired bootstrap of the mean of `diffs`: its 95% percentile interval over `rounds`
+/// resamples. `None` for no differences.
+pub fn bootstrap_mean_ci(diffs: &[f64], rounds: usize, seed: u64) -> Option<(f64, f64)> {
+    if diffs.is_empty() || rounds == 0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = diffs.len();
+    let mut means: Vec<f64> = (0..rounds)
+        .map(|_| (0..n).map(|_| diffs[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some((
+        percentile_sorted(&means, 2.5),
+        percentile_sorted(&means, 97.5),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn the_mean_interval_holds_the_mean_and_a_constant_has_no_width() {
+        let d = [0.001, 0.002, 0.003, 0.004, 0.005];
+        let (lo, hi) = bootstrap_mean_ci(&d, 2_000, 7).unwrap();
+        assert!(
+            lo < 0.003 && 0.003 < hi && lo >= 0.001 && hi <= 0.005,
+            "{lo} {hi}"
+        );
+        assert_eq!(bootstrap_mean_ci(&[0.5; 4], 100, 1), Some((0.5, 0.5)));
+        assert_eq!(bootstrap_mean_ci(&[], 100, 1), None);
     }
 
     #[test]

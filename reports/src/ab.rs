@@ -24,11 +24,12 @@ const RESAMPLES: usize = 2_000;
 pub struct Verdict {
     pub metric: &'static str,
     pub pairs: usize,
-    /// A's and B's figure: mean quality, success rate, median latency/TTFT/speed.
+    /// A's and B's figure: mean quality, success rate, median latency/TTFT/speed, mean cost
+    /// per call (USD).
     pub a: Option<f64>,
     pub b: Option<f64>,
-    /// A − B: mean difference (quality), rate difference (success), median difference (times,
-    /// speed).
+    /// A − B: mean difference (quality, cost), rate difference (success), median difference
+    /// (times, speed).
     pub effect: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
@@ -142,6 +143,23 @@ fn judge(metric: &'static str, pairs: &[Pair<'_>], seed: u64) -> Verdict {
                 v.verdict = word(only_a > only_b);
             }
         }
+        "cost_usd" => {
+            let (xa, xb): (Vec<f64>, Vec<f64>) = pairs
+                .iter()
+                .filter_map(|(a, b)| a.cost_usd.zip(b.cost_usd))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .unzip();
+            let diffs: Vec<f64> = xa.iter().zip(&xb).map(|(x, y)| x - y).collect();
+            v.pairs = diffs.len();
+            (v.a, v.b, v.effect) = (mean(&xa), mean(&xb), mean(&diffs));
+            if let Some((lo, hi)) = stats::bootstrap_mean_ci(&diffs, RESAMPLES, seed) {
+                v.ci95 = Some([lo, hi]);
+                if lo > 0.0 || hi < 0.0 {
+                    // A − B above 0: A costs more.
+                    v.verdict = word(hi < 0.0);
+                }
+            }
+        }
         _ => {
             let get = |r: &Record| match metric {
                 "latency_sec" => Some(r.latency_sec),
@@ -179,8 +197,15 @@ pub fn verdicts(rounds: &BTreeMap<usize, Vec<Pair<'_>>>, seed: u64) -> Vec<Verdi
         "latency_sec",
         "ttft_sec",
         "output_speed_tps",
+        "cost_usd",
     ]
     .into_iter()
+    .filter(|metric| {
+        *metric != "cost_usd"
+            || pooled
+                .iter()
+                .any(|(a, b)| a.cost_usd.is_some() && b.cost_usd.is_some())
+    })
     .map(|metric| {
         let mut v = judge(metric, &pooled, seed);
         v.rounds = rounds
@@ -251,5 +276,38 @@ mod tests {
         assert!((get("latency_sec").effect.unwrap() + 0.2).abs() < 1e-9);
         assert_eq!(get("success").verdict, "no difference");
         assert_eq!(get("success").p_value, Some(1.0));
+        // No call has a cost: there is no cost verdict rather than a "no difference".
+        assert!(v.iter().all(|x| x.metric != "cost_usd"));
+    }
+
+    #[test]
+    fn the_cheaper_side_wins_on_cost_with_the_mean_paired_difference() {
+        let mut recs = Vec::new();
+        let mut round_of = BTreeMap::new();
+        for round in 0..2 {
+            let run = format!("run{round}");
+            round_of.insert(run.clone(), round);
+            for q in 0..10 {
+                let id = format!("q{q}");
+                let mut a = record("a", &run, &id, 0.3, 0.9, true);
+                let mut b = record("b", &run, &id, 0.3, 0.9, q != 0);
+                // A: $0.0010 + a little per question; B: $0.0004, billed even when it failed.
+                a.cost_usd = Some(0.0010 + f64::from(q) * 0.0001);
+                b.cost_usd = Some(0.0004);
+                recs.push(a);
+                recs.push(b);
+            }
+        }
+        let v = verdicts(&pairs(&recs, "a", "b", &round_of), 3);
+        let cost = v.iter().find(|x| x.metric == "cost_usd").unwrap();
+        assert_eq!(cost.pairs, 20);
+        // By hand: A's mean is 0.0010 + 0.00045 = 0.00145; B's 0.0004; A − B 0.00105.
+        assert!((cost.a.unwrap() - 0.00145).abs() < 1e-12);
+        assert!((cost.b.unwrap() - 0.0004).abs() < 1e-12);
+        assert!((cost.effect.unwrap() - 0.00105).abs() < 1e-12);
+        let [lo, hi] = cost.ci95.unwrap();
+        assert!(lo > 0.0 && lo < 0.00105 && hi > 0.00105, "{lo} {hi}");
+        assert_eq!(cost.verdict, "B better");
+        assert!(cost.stable);
     }
 }
