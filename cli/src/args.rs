@@ -264,12 +264,12 @@ pub enum FailOn {
 pub struct SelectArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Task type: speed_critical, memory_constrained, structured_output, tool_use,
-    /// creative_content, complex_reasoning, rag_coverage.
-    #[arg(long, conflicts_with = "agent", required_unless_present = "agent")]
+    /// Task type to choose for.
+    #[arg(long, conflicts_with = "agent", required_unless_present = "agent",
+          value_parser = clap::builder::PossibleValuesParser::new(llmpulse_report::select::TASKS))]
     pub task: Option<String>,
-    /// Agent type: creative, analytical, assistant, chat, coding, summarization, translation.
-    #[arg(long)]
+    /// Agent type to choose for (a weighting of tasks).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(llmpulse_report::select::AGENTS))]
     pub agent: Option<String>,
     /// Largest memory use in MB (targets without a memory measurement are left out).
     #[arg(long)]
@@ -280,9 +280,13 @@ pub struct SelectArgs {
     /// Largest p95 latency in seconds.
     #[arg(long)]
     pub max_p95_latency: Option<f64>,
-    /// Largest mean cost per call in USD (targets that report no cost pass).
+    /// Largest mean cost per call in USD, billed failures included (targets with no cost
+    /// known are left out).
+    #[arg(long, alias = "max-cost")]
+    pub max_cost_per_call: Option<f64>,
+    /// Largest cost per 1,000 calls in USD (targets with no cost known are left out).
     #[arg(long)]
-    pub max_cost: Option<f64>,
+    pub max_cost_per_1k: Option<f64>,
     /// Fewest calls a target needs to be considered.
     #[arg(long, default_value_t = llmpulse_report::select::MIN_CALLS)]
     pub min_calls: u64,

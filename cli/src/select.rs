@@ -18,7 +18,8 @@ pub fn select(a: SelectArgs) -> anyhow::Result<ExitCode> {
         max_memory_mb: a.max_memory,
         min_speed_tps: a.min_speed,
         max_p95_latency_sec: a.max_p95_latency,
-        max_cost_usd: a.max_cost,
+        max_cost_usd: a.max_cost_per_call,
+        max_cost_per_1k_usd: a.max_cost_per_1k,
         min_calls: a.min_calls,
         min_task_calls: MIN_TASK_CALLS,
     };

@@ -14,8 +14,9 @@ use serde::Serialize;
 use crate::aggregate::{Aggregate, CellAgg, Rate, TargetAgg};
 use llmpulse_core::stats::{self, Z95};
 
-/// The task types of the seed, plus `rag_coverage`.
-pub const TASKS: [&str; 9] = [
+/// The task types of the seed, plus `rag_coverage` and `cost_efficiency` (correct answers per
+/// dollar).
+pub const TASKS: [&str; 10] = [
     "speed_critical",
     "memory_constrained",
     "structured_output",
@@ -25,6 +26,7 @@ pub const TASKS: [&str; 9] = [
     "knowledge",
     "instruction_following",
     "rag_coverage",
+    "cost_efficiency",
 ];
 
 /// The agent types of the seed, as task weights.
@@ -63,8 +65,10 @@ pub struct Criteria {
     pub max_memory_mb: Option<f64>,
     pub min_speed_tps: Option<f64>,
     pub max_p95_latency_sec: Option<f64>,
-    /// Mean cost per successful call, in USD.
+    /// Mean cost per call, in USD (every call with a cost, billed failures included).
     pub max_cost_usd: Option<f64>,
+    /// Mean cost per 1,000 calls, in USD.
+    pub max_cost_per_1k_usd: Option<f64>,
     /// Fewest calls a target needs to be considered at all.
     pub min_calls: u64,
     /// Fewest relevant calls behind each task score.
@@ -236,6 +240,15 @@ fn raw_task(agg: &Aggregate, target: &str, task: &str) -> Option<(f64, u64)> {
             let grd = c.grounding.value().unwrap_or(cov);
             Some((0.7 * cov + 0.3 * grd, c.coverage.n))
         }
+        // Correct answers per dollar: the correct share of the graded priced calls (Wilson
+        // lower bound) over the mean cost of a call. A target whose calls cost nothing has no
+        // figure (it would divide by zero): give it a price, or [agent] electricity_usd_per_kwh.
+        "cost_efficiency" => {
+            let s = &t.spend;
+            let per_call = t.cost_usd.value().filter(|c| *c > 0.0)?;
+            let right = stats::wilson(s.correct, s.graded, Z95)?.0;
+            Some((right / per_call, s.graded))
+        }
         _ => None,
     }
 }
@@ -317,6 +330,9 @@ pub fn select(agg: &Aggregate, criteria: &Criteria) -> Result<Selection, Refusal
             }
         ));
     }
+    if let Some(c) = cost_line(t) {
+        why.push(c);
+    }
     if let Some(temp) = temperature {
         why.push(format!(
             "Temperature {temp} had the best success and quality among those measured."
@@ -390,13 +406,52 @@ fn outside_limits(t: &TargetAgg, criteria: &Criteria) -> Option<String> {
             }
         }
     }
-    if let Some(max) = criteria.max_cost_usd
-        && let Some(c) = t.cost_usd.value()
-        && c > max
-    {
-        return Some(format!("costs ${c:.5} a call, above ${max}"));
+    if criteria.max_cost_usd.is_some() || criteria.max_cost_per_1k_usd.is_some() {
+        let Some(c) = t.cost_usd.value() else {
+            return Some(
+                "no cost known, and a cost limit was given (give the target a price, or the \
+                 agent an electricity price)"
+                    .into(),
+            );
+        };
+        if let Some(max) = criteria.max_cost_usd
+            && c > max
+        {
+            return Some(format!("costs ${c:.6} a call, above the ${max} limit"));
+        }
+        if let Some(max) = criteria.max_cost_per_1k_usd
+            && c * 1000.0 > max
+        {
+            return Some(format!(
+                "costs ${:.4} per 1,000 calls, above the ${max} limit",
+                c * 1000.0
+            ));
+        }
     }
     None
+}
+
+/// What the chosen target's calls cost, for `why`: per call, per 1,000 calls and per correct
+/// answer; `None` when none of its calls has a cost.
+fn cost_line(t: &TargetAgg) -> Option<String> {
+    let c = t.cost_usd.value()?;
+    let s = &t.spend;
+    let per_correct = (s.correct > 0 && s.priced_calls > 0).then(|| {
+        // What the graded calls cost, over their correct answers.
+        let graded_cost = s.usd * s.graded as f64 / s.priced_calls as f64;
+        format!(
+            "; ${:.6} per correct answer ({} of {} graded calls correct)",
+            graded_cost / s.correct as f64,
+            s.correct,
+            s.graded
+        )
+    });
+    Some(format!(
+        "Cost: ${c:.6} a call, ${:.4} per 1,000 calls, from {} priced calls{}.",
+        c * 1000.0,
+        s.priced_calls,
+        per_correct.unwrap_or_default()
+    ))
 }
 
 /// The target's raw score for every weighted task, or why it has too little evidence.
@@ -431,9 +486,9 @@ fn task_scores(
     }
 }
 
-/// Speed and memory are relative: each is divided by the best candidate's.
+/// Speed, memory and cost efficiency are relative: each is divided by the best candidate's.
 fn normalise(raw: &mut BTreeMap<&str, BTreeMap<&'static str, f64>>) {
-    for task in ["speed_critical", "memory_constrained"] {
+    for task in ["speed_critical", "memory_constrained", "cost_efficiency"] {
         let best = raw
             .values()
             .filter_map(|s| s.get(task))
@@ -502,6 +557,9 @@ fn explain(task: &str) -> &'static str {
         }
         "instruction_following" => " (share of instructions followed × success lower bound)",
         "rag_coverage" => " (0.7 × coverage + 0.3 × grounding)",
+        "cost_efficiency" => {
+            " (correct-answer share, Wilson lower bound, per dollar a call, relative to the best)"
+        }
         _ => "",
     }
 }
