@@ -111,6 +111,28 @@ pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         "records: {} of {} expected ({pct:.1}%)",
         st.records_present, st.records_expected
     );
+    if let Some(b) = &st.budget {
+        let limit = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("${v:.2}"));
+        println!(
+            "budget: ${:.4} spent by {} calls (limit {}, per day {}){}",
+            b.spent_usd,
+            b.spent_calls,
+            limit(b.budget_usd),
+            limit(b.daily_budget_usd),
+            b.spent_by_day
+                .last_key_value()
+                .map(|(d, v)| format!("; ${v:.4} on {d}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "stopped for budget: {} ({} calls not made)",
+            list(&b.stopped_slots),
+            b.skipped_calls
+        );
+        for (slot, why) in &b.why {
+            println!("  slot {slot}: {why}");
+        }
+    }
     println!("{}", tally_table("target", &st.by_target));
     println!("{}", tally_table("industry", &st.by_industry));
     Ok(ExitCode::SUCCESS)

@@ -618,3 +618,86 @@ fn a_campaign_slot_watches_alerts_and_publishes_the_dashboard_after_it_runs() {
     let page = std::fs::read_to_string(store.join("dashboard/index.html")).unwrap();
     assert!(page.contains("id=\"alerts\"") && page.contains("synthetic-2.success_rate"));
 }
+
+#[test]
+fn a_slot_its_budget_stopped_is_an_alert_until_a_slot_runs_within_budget() {
+    let dir = Scratch::new("alerts-budget");
+    let store = dir.0.join("store");
+    let sim = support::Sim::start(&["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "20"]);
+    let hook = Receiver::start(Behaviour::Ok);
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let start = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let end = (chrono::Utc::now() + chrono::Duration::hours(24))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // $1,000 per million input tokens: each call costs about a dime, so $0.50 buys a few.
+    let config = |budget: f64| {
+        format!(
+            "suite = \"suite.toml\"\nrepetitions = 10\nconcurrency = 2\noutput = \"{}\"\n\
+             [campaign]\nname = \"priced\"\nstart = \"{start}\"\nend = \"{end}\"\nevery = \"1h\"\n\
+             budget_usd = {budget}\nwatch_after_run = true\n{}\
+             [[notify]]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
+            store.display(),
+            support::target(
+                "priced",
+                &sim.base_url,
+                "max_tokens = 20\nprice = { input_per_mtok = 1000.0, output_per_mtok = 2000.0 }"
+            ),
+        )
+    };
+    let slot = |n: &str, budget: f64| {
+        let cfg = dir.write("config.toml", &config(budget));
+        let out = Command::new(BIN)
+            .args(["run", "--quiet", "--slot", n, "--config"])
+            .arg(&cfg)
+            .env("XDG_CACHE_HOME", dir.0.join("cache"))
+            .env("HOOK_URL", &hook.url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        cfg
+    };
+    let budget_events = |event: &str| -> Vec<Value> {
+        hook.got()
+            .iter()
+            .map(Got::json)
+            .filter(|v| v["event"] == event && v["alert"] == "budget.priced")
+            .collect()
+    };
+
+    // Slot 0 runs out of money: the campaign's alert opens, once, and says why.
+    let cfg = slot("0", 0.5);
+    let opened = budget_events("opened");
+    assert_eq!(opened.len(), 1, "{:#?}", hook.got());
+    let said = opened[0]["text"].as_str().unwrap();
+    assert!(
+        said.contains("campaign priced") && said.contains("stopped for budget"),
+        "{said}"
+    );
+    // `campaign status` names the slot, the calls not made and the stored account.
+    let status = Command::new(BIN)
+        .args(["campaign", "status", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let b = &status["budget"];
+    assert_eq!(b["stopped_slots"], serde_json::json!([0]), "{status:#}");
+    assert!(b["skipped_calls"].as_u64().unwrap() > 0, "{b:#}");
+    assert!(support::f(&b["spent_usd"]) <= 0.5, "{b:#}");
+    assert_eq!(b["budget_usd"], 0.5);
+
+    // With a larger budget slot 1 runs whole: the alert resolves, once.
+    slot("1", 100.0);
+    assert_eq!(budget_events("opened").len(), 1);
+    let resolved = budget_events("resolved");
+    assert_eq!(resolved.len(), 1, "{:#?}", hook.got());
+    assert!(
+        resolved[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ran within its budget"),
+        "{:#}",
+        resolved[0]
+    );
+}

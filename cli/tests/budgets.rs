@@ -221,4 +221,155 @@ fn three_shards_share_one_campaign_budget_in_s3() {
     );
     assert_eq!(spend["calls"], made.len());
     assert_eq!(spend["holds"], serde_json::json!({}));
+    // `campaign status` reads the same account, and names the slot the budget stopped.
+    let status = Command::new(BIN)
+        .args(["campaign", "status", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let b = &status["budget"];
+    assert!((f(&b["spent_usd"]) - spent).abs() < 1e-12, "{b:#}");
+    assert_eq!(b["stopped_slots"], serde_json::json!([0]), "{b:#}");
+    assert_eq!(b["skipped_calls"], skipped, "{b:#}");
+}
+
+/// Whether a record's answer counts as correct, by the report's rule: the expected answer
+/// where the question has one, else a quality score of 0.7 or more, else every key fact covered.
+fn correct(r: &Value) -> Option<bool> {
+    if r["success"] != true {
+        return None;
+    }
+    if let Some(b) = r["answer_correct"].as_bool() {
+        return Some(b);
+    }
+    if let Some(q) = r["quality_score"].as_f64() {
+        return Some(q >= 0.7);
+    }
+    r["coverage_score"].as_f64().map(|c| c >= 1.0 - 1e-9)
+}
+
+#[test]
+fn report_and_select_weigh_what_each_answer_cost() {
+    let sim = Sim::start(&["--ttft-ms", "2", "--itl-ms", "1", "--output-tokens", "20"]);
+    let dir = Scratch::new("cost-report");
+    // The same server at two prices (ten times apart), and once with no price.
+    let cfg = format!(
+        "suite = \"suite.toml\"\nrepetitions = 12\nconcurrency = 4\n{}{}{}",
+        target("cheap", &sim.base_url, PRICE),
+        target(
+            "dear",
+            &sim.base_url,
+            "max_tokens = 20\nprice = { input_per_mtok = 10000.0, output_per_mtok = 20000.0 }"
+        ),
+        target("unpriced", &sim.base_url, "max_tokens = 20"),
+    );
+    ok(&run_with(&dir, &cfg, &[], &[]));
+    let rows = records(&dir.0.join("out"));
+    let summary = support::report_summary(&dir.0);
+
+    let mut total = 0.0;
+    for name in ["cheap", "dear"] {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["target"] == name).collect();
+        let spent: f64 = mine.iter().map(|r| f(&r["cost_usd"])).sum();
+        total += spent;
+        // By hand: what the graded calls cost over their correct answers.
+        let graded: Vec<&&Value> = mine
+            .iter()
+            .filter(|r| correct(r).is_some() || r["success"] == false)
+            .collect();
+        let right = graded.iter().filter(|r| correct(r) == Some(true)).count();
+        let graded_cost: f64 = graded.iter().map(|r| f(&r["cost_usd"])).sum();
+        let t = summary["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == name)
+            .unwrap();
+        let c = &t["cost"];
+        assert_eq!(c["priced_calls"], mine.len(), "{c:#}");
+        assert!((f(&c["spent_usd"]) - spent).abs() < 1e-12, "{c:#}");
+        let per_call = spent / mine.len() as f64;
+        assert!((f(&c["per_call_usd"]["mean"]) - per_call).abs() < 1e-12);
+        assert!((f(&c["per_1k_calls_usd"]) - per_call * 1000.0).abs() < 1e-9);
+        let out_tokens: f64 = mine.iter().map(|r| f(&r["response_tokens"])).sum();
+        assert!((f(&c["per_1m_output_tokens_usd"]) - spent / out_tokens * 1e6).abs() < 1e-6);
+        assert_eq!(c["graded_calls"], graded.len());
+        assert_eq!(c["correct_answers"], right);
+        assert!(
+            right > 0,
+            "the simulator's answers cover the key fact: {c:#}"
+        );
+        let per_correct = graded_cost / right as f64;
+        let e = &c["per_correct_answer_usd"];
+        assert!((f(&e["value"]) - per_correct).abs() < 1e-12, "{e:#}");
+        assert!(
+            f(&e["lo"]) <= per_correct && per_correct <= f(&e["hi"]),
+            "{e:#}"
+        );
+    }
+    // Nothing priced: no cost figures, rather than a cost of zero.
+    let unpriced = summary["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "unpriced")
+        .unwrap();
+    assert!(unpriced["cost"].is_null(), "{unpriced:#}");
+    assert!((f(&summary["spend"]["total_usd"]) - total).abs() < 1e-12);
+    let md = std::fs::read_to_string(dir.0.join("r/summary.md")).unwrap();
+    assert!(md.contains("## Cost"), "{md}");
+    let page = std::fs::read_to_string(dir.0.join("r/index.html")).unwrap();
+    assert!(
+        page.contains("id=\"cost-quality\""),
+        "the cost–quality chart is drawn"
+    );
+
+    let select = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(&dir.0)
+            .args(["select", "--from", "out", "--min-calls", "5"])
+            .args(args)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    // The same answers for a tenth of the price: cheap is the most correct answers per dollar.
+    let (code, v) = select(&["--task", "cost_efficiency"]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["recommended_config"]["target"], "cheap", "{v:#}");
+    let why = v["why"].to_string();
+    assert!(why.contains("per correct answer"), "{why}");
+    let excluded = v["excluded"].to_string();
+    assert!(
+        excluded.contains("unpriced"),
+        "no cost, no efficiency: {excluded}"
+    );
+    // A limit between the two prices leaves only cheap, per call and per 1,000 calls alike.
+    let dear_call = summary["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "dear")
+        .map(|t| f(&t["cost"]["per_call_usd"]["mean"]))
+        .unwrap();
+    for (flag, value) in [
+        ("--max-cost-per-call", dear_call / 3.0),
+        ("--max-cost-per-1k", dear_call / 3.0 * 1000.0),
+    ] {
+        let value = value.to_string();
+        let (code, v) = select(&["--task", "rag_coverage", flag, &value]);
+        assert_eq!(code, Some(0), "{flag}: {v:#}");
+        assert_eq!(v["recommended_config"]["target"], "cheap", "{flag}: {v:#}");
+        let excluded = v["excluded"].to_string();
+        assert!(
+            excluded.contains("dear") && excluded.contains("above the $"),
+            "{flag}: {excluded}"
+        );
+        assert!(
+            excluded.contains("no cost known"),
+            "an unpriced target is left out under a cost limit: {excluded}"
+        );
+    }
 }

@@ -46,6 +46,37 @@ pub struct CampaignStatus {
     pub records_present: u64,
     pub by_target: BTreeMap<String, Tally>,
     pub by_industry: BTreeMap<String, Tally>,
+    /// The campaign's budget and its account in the store; absent without a budget or spend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// A campaign's money: its limits, its stored account, and the slots its budget stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    pub budget_usd: Option<f64>,
+    pub daily_budget_usd: Option<f64>,
+    /// `spend/{campaign}.json`: what settled calls cost, and on the last day it counted.
+    pub spent_usd: f64,
+    pub spent_calls: u64,
+    pub spent_by_day: BTreeMap<String, f64>,
+    /// Slots whose run (a shard of it) refused calls for budget, and the calls refused.
+    pub stopped_slots: Vec<u64>,
+    pub skipped_calls: u64,
+    /// Why the first refusal happened, per stopped slot.
+    pub why: BTreeMap<u64, String>,
+}
+
+/// Reads the campaign's account at `spend/{campaign}.json` (none yet: `None`).
+async fn account(
+    campaign: &Campaign,
+    store: &dyn Store,
+) -> Result<Option<llmpulse_core::budget::Spend>, StoreError> {
+    let key = llmpulse_core::budget::spend_key(&campaign.name);
+    Ok(store
+        .get(&key)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 /// The runs of `campaign` at `store`, by slot (a slot may have several: shards, duplicates).
@@ -144,6 +175,11 @@ pub async fn campaign_status(
     let mut duplicates = Vec::new();
     let mut incomplete = Vec::new();
     let mut records_present = 0;
+    let mut budget = BudgetStatus {
+        budget_usd: campaign.budget_usd,
+        daily_budget_usd: campaign.daily_budget_usd,
+        ..BudgetStatus::default()
+    };
     let quarter = chrono::Duration::from_std(campaign.interval() / 4).unwrap_or_default();
     for slot in &slots {
         let Some(ms) = runs.get(&slot.index) else {
@@ -176,6 +212,17 @@ pub async fn campaign_status(
             late.push(slot.index);
         }
         for m in &parts {
+            if let Some(b) = &m.budget {
+                budget.skipped_calls += b.skipped_calls;
+                if let Some(why) = &b.stopped {
+                    budget.why.entry(slot.index).or_insert_with(|| why.clone());
+                }
+            }
+        }
+        if budget.why.contains_key(&slot.index) {
+            budget.stopped_slots.push(slot.index);
+        }
+        for m in &parts {
             records_present += m.records as u64;
             for f in m.files.iter().filter(|f| layout::is_records_jsonl(&f.path)) {
                 let Some(bytes) = store.get(&f.path).await? else {
@@ -198,6 +245,16 @@ pub async fn campaign_status(
     }
 
     let dead = dead_claims(campaign, store, &runs, as_of).await?;
+    let stored = account(campaign, store).await?;
+    if let Some(a) = &stored {
+        budget.spent_usd = a.spent_usd;
+        budget.spent_calls = a.calls;
+        budget.spent_by_day = a.days.clone();
+    }
+    let has_budget = campaign.budget_usd.is_some()
+        || campaign.daily_budget_usd.is_some()
+        || stored.is_some()
+        || budget.skipped_calls > 0;
 
     Ok(CampaignStatus {
         campaign: campaign.name.clone(),
@@ -215,5 +272,6 @@ pub async fn campaign_status(
         records_present,
         by_target,
         by_industry,
+        budget: has_budget.then_some(budget),
     })
 }

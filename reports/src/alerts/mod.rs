@@ -131,12 +131,39 @@ pub async fn sync(
     let mut report = SyncReport::default();
     let keys = store.list(layout::ALERTS_PREFIX).await?;
     let mut state = parse_keys(&keys);
-    let regressions: BTreeMap<String, &Finding> = outcome
+    // What is wrong now: each regression, and each campaign whose newest run its budget
+    // stopped. Each is an alert that opens once and resolves when it is tested and fine.
+    let mut regressions: BTreeMap<String, Active<'_>> = outcome
         .findings
         .iter()
         .filter(|f| f.direction == Direction::Worse)
-        .map(|f| (alert_id(f), f))
+        .map(|f| {
+            (
+                alert_id(f),
+                Active {
+                    finding: Some(f),
+                    line: f.line(),
+                },
+            )
+        })
         .collect();
+    let mut tested = outcome.tested.clone();
+    let mut within_budget: BTreeMap<String, String> = BTreeMap::new();
+    for b in &outcome.budget {
+        let id = layout::safe_part(&b.key());
+        tested.insert(id.clone());
+        if b.stopped.is_none() {
+            within_budget.insert(id, b.line());
+        } else {
+            regressions.insert(
+                id,
+                Active {
+                    finding: None,
+                    line: b.line(),
+                },
+            );
+        }
+    }
 
     for (alert, f) in &regressions {
         let episodes = state.entry(alert.clone()).or_default();
@@ -146,7 +173,14 @@ pub async fn sync(
                 // Still open: a daily note while it lasts.
                 let event = format!("ongoing-{}", now.format("%Y%m%d"));
                 if !episodes[&n].has(&event) {
-                    let body = event_body(alert, n, &event, now, Some(f), ongoing_text(f));
+                    let body = event_body(
+                        alert,
+                        n,
+                        &event,
+                        now,
+                        f.finding,
+                        format!("still: {}", f.line),
+                    );
                     if create_event(store, alert, n, &event, &body).await? {
                         episodes.entry(n).or_default().events.push(event);
                     }
@@ -154,7 +188,7 @@ pub async fn sync(
             }
             _ => {
                 let n = latest.map_or(1, |(n, _)| n + 1);
-                let body = event_body(alert, n, "opened", now, Some(f), f.line());
+                let body = event_body(alert, n, "opened", now, f.finding, f.line.clone());
                 if create_event(store, alert, n, "opened", &body).await? {
                     report.opened.push(alert.clone());
                 }
@@ -166,10 +200,13 @@ pub async fn sync(
         let Some((&n, ep)) = episodes.iter().next_back() else {
             continue;
         };
-        if !ep.open() || regressions.contains_key(alert) || !outcome.tested.contains(alert) {
+        if !ep.open() || regressions.contains_key(alert) || !tested.contains(alert) {
             continue;
         }
-        let text = format!("{alert}: recovered (no regression in the window)");
+        let text = match within_budget.get(alert) {
+            Some(line) => format!("{alert}: recovered ({line})"),
+            None => format!("{alert}: recovered (no regression in the window)"),
+        };
         let body = event_body(alert, n, "resolved", now, None, text);
         if create_event(store, alert, n, "resolved", &body).await? {
             report.resolved.push(alert.clone());
@@ -321,8 +358,10 @@ fn event_body(
     }
 }
 
-fn ongoing_text(f: &Finding) -> String {
-    format!("still: {}", f.line())
+/// An alert's condition as it stands now: a regression (with its finding) or a budget stop.
+struct Active<'a> {
+    finding: Option<&'a Finding>,
+    line: String,
 }
 
 /// Creates an event; true when this runner created it.

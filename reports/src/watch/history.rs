@@ -47,6 +47,8 @@ pub struct WatchRow<'a> {
     pub energy_per_token_j: Option<f64>,
     #[serde(default)]
     pub memory_mb: Option<f64>,
+    #[serde(borrow, default)]
+    pub error_kind: Option<Cow<'a, str>>,
 }
 
 /// One call's contribution, from either projection.
@@ -69,6 +71,8 @@ pub struct Obs<'a> {
     pub cost: Option<f64>,
     pub energy_per_token: Option<f64>,
     pub memory: Option<f64>,
+    /// A call a budget did not let start: it says nothing of the target, and counts nowhere.
+    pub skipped_budget: bool,
 }
 
 /// `Obs` from either projection of a record: the same fields, the same names.
@@ -94,6 +98,7 @@ macro_rules! obs_from {
                     cost: r.cost_usd,
                     energy_per_token: r.energy_per_token_j,
                     memory: r.memory_mb,
+                    skipped_budget: r.error_kind.as_deref() == Some("skipped_budget"),
                 }
             }
         }
@@ -131,6 +136,8 @@ impl Acc {
                 Metric::RateLimitedRate,
                 Some(if o.rate_limited { 1.0 } else { 0.0 }),
             );
+            // What a call cost, answered or not: a billed failure is money spent.
+            put(Metric::CostPerCall, o.cost);
         }
         if !o.success {
             return;
@@ -143,7 +150,6 @@ impl Acc {
             self.speed.extend(o.speed.filter(|v| v.is_finite()));
             put(Metric::JsonValid, b(o.json_valid));
             put(Metric::ToolCallValid, b(o.tool_call_valid));
-            put(Metric::CostPerCall, o.cost);
             put(Metric::EnergyPerToken, o.energy_per_token);
             put(Metric::MemoryMb, o.memory);
         }
@@ -215,6 +221,9 @@ pub struct RunFold {
 
 impl RunFold {
     pub fn add(&mut self, o: &Obs<'_>) {
+        if o.skipped_budget {
+            return;
+        }
         self.bump(o, None);
         if !o.task.is_empty() {
             self.bump(o, Some(o.task));
@@ -267,13 +276,54 @@ impl RunFold {
 #[derive(Debug, Default, Clone)]
 pub struct History {
     pub cells: BTreeMap<CellKey, Vec<RunPoint>>,
+    /// Per campaign (`-` outside one), the newest run that had a budget and what it did.
+    pub budget: BTreeMap<String, BudgetState>,
     /// Records folded.
     pub records: u64,
     /// Runs folded.
     pub runs: u64,
 }
 
+/// The newest run of a campaign that had a budget, and whether the budget stopped it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BudgetState {
+    pub campaign: String,
+    pub run_id: String,
+    pub started: DateTime<Utc>,
+    /// Why its budget refused calls; `None`: it ran within its budget.
+    pub stopped: Option<String>,
+}
+
+impl BudgetState {
+    /// The alert's key: one per campaign.
+    pub fn key(&self) -> String {
+        format!("budget.{}", self.campaign)
+    }
+
+    /// One line for a person.
+    pub fn line(&self) -> String {
+        let whose = match self.campaign.as_str() {
+            "-" => "no campaign".to_string(),
+            c => format!("campaign {c}"),
+        };
+        match &self.stopped {
+            Some(why) => format!("{whose}: run {} stopped for budget ({why})", self.run_id),
+            None => format!("{whose}: run {} ran within its budget", self.run_id),
+        }
+    }
+}
+
 impl History {
+    /// Keeps `s` when it is its campaign's newest run.
+    pub fn note_budget(&mut self, s: BudgetState) {
+        match self.budget.get(&s.campaign) {
+            Some(old) if (old.started, &old.run_id) >= (s.started, &s.run_id) => {}
+            _ => {
+                self.budget.insert(s.campaign.clone(), s);
+            }
+        }
+    }
+
     /// Adds one run's points.
     pub fn add_run(&mut self, points: Vec<(CellKey, RunPoint)>) {
         self.runs += 1;

@@ -237,6 +237,10 @@ pub struct Outcome {
     /// tested and found nothing has recovered; one not tested (no runs) stays open.
     #[serde(skip)]
     pub tested: std::collections::BTreeSet<String>,
+    /// Per campaign, the newest run that had a budget: a run its budget stopped is an alert
+    /// until a later run of the campaign runs within its budget.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<history::BudgetState>,
 }
 
 impl Outcome {
@@ -262,7 +266,10 @@ struct Tested {
 
 /// The findings in `history` under `opts`.
 pub fn analyze(history: &History, opts: &WatchOptions) -> Outcome {
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        budget: history.budget.values().cloned().collect(),
+        ..Outcome::default()
+    };
     let mut tested: Vec<Tested> = Vec::new();
     let mut targets = std::collections::BTreeSet::new();
     for (key, series) in &history.cells {

@@ -49,8 +49,20 @@ pub async fn read(
         if scope.since.is_some_and(|s| started < s) || scope.until.is_some_and(|u| started >= u) {
             continue;
         }
-        kept.push(m);
+        kept.push((m, started));
     }
+    let mut budget = Vec::new();
+    for (m, started) in &kept {
+        if let Some(b) = &m.budget {
+            budget.push(super::history::BudgetState {
+                campaign: m.campaign.clone().unwrap_or_else(|| "-".into()),
+                run_id: m.run_id.clone(),
+                started: *started,
+                stopped: b.stopped.clone(),
+            });
+        }
+    }
+    let kept: Vec<_> = kept.into_iter().map(|(m, _)| m).collect();
     let runs = group_runs(&kept);
     let total = runs.len();
     let workers = std::thread::available_parallelism()
@@ -118,8 +130,11 @@ pub async fn read(
         panicked |= h.join().is_err();
     }
     let history = match collector.join() {
-        Ok((h, problems)) => {
+        Ok((mut h, problems)) => {
             stats.problems.extend(problems);
+            for b in budget {
+                h.note_budget(b);
+            }
             h
         }
         Err(_) => {
