@@ -65,6 +65,8 @@ pub struct JobRequest {
     pub stop: Option<Stop>,
     /// Overrides the config's `max_cost_usd` (`--max-cost-usd`).
     pub max_cost_usd: Option<f64>,
+    /// The questions to ask instead of the config's `suite` (prompts given on the command line).
+    pub suite: Option<Suite>,
 }
 
 /// A job ready to run: the config with the request applied, its suite, and the run's options.
@@ -98,6 +100,7 @@ impl JobRequest {
             now,
             stop: None,
             max_cost_usd: None,
+            suite: None,
         }
     }
 
@@ -129,7 +132,10 @@ impl JobRequest {
             config.concurrency = c;
         }
         Location::parse(&config.output)?;
-        let suite = Suite::load(&config.suite, &config.base_dir)?;
+        let suite = match self.suite {
+            Some(s) => s,
+            None => Suite::load(&config.suite, &config.base_dir)?,
+        };
         let mut run = RunOptions::new(runner::new_run_id(self.now), self.origin);
         run.deadline = self.deadline;
         if let Some(m) = self.deadline_margin {

@@ -1,8 +1,9 @@
 //! Question suites: the questions, their retrieved context, the key facts an answer should
 //! contain, and how they become chat messages.
 //!
-//! A suite is a TOML file (see `suites/rag-retail-finance.toml`) or the built-in copy of the
-//! bundled one, named `builtin:rag-retail-finance`.
+//! A suite is a TOML file (see `suites/rag-retail-finance.toml`) or the built-in copy of a
+//! bundled one, named `builtin:NAME` (every file of `suites/`). Suites merge into one
+//! ([`Suite::merge`]): each question keeps its own suite's system prompt and template.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,32 @@ use llmpulse_score as score;
 
 /// The bundled suite, compiled in so the quickstart and the cloud functions need no file.
 pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../../suites/rag-retail-finance.toml");
+
+/// Every bundled suite by name, compiled in: `builtin:NAME`.
+pub const BUILTINS: [(&str, &str); 10] = [
+    ("rag-retail-finance", BUILTIN_RAG_RETAIL_FINANCE),
+    (
+        "capabilities",
+        include_str!("../../suites/capabilities.toml"),
+    ),
+    (
+        "conversation",
+        include_str!("../../suites/conversation.toml"),
+    ),
+    ("creativity", include_str!("../../suites/creativity.toml")),
+    ("instruction", include_str!("../../suites/instruction.toml")),
+    ("knowledge", include_str!("../../suites/knowledge.toml")),
+    ("reasoning", include_str!("../../suites/reasoning.toml")),
+    ("structured", include_str!("../../suites/structured.toml")),
+    (
+        "tool-explicit",
+        include_str!("../../suites/tool-explicit.toml"),
+    ),
+    (
+        "tool-implicit",
+        include_str!("../../suites/tool-implicit.toml"),
+    ),
+];
 
 /// The default prompt template: `{context}` and `{question}` are replaced.
 pub const DEFAULT_TEMPLATE: &str = "Use only the context below to answer the question.\n\nContext:\n{context}\n\nQuestion: {question}";
@@ -50,6 +77,10 @@ pub struct Question {
     /// For tool questions: whether the prompt names the tool (`explicit`) or only implies
     /// it (`implicit`), as seed 002 separates them.
     pub tool_prompt: Option<String>,
+    /// This question's own system prompt and template, when it came from another suite than
+    /// the one it is asked in (a merge); else the suite's apply.
+    pub system: Option<String>,
+    pub template: Option<String>,
 }
 
 impl Question {
@@ -68,6 +99,8 @@ impl Question {
             tool_choice: None,
             grading: Default::default(),
             tool_prompt: None,
+            system: None,
+            template: None,
         }
     }
 }
@@ -212,9 +245,9 @@ impl Suite {
     /// Loads `builtin:NAME` or a file path (relative paths against `base_dir`).
     pub fn load(spec: &str, base_dir: &Path) -> Result<Suite, SuiteError> {
         if let Some(name) = spec.strip_prefix("builtin:") {
-            return match name {
-                "rag-retail-finance" => Suite::parse(BUILTIN_RAG_RETAIL_FINANCE, spec),
-                _ => Err(SuiteError::UnknownBuiltin(spec.to_string())),
+            return match BUILTINS.iter().find(|(n, _)| *n == name) {
+                Some((_, text)) => Suite::parse(text, spec),
+                None => Err(SuiteError::UnknownBuiltin(spec.to_string())),
             };
         }
         let path = base_dir.join(spec);
@@ -314,6 +347,8 @@ impl Suite {
             questions.push(Question {
                 grading,
                 tool_prompt,
+                system: None,
+                template: None,
                 schema,
                 tools,
                 tool_choice,
@@ -344,6 +379,39 @@ impl Suite {
         })
     }
 
+    /// One suite asking every question of `suites`, in order: each question keeps its suite's
+    /// system prompt and template; ids must stay unique.
+    pub fn merge(name: &str, suites: Vec<Suite>) -> Result<Suite, SuiteError> {
+        let mut seen = HashSet::new();
+        let mut questions = Vec::new();
+        let mut hash = sha2::Sha256::new();
+        for s in suites {
+            hash.update(s.sha256.as_bytes());
+            for mut q in s.questions {
+                if !seen.insert(q.id.clone()) {
+                    return Err(SuiteError::Invalid {
+                        origin: s.name.clone(),
+                        line: 0,
+                        index: 0,
+                        id: q.id.clone(),
+                        message: format!("duplicate id '{}' across the merged suites", q.id),
+                    });
+                }
+                q.system = q.system.or_else(|| s.system.clone());
+                q.template = q.template.or_else(|| Some(s.template.clone()));
+                questions.push(q);
+            }
+        }
+        Ok(Suite {
+            name: name.to_string(),
+            description: String::new(),
+            system: None,
+            template: DEFAULT_TEMPLATE.to_string(),
+            questions,
+            sha256: hex::encode(hash.finalize()),
+        })
+    }
+
     /// Everything sent for `question`.
     pub fn prompt(&self, question: &Question) -> Prompt {
         Prompt {
@@ -357,7 +425,7 @@ impl Suite {
     /// The chat messages for `question`.
     pub fn messages(&self, question: &Question) -> Vec<Message> {
         let mut messages = Vec::with_capacity(2);
-        if let Some(system) = &self.system {
+        if let Some(system) = question.system.as_ref().or(self.system.as_ref()) {
             messages.push(Message {
                 role: "system",
                 content: system.clone(),
@@ -373,7 +441,10 @@ impl Suite {
                 .map(|(i, c)| format!("[{}] {}", i + 1, c))
                 .collect::<Vec<_>>()
                 .join("\n");
-            self.template
+            question
+                .template
+                .as_deref()
+                .unwrap_or(&self.template)
                 .replace("{context}", &context)
                 .replace("{question}", &question.question)
         };
@@ -528,6 +599,33 @@ mod tests {
         let file = Suite::load("suites/rag-retail-finance.toml", &dir).unwrap();
         let builtin = Suite::load("builtin:rag-retail-finance", &dir).unwrap();
         assert_eq!(file.questions, builtin.questions);
+    }
+
+    #[test]
+    fn every_bundled_suite_is_builtin_and_a_merge_keeps_each_questions_system_prompt() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (name, _) in BUILTINS {
+            let file = Suite::load(&format!("suites/{name}.toml"), &dir).unwrap();
+            let builtin = Suite::load(&format!("builtin:{name}"), &dir).unwrap();
+            assert_eq!(file.questions, builtin.questions, "{name}");
+        }
+        let reasoning = Suite::load("builtin:reasoning", &dir).unwrap();
+        let creativity = Suite::load("builtin:creativity", &dir).unwrap();
+        let merged = Suite::merge("both", vec![reasoning.clone(), creativity.clone()]).unwrap();
+        assert_eq!(
+            merged.questions.len(),
+            reasoning.questions.len() + creativity.questions.len()
+        );
+        // Asked as each suite alone would ask it: reasoning's system prompt, creativity's none.
+        let first = merged.messages(&merged.questions[0]);
+        assert_eq!(first, reasoning.messages(&reasoning.questions[0]));
+        let last = merged.messages(merged.questions.last().unwrap());
+        assert_eq!(
+            last,
+            creativity.messages(creativity.questions.last().unwrap())
+        );
+        let twice = Suite::merge("twice", vec![reasoning.clone(), reasoning]).unwrap_err();
+        assert!(twice.to_string().contains("duplicate id"), "{twice}");
     }
 
     #[test]
