@@ -27,6 +27,12 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run a suite against every target once and write the records.
+    #[command(after_help = "Examples:
+  llmpulse run                                          # the built-in quickstart, simulated
+  llmpulse run --url http://localhost:11434/v1 --model llama3.1:8b --model qwen2.5:7b \\
+      --prompt \"Explain AI\" --prompt \"Write a poem\" --runs 5 --timeout 600 \\
+      --output results.csv --quality-eval
+  llmpulse run --provider groq --model llama-3.3-70b-versatile --prompts-file prompts.txt")]
     Run(RunArgs),
     /// Serve the OpenAI-compatible simulator over HTTP.
     Sim(SimArgs),
@@ -381,14 +387,16 @@ pub struct RunArgs {
     /// The config file. Without it, the built-in quickstart runs (simulated targets, no keys).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Where to write records, overriding the config's `output`.
+    /// Where to write records, overriding the config's `output` (a directory, s3:// or gs://);
+    /// a name ending in .csv or .jsonl is one flat file of the records, written beside the
+    /// config's output.
     #[arg(long, short)]
     pub output: Option<String>,
     /// Only these targets (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
-    /// Override the config's `repetitions`.
-    #[arg(long)]
+    /// Override the config's `repetitions`: each question asked this many times per target.
+    #[arg(long, visible_alias = "runs")]
     pub repetitions: Option<u32>,
     /// Override the config's `concurrency`.
     #[arg(long)]
@@ -448,6 +456,56 @@ pub struct RunArgs {
     /// Calls per target sent before the measured ones, not recorded.
     #[arg(long)]
     pub warmup: Option<u32>,
+
+    /// An OpenAI-compatible server's base URL (Ollama, vLLM, llama.cpp, LM Studio…), e.g.
+    /// http://localhost:11434/v1; measure it with --model.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub url: Option<String>,
+    /// A provider preset for the --model targets (groq, openrouter, openai, anthropic, ollama…):
+    /// its address and its key's variable (GROQ_API_KEY…).
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub provider: Option<String>,
+    /// A model to measure, one target each; repeat for several.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub model: Vec<String>,
+    /// A prompt to ask (instead of the config's suite); repeat for several.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub prompt: Vec<String>,
+    /// Prompts from a file: one a line, or JSON lines with "prompt" (and "reference" to score
+    /// the answer against, "schema" it must follow, "id").
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Measure without a config file"
+    )]
+    pub prompts_file: Option<PathBuf>,
+    /// Also ask the quality suites' questions (reasoning, creativity, knowledge, instruction
+    /// following), graded as in the suites.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub quality_eval: bool,
+    /// A call's time limit in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        help_heading = "Measure without a config file"
+    )]
+    pub timeout: Option<f64>,
+    /// The most tokens an answer may have.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub temperature: Option<f64>,
+    /// Stream the answers (the default; times the first token).
+    #[arg(
+        long,
+        conflicts_with = "no_stream",
+        help_heading = "Measure without a config file"
+    )]
+    pub stream: bool,
+    /// One JSON answer per call (no TTFT).
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub no_stream: bool,
 }
 
 #[derive(Args)]

@@ -13,6 +13,7 @@ mod generate;
 mod logging;
 mod narrate;
 mod plan;
+mod quick;
 mod ratesweep;
 mod report;
 mod rescore;

@@ -11,7 +11,7 @@ use llmpulse_core::manifest::Manifest;
 use llmpulse_core::publish::Publication;
 use llmpulse_core::record::Record;
 use llmpulse_core::runner::Stop;
-use llmpulse_core::sink::{Each, RecordSink};
+use llmpulse_core::sink::{Each, Fanout, RecordSink};
 use llmpulse_core::summary::TargetSummary;
 
 use crate::args::RunArgs;
@@ -21,9 +21,15 @@ use crate::{signals, table};
 /// settings over it. `with_profile` is false for a rate sweep, whose passes set their own.
 pub fn config(a: &RunArgs, with_profile: bool) -> anyhow::Result<Config> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut config = match &a.config {
-        Some(path) => Config::load(path, &env)?,
-        None => Config::quickstart(),
+    let file = a
+        .config
+        .as_ref()
+        .map(|p| Config::load(p, &env))
+        .transpose()?;
+    let mut config = if crate::quick::wanted(a) {
+        crate::quick::config(a, file)?
+    } else {
+        file.unwrap_or_else(Config::quickstart)
     };
     if let Some(p) = a.profile.as_ref().filter(|_| with_profile) {
         let spec = llmpulse_core::load::ProfileSpec::parse(p)
@@ -119,9 +125,12 @@ pub(crate) fn run_once(
                 .with_context(|| format!("--slot {n}: give a slot number or 'auto'"))?,
         ),
     };
+    let flat = crate::quick::Flat::create(a.output.as_deref())?;
     let request = JobRequest {
         targets: a.targets.clone(),
-        output: a.output.clone(),
+        // A flat file is written beside the config's output, not instead of it.
+        output: a.output.clone().filter(|_| flat.is_none()),
+        suite: crate::quick::suite(a)?,
         repetitions: a.repetitions,
         concurrency: a.concurrency,
         run_id: a.run_id.clone(),
@@ -150,7 +159,21 @@ pub(crate) fn run_once(
     );
     let progress = progress_bar(total as u64, a.quiet);
     let mut on_record = progress_sink(&progress, total);
-    let outcome = runtime.block_on(job::run_job(job, &env, &mut on_record))?;
+    let outcome = match flat {
+        Some((mut flat, path)) => {
+            let outcome = runtime.block_on(job::run_job(
+                job,
+                &env,
+                &mut Fanout(vec![&mut on_record, &mut flat]),
+            ))?;
+            flat.finish().with_context(|| format!("--output {path}"))?;
+            if !a.quiet {
+                eprintln!("records also in {path}");
+            }
+            outcome
+        }
+        None => runtime.block_on(job::run_job(job, &env, &mut on_record))?,
+    };
     progress.finish_and_clear();
     Ok(outcome)
 }
