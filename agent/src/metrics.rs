@@ -279,6 +279,26 @@ pub fn render(shared: &Shared, sample: &Sample) -> String {
         "Hottest GPU.",
         opt(sample.gpu_temp_c),
     );
+    page.gauge(
+        "llmpulse_agent_cpu_temperature_celsius",
+        "Hottest CPU sensor (Linux sysfs, macmon).",
+        opt(sample.cpu_temp_c),
+    );
+    page.gauge(
+        "llmpulse_agent_throttled",
+        "1 when a source said the machine throttled since the last sample.",
+        opt(sample.throttled.map(|t| if t { 1.0 } else { 0.0 })),
+    );
+    page.gauge(
+        "llmpulse_agent_chip_power_watts",
+        "Apple silicon: CPU, GPU and ANE power (macmon).",
+        opt(sample.chip_power_w),
+    );
+    page.counter(
+        "llmpulse_agent_chip_energy_joules",
+        "Apple silicon chip energy since the agent started (macmon).",
+        opt(sample.mac_energy_j),
+    );
     page.counter(
         "llmpulse_agent_gpu_energy_joules",
         "GPU energy since the driver loaded.",

@@ -239,7 +239,10 @@ fn records_against_the_real_llama_server_carry_memory_and_energy() {
 /// (and says so) where there is no NVIDIA driver.
 #[test]
 fn nvml_reads_the_gpu_where_there_is_one() {
-    let mut sources = llmpulse_agent::telemetry::sources::Sources::open(&[]);
+    let mut sources = llmpulse_agent::telemetry::sources::Sources::open(
+        &[],
+        std::time::Duration::from_millis(100),
+    );
     if !sources.has_gpu() {
         let why = sources
             .absent

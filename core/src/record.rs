@@ -177,13 +177,23 @@ pub struct Record {
     /// The hottest GPU's peak temperature during the call, °C (agent, NVML).
     #[serde(default)]
     pub gpu_temp_c: Option<f64>,
+    /// The hottest CPU sensor's peak during the call, °C (agent: Linux sysfs, macmon).
+    #[serde(default)]
+    pub cpu_temp_c: Option<f64>,
+    /// Whether the machine throttled during the call, where a source can tell (agent), and
+    /// why: `thermal` (the kernel's CPU throttle count rose), `gpu_thermal`, `gpu_power_cap`
+    /// (NVML's clock-throttle reasons), comma-separated.
+    #[serde(default)]
+    pub throttled: Option<bool>,
+    #[serde(default)]
+    pub throttle_reason: Option<String>,
     /// Mean power of the measured devices during the call, watts.
     #[serde(default)]
     pub power_w: Option<f64>,
     /// The call's share of the measured devices' energy, joules (see `energy_source`).
     #[serde(default)]
     pub energy_j: Option<f64>,
-    /// `nvml_counter`, `rapl`, `ioreport` (counters over the call's window), `power_x_time`
+    /// `nvml_counter`, `rapl`, `macmon` (counters over the call's window), `power_x_time`
     /// (mean power × time), or `none` (no energy source on this host; the manifest says why).
     #[serde(default)]
     pub energy_source: Option<String>,
@@ -360,6 +370,9 @@ impl Record {
             memory_source: out.memory_mb.map(|_| "ollama_ps".to_string()),
             gpu_util_pct: None,
             gpu_temp_c: None,
+            cpu_temp_c: None,
+            throttled: None,
+            throttle_reason: None,
             power_w: None,
             energy_j: None,
             energy_source: None,

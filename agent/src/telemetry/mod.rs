@@ -5,8 +5,10 @@
 //! and the run's last sample carries what their counters and histograms say about the run's
 //! window. [`Telemetry`] is the agent's implementation of core's `Instruments`.
 
+pub mod macmon;
 pub mod server_metrics;
 pub mod sources;
+pub mod thermal;
 pub mod window;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -55,6 +57,26 @@ pub struct Sample {
     /// RAPL package energy counted since the agent started, J.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rapl_energy_j: Option<f64>,
+    /// The hottest CPU sensor (Linux sysfs, macmon's CPU average), °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_temp_c: Option<f64>,
+    /// The CPUs' mean clock as a share of their maximum, %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_freq_pct: Option<f64>,
+    /// Whether a source said the machine was throttling since the last sample, and why
+    /// (`thermal`, `gpu_thermal`, `gpu_power_cap`, comma-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_reason: Option<String>,
+    /// Apple silicon (macmon): the chip's power (CPU + GPU + ANE) and the whole system's, W,
+    /// and the chip's energy since the agent started, J.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip_power_w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_power_w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_energy_j: Option<f64>,
     /// The servers' own gauges (requests running and waiting, KV-cache use) by port, on the
     /// sample taken after each read of their `/metrics`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -194,11 +216,12 @@ impl Telemetry {
             p.dedup();
             p
         };
-        let sources = Sources::open(&unique);
+        let interval = Duration::from_secs_f64(1.0 / hz.clamp(0.01, 100.0));
+        let sources = Sources::open(&unique, interval);
         Telemetry {
             host_id,
             prices: (None, None),
-            interval: Duration::from_secs_f64(1.0 / hz.clamp(0.01, 100.0)),
+            interval,
             ports,
             shared: Arc::new(Shared {
                 sources: Mutex::new(sources),
@@ -432,6 +455,9 @@ impl Instruments for Telemetry {
         }
         r.gpu_util_pct = f.gpu_util_pct.map(round3);
         r.gpu_temp_c = f.gpu_temp_c;
+        r.cpu_temp_c = f.cpu_temp_c;
+        r.throttled = f.throttled;
+        r.throttle_reason = f.throttle_reason;
         r.power_w = f.power_w.map(round3);
         r.energy_j = f.energy_j.map(round6);
         r.energy_source = Some(f.energy_source.to_string());

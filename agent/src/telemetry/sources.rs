@@ -1,7 +1,9 @@
 //! The hardware readers, each optional: the system (sysinfo: CPU use, memory, swap), the serving
 //! processes found by their listening ports (resident memory and CPU of the process tree),
-//! NVIDIA GPUs (NVML, loaded at run time), and Linux RAPL energy counters. A reader that cannot
-//! work on this host says why once, in [`Sources::absent`], and reads nothing after.
+//! NVIDIA GPUs (NVML, loaded at run time, with its clock-throttle reasons), Linux RAPL energy
+//! counters and CPU heat ([`super::thermal`]), and Apple silicon through `macmon`
+//! ([`super::macmon`]). A reader that cannot work on this host says why once, in
+//! [`Sources::absent`], and reads nothing after.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ pub struct Sources {
     system: Option<System>,
     nvml: Option<nvml_wrapper::Nvml>,
     rapl: Vec<RaplZone>,
+    thermal: Option<super::thermal::Thermal>,
+    macmon: Option<super::macmon::Macmon>,
     /// Ports of the servers to watch → the pid listening there (re-resolved when it goes).
     servers: BTreeMap<u16, Option<u32>>,
     /// Refreshes so far (the process tree is rebuilt every tenth).
@@ -41,8 +45,9 @@ struct RaplZone {
 }
 
 impl Sources {
-    /// Opens every source; `ports` are the local servers' ports to watch.
-    pub fn open(ports: &[u16]) -> Sources {
+    /// Opens every source; `ports` are the local servers' ports to watch, `interval` how often
+    /// the samples are taken.
+    pub fn open(ports: &[u16], interval: std::time::Duration) -> Sources {
         let mut absent = Vec::new();
         let system = match System::new() {
             Ok(s) => Some(s),
@@ -90,16 +95,53 @@ impl Sources {
                 Vec::new()
             }
         };
+        let root = super::thermal::sysfs_root();
+        let thermal =
+            if cfg!(target_os = "linux") || std::env::var_os("LLMPULSE_SYSFS_ROOT").is_some() {
+                match super::thermal::Thermal::open(&root) {
+                    Ok(t) => Some(t),
+                    Err(why) => {
+                        absent.push(Absent {
+                            source: "thermal",
+                            why,
+                        });
+                        None
+                    }
+                }
+            } else {
+                absent.push(Absent {
+                    source: "thermal",
+                    why: "CPU sensors are read from sysfs, on Linux only".into(),
+                });
+                None
+            };
+        // macmon first, wherever it is on PATH (a Mac; a stand-in elsewhere).
+        let macmon = match super::macmon::Macmon::start(interval.as_millis() as u64) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                absent.push(Absent {
+                    source: "macmon",
+                    why,
+                });
+                None
+            }
+        };
         if cfg!(target_os = "macos") {
             absent.push(Absent {
-                source: "ioreport",
-                why: "Apple silicon power (IOReport) is not read by this build".into(),
+                source: "powermetrics",
+                why: if macmon.is_some() {
+                    "macmon is read instead (no root needed)".into()
+                } else {
+                    "powermetrics needs root, and is not read by this build: install macmon".into()
+                },
             });
         }
         let mut s = Sources {
             system,
             nvml,
             rapl,
+            thermal,
+            macmon,
             servers: ports.iter().map(|p| (*p, None)).collect(),
             ticks: 0,
             tree: BTreeMap::new(),
@@ -156,6 +198,12 @@ impl Sources {
         self.read_servers(s);
         self.read_gpus(s);
         self.read_rapl(s);
+        if let Some(t) = &mut self.thermal {
+            t.read(s);
+        }
+        if let Some(m) = &self.macmon {
+            m.read(s);
+        }
     }
 
     fn read_system(&mut self, s: &mut Sample) {
@@ -263,6 +311,20 @@ impl Sources {
             if let Ok(c) = d.clock_info(nvml_wrapper::enum_wrappers::device::Clock::Graphics) {
                 clock = Some(clock.unwrap_or(0.0).max(f64::from(c)));
             }
+            if let Ok(r) = d.current_throttle_reasons() {
+                use nvml_wrapper::bitmasks::device::ThrottleReasons as T;
+                let thermal = T::HW_SLOWDOWN | T::SW_THERMAL_SLOWDOWN | T::HW_THERMAL_SLOWDOWN;
+                let power = T::SW_POWER_CAP | T::HW_POWER_BRAKE_SLOWDOWN;
+                if r.intersects(thermal) {
+                    super::thermal::add_reason(s, "gpu_thermal");
+                }
+                if r.intersects(power) {
+                    super::thermal::add_reason(s, "gpu_power_cap");
+                }
+                if !r.intersects(thermal | power) && s.throttled.is_none() {
+                    s.throttled = Some(false);
+                }
+            }
         }
         s.gpu_mem_mb = mem;
         s.gpu_util_pct = (!util.is_empty()).then(|| util.iter().sum::<f64>() / util.len() as f64);
@@ -305,7 +367,8 @@ fn rapl_zones() -> Result<Vec<RaplZone>, String> {
     if !cfg!(target_os = "linux") {
         return Err("RAPL counters are read on Linux only".into());
     }
-    let root = std::path::Path::new("/sys/class/powercap");
+    let root = super::thermal::sysfs_root().join("class/powercap");
+    let root = root.as_path();
     let entries = std::fs::read_dir(root)
         .map_err(|e| format!("{}: {e} (no powercap support)", root.display()))?;
     let mut zones = Vec::new();

@@ -18,6 +18,11 @@ pub struct Figures {
     pub gpu_util_pct: Option<f64>,
     /// The hottest GPU's peak temperature.
     pub gpu_temp_c: Option<f64>,
+    /// The hottest CPU sensor's peak.
+    pub cpu_temp_c: Option<f64>,
+    /// Whether any sample in the window said the machine throttled, and the reasons given.
+    pub throttled: Option<bool>,
+    pub throttle_reason: Option<String>,
     /// The measured devices' mean power over the window (not shared).
     pub power_w: Option<f64>,
     /// The call's share of the devices' energy.
@@ -28,20 +33,29 @@ pub struct Figures {
     pub busy_sec: f64,
 }
 
-/// The energy counter of a sample: GPU and CPU package counters together, as far as present.
+/// The energy counter of a sample: GPU, CPU package and Apple silicon chip counters together,
+/// as far as present.
 fn counter(s: &Sample) -> Option<f64> {
-    match (s.gpu_energy_j, s.rapl_energy_j) {
-        (None, None) => None,
-        (g, r) => Some(g.unwrap_or(0.0) + r.unwrap_or(0.0)),
+    match (s.gpu_energy_j, s.rapl_energy_j, s.mac_energy_j) {
+        (None, None, None) => None,
+        (g, r, m) => Some(g.unwrap_or(0.0) + r.unwrap_or(0.0) + m.unwrap_or(0.0)),
     }
 }
 
 fn counter_source(s: &Sample) -> &'static str {
-    match (s.gpu_energy_j.is_some(), s.rapl_energy_j.is_some()) {
-        (true, true) => "nvml_counter+rapl",
-        (true, false) => "nvml_counter",
-        (false, true) => "rapl",
-        (false, false) => "none",
+    match (
+        s.gpu_energy_j.is_some(),
+        s.rapl_energy_j.is_some(),
+        s.mac_energy_j.is_some(),
+    ) {
+        (true, true, true) => "nvml_counter+rapl+macmon",
+        (true, false, true) => "nvml_counter+macmon",
+        (false, true, true) => "rapl+macmon",
+        (false, false, true) => "macmon",
+        (true, true, false) => "nvml_counter+rapl",
+        (true, false, false) => "nvml_counter",
+        (false, true, false) => "rapl",
+        (false, false, false) => "none",
     }
 }
 
@@ -85,6 +99,25 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
     let util: Vec<f64> = near.iter().filter_map(|s| s.gpu_util_pct).collect();
     f.gpu_util_pct = (!util.is_empty()).then(|| util.iter().sum::<f64>() / util.len() as f64);
     f.gpu_temp_c = near.iter().filter_map(|s| s.gpu_temp_c).reduce(f64::max);
+    f.cpu_temp_c = near.iter().filter_map(|s| s.cpu_temp_c).reduce(f64::max);
+    // The first sample stands before the call: its throttling was over by the time it began
+    // (unless the call starts on it).
+    let during = near.iter().filter(|s| s.t >= start || near.len() == 1);
+    for s in during {
+        if let Some(t) = s.throttled {
+            f.throttled = Some(f.throttled.unwrap_or(false) || t);
+        }
+        for reason in s.throttle_reason.iter().flat_map(|r| r.split(',')) {
+            match &mut f.throttle_reason {
+                Some(r) if r.split(',').any(|x| x == reason) => {}
+                Some(r) => {
+                    r.push(',');
+                    r.push_str(reason);
+                }
+                None => f.throttle_reason = Some(reason.to_string()),
+            }
+        }
+    }
 
     let span = (end - start).max(0.0);
     let (mut energy, mut device_energy, mut covered) = (0.0, 0.0, 0.0);
@@ -215,6 +248,40 @@ mod tests {
         let f = figures(&samples, 1.0, 3.0, None);
         assert_eq!(f.energy_source, "power_x_time");
         assert!((f.energy_j.unwrap() - 500.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn heat_is_the_peak_and_throttling_any_sample_inside_the_call() {
+        let mut samples = steady(100.0, |_| 1);
+        for s in &mut samples {
+            s.cpu_temp_c = Some(50.0 + s.t);
+            s.throttled = Some(false);
+        }
+        // Throttled at t = 1.0 (before the call) and t = 3.0 (inside it), for two reasons.
+        samples[10].throttled = Some(true);
+        samples[10].throttle_reason = Some("gpu_power_cap".into());
+        samples[30].throttled = Some(true);
+        samples[30].throttle_reason = Some("thermal,gpu_thermal".into());
+        let f = figures(&samples, 2.0, 4.0, None);
+        // The peak over the window and the first sample after it (t = 4.1).
+        assert_eq!(f.cpu_temp_c, Some(54.1));
+        assert_eq!(f.throttled, Some(true));
+        assert_eq!(f.throttle_reason.as_deref(), Some("thermal,gpu_thermal"));
+        let calm = figures(&samples, 5.0, 6.0, None);
+        assert_eq!((calm.throttled, calm.throttle_reason), (Some(false), None));
+    }
+
+    #[test]
+    fn apple_silicon_energy_comes_from_macmons_counter() {
+        let mut samples = steady(0.0, |_| 1);
+        for s in &mut samples {
+            s.gpu_energy_j = None;
+            s.gpu_power_w = None;
+            s.mac_energy_j = Some(12.5 * s.t);
+        }
+        let f = figures(&samples, 1.0, 3.0, None);
+        assert_eq!(f.energy_source, "macmon");
+        assert!((f.energy_j.unwrap() - 25.0).abs() < 1e-6, "{f:?}");
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! Heat, throttling and Apple silicon power on any OS: `llmpulse-agent run` against the
+//! simulator with a stand-in `macmon` on PATH (printing macmon's documented `pipe` lines) and
+//! a made-up sysfs tree (`LLMPULSE_SYSFS_ROOT`) whose CPU throttle counter a thread raises
+//! while the run goes on.
+
+mod common;
+#[path = "../../cli/tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use llmpulse_sim::{SimProfile, SimState};
+use serde_json::Value;
+use support::{ONE_QUESTION, Scratch};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_llmpulse-agent");
+
+/// The chip power the stand-in reports, W.
+const WATTS: f64 = 12.0;
+
+/// A stand-in for `macmon pipe -s 0 -i MS`: one line every MS ms, in the format of macmon's
+/// README ("Piping"), at a steady 12 W and 70.5 °C.
+fn stand_in_macmon(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("macmon");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/usr/bin/env bash
+[ "$1" = pipe ] || exit 2
+ms=$5
+while true; do
+  printf '{{"timestamp":"%s","temp":{{"cpu_temp_avg":70.5,"gpu_temp_avg":65.0}},"memory":{{"ram_total":1,"ram_usage":1,"swap_total":0,"swap_usage":0}},"ecpu_usage":[1000,0.1],"pcpu_usage":[3000,0.5],"gpu_usage":[1200,0.5],"cpu_power":2.0,"gpu_power":10.0,"ane_power":0.0,"all_power":{WATTS},"sys_power":20.0,"ram_power":0.1,"gpu_ram_power":0.0}}\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)"
+  sleep "$(awk "BEGIN {{ print $ms / 1000 }}")"
+done
+"#
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A sysfs tree with one CPU package sensor at `temp_mc` millidegrees and a throttle counter.
+fn sysfs(dir: &Path, temp_mc: u32) -> std::path::PathBuf {
+    let root = dir.join("sys");
+    let put = |p: &str, text: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put("class/thermal/thermal_zone0/type", "x86_pkg_temp\n");
+    put("class/thermal/thermal_zone0/temp", &format!("{temp_mc}\n"));
+    put(
+        "devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
+        "0\n",
+    );
+    root
+}
+
+/// A simulated server whose answers take about 0.5 s (TTFT 300 ms, 20 tokens 10 ms apart), on
+/// a free port of `rt`; its base URL.
+fn serve(rt: &tokio::runtime::Runtime) -> String {
+    let profile = SimProfile {
+        ttft_ms: 300.0,
+        itl_ms: 10.0,
+        output_tokens: 20,
+        ..SimProfile::default()
+    };
+    let state = Arc::new(SimState::new(profile, Default::default(), false));
+    let addr = rt
+        .block_on(llmpulse_sim::server::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            state,
+        ))
+        .unwrap();
+    format!("http://{addr}/v1")
+}
+
+fn run_agent(dir: &Scratch, base_url: &str, env: &[(&str, std::ffi::OsString)]) -> Vec<Value> {
+    dir.write("suite.toml", ONE_QUESTION);
+    let out = dir.0.join("out");
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "suite = \"suite.toml\"\nrepetitions = 6\nconcurrency = 1\noutput = \"{}\"\n\
+             [agent]\nid = \"heat-box\"\nsample_hz = 20\n\
+             [[targets]]\nname = \"local\"\nprovider = \"openai-compatible\"\nmodel = \"m\"\n\
+             base_url = \"{}\"\n",
+            out.display(),
+            base_url
+        ),
+    );
+    let run = Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let records = support::walk(&out)
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "jsonl") && p.to_string_lossy().contains("records")
+        })
+        .expect("records");
+    common::jsonl(&records)
+}
+
+#[test]
+fn a_macs_power_from_macmon_becomes_each_calls_energy() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = serve(&rt);
+    let dir = Scratch::new("heat-macmon");
+    stand_in_macmon(&dir.0);
+    let path = std::env::join_paths(std::iter::once(dir.0.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    // A tree without RAPL: the chip's energy is macmon's alone.
+    let root = sysfs(&dir.0, 55_000);
+    let rows = run_agent(
+        &dir,
+        &sim,
+        &[
+            ("PATH", path),
+            ("LLMPULSE_SYSFS_ROOT", root.into_os_string()),
+        ],
+    );
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        assert_eq!(r["energy_source"], "macmon", "{r:#}");
+        // One call at a time: its energy is the power over its window, within 1%.
+        let expected = WATTS * support::f(&r["latency_sec"]);
+        let got = support::f(&r["energy_j"]);
+        assert!(
+            (got - expected).abs() <= 0.01 * expected,
+            "energy {got} J, {WATTS} W × latency = {expected} J"
+        );
+        // macmon's CPU average is the CPU's temperature on a Mac.
+        assert_eq!(r["cpu_temp_c"], 70.5);
+        assert_eq!(r["gpu_temp_c"], 65.0);
+    }
+}
+
+#[test]
+fn linux_sensors_give_cpu_heat_and_a_rising_throttle_count_marks_calls_throttled() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = serve(&rt);
+    let dir = Scratch::new("heat-sysfs");
+    let root = sysfs(&dir.0, 81_500);
+    // The kernel counts throttling events while the run goes on.
+    let counter = root.join("devices/system/cpu/cpu0/thermal_throttle/core_throttle_count");
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&done);
+    let hot = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            std::fs::write(&counter, format!("{n}\n")).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+    });
+    // No macmon: PATH without it.
+    let rows = run_agent(
+        &dir,
+        &sim,
+        &[
+            ("PATH", "/usr/bin:/bin".into()),
+            ("LLMPULSE_SYSFS_ROOT", root.clone().into_os_string()),
+        ],
+    );
+    done.store(true, Ordering::Relaxed);
+    hot.join().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        assert_eq!(r["cpu_temp_c"], 81.5, "{r:#}");
+        assert_eq!(r["throttled"], true, "{r:#}");
+        assert_eq!(r["throttle_reason"], "thermal", "{r:#}");
+    }
+    // The manifest names why macmon was not read.
+    let manifest = support::walk(&dir.0.join("out"))
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .unwrap();
+    let m: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let absent = m.to_string();
+    assert!(absent.contains("macmon is not on PATH"), "{absent}");
+}
