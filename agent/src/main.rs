@@ -26,6 +26,10 @@ struct Args {
     /// Log as JSON lines (for journald, launchd and log shippers).
     #[arg(long, global = true)]
     json_logs: bool,
+    /// Keep the model servers busy at most this share of wall time (70% or 0.7), pausing
+    /// between calls; over every config's `[agent] duty`.
+    #[arg(long, global = true, value_parser = run::parse_duty)]
+    duty: Option<f64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,6 +154,9 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(args.json_logs);
+    if let Some(d) = args.duty {
+        let _ = run::DUTY.set(d);
+    }
     match dispatch(args.command) {
         Ok(code) => code,
         Err(e) => {

@@ -2,9 +2,12 @@
 //! targets use are probed first (for the fingerprint) and their processes watched by port.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use llmpulse_core::config::{Config, Endpoint};
 use llmpulse_core::job::{self, Job, JobError, JobOutcome};
+use llmpulse_core::pace::{Guard, Pace};
 use llmpulse_core::sink::RecordSink;
 
 use crate::discover::{self, Server};
@@ -99,12 +102,56 @@ pub fn metrics_urls(servers: &[Server]) -> BTreeMap<u16, String> {
         .collect()
 }
 
-/// Runs `job` with `telemetry`.
+/// `--duty` on the agent's command line: over every config's `[agent] duty`.
+pub static DUTY: OnceLock<f64> = OnceLock::new();
+
+/// The window over which the duty cycle measures the server's busy share.
+pub const DUTY_WINDOW: Duration = Duration::from_secs(120);
+
+/// The pacing a config asks for (`[agent] duty`, `max_temp_c`, `resume_temp_c`; `--duty`),
+/// the guard reading the hottest sensor (CPU or GPU) from `telemetry`; `None` for neither.
+pub fn pace_for(config: &Config, telemetry: &Telemetry) -> Option<Arc<Pace>> {
+    let a = config.agent.as_ref();
+    let duty = DUTY.get().copied().or(a.and_then(|a| a.duty));
+    let guard = a.and_then(|a| {
+        let max = a.max_temp_c?;
+        let handle = telemetry.handle();
+        Some(Guard {
+            max_temp_c: max,
+            resume_temp_c: a.resume_temp_c.unwrap_or(max - 10.0),
+            read: Arc::new(move || {
+                let s = handle.latest();
+                [s.cpu_temp_c, s.gpu_temp_c]
+                    .into_iter()
+                    .flatten()
+                    .reduce(f64::max)
+            }),
+        })
+    });
+    Pace::new(duty, DUTY_WINDOW, guard)
+}
+
+/// `--duty`: `70%` or `0.7`.
+pub fn parse_duty(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let d = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("--duty {text}: give a share of the time, 70% or 0.7"))?;
+    if !(d > 0.0 && d <= 1.0) {
+        return Err(format!("--duty {text}: must be above 0 and at most 100%"));
+    }
+    Ok(d)
+}
+
+/// Runs `job` with `telemetry`, paced as its config asks.
 pub async fn run(
-    job: Job,
+    mut job: Job,
     telemetry: &mut Telemetry,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
     progress: &mut dyn RecordSink,
 ) -> Result<JobOutcome, JobError> {
+    job.run.pace = pace_for(&job.config, telemetry);
     job::run_job_with(job, env, progress, Some(telemetry)).await
 }

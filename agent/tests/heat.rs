@@ -1,7 +1,7 @@
 //! Heat, throttling and Apple silicon power on any OS: `llmpulse-agent run` against the
 //! simulator with a stand-in `macmon` on PATH (printing macmon's documented `pipe` lines) and
-//! a made-up sysfs tree (`LLMPULSE_SYSFS_ROOT`) whose CPU throttle counter a thread raises
-//! while the run goes on.
+//! a made-up sysfs tree (`LLMPULSE_SYSFS_ROOT`) whose CPU throttle counter and temperature a
+//! thread changes while the run goes on; the duty cycle and the temperature guard.
 
 mod common;
 #[path = "../../cli/tests/support/mod.rs"]
@@ -85,13 +85,26 @@ fn serve(rt: &tokio::runtime::Runtime) -> String {
 }
 
 fn run_agent(dir: &Scratch, base_url: &str, env: &[(&str, std::ffi::OsString)]) -> Vec<Value> {
+    run_agent_with(dir, base_url, env, 6, "", &[]).0
+}
+
+/// `llmpulse-agent [ARGS] run` of `calls` calls, one at a time, with `agent` lines added to
+/// its `[agent]` table; the records and stderr.
+fn run_agent_with(
+    dir: &Scratch,
+    base_url: &str,
+    env: &[(&str, std::ffi::OsString)],
+    calls: u32,
+    agent: &str,
+    args: &[&str],
+) -> (Vec<Value>, String) {
     dir.write("suite.toml", ONE_QUESTION);
     let out = dir.0.join("out");
     let config = dir.write(
         "agent.toml",
         &format!(
-            "suite = \"suite.toml\"\nrepetitions = 6\nconcurrency = 1\noutput = \"{}\"\n\
-             [agent]\nid = \"heat-box\"\nsample_hz = 20\n\
+            "suite = \"suite.toml\"\nrepetitions = {calls}\nconcurrency = 1\noutput = \"{}\"\n\
+             [agent]\nid = \"heat-box\"\nsample_hz = 20\n{agent}\n\
              [[targets]]\nname = \"local\"\nprovider = \"openai-compatible\"\nmodel = \"m\"\n\
              base_url = \"{}\"\n",
             out.display(),
@@ -99,6 +112,7 @@ fn run_agent(dir: &Scratch, base_url: &str, env: &[(&str, std::ffi::OsString)]) 
         ),
     );
     let run = Command::new(AGENT)
+        .args(args)
         .args(["run", "--config"])
         .arg(&config)
         .arg("--spool")
@@ -106,18 +120,24 @@ fn run_agent(dir: &Scratch, base_url: &str, env: &[(&str, std::ffi::OsString)]) 
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+    assert!(run.status.success(), "{stderr}");
     let records = support::walk(&out)
         .into_iter()
         .find(|p| {
             p.extension().is_some_and(|e| e == "jsonl") && p.to_string_lossy().contains("records")
         })
         .expect("records");
-    common::jsonl(&records)
+    (common::jsonl(&records), stderr)
+}
+
+/// A record's send and end times, seconds since the epoch.
+fn span(r: &Value) -> (f64, f64) {
+    let sent = chrono::DateTime::parse_from_rfc3339(r["timestamp"].as_str().unwrap())
+        .unwrap()
+        .timestamp_micros() as f64
+        / 1e6;
+    (sent, sent + support::f(&r["latency_sec"]))
 }
 
 #[test]
@@ -199,4 +219,93 @@ fn linux_sensors_give_cpu_heat_and_a_rising_throttle_count_marks_calls_throttled
     let m: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     let absent = m.to_string();
     assert!(absent.contains("macmon is not on PATH"), "{absent}");
+}
+
+#[test]
+fn a_duty_cycle_keeps_the_server_busy_that_share_of_the_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = serve(&rt);
+    let dir = Scratch::new("heat-duty");
+    let (rows, _) = run_agent_with(&dir, &sim, &[], 12, "", &["--duty", "50%"]);
+    assert_eq!(rows.len(), 12);
+    let mut spans: Vec<(f64, f64)> = rows.iter().map(span).collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let busy: f64 = spans.iter().map(|(a, b)| b - a).sum();
+    let wall = spans.last().unwrap().1 - spans[0].0;
+    let share = busy / wall;
+    assert!(
+        (share - 0.5).abs() <= 0.05,
+        "busy {busy:.2} s of {wall:.2} s = {share:.3}"
+    );
+    // The pauses are on the records, and never in their latency.
+    let paused: f64 = rows.iter().map(|r| support::f(&r["paused_sec"])).sum();
+    assert!(
+        (paused - (wall - busy)).abs() < 0.2 * wall,
+        "paused {paused:.2} s"
+    );
+}
+
+#[test]
+fn the_temperature_guard_starts_no_call_while_the_machine_is_hot() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = serve(&rt);
+    let dir = Scratch::new("heat-guard");
+    let root = sysfs(&dir.0, 90_000);
+    let sensor = root.join("class/thermal/thermal_zone0/temp");
+    // Hot at the start for 2 s, cool for 2 s, hot again for 2 s, then cool: the hot spells as
+    // (from, to) seconds since the epoch.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let spells = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&spells);
+    let weather = std::thread::spawn(move || {
+        for (temp, secs) in [(90_000, 2.0), (70_000, 2.0), (90_000, 2.0), (70_000, 0.0)] {
+            let from = now();
+            std::fs::write(&sensor, format!("{temp}\n")).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            if temp > 85_000 {
+                log.lock().unwrap().push((from, now()));
+            }
+        }
+    });
+    let (rows, stderr) = run_agent_with(
+        &dir,
+        &sim,
+        &[
+            ("PATH", "/usr/bin:/bin".into()),
+            ("LLMPULSE_SYSFS_ROOT", root.clone().into_os_string()),
+        ],
+        10,
+        "max_temp_c = 85\nresume_temp_c = 75\n",
+        &[],
+    );
+    weather.join().unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r["success"] == true));
+    let spells = spells.lock().unwrap().clone();
+    // A sample every 50 ms and a look every 250 ms while paused: a call may start up to a
+    // sample after the heat came, never later.
+    for r in &rows {
+        let (sent, _) = span(r);
+        for (from, to) in &spells {
+            assert!(
+                !(sent > from + 0.1 && sent < *to),
+                "a call went out at {sent:.2} while hot from {from:.2} to {to:.2}"
+            );
+        }
+    }
+    // The first call waited out the first hot spell, and said so.
+    let first = rows.iter().map(span).map(|s| s.0).fold(f64::MAX, f64::min);
+    assert!(
+        first >= spells[0].1 - 0.3,
+        "first call at {first:.2}, cool at {:.2}",
+        spells[0].1
+    );
+    let paused: f64 = rows.iter().map(|r| support::f(&r["paused_sec"])).sum();
+    assert!(paused > 1.5, "paused {paused} s");
+    assert!(stderr.contains("cooldown"), "{stderr}");
 }

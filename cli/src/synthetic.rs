@@ -314,6 +314,7 @@ fn record(
         rate_limited_count: u32::from(rate_limited),
         queue_wait_sec: 0.0,
         retry_wait_sec: 0.0,
+        paused_sec: 0.0,
         scheduled_at: None,
         schedule_lag_sec: None,
         slo_met: None,

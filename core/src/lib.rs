@@ -20,6 +20,7 @@ pub mod layout;
 pub mod load;
 pub mod manifest;
 pub mod measure;
+pub mod pace;
 pub mod plan;
 pub mod preset;
 pub mod provider;

@@ -80,6 +80,10 @@ pub struct Record {
     pub rate_limited_count: u32,
     pub queue_wait_sec: f64,
     pub retry_wait_sec: f64,
+    /// Time the call waited before it was sent for the agent's duty cycle or a cooldown (the
+    /// temperature guard): never part of its latency, nor of `queue_wait_sec`.
+    #[serde(default)]
+    pub paused_sec: f64,
     /// Open-loop profiles (`constant`, `poisson`): when the call was due to go out (RFC 3339,
     /// microseconds), and how late it went (`timestamp` − `scheduled_at`, waits for rate
     /// limits included). Null in a closed loop.
@@ -316,6 +320,7 @@ impl Record {
             rate_limited_count: cx.stats.rate_limited,
             queue_wait_sec: round6(cx.stats.queue_wait.as_secs_f64()),
             retry_wait_sec: round6(cx.stats.retry_wait.as_secs_f64()),
+            paused_sec: round6(cx.stats.paused.as_secs_f64()),
             scheduled_at: cx
                 .scheduled_at
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub not_started: Option<(ErrorKind, String)>,
     /// Spending limits: each attempt reserves its worst case first (see [`crate::budget`]).
     pub budget: Option<Arc<crate::budget::Budget>>,
+    /// A duty cycle and a temperature guard awaited before each attempt (see [`crate::pace`]).
+    pub pace: Option<Arc<crate::pace::Pace>>,
 }
 
 impl RunOptions {
@@ -69,6 +71,7 @@ impl RunOptions {
             in_flight: Arc::new(AtomicU32::new(0)),
             not_started: None,
             budget: None,
+            pace: None,
         }
     }
 }
@@ -214,7 +217,13 @@ async fn ask<'a>(
                 None => None,
             };
             lane.admit(weight).await;
-            (global, own)
+            // Then the pacing: a call holds its permits while the machine cools or the duty
+            // cycle rests, so nothing else starts in the meantime either.
+            let paused = match &opts.pace {
+                Some(p) => p.before_call().await,
+                None => Duration::ZERO,
+            };
+            (global, own, paused)
         };
         // A stop ends the wait for a permit: a call that never started is recorded at once.
         let stopped = async {
@@ -227,7 +236,10 @@ async fn ask<'a>(
             permits = admitted => Some(permits),
             () = stopped => None,
         };
-        stats.queue_wait += queued.elapsed();
+        let paused = permits.as_ref().map_or(Duration::ZERO, |p| p.2);
+        stats.paused += paused;
+        stats.queue_wait += queued.elapsed().saturating_sub(paused);
+        let permits = permits.map(|(g, o, _)| (g, o));
         let Some(permits) = permits else {
             let outcome = last.unwrap_or_else(|| {
                 CallOutcome::not_sent(
@@ -288,6 +300,7 @@ async fn ask<'a>(
         stats.attempts += 1;
         let outcome = {
             let _on_wire = InFlight::enter(&opts.in_flight);
+            let _busy = crate::pace::OnWire::enter(opts.pace.as_deref());
             lane.client
                 .call(prompt, opts.deadline, opts.stop.as_ref())
                 .await

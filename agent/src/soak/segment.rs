@@ -330,6 +330,7 @@ pub(super) async fn run_segment(
     if let Some(s) = shared {
         *lock(&s.in_flight) = Some(job.run.in_flight.clone());
     }
+    job.run.pace = crate::run::pace_for(&job.config, telemetry);
     let mut instruments = SoakInstruments {
         telemetry,
         load_time_sec,

@@ -239,6 +239,7 @@ async fn run_point(
             Some(e.message.clone())
         }
     };
+    job.run.pace = crate::run::pace_for(&job.config, &telemetry);
     let mut instruments = PointInstruments {
         telemetry: &mut telemetry,
         fields,

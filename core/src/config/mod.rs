@@ -82,6 +82,12 @@ pub struct AgentSettings {
     pub electricity_usd_per_kwh: Option<f64>,
     /// The hardware's cost per hour (amortisation), shared by the calls in flight.
     pub hardware_usd_per_hour: Option<f64>,
+    /// The most of wall time the model server may be kept busy, in (0, 1] (`duty = 0.7`).
+    pub duty: Option<f64>,
+    /// The temperature guard: no new call starts while the hottest sensor is at `max_temp_c` or
+    /// above, until it falls below `resume_temp_c` (default 10 °C lower).
+    pub max_temp_c: Option<f64>,
+    pub resume_temp_c: Option<f64>,
 }
 
 /// One thing to measure: a provider, a model and request parameters.
@@ -498,6 +504,40 @@ model = "llama3-70b-8192"
             err,
             "test.toml:6: targets[0].temperature: expected a number from 0 to 2, found 3.5"
         );
+    }
+
+    #[test]
+    fn the_agents_duty_and_temperature_guard_are_checked() {
+        let target = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        let ok = parse(&format!("[agent]\nduty = 0.7\nmax_temp_c = 85\n{target}")).unwrap();
+        let a = ok.agent.unwrap();
+        assert_eq!(
+            (a.duty, a.max_temp_c, a.resume_temp_c),
+            (Some(0.7), Some(85.0), Some(75.0))
+        );
+        for (agent, says) in [
+            (
+                "duty = 70",
+                "test.toml:2: agent.duty: expected a share of the time",
+            ),
+            (
+                "max_temp_c = 85\nresume_temp_c = 90",
+                "test.toml:3: agent.resume_temp_c: must be below",
+            ),
+            (
+                "resume_temp_c = 60",
+                "test.toml:2: agent.resume_temp_c: goes with max_temp_c",
+            ),
+            (
+                "max_temp_c = 400",
+                "test.toml:2: agent.max_temp_c: expected °C",
+            ),
+        ] {
+            let err = parse(&format!("[agent]\n{agent}\n{target}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(says), "{agent}: {err}");
+        }
     }
 
     #[test]

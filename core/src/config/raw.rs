@@ -61,6 +61,9 @@ pub(crate) struct RawAgent {
     pub(crate) spool: Option<Spanned<String>>,
     pub(crate) electricity_usd_per_kwh: Option<Spanned<f64>>,
     pub(crate) hardware_usd_per_hour: Option<Spanned<f64>>,
+    pub(crate) duty: Option<Spanned<f64>>,
+    pub(crate) max_temp_c: Option<Spanned<f64>>,
+    pub(crate) resume_temp_c: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]

@@ -210,6 +210,51 @@ impl Cx<'_> {
                 .map(|v| self.usd(v, &format!("agent.{f}")))
                 .transpose()
         };
+        let duty = match &a.duty {
+            Some(v) => {
+                let d = *v.get_ref();
+                if !(d > 0.0 && d <= 1.0) {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "agent.duty".into(),
+                        format!("expected a share of the time above 0 and at most 1 (0.7 for 70%), found {d}"),
+                    ));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let celsius = |v: &Option<Spanned<f64>>, f: &str| -> Result<Option<f64>, ConfigError> {
+            match v {
+                Some(v) if !(v.get_ref().is_finite() && (0.0..=150.0).contains(v.get_ref())) => {
+                    Err(self.invalid(
+                        v.span().start,
+                        format!("agent.{f}"),
+                        format!("expected °C from 0 to 150, found {}", v.get_ref()),
+                    ))
+                }
+                Some(v) => Ok(Some(*v.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let max_temp_c = celsius(&a.max_temp_c, "max_temp_c")?;
+        let resume_temp_c = celsius(&a.resume_temp_c, "resume_temp_c")?;
+        if let (Some(r), Some(v)) = (a.resume_temp_c.as_ref(), max_temp_c)
+            && *r.get_ref() >= v
+        {
+            return Err(self.invalid(
+                r.span().start,
+                "agent.resume_temp_c".into(),
+                format!("must be below max_temp_c ({v}), found {}", r.get_ref()),
+            ));
+        }
+        if let (Some(r), None) = (a.resume_temp_c.as_ref(), max_temp_c) {
+            return Err(self.invalid(
+                r.span().start,
+                "agent.resume_temp_c".into(),
+                "goes with max_temp_c, which is not set".into(),
+            ));
+        }
         Ok(AgentSettings {
             id,
             listen,
@@ -217,6 +262,9 @@ impl Cx<'_> {
             spool,
             electricity_usd_per_kwh: usd(&a.electricity_usd_per_kwh, "electricity_usd_per_kwh")?,
             hardware_usd_per_hour: usd(&a.hardware_usd_per_hour, "hardware_usd_per_hour")?,
+            duty,
+            max_temp_c,
+            resume_temp_c: resume_temp_c.or(max_temp_c.map(|m| m - 10.0)),
         })
     }
 

@@ -138,6 +138,8 @@ pub struct AttemptStats {
     pub queue_wait: std::time::Duration,
     /// Time spent waiting between attempts (backoff or the provider's `Retry-After`).
     pub retry_wait: std::time::Duration,
+    /// Time spent paused before an attempt for the duty cycle or a cooldown (never latency).
+    pub paused: std::time::Duration,
     /// What the attempts before the last were billed, USD (a retried call that had produced
     /// tokens): part of the record's `cost_usd`.
     pub earlier_cost_usd: f64,
