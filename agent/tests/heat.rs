@@ -211,6 +211,26 @@ fn linux_sensors_give_cpu_heat_and_a_rising_throttle_count_marks_calls_throttled
         assert_eq!(r["throttled"], true, "{r:#}");
         assert_eq!(r["throttle_reason"], "thermal", "{r:#}");
     }
+    // The report counts them, and select --no-throttling leaves the target out.
+    let (agg, _) = common::aggregate(&dir.0.join("out"));
+    let heat = llmpulse_report::figures::heat::HeatFigures::of(&agg.targets["local"].heat).unwrap();
+    assert_eq!(heat.peak_c, Some(81.5));
+    assert_eq!(heat.throttled.map(|t| (t.k, t.n)), Some((6, 6)));
+    let criteria = |no_throttling| llmpulse_report::select::Criteria {
+        weights: llmpulse_report::select::weights(Some("rag_coverage"), None).unwrap(),
+        min_calls: 1,
+        min_task_calls: 1,
+        no_throttling,
+        ..Default::default()
+    };
+    assert!(llmpulse_report::select::select(&agg, &criteria(false)).is_ok());
+    let refused = llmpulse_report::select::select(&agg, &criteria(true)).unwrap_err();
+    assert!(
+        refused.excluded[0]
+            .reason
+            .contains("throttled in 6 of 6 calls"),
+        "{refused:?}"
+    );
     // The manifest names why macmon was not read.
     let manifest = support::walk(&dir.0.join("out"))
         .into_iter()

@@ -293,6 +293,10 @@ pub struct SelectArgs {
     /// Largest cost per 1,000 calls in USD (targets with no cost known are left out).
     #[arg(long)]
     pub max_cost_per_1k: Option<f64>,
+    /// Leave out the targets (sweep configurations) that throttled under load: any call the
+    /// agent's sensors marked throttled.
+    #[arg(long)]
+    pub no_throttling: bool,
     /// Fewest calls a target needs to be considered.
     #[arg(long, default_value_t = llmpulse_report::select::MIN_CALLS)]
     pub min_calls: u64,

@@ -20,6 +20,7 @@ pub fn select(a: SelectArgs) -> anyhow::Result<ExitCode> {
         max_p95_latency_sec: a.max_p95_latency,
         max_cost_usd: a.max_cost_per_call,
         max_cost_per_1k_usd: a.max_cost_per_1k,
+        no_throttling: a.no_throttling,
         min_calls: a.min_calls,
         min_task_calls: MIN_TASK_CALLS,
     };

@@ -79,6 +79,10 @@ pub struct Row<'a> {
     #[serde(default)]
     pub gpu_temp_c: Option<f64>,
     #[serde(default)]
+    pub cpu_temp_c: Option<f64>,
+    #[serde(default)]
+    pub throttled: Option<bool>,
+    #[serde(default)]
     pub power_w: Option<f64>,
     #[serde(default)]
     pub energy_j: Option<f64>,

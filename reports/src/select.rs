@@ -69,6 +69,9 @@ pub struct Criteria {
     pub max_cost_usd: Option<f64>,
     /// Mean cost per 1,000 calls, in USD.
     pub max_cost_per_1k_usd: Option<f64>,
+    /// Leave out the targets any of whose calls a source said were throttled (agent records;
+    /// targets nothing can tell about pass).
+    pub no_throttling: bool,
     /// Fewest calls a target needs to be considered at all.
     pub min_calls: u64,
     /// Fewest relevant calls behind each task score.
@@ -405,6 +408,12 @@ fn outside_limits(t: &TargetAgg, criteria: &Criteria) -> Option<String> {
                 ));
             }
         }
+    }
+    if criteria.no_throttling && t.heat.throttled.ok > 0 {
+        return Some(format!(
+            "throttled in {} of {} calls (--no-throttling)",
+            t.heat.throttled.ok, t.heat.throttled.n
+        ));
     }
     if criteria.max_cost_usd.is_some() || criteria.max_cost_per_1k_usd.is_some() {
         let Some(c) = t.cost_usd.value() else {

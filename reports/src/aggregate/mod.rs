@@ -11,6 +11,7 @@ pub use crate::dist::{Dist, EXACT_CAP, Mean, Rate};
 pub use crate::row::Row;
 pub use crate::side::{SIDE_CAP, Side, SideSample, parse_time};
 
+pub mod heat;
 pub mod spend;
 mod target;
 use target::min_opt;
@@ -234,6 +235,7 @@ impl Aggregate {
         t.calls.add(Some(r.success));
         t.rate_limited.add(Some(r.rate_limited_count > 0));
         t.first = min_opt(t.first, Some(at));
+        t.heat.add(r, at);
         if t.server_config.is_none() {
             t.server_config = ServerConfig::of(r);
         }

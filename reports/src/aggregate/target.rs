@@ -48,6 +48,8 @@ pub struct TargetAgg {
     /// Mean cost of the calls that have one (failed and billed included).
     pub cost_usd: Mean,
     pub spend: super::spend::Spend,
+    /// Temperatures, throttling, and output speed by heat and over time (agent records).
+    pub heat: super::heat::Heat,
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
     /// Graded answers: the right final answer, the share of instructions followed, and the
@@ -172,6 +174,7 @@ impl TargetAgg {
             energy_per_token_j: Mean::default(),
             cost_usd: Mean::default(),
             spend: Default::default(),
+            heat: Default::default(),
             json_valid: Rate::default(),
             tool_call_valid: Rate::default(),
             answer_correct: Rate::default(),
@@ -217,6 +220,7 @@ impl TargetAgg {
         self.energy_per_token_j.merge(&o.energy_per_token_j);
         self.cost_usd.merge(&o.cost_usd);
         self.spend.merge(&o.spend);
+        self.heat.merge(&o.heat);
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.answer_correct.merge(&o.answer_correct);

@@ -15,6 +15,7 @@ use crate::read::{ReadStats, RunSeen};
 use llmpulse_core::schedule::Campaign;
 
 pub mod cost;
+pub mod heat;
 mod target;
 pub use target::{PromptCacheFigures, ServerTimingFigures, TargetFigures};
 use target::{mark_pareto, target_figures};

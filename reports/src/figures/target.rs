@@ -59,6 +59,8 @@ pub struct TargetFigures {
     /// Cost per call, per 1,000 calls, per million output tokens and per correct answer;
     /// spend per day and campaign; absent when no call has a cost.
     pub cost: Option<super::cost::CostFigures>,
+    /// Temperatures and throttling (agent records); absent without a reading.
+    pub heat: Option<super::heat::HeatFigures>,
     pub errors: BTreeMap<String, u64>,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
@@ -199,6 +201,7 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
         energy_per_token_j: MeanFigure::of(t.energy_per_token_j),
         cost_usd_per_call: MeanFigure::of(t.cost_usd),
         cost: super::cost::CostFigures::of(t),
+        heat: super::heat::HeatFigures::of(&t.heat),
         errors: t.errors.clone(),
         first: t.first,
         last: t.last,

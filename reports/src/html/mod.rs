@@ -125,6 +125,7 @@ pub fn page(r: &Report) -> String {
     capabilities(&mut h, r);
     quality(&mut h, r);
     cost(&mut h, r);
+    heat(&mut h, r);
     // Campaigns.
     for c in &r.campaigns {
         let missing: std::collections::BTreeSet<u64> = c.missing_slots.iter().copied().collect();
@@ -176,12 +177,14 @@ pub fn page(r: &Report) -> String {
 
 mod cost;
 mod hardware;
+mod heat;
 mod rates;
 mod sections;
 mod sweep;
 
 use cost::cost;
 use hardware::hardware;
+use heat::heat;
 use rates::rates;
 use sections::{capabilities, distributions, over_time, quality, targets_table};
 use sweep::sweep;
