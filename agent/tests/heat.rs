@@ -328,4 +328,16 @@ fn the_temperature_guard_starts_no_call_while_the_machine_is_hot() {
     let paused: f64 = rows.iter().map(|r| support::f(&r["paused_sec"])).sum();
     assert!(paused > 1.5, "paused {paused} s");
     assert!(stderr.contains("cooldown"), "{stderr}");
+    // The manifest counts both hot spells, and their time.
+    let manifest = support::walk(&dir.0.join("out"))
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .unwrap();
+    let m: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert_eq!(m["pace"]["cooldowns"], 2, "{:#}", m["pace"]);
+    assert!(
+        support::f(&m["pace"]["cooldown_sec"]) > 1.5,
+        "{:#}",
+        m["pace"]
+    );
 }

@@ -285,6 +285,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         rescored_from: None,
         server_metrics: None,
         budget: None,
+        pace: None,
     };
     let encoded = publish::encode(&meta, &records, chrono::Utc::now())?;
     publish::write_local(&a.output, &encoded)?;

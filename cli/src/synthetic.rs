@@ -231,6 +231,7 @@ fn run(spec: &Spec, k: u64, count: u64, rng: &mut ChaCha8Rng) -> SynthRun {
             rescored_from: None,
             server_metrics: None,
             budget: None,
+            pace: None,
             config_hash: "synthetic".into(),
             suite: "synthetic".into(),
             targets: (0..spec.targets)

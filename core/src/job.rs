@@ -290,6 +290,7 @@ pub async fn run_job_with(
         rescored_from: None,
         server_metrics: None,
         budget: None,
+        pace: None,
     };
     // Where `llmpulse upload` publishes the run if this process dies: a local directory as an
     // absolute path, so that it does not depend on where upload is run from.
@@ -331,6 +332,7 @@ pub async fn run_job_with(
         journal.set_server_metrics(i.server_metrics());
     }
     journal.set_budget(run.budget.as_ref().map(|b| b.report()));
+    journal.set_pace(run.pace.as_ref().map(|p| p.report()));
     let out = match out {
         Ok(out) => out,
         Err(e) => {

@@ -213,6 +213,10 @@ impl Journal {
         self.meta.budget = v;
     }
 
+    pub fn set_pace(&mut self, v: Option<crate::pace::PaceReport>) {
+        self.meta.pace = v;
+    }
+
     /// Where an agent writes the run's telemetry series, a sample a line; the run's files
     /// include it when it exists (also when the run is recovered after it died).
     pub fn telemetry_path(&self) -> PathBuf {

@@ -41,6 +41,9 @@ pub struct RunMeta {
     /// What the run's budget did (its cap, its spend, calls skipped and why), when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<crate::budget::BudgetReport>,
+    /// What the agent's pacing did (cooldowns and their time, duty-cycle waits), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::pace::PaceReport>,
 }
 
 /// The manifest of one run: what it wrote and how to check it.
@@ -85,6 +88,9 @@ pub struct Manifest {
     /// See [`RunMeta::budget`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<crate::budget::BudgetReport>,
+    /// See [`RunMeta::pace`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::pace::PaceReport>,
 }
 
 fn complete_by_default() -> bool {
@@ -110,6 +116,7 @@ impl RunMeta {
             rescored_from: Some(source.run_id.clone()),
             server_metrics: None,
             budget: None,
+            pace: None,
         }
     }
 }
@@ -152,6 +159,7 @@ impl Manifest {
             rescored_from: meta.rescored_from.clone(),
             server_metrics: meta.server_metrics.clone(),
             budget: meta.budget.clone(),
+            pace: meta.pace,
         }
     }
 

@@ -35,7 +35,7 @@ impl std::fmt::Debug for Guard {
 }
 
 /// What the pacing did over a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PaceReport {
     /// Cooldowns: times the guard stopped new calls, and how long they lasted together.
     pub cooldowns: u64,
