@@ -106,17 +106,8 @@ fn config_text(a: &RunArgs, provider: &str, file: &Option<Config>) -> anyhow::Re
         if model.trim().is_empty() {
             bail!("--model: an empty model name");
         }
-        let mut name: String = model
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        name = name.trim_start_matches(['.', '-']).to_string();
+        // A target name is a key part: `llama3.1:8b` → `llama3.1_8b`.
+        let mut name = llmpulse_core::layout::safe_part(model);
         if name.is_empty() {
             name = "model".into();
         }

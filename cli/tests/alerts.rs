@@ -675,12 +675,7 @@ fn a_slot_its_budget_stopped_is_an_alert_until_a_slot_runs_within_budget() {
         "{said}"
     );
     // `campaign status` names the slot, the calls not made and the stored account.
-    let status = Command::new(BIN)
-        .args(["campaign", "status", "--json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = support::campaign_status(&cfg);
     let b = &status["budget"];
     assert_eq!(b["stopped_slots"], serde_json::json!([0]), "{status:#}");
     assert!(b["skipped_calls"].as_u64().unwrap() > 0, "{b:#}");

@@ -222,12 +222,7 @@ fn three_shards_share_one_campaign_budget_in_s3() {
     assert_eq!(spend["calls"], made.len());
     assert_eq!(spend["holds"], serde_json::json!({}));
     // `campaign status` reads the same account, and names the slot the budget stopped.
-    let status = Command::new(BIN)
-        .args(["campaign", "status", "--json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = support::campaign_status(&cfg);
     let b = &status["budget"];
     assert!((f(&b["spent_usd"]) - spent).abs() < 1e-12, "{b:#}");
     assert_eq!(b["stopped_slots"], serde_json::json!([0]), "{b:#}");

@@ -56,7 +56,7 @@ fn the_seed_scripts_command_line_measures_two_models_with_quality_questions() {
     ));
     // One target per model, named after it.
     assert!(
-        said.contains("llama3.1-8b") && said.contains("qwen2.5-7b"),
+        said.contains("llama3.1_8b") && said.contains("qwen2.5_7b"),
         "{said}"
     );
     let (header, rows) = csv_rows(&dir.0.join("results.csv"));

@@ -156,16 +156,21 @@ impl Thermal {
     }
 }
 
-/// Adds `reason` to the sample's throttle reasons (comma-separated, each once).
+/// Marks the sample throttled, for `reason`.
 pub fn add_reason(s: &mut Sample, reason: &str) {
     s.throttled = Some(true);
-    match &mut s.throttle_reason {
+    push_reason(&mut s.throttle_reason, reason);
+}
+
+/// Adds `reason` to a comma-separated list of reasons, each once.
+pub fn push_reason(list: &mut Option<String>, reason: &str) {
+    match list {
         Some(r) if r.split(',').any(|x| x == reason) => {}
         Some(r) => {
             r.push(',');
             r.push_str(reason);
         }
-        None => s.throttle_reason = Some(reason.to_string()),
+        None => *list = Some(reason.to_string()),
     }
 }
 

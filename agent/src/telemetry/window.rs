@@ -108,14 +108,7 @@ pub fn figures(samples: &[Sample], start: f64, end: f64, port: Option<u16>) -> F
             f.throttled = Some(f.throttled.unwrap_or(false) || t);
         }
         for reason in s.throttle_reason.iter().flat_map(|r| r.split(',')) {
-            match &mut f.throttle_reason {
-                Some(r) if r.split(',').any(|x| x == reason) => {}
-                Some(r) => {
-                    r.push(',');
-                    r.push_str(reason);
-                }
-                None => f.throttle_reason = Some(reason.to_string()),
-            }
+            super::thermal::push_reason(&mut f.throttle_reason, reason);
         }
     }
 

@@ -169,6 +169,21 @@ pub fn records(out: &Path) -> Vec<Value> {
     rows
 }
 
+/// `llmpulse campaign status --json --config CFG`, as JSON.
+pub fn campaign_status(cfg: &Path) -> Value {
+    let out = Command::new(BIN)
+        .args(["campaign", "status", "--json", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "campaign status: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// `llmpulse report --from out --out r` in `dir`, and the `summary.json` it wrote.
 pub fn report_summary(dir: &Path) -> Value {
     ok(&Command::new(BIN)
