@@ -341,3 +341,71 @@ fn the_temperature_guard_starts_no_call_while_the_machine_is_hot() {
         m["pace"]
     );
 }
+
+/// A stand-in for `powermetrics --samplers … -i MS -f plist`: a property list every MS ms, each
+/// ended by a NUL as powermetrics ends them, at 20 W combined and "Serious" thermal pressure;
+/// `elapsed_ns` is the time since the last one, as powermetrics measures it.
+fn stand_in_powermetrics(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("powermetrics");
+    std::fs::write(
+        &script,
+        r#"#!/usr/bin/env bash
+ms=$4
+last=$(date +%s%N)
+while true; do
+  sleep "$(awk "BEGIN { print $ms / 1000 }")"
+  now=$(date +%s%N)
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>elapsed_ns</key><integer>%s</integer><key>thermal_pressure</key><string>Serious</string><key>processor</key><dict><key>cpu_power</key><real>5000.0</real><key>gpu_power</key><real>15000.0</real><key>combined_power</key><real>20000.0</real></dict></dict></plist>\n\0' "$((now - last))"
+  last=$now
+done
+"#,
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn powermetrics_where_macmon_is_absent_gives_energy_and_thermal_pressure() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: powermetrics is read only by root (the agent checks, so must this)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = serve(&rt);
+    let dir = Scratch::new("heat-powermetrics");
+    stand_in_powermetrics(&dir.0);
+    let path = format!("{}:/usr/bin:/bin", dir.0.join("bin").display());
+    let root = sysfs(&dir.0, 55_000);
+    let rows = run_agent(
+        &dir,
+        &sim,
+        &[
+            ("PATH", path.into()),
+            ("LLMPULSE_SYSFS_ROOT", root.into_os_string()),
+        ],
+    );
+    assert_eq!(rows.len(), 6);
+    let ratios: Vec<f64> = rows
+        .iter()
+        .map(|r| support::f(&r["energy_j"]) / support::f(&r["latency_sec"]))
+        .collect();
+    for r in &rows {
+        assert_eq!(r["energy_source"], "powermetrics", "{r:#}");
+        // One call at a time: its energy is the power over its window, within 1%.
+        let expected = 20.0 * support::f(&r["latency_sec"]);
+        let got = support::f(&r["energy_j"]);
+        assert!(
+            (got - expected).abs() <= 0.01 * expected,
+            "energy {got} J, 20 W × latency = {expected} J; W per call: {ratios:?}"
+        );
+        assert_eq!(r["throttled"], true, "{r:#}");
+        assert_eq!(r["throttle_reason"], "os_pressure:Serious", "{r:#}");
+    }
+}

@@ -90,14 +90,16 @@ impl Meter {
 
 impl Meter {
     /// The energy counter at `t` (seconds since the epoch): the newest line's count, carried on
-    /// at its power to `t`, so a sample taken between two lines does not see a stale step.
-    /// Carried at most two seconds (a stalled macmon is not extrapolated for ever).
+    /// at its power to `t`, so a sample taken between two lines does not see a stale step —
+    /// and carried back when `t` is before the line (a sample stamped just before a line came
+    /// and read just after). At most two seconds either way (a stalled macmon is not
+    /// extrapolated for ever).
     pub fn energy_at(&self, t: f64) -> f64 {
         let Some(l) = &self.latest else {
             return self.energy_j;
         };
         let at = l.timestamp.timestamp_micros() as f64 / 1e6;
-        let dt = (t - at).clamp(0.0, 2.0);
+        let dt = (t - at).clamp(-2.0, 2.0);
         self.energy_j + l.chip_power().unwrap_or(0.0) * dt
     }
 }
@@ -182,6 +184,7 @@ impl Macmon {
         s.chip_power_w = l.chip_power();
         s.sys_power_w = l.sys_power;
         s.mac_energy_j = Some(m.energy_at(s.t));
+        s.mac_source = Some("macmon".into());
     }
 }
 

@@ -6,6 +6,7 @@
 //! window. [`Telemetry`] is the agent's implementation of core's `Instruments`.
 
 pub mod macmon;
+pub mod powermetrics;
 pub mod server_metrics;
 pub mod sources;
 pub mod thermal;
@@ -77,6 +78,9 @@ pub struct Sample {
     pub sys_power_w: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_energy_j: Option<f64>,
+    /// Which tool counted `mac_energy_j`: `macmon` or `powermetrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_source: Option<String>,
     /// The servers' own gauges (requests running and waiting, KV-cache use) by port, on the
     /// sample taken after each read of their `/metrics`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -27,6 +27,7 @@ pub struct Sources {
     rapl: Vec<RaplZone>,
     thermal: Option<super::thermal::Thermal>,
     macmon: Option<super::macmon::Macmon>,
+    powermetrics: Option<super::powermetrics::Powermetrics>,
     /// Ports of the servers to watch → the pid listening there (re-resolved when it goes).
     servers: BTreeMap<u16, Option<u32>>,
     /// Refreshes so far (the process tree is rebuilt every tenth).
@@ -126,22 +127,34 @@ impl Sources {
                 None
             }
         };
-        if cfg!(target_os = "macos") {
-            absent.push(Absent {
-                source: "powermetrics",
-                why: if macmon.is_some() {
-                    "macmon is read instead (no root needed)".into()
-                } else {
-                    "powermetrics needs root, and is not read by this build: install macmon".into()
-                },
-            });
-        }
+        // powermetrics where macmon is absent (it needs root).
+        let powermetrics = if macmon.is_some() {
+            if cfg!(target_os = "macos") {
+                absent.push(Absent {
+                    source: "powermetrics",
+                    why: "macmon is read instead (no root needed)".into(),
+                });
+            }
+            None
+        } else {
+            match super::powermetrics::Powermetrics::start(interval.as_millis() as u64) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    absent.push(Absent {
+                        source: "powermetrics",
+                        why,
+                    });
+                    None
+                }
+            }
+        };
         let mut s = Sources {
             system,
             nvml,
             rapl,
             thermal,
             macmon,
+            powermetrics,
             servers: ports.iter().map(|p| (*p, None)).collect(),
             ticks: 0,
             tree: BTreeMap::new(),
@@ -203,6 +216,9 @@ impl Sources {
         }
         if let Some(m) = &self.macmon {
             m.read(s);
+        }
+        if let Some(p) = &self.powermetrics {
+            p.read(s);
         }
     }
 

@@ -43,19 +43,24 @@ fn counter(s: &Sample) -> Option<f64> {
 }
 
 fn counter_source(s: &Sample) -> &'static str {
-    match (
-        s.gpu_energy_j.is_some(),
-        s.rapl_energy_j.is_some(),
-        s.mac_energy_j.is_some(),
-    ) {
-        (true, true, true) => "nvml_counter+rapl+macmon",
-        (true, false, true) => "nvml_counter+macmon",
-        (false, true, true) => "rapl+macmon",
-        (false, false, true) => "macmon",
-        (true, true, false) => "nvml_counter+rapl",
-        (true, false, false) => "nvml_counter",
-        (false, true, false) => "rapl",
-        (false, false, false) => "none",
+    let mac = match (s.mac_energy_j, s.mac_source.as_deref()) {
+        (None, _) => None,
+        (Some(_), Some("powermetrics")) => Some("powermetrics"),
+        (Some(_), _) => Some("macmon"),
+    };
+    match (s.gpu_energy_j.is_some(), s.rapl_energy_j.is_some(), mac) {
+        (true, true, Some("macmon")) => "nvml_counter+rapl+macmon",
+        (true, false, Some("macmon")) => "nvml_counter+macmon",
+        (false, true, Some("macmon")) => "rapl+macmon",
+        (false, false, Some("macmon")) => "macmon",
+        (true, true, Some(_)) => "nvml_counter+rapl+powermetrics",
+        (true, false, Some(_)) => "nvml_counter+powermetrics",
+        (false, true, Some(_)) => "rapl+powermetrics",
+        (false, false, Some(_)) => "powermetrics",
+        (true, true, None) => "nvml_counter+rapl",
+        (true, false, None) => "nvml_counter",
+        (false, true, None) => "rapl",
+        (false, false, None) => "none",
     }
 }
 
