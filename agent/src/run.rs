@@ -111,8 +111,13 @@ pub const DUTY_WINDOW: Duration = Duration::from_secs(120);
 /// The pacing a config asks for (`[agent] duty`, `max_temp_c`, `resume_temp_c`; `--duty`),
 /// the guard reading the hottest sensor (CPU or GPU) from `telemetry`; `None` for neither.
 pub fn pace_for(config: &Config, telemetry: &Telemetry) -> Option<Arc<Pace>> {
+    pace_with(config, telemetry, None)
+}
+
+/// [`pace_for`] with a duty over every other (a soak's `[soak.night] duty` at night).
+pub fn pace_with(config: &Config, telemetry: &Telemetry, duty: Option<f64>) -> Option<Arc<Pace>> {
     let a = config.agent.as_ref();
-    let duty = DUTY.get().copied().or(a.and_then(|a| a.duty));
+    let duty = duty.or(DUTY.get().copied()).or(a.and_then(|a| a.duty));
     let guard = a.and_then(|a| {
         let max = a.max_temp_c?;
         let handle = telemetry.handle();

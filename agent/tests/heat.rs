@@ -409,3 +409,103 @@ fn powermetrics_where_macmon_is_absent_gives_energy_and_thermal_pressure() {
         assert_eq!(r["throttle_reason"], "os_pressure:Serious", "{r:#}");
     }
 }
+
+#[test]
+fn a_soak_waits_out_a_hot_spell_and_its_summary_counts_the_cooldown() {
+    let dir = Scratch::new("heat-soak");
+    let root = sysfs(&dir.0, 60_000);
+    let sensor = root.join("class/thermal/thermal_zone0/temp");
+    let out = dir.0.join("out");
+    let config = dir.write(
+        "soak.toml",
+        &format!(
+            r#"suite = "builtin:rag-retail-finance"
+output = "{}"
+[agent]
+id = "heat-box"
+sample_hz = 20
+max_temp_c = 85
+resume_temp_c = 75
+
+[[targets]]
+name = "fast"
+provider = "sim"
+model = "fast-3b"
+max_tokens = 32
+[targets.sim]
+ttft_ms = 20
+itl_ms = 2
+output_tokens = 8
+
+[soak]
+name = "hot-soak"
+dir = "soak"
+duration = "14s"
+summary_interval = "2s"
+pause = "100ms"
+burst = 2
+context_length = 4096
+seed = 3
+"#,
+            out.display()
+        ),
+    );
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    // Hot from 4 s to 8 s into the soak.
+    let spell = Arc::new(std::sync::Mutex::new(None));
+    let log = Arc::clone(&spell);
+    let weather = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let from = now();
+        std::fs::write(&sensor, "95000\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        std::fs::write(&sensor, "60000\n").unwrap();
+        *log.lock().unwrap() = Some((from, now()));
+    });
+    let run = Command::new(AGENT)
+        .current_dir(&dir.0)
+        .args(["soak", "--config"])
+        .arg(&config)
+        .arg("--spool")
+        .arg(dir.0.join("spool"))
+        // Midday on the soak's clock: no night-mode pauses.
+        .args(["--clock-start", "2026-11-27T12:00:00+00:00"])
+        .env("LLMPULSE_SYSFS_ROOT", &root)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    weather.join().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let (from, to) = spell.lock().unwrap().unwrap();
+    let rows: Vec<Value> = support::walk(&out)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "jsonl") && p.to_string_lossy().contains("records")
+        })
+        .flat_map(|p| common::jsonl(&p))
+        .filter(|r| r["attempts"].as_u64() > Some(0))
+        .collect();
+    assert!(rows.len() > 10, "{} calls", rows.len());
+    for r in &rows {
+        let (sent, _) = span(r);
+        assert!(
+            !(sent > from + 0.1 && sent < to),
+            "a call went out at {sent:.2} while hot from {from:.2} to {to:.2}"
+        );
+    }
+    assert!(
+        rows.iter().any(|r| span(r).0 >= to),
+        "the soak went on after the spell"
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("soak/test_summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["cooldowns"].as_u64() >= Some(1), "{summary:#}");
+    assert!(support::f(&summary["cooldown_sec"]) > 3.0, "{summary:#}");
+}

@@ -64,6 +64,7 @@ struct RawNight {
     pause: Option<Spanned<String>>,
     burst: Option<Spanned<i64>>,
     weights: Option<Spanned<BTreeMap<String, f64>>>,
+    duty: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +80,8 @@ pub struct Night {
     pub pause: Duration,
     pub burst: u32,
     pub weights: Option<Weights>,
+    /// The night's own duty cycle (over `[agent] duty` and `--duty`), in (0, 1].
+    pub duty: Option<f64>,
 }
 
 /// A checked `[soak]` table.
@@ -244,6 +247,7 @@ impl Soak {
                 pause: Duration::from_secs(30),
                 burst: 1,
                 weights: None,
+                duty: None,
             },
             Some(n) => {
                 let n = n.get_ref();
@@ -256,6 +260,20 @@ impl Soak {
                         .unwrap_or_default(),
                     burst: count(&n.burst, "night.burst", 1, 10_000)?,
                     weights: weights(&n.weights, "night.weights")?,
+                    duty: match &n.duty {
+                        Some(d) if !(*d.get_ref() > 0.0 && *d.get_ref() <= 1.0) => {
+                            return Err(err(
+                                d.span().start,
+                                "night.duty",
+                                format!(
+                                    "expected a share of the time above 0 and at most 1, found {}",
+                                    d.get_ref()
+                                ),
+                            ));
+                        }
+                        Some(d) => Some(*d.get_ref()),
+                        None => None,
+                    },
                 }
             }
         };
@@ -347,6 +365,7 @@ start = "23:00"
 end = "05:30"
 pause = "1m"
 burst = 2
+duty = 0.5
 weights = { prompt_variety = 1 }
 "#,
         )
@@ -358,6 +377,7 @@ weights = { prompt_variety = 1 }
         assert_eq!(s.weights.0[Scenario::LargeContext as usize], 0.0);
         assert_eq!(s.night.pause, Duration::from_secs(60));
         assert_eq!(s.night.burst, 2);
+        assert_eq!(s.night.duty, Some(0.5));
         assert_eq!(s.timezone.unwrap().local_minus_utc(), 9 * 3600);
         assert!(s.night.weights.is_some());
     }

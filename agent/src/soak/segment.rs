@@ -309,6 +309,7 @@ pub(super) async fn run_segment(
     job.run.campaign = Some(soak.name.clone());
     let info = model.info.clone();
     let night = seg.night;
+    let live_after = Arc::clone(live);
     let live = live.clone();
     let mut fold = Each(move |r: &Record| {
         let mut l = lock(&live);
@@ -330,12 +331,17 @@ pub(super) async fn run_segment(
     if let Some(s) = shared {
         *lock(&s.in_flight) = Some(job.run.in_flight.clone());
     }
-    job.run.pace = crate::run::pace_for(&job.config, telemetry);
+    let night_duty = if seg.night { soak.night.duty } else { None };
+    let pace = crate::run::pace_with(&job.config, telemetry, night_duty);
+    job.run.pace = pace.clone();
     let mut instruments = SoakInstruments {
         telemetry,
         load_time_sec,
     };
     let outcome = job::run_job_with(job, env, &mut sink, Some(&mut instruments)).await;
+    if let Some(p) = &pace {
+        lock(&live_after).stats.add_pace(p.report());
+    }
     if let Some(s) = shared {
         *lock(&s.in_flight) = None;
         let mut st = lock(&s.status);

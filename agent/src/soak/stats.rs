@@ -137,6 +137,17 @@ pub struct SoakStats {
     /// Times the soak moved to another model.
     pub rotations: u64,
     pub segments: u64,
+    /// The agent's pacing over the segments so far: cooldowns (the temperature guard held new
+    /// calls), their time, and the time calls waited for the duty cycle.
+    #[serde(default)]
+    pub cooldowns: u64,
+    #[serde(default)]
+    pub cooldown_sec: f64,
+    #[serde(default)]
+    pub duty_wait_sec: f64,
+    /// Calls a sensor said were throttled.
+    #[serde(default)]
+    pub throttled_calls: u64,
 }
 
 /// A record of a call that was planned but never sent (the deadline or a stop came first).
@@ -189,6 +200,7 @@ impl SoakStats {
                 .or_default() += 1;
         }
         self.night_calls += u64::from(night);
+        self.throttled_calls += u64::from(r.throttled == Some(true));
         if let Some(hour) = r.timestamp.get(..13) {
             let h = self.hours.entry(hour.to_string()).or_default();
             h.calls += 1;
@@ -210,6 +222,13 @@ impl SoakStats {
             output_speed_tps: r.output_speed_tps,
             error_kind: r.error_kind.map(|k| k.as_str().to_string()),
         });
+    }
+
+    /// Adds what one segment's pacing did.
+    pub fn add_pace(&mut self, p: llmpulse_core::pace::PaceReport) {
+        self.cooldowns += p.cooldowns;
+        self.cooldown_sec += p.cooldown_sec;
+        self.duty_wait_sec += p.duty_wait_sec;
     }
 
     /// The live summary: what `test_summary.json` holds.
@@ -241,6 +260,10 @@ impl SoakStats {
             "night_calls": self.night_calls,
             "rotations": self.rotations,
             "segments": self.segments,
+            "cooldowns": self.cooldowns,
+            "cooldown_sec": round4(self.cooldown_sec),
+            "duty_wait_sec": round4(self.duty_wait_sec),
+            "throttled_calls": self.throttled_calls,
             "models": map(&self.by_model),
             "scenarios": map(&self.by_scenario),
             "errors": self.errors,
@@ -294,6 +317,26 @@ impl SoakStats {
             "llmpulse_soak_rotations",
             "Moves to the next model.",
             one(self.rotations as f64),
+        );
+        page.counter(
+            "llmpulse_soak_cooldowns",
+            "Times the temperature guard held new calls.",
+            one(self.cooldowns as f64),
+        );
+        page.counter(
+            "llmpulse_soak_cooldown_seconds",
+            "Time the temperature guard held new calls.",
+            one(self.cooldown_sec),
+        );
+        page.counter(
+            "llmpulse_soak_duty_wait_seconds",
+            "Time calls waited for the duty cycle.",
+            one(self.duty_wait_sec),
+        );
+        page.counter(
+            "llmpulse_soak_throttled_calls",
+            "Calls a sensor said were throttled.",
+            one(self.throttled_calls as f64),
         );
         page.gauge(
             "llmpulse_soak_night_mode",
