@@ -6,6 +6,7 @@
 //! field. This is the only module of the core that reads environment variables, and it reads
 //! them through a function passed in, so tests choose the environment.
 
+mod agent;
 mod endpoint;
 mod interpolate;
 mod prices;

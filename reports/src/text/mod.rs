@@ -7,6 +7,12 @@ use std::fmt::Write;
 use comfy_table::presets::{ASCII_FULL, ASCII_MARKDOWN};
 use comfy_table::{CellAlignment, Table};
 
+mod cost;
+mod heat;
+
+pub use cost::usd;
+pub use heat::bands_text;
+
 use crate::compare::{Comparison, verdict};
 use crate::figures::{Estimate, Quantiles, Report};
 
@@ -116,8 +122,8 @@ pub fn markdown(r: &Report) -> String {
 
     industry_table(&mut s, r);
     task_table(&mut s, r);
-    cost_tables(&mut s, r);
-    heat_table(&mut s, r);
+    cost::cost_tables(&mut s, r);
+    heat::heat_table(&mut s, r);
     rate_table(&mut s, r);
 
     let w = &r.watch;
@@ -429,181 +435,6 @@ fn rate_table(s: &mut String, r: &Report) {
         s,
         "## Load against offered rate\n\nOne row per open-loop run (`--profile constant`, \
          `poisson`, `throughput` or a `sweep`).\n\n{t}\n"
-    );
-}
-
-/// `$0.000123` — six decimals for fractions of a cent, two for dollars and more.
-pub fn usd(v: f64) -> String {
-    if v.abs() >= 1.0 {
-        format!("${v:.2}")
-    } else {
-        format!("${v:.6}")
-    }
-}
-
-/// What each target's calls cost (per call, per 1,000, per million output tokens, per correct
-/// answer), the spend per day and per campaign, and the runs a budget stopped. Left out when no
-/// record has a cost and no budget refused a call.
-fn cost_tables(s: &mut String, r: &Report) {
-    let Some(spend) = &r.spend else { return };
-    let mut t = Table::new();
-    t.load_preset(ASCII_MARKDOWN).set_header(vec![
-        "target",
-        "priced calls",
-        "spent",
-        "per call [CI]",
-        "per 1k calls",
-        "per 1M out tok",
-        "correct / graded",
-        "per correct answer [CI]",
-        "front",
-    ]);
-    for (name, c) in r
-        .targets
-        .iter()
-        .filter_map(|t| Some((&t.target, t.cost.as_ref()?)))
-    {
-        let per_call = &c.per_call_usd;
-        t.add_row(vec![
-            name.clone(),
-            c.priced_calls.to_string(),
-            usd(c.spent_usd),
-            match per_call.ci95 {
-                // Every call the same price: no interval to show.
-                Some([lo, hi]) if usd(lo) != usd(hi) => {
-                    format!("{} [{}–{}]", usd(per_call.mean), usd(lo), usd(hi))
-                }
-                _ => usd(per_call.mean),
-            },
-            usd(c.per_1k_calls_usd),
-            c.per_1m_output_tokens_usd.map_or("n/a".into(), usd),
-            format!("{} / {}", c.correct_answers, c.graded_calls),
-            c.per_correct_answer_usd.map_or("n/a".into(), |e| {
-                format!("{} [{}–{}]", usd(e.value), usd(e.lo), usd(e.hi))
-            }),
-            if c.cost_quality_pareto { "yes" } else { "" }.into(),
-        ]);
-    }
-    right(&mut t, 1);
-    let _ = writeln!(
-        s,
-        "## Cost
-
-{} spent in all. A call's cost is the provider's own figure where it gives \
-         one, else its tokens at the target's price (billed failures included). Per correct \
-         answer: what the graded calls cost over their correct answers (the right answer, a \
-         quality score of {} or more, or every key fact covered); its interval is the correct \
-         share's Wilson interval. **front**: no other target is both cheaper a call and correct \
-         at least as often.\n\n{t}\n",
-        usd(spend.total_usd),
-        crate::aggregate::spend::QUALITY_CORRECT
-    );
-    if spend.by_day.len() > 1 || spend.by_campaign.keys().any(|c| c != "-") {
-        let mut d = Table::new();
-        d.load_preset(ASCII_MARKDOWN)
-            .set_header(vec!["day or campaign", "spent"]);
-        for (day, v) in &spend.by_day {
-            d.add_row(vec![day.clone(), usd(*v)]);
-        }
-        for (c, v) in spend.by_campaign.iter().filter(|(c, _)| *c != "-") {
-            d.add_row(vec![format!("campaign {c}"), usd(*v)]);
-        }
-        right(&mut d, 1);
-        let _ = writeln!(s, "Spend per UTC day and per campaign:\n\n{d}\n");
-    }
-    if spend.skipped_budget > 0 {
-        let _ = writeln!(
-            s,
-            "A budget kept {} calls from being made (`skipped_budget`); they count in no figure \
-             above.\n",
-            spend.skipped_budget
-        );
-    }
-    for b in &spend.budget_stopped {
-        let _ = writeln!(
-            s,
-            "- Run `{}`{}{} stopped for budget: {}",
-            b.run_id,
-            b.campaign
-                .as_ref()
-                .map(|c| format!(" (campaign `{c}`"))
-                .unwrap_or_default(),
-            match (&b.campaign, b.slot) {
-                (Some(_), Some(slot)) => format!(", slot {slot})"),
-                (Some(_), None) => ")".into(),
-                _ => String::new(),
-            },
-            b.why
-        );
-    }
-    if !spend.budget_stopped.is_empty() {
-        let _ = writeln!(s);
-    }
-}
-
-/// One row of the heat table's text: the bands as `60–70 °C 55.2 tok/s (12)`.
-pub fn bands_text(h: &crate::figures::heat::HeatFigures) -> String {
-    h.speed_by_band
-        .iter()
-        .map(|b| {
-            format!(
-                "{:.0}–{:.0} °C {} tok/s ({})",
-                b.from_c,
-                b.to_c,
-                num(b.output_speed_tps, 1),
-                b.calls
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Heat per target (agent records with temperatures or throttle flags): how hot, how often
-/// throttled and from when, speed by temperature band, sustained speed against the start.
-fn heat_table(s: &mut String, r: &Report) {
-    let rows: Vec<_> = r
-        .targets
-        .iter()
-        .filter_map(|t| Some((&t.target, t.heat.as_ref()?)))
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    let mut t = Table::new();
-    t.load_preset(ASCII_MARKDOWN).set_header(vec![
-        "target",
-        "calls with a reading",
-        "peak °C",
-        "throttled [CI]",
-        "first throttled after",
-        "output speed by temperature",
-        "first 5 min tok/s",
-        "last 30 min tok/s",
-        "sustained",
-    ]);
-    for (name, h) in rows {
-        t.add_row(vec![
-            name.clone(),
-            h.calls_with_reading.to_string(),
-            num(h.peak_c, 1),
-            h.throttled
-                .as_ref()
-                .map_or("n/a".into(), |x| pct_ci(&x.rate)),
-            h.first_throttled_after_sec
-                .map_or("never".into(), |v| format!("{:.0} s", v)),
-            bands_text(h),
-            num(h.first_5min_speed_tps, 1),
-            num(h.last_30min_speed_tps, 1),
-            h.sustained_ratio
-                .map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0)),
-        ]);
-    }
-    right(&mut t, 1);
-    let _ = writeln!(
-        s,
-        "## Heat\n\nThe hottest CPU or GPU sensor during each call (agent records), the calls a \
-         source said were throttled, output speed by 10 °C band, and the mean speed of the last \
-         30 minutes of calls against the first 5 (**sustained**; at least 35 minutes of calls).\n\n{t}\n"
     );
 }
 
