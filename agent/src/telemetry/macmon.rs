@@ -6,14 +6,12 @@
 //! samples carry like NVML's and RAPL's (`energy_source = "macmon"`). The executable is looked
 //! up on `PATH` on every OS: a stand-in on Linux is how it is tested.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
 use super::Sample;
+use super::tool::Tool;
 
 /// One line of `macmon pipe`, the fields the agent uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -104,70 +102,38 @@ impl Meter {
     }
 }
 
-/// `name` on `PATH`, if it is there.
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
-
 /// A running `macmon pipe` and what it said so far.
 pub struct Macmon {
-    child: Child,
+    _tool: Tool,
     meter: Arc<Mutex<Meter>>,
 }
 
 impl Macmon {
     /// Starts `macmon pipe` at `interval_ms`; `Err` says why not.
     pub fn start(interval_ms: u64) -> Result<Macmon, String> {
-        let exe = on_path("macmon").ok_or("macmon is not on PATH (brew install macmon)")?;
-        let mut child = Command::new(&exe)
-            .args(["pipe", "-s", "0", "-i", &interval_ms.max(100).to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let stdout = child.stdout.take().ok_or("macmon gave no output pipe")?;
         let meter = Arc::new(Mutex::new(Meter::default()));
         let shared = Arc::clone(&meter);
-        std::thread::Builder::new()
-            .name("macmon".into())
-            .spawn(move || {
-                let mut bad = 0u32;
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    match parse(&line) {
-                        Ok(l) => {
-                            if let Ok(mut m) = shared.lock() {
-                                m.add(l);
-                            }
-                        }
-                        Err(e) => {
-                            bad += 1;
-                            if bad <= 3 {
-                                tracing::warn!(error = %e, "macmon line skipped");
-                            }
-                        }
+        let mut bad = 0u32;
+        let tool = Tool::start(
+            "macmon",
+            "macmon is not on PATH (brew install macmon)",
+            &["pipe", "-s", "0", "-i", &interval_ms.max(100).to_string()].map(String::from),
+            b'\n',
+            move |line| match parse(&String::from_utf8_lossy(line)) {
+                Ok(l) => {
+                    if let Ok(mut m) = shared.lock() {
+                        m.add(l);
                     }
                 }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Macmon { child, meter })
+                Err(e) => {
+                    bad += 1;
+                    if bad <= 3 {
+                        tracing::warn!(error = %e, "macmon line skipped");
+                    }
+                }
+            },
+        )?;
+        Ok(Macmon { _tool: tool, meter })
     }
 
     /// Copies the newest reading into `s`.
@@ -185,13 +151,6 @@ impl Macmon {
         s.sys_power_w = l.sys_power;
         s.mac_energy_j = Some(m.energy_at(s.t));
         s.mac_source = Some("macmon".into());
-    }
-}
-
-impl Drop for Macmon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@ pub mod powermetrics;
 pub mod server_metrics;
 pub mod sources;
 pub mod thermal;
+pub mod tool;
 pub mod window;
 
 use std::collections::{BTreeMap, VecDeque};

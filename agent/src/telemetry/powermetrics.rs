@@ -8,13 +8,12 @@
 //! the samples throttled (`os_pressure:LEVEL`). Looked up on `PATH` on every OS: a stand-in is
 //! how it is tested on Linux.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
 use super::Sample;
+use super::tool::Tool;
 
 /// The fields of one sample the agent uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -107,73 +106,57 @@ impl Meter {
 
 /// A running `powermetrics` and what it said so far.
 pub struct Powermetrics {
-    child: Child,
+    _tool: Tool,
     meter: Arc<Mutex<Meter>>,
 }
 
 impl Powermetrics {
     /// Starts `powermetrics` at `interval_ms`; `Err` says why not.
     pub fn start(interval_ms: u64) -> Result<Powermetrics, String> {
-        let exe = super::macmon::on_path("powermetrics").ok_or("powermetrics is not on PATH")?;
         // powermetrics refuses to run without root (and says so only on its stderr).
         #[cfg(unix)]
         // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if super::tool::on_path("powermetrics").is_some() && unsafe { libc::geteuid() } != 0 {
             return Err("powermetrics needs root: run the agent as root, or install macmon".into());
         }
-        let mut child = Command::new(&exe)
-            .args([
-                "--samplers",
-                "cpu_power,gpu_power,thermal",
-                "-i",
-                &interval_ms.max(100).to_string(),
-                "-f",
-                "plist",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or("powermetrics gave no output pipe")?;
         let meter = Arc::new(Mutex::new(Meter::default()));
         let shared = Arc::clone(&meter);
-        std::thread::Builder::new()
-            .name("powermetrics".into())
-            .spawn(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut doc = Vec::new();
-                let mut bad = 0u32;
-                loop {
-                    doc.clear();
-                    match reader.read_until(0, &mut doc) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                    let body = doc.strip_suffix(&[0]).unwrap_or(&doc);
-                    if body.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    match parse(body) {
-                        Ok(p) => {
-                            if let Ok(mut m) = shared.lock() {
-                                m.add(p, super::now_unix());
-                            }
+        let mut bad = 0u32;
+        let args = [
+            "--samplers",
+            "cpu_power,gpu_power,thermal",
+            "-i",
+            &interval_ms.max(100).to_string(),
+            "-f",
+            "plist",
+        ]
+        .map(String::from);
+        // Each sample is a property list ended by a NUL.
+        let tool = Tool::start(
+            "powermetrics",
+            "powermetrics is not on PATH",
+            &args,
+            0,
+            move |doc| {
+                if doc.iter().all(u8::is_ascii_whitespace) {
+                    return;
+                }
+                match parse(doc) {
+                    Ok(p) => {
+                        if let Ok(mut m) = shared.lock() {
+                            m.add(p, super::now_unix());
                         }
-                        Err(e) => {
-                            bad += 1;
-                            if bad <= 3 {
-                                tracing::warn!(error = %e, "powermetrics sample skipped");
-                            }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        if bad <= 3 {
+                            tracing::warn!(error = %e, "powermetrics sample skipped");
                         }
                     }
                 }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Powermetrics { child, meter })
+            },
+        )?;
+        Ok(Powermetrics { _tool: tool, meter })
     }
 
     /// Copies the newest sample into `s`.
@@ -194,13 +177,6 @@ impl Powermetrics {
                 s.throttled.get_or_insert(false);
             }
         }
-    }
-}
-
-impl Drop for Powermetrics {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
