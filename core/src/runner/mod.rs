@@ -2,30 +2,30 @@
 //! target's rate limits, retries and failover, within the run's deadline; each call turned into
 //! a [`Record`]. A failed call is a record, never an error of the run.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use governor::Quota;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Target};
+use crate::config::Config;
 use crate::error_kind::ErrorKind;
 use futures_util::StreamExt;
 
 use crate::plan::{PlannedCall, Shard, plan};
-use crate::provider::{CallOutcome, Client};
+use crate::provider::CallOutcome;
 use crate::record::{AttemptStats, CallContext, Record};
 use crate::sink::RecordSink;
 pub use crate::stop::Stop;
 use crate::suite::{Prompt, Suite};
-use crate::tokens;
+
+mod lane;
+use lane::{Lane, hold_for, weight, worst_case};
 
 /// Who and what a run is, besides its configuration.
 #[derive(Debug, Clone)]
@@ -118,57 +118,6 @@ pub fn config_hash(config: &Config, suite: &Suite) -> String {
     h.update(b"\n");
     h.update(suite.sha256.as_bytes());
     hex::encode(h.finalize())[..16].to_string()
-}
-
-type Limiter = governor::DefaultDirectRateLimiter;
-
-/// A target with its client and its budget.
-struct Lane {
-    client: Client,
-    rpm: Option<Limiter>,
-    tpm: Option<(Limiter, u32)>,
-    permits: Option<Semaphore>,
-}
-
-impl Lane {
-    fn new(target: &Target) -> Result<Lane, RunError> {
-        let client = Client::new(target.clone()).map_err(|source| RunError::HttpClient {
-            target: target.name.clone(),
-            source,
-        })?;
-        // Requests are paced evenly (burst 1), so no sliding minute ever holds more than `rpm`.
-        let rpm = target.limits.rpm.and_then(|rpm| {
-            Quota::with_period(Duration::from_secs_f64(60.0 / f64::from(rpm))).map(Limiter::direct)
-        });
-        // Tokens may burst up to a tenth of the minute's budget.
-        let tpm = target.limits.tpm.and_then(|tpm| {
-            let burst = NonZeroU32::new((tpm / 10).max(1))?;
-            let quota = Quota::with_period(Duration::from_secs_f64(60.0 / f64::from(tpm)))?
-                .allow_burst(burst);
-            Some((Limiter::direct(quota), burst.get()))
-        });
-        Ok(Lane {
-            client,
-            rpm,
-            tpm,
-            permits: target
-                .limits
-                .max_concurrency
-                .map(|n| Semaphore::new(n as usize)),
-        })
-    }
-
-    /// Waits until the target's budget allows a request of `weight` tokens.
-    async fn admit(&self, weight: u32) {
-        if let Some(rpm) = &self.rpm {
-            rpm.until_ready().await;
-        }
-        if let Some((tpm, burst)) = &self.tpm
-            && let Some(n) = NonZeroU32::new(weight.clamp(1, *burst))
-        {
-            let _ = tpm.until_n_ready(n).await;
-        }
-    }
 }
 
 /// How a call went across its attempts.
@@ -594,38 +543,6 @@ fn max_live(config: &Config) -> usize {
         return 100_000;
     }
     (config.concurrency as usize * 8).max(1024)
-}
-
-/// The tokens a request is expected to use: its prompt estimate plus its output budget.
-fn weight(lane: &Lane, prompt: &Prompt) -> u32 {
-    let input: u32 = prompt
-        .messages
-        .iter()
-        .map(|m| tokens::estimate(&m.content))
-        .sum();
-    input + lane.client.target().params.max_tokens.unwrap_or(512)
-}
-
-/// The most a request of `lane` may cost: the prompt's estimate with a quarter more (an
-/// estimate, not the provider's tokenizer) and its whole output budget (`max_tokens`, else
-/// 4,096), at the target's price; 0 for a target without one.
-fn worst_case(lane: &Lane, prompt: &Prompt) -> f64 {
-    let target = lane.client.target();
-    let Some(price) = &target.price else {
-        return 0.0;
-    };
-    let input: u32 = prompt
-        .messages
-        .iter()
-        .map(|m| tokens::estimate(&m.content))
-        .sum();
-    let input = input.saturating_add(input / 4).saturating_add(16);
-    price.worst_case(input, target.params.max_tokens.unwrap_or(4096))
-}
-
-/// How long a reservation outlives its writer: the request's whole timeout and a minute.
-fn hold_for(lane: &Lane) -> Duration {
-    lane.client.target().timeouts.total + Duration::from_secs(60)
 }
 
 /// One request on the wire, counted in [`RunOptions::in_flight`] until dropped (also when its
