@@ -507,5 +507,28 @@ seed = 3
         serde_json::from_slice(&std::fs::read(dir.0.join("soak/test_summary.json")).unwrap())
             .unwrap();
     assert!(summary["cooldowns"].as_u64() >= Some(1), "{summary:#}");
-    assert!(support::f(&summary["cooldown_sec"]) > 3.0, "{summary:#}");
+    // The guard held calls about as long as the 4 s spell lasted: wall time, not summed over
+    // the calls that waited.
+    let held = support::f(&summary["cooldown_sec"]);
+    assert!(held > 3.0 && held < 6.0, "{summary:#}");
+    // The morning report answers for heat: the model's readings and the guard's pauses.
+    let report = std::fs::read_to_string(dir.0.join("soak/final_report.md")).unwrap();
+    let section = report
+        .split("## Heat")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_else(|| panic!("no Heat section in\n{report}"));
+    assert!(section.contains("| fast | "), "{section}");
+    assert!(section.contains("| fast | 60–70 |"), "{section}");
+    assert!(times_held(section) >= 1, "{section}");
+}
+
+/// The number of times the report says the temperature guard held new calls.
+fn times_held(section: &str) -> u64 {
+    section
+        .split("held new calls ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

@@ -51,8 +51,10 @@ struct State {
     busy_since: Option<Instant>,
     /// Busy intervals that ended, oldest first (dropped once past the window).
     busy: VecDeque<(Instant, Instant)>,
-    /// The guard is holding calls (set on passing the maximum, cleared below the resume).
+    /// The guard is holding calls (set on passing the maximum, cleared below the resume), and
+    /// since when: a cooldown's time is wall time, however many calls wait it out.
     hot: bool,
+    hot_since: Option<Instant>,
     report: PaceReport,
 }
 
@@ -135,7 +137,6 @@ impl Pace {
     }
 
     async fn cool_down(&self, g: &Guard) {
-        let mut started: Option<Instant> = None;
         loop {
             let temp = (g.read)();
             let hot = {
@@ -143,6 +144,7 @@ impl Pace {
                 match temp {
                     Some(t) if t >= g.max_temp_c && !st.hot => {
                         st.hot = true;
+                        st.hot_since = Some(Instant::now());
                         st.report.cooldowns += 1;
                         tracing::warn!(
                             event = "cooldown",
@@ -153,11 +155,11 @@ impl Pace {
                         );
                     }
                     Some(t) if t < g.resume_temp_c && st.hot => {
-                        st.hot = false;
+                        st.cool();
                         tracing::info!(event = "cooldown_over", temp_c = t, "cool again");
                     }
                     // No reading: the guard cannot tell, and holds nothing.
-                    None if st.hot => st.hot = false,
+                    None if st.hot => st.cool(),
                     _ => {}
                 }
                 st.hot
@@ -165,11 +167,7 @@ impl Pace {
             if !hot {
                 break;
             }
-            started.get_or_insert_with(Instant::now);
             tokio::time::sleep(GUARD_POLL).await;
-        }
-        if let Some(s) = started {
-            self.state().report.cooldown_sec += s.elapsed().as_secs_f64();
         }
     }
 
@@ -198,8 +196,22 @@ impl Pace {
         self.state().hot
     }
 
+    /// What the pacing did so far, a cooldown still under way counted to now.
     pub fn report(&self) -> PaceReport {
-        self.state().report
+        let st = self.state();
+        let mut r = st.report;
+        r.cooldown_sec += st.hot_since.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        r
+    }
+}
+
+impl State {
+    /// The guard lets calls go again.
+    fn cool(&mut self) {
+        self.hot = false;
+        if let Some(s) = self.hot_since.take() {
+            self.report.cooldown_sec += s.elapsed().as_secs_f64();
+        }
     }
 }
 
@@ -267,10 +279,12 @@ mod tests {
         let pace = Pace::new(None, Duration::from_secs(120), Some(guard)).unwrap();
         assert_eq!(pace.before_call().await, Duration::ZERO);
         temp.store(86_000, Ordering::Relaxed);
-        let waiting = {
+        let wait = || {
             let pace = Arc::clone(&pace);
             tokio::spawn(async move { pace.before_call().await })
         };
+        // Two calls wait out the same cooldown.
+        let (waiting, also) = (wait(), wait());
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(pace.hot() && !waiting.is_finished());
         // Below the maximum, above the resume temperature: still held.
@@ -280,8 +294,10 @@ mod tests {
         temp.store(74_000, Ordering::Relaxed);
         let waited = waiting.await.unwrap();
         assert!(waited >= Duration::from_secs(4), "{waited:?}");
+        assert!(also.await.unwrap() >= Duration::from_secs(4));
         let r = pace.report();
         assert_eq!(r.cooldowns, 1);
-        assert!(r.cooldown_sec >= 4.0, "{r:?}");
+        // The guard held calls for 4 s of wall time, not 4 s per waiting call.
+        assert!(r.cooldown_sec >= 4.0 && r.cooldown_sec < 4.5, "{r:?}");
     }
 }

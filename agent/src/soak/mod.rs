@@ -9,10 +9,12 @@
 //!
 //! This module reads and checks the `[soak]` table; [`scenario`] draws calls, [`clock`] is the
 //! wall clock night mode reads, [`loader`] loads and unloads models through the server's API at
-//! each rotation, [`state`] is what survives a restart, [`stats`] the live summary,
-//! [`profiles`] the model profile database, [`report`] the morning report, [`run`] the loop.
+//! each rotation, [`state`] is what survives a restart, [`stats`] the live summary (with
+//! [`heat`], what heat did to each model), [`profiles`] the model profile database, [`report`]
+//! the morning report, [`run`] the loop.
 
 pub mod clock;
+pub mod heat;
 mod live;
 pub mod loader;
 pub mod options;

@@ -39,6 +39,70 @@ fn best(profiles: &Profiles, key: impl Fn(&ModelProfile) -> Option<f64>) -> Opti
     pick(true).or_else(|| pick(false))
 }
 
+/// The Heat section: per model the hottest reading, throttling, speed by temperature band and
+/// the sustained speed against the first minutes; then what the agent's pacing did.
+fn heat(t: &mut String, stats: &SoakStats) {
+    let _ = writeln!(t, "\n## Heat\n");
+    if stats.heat.is_empty() {
+        let _ = writeln!(
+            t,
+            "No call had a temperature reading or a throttle state: this host's telemetry has \
+             no thermal source (see the runs' `host` in their manifests)."
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "| model | calls with a reading | peak (°C) | throttled | first throttled after | \
+             first 5 min (tok/s) | last 30 min (tok/s) | sustained / first |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (model, h) in &stats.heat {
+            let first_last = h.first_and_sustained_tps();
+            let _ = writeln!(
+                t,
+                "| {model} | {} | {} | {} | {} | {} | {} | {} |",
+                h.readings,
+                num(h.peak_c, 1),
+                h.throttled_share().map_or("–".into(), |s| format!(
+                    "{:.1}% ({} of {})",
+                    s * 100.0,
+                    h.throttled,
+                    h.throttle_known
+                )),
+                h.first_throttled_after_sec().map_or("–".into(), |s| {
+                    humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+                }),
+                num(first_last.map(|f| f.0), 1),
+                num(first_last.map(|f| f.1), 1),
+                num(first_last.map(|f| f.1 / f.0), 2),
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\nThe first 5 and last 30 minutes need calls spanning 35 minutes or more.\n\n\
+             Output speed by temperature (the hotter of the CPU and GPU readings during a call):\n\n\
+             | model | band (°C) | calls | output speed (tok/s) |\n|---|---|---:|---:|"
+        );
+        for (model, h) in &stats.heat {
+            for (from, speed) in &h.bands {
+                let _ = writeln!(
+                    t,
+                    "| {model} | {from}–{} | {} | {} |",
+                    from + super::heat::BAND_C,
+                    speed.n,
+                    num(speed.value(), 1),
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nPacing: the temperature guard held new calls {} times for {:.0} s in all; calls \
+         waited {:.0} s for the duty cycle; {} calls were throttled.",
+        stats.cooldowns, stats.cooldown_sec, stats.duty_wait_sec, stats.throttled_calls
+    );
+}
+
 /// `final_report.md`.
 pub fn render(
     name: &str,
@@ -151,6 +215,8 @@ pub fn render(
              `host` in their manifests)."
         );
     }
+
+    heat(&mut t, stats);
 
     let _ = writeln!(t, "\n## Errors\n");
     if stats.errors.is_empty() {
@@ -269,5 +335,48 @@ mod tests {
         assert!(text.contains("| fast |"));
         assert!(text.contains("✗ 25%") && text.contains("✓ 100%"), "{text}");
         assert!(text.contains("llmpulse report --from results --campaign n"));
+    }
+
+    #[test]
+    fn the_heat_section_has_a_row_per_model_with_a_reading_and_says_when_none_had_one() {
+        let state: SoakState = serde_json::from_value(serde_json::json!({
+            "name": "n", "seed": 1, "started_at": "2026-11-27T22:00:00Z", "ends_at": null,
+            "next_call": 20, "rotation": 3, "rotation_left": 2, "pending": null,
+            "in_flight": null, "stats": SoakStats::default(), "profiles": {}, "base_profiles": {},
+            "rewrites": 0, "finished": true
+        }))
+        .unwrap();
+        let profiles = Profiles::default();
+        let none = render("n", &state, &SoakStats::default(), &profiles, "out");
+        assert!(
+            none.contains("## Heat\n\nNo call had a temperature reading"),
+            "{none}"
+        );
+
+        let at = |m: i64| Some(state.started_at + chrono::Duration::minutes(m));
+        let mut hot = crate::soak::heat::ModelHeat {
+            readings: 40,
+            peak_c: Some(91.5),
+            throttle_known: 40,
+            throttled: 10,
+            first: at(0),
+            first_throttled: at(90),
+            ..Default::default()
+        };
+        hot.bands
+            .insert(80, crate::soak::stats::Avg { sum: 420.0, n: 10 });
+        let stats = SoakStats {
+            heat: [("mlx-7b".to_string(), hot)].into(),
+            cooldowns: 2,
+            cooldown_sec: 61.0,
+            ..SoakStats::default()
+        };
+        let text = render("n", &state, &stats, &profiles, "out");
+        assert!(
+            text.contains("| mlx-7b | 40 | 91.5 | 25.0% (10 of 40) | 1h 30m | – | – | – |"),
+            "{text}"
+        );
+        assert!(text.contains("| mlx-7b | 80–90 | 10 | 42.0 |"), "{text}");
+        assert!(text.contains("held new calls 2 times for 61 s"), "{text}");
     }
 }

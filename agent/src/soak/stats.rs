@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use llmpulse_core::record::Record;
 use serde::{Deserialize, Serialize};
 
+use super::heat::ModelHeat;
 pub use super::profiles::{Count, ModelInfo, ModelProfile, Profiles};
 use super::scenario::{Scenario, index_of};
 
@@ -148,6 +149,9 @@ pub struct SoakStats {
     /// Calls a sensor said were throttled.
     #[serde(default)]
     pub throttled_calls: u64,
+    /// model → what heat did to its calls (models whose calls had a sensor reading).
+    #[serde(default)]
+    pub heat: BTreeMap<String, ModelHeat>,
 }
 
 /// A record of a call that was planned but never sent (the deadline or a stop came first).
@@ -201,6 +205,10 @@ impl SoakStats {
         }
         self.night_calls += u64::from(night);
         self.throttled_calls += u64::from(r.throttled == Some(true));
+        let sensed = r.cpu_temp_c.is_some() || r.gpu_temp_c.is_some() || r.throttled.is_some();
+        if sensed && r.target != FAILOVER_PROBE {
+            self.heat.entry(r.target.clone()).or_default().add(r);
+        }
         if let Some(hour) = r.timestamp.get(..13) {
             let h = self.hours.entry(hour.to_string()).or_default();
             h.calls += 1;
@@ -403,10 +411,17 @@ pub fn call_index(r: &Record) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn record(target: &str, qid: &str, industry: &str, ok: bool, tool: Option<bool>) -> Record {
+    /// A successful soak record of 20 tokens in 2 s (the other soak modules' tests build on it).
+    pub(in crate::soak) fn record(
+        target: &str,
+        qid: &str,
+        industry: &str,
+        ok: bool,
+        tool: Option<bool>,
+    ) -> Record {
         let mut r: Record = serde_json::from_str(
             r#"{"timestamp": "2026-11-27T22:10:00.000Z", "industry": "", "question": "q?",
             "llm_provider": "sim", "llm_model": "m", "latency_sec": 2.0, "throughput_tps": 10.0,
