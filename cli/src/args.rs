@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(
     name = "llmpulse",
-    version,
+    version = env!("LLMPULSE_LONG_VERSION"),
     about = "Measure LLMs on a schedule and keep every measurement."
 )]
 pub struct Cli {
@@ -74,6 +74,14 @@ pub enum Command {
     /// Have a judge target grade stored answers against their questions' rubrics (1–5); the
     /// judge's calls are records of their own (`role = "judge"`).
     Judge(JudgeArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `llmpulse completions bash > ~/.local/share/bash-completion/completions/llmpulse`.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (this command and each subcommand) into a folder.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod ab;
 mod args;
 mod campaign;
+mod completions;
 mod generate;
 mod logging;
 mod narrate;
@@ -32,7 +33,7 @@ mod watch;
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use args::{CampaignCommand, Cli, Command, SuiteCommand};
 
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
         Command::Select(a) => select::select(a),
         Command::Synth(a) => synth::synth(a),
         Command::Score(a) => score::score(a),
+        Command::Completions { shell } => Ok(completions::completions(shell, Cli::command())),
+        Command::Man { dir } => completions::man(Cli::command(), &dir),
         // watch's exit codes: 0 nothing worse, 1 a regression, 2 an error.
         Command::Watch(a) => watch::watch(a).or_else(|e| {
             eprintln!("error: {e:#}");
