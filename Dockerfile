@@ -8,7 +8,7 @@ RUN cargo build --release --locked -p llmpulse-functions --bin cloudrun \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /cloudrun /usr/local/bin/cloudrun
-COPY suites /app/suites
+COPY core/suites /app/suites
 WORKDIR /app
 ENV PORT=8080
 USER nonroot

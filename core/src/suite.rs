@@ -14,31 +14,31 @@ use sha2::Digest;
 use llmpulse_score as score;
 
 /// The bundled suite, compiled in so the quickstart and the cloud functions need no file.
-pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../../suites/rag-retail-finance.toml");
+pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../suites/rag-retail-finance.toml");
 
 /// Every bundled suite by name, compiled in: `builtin:NAME`.
 pub const BUILTINS: [(&str, &str); 10] = [
     ("rag-retail-finance", BUILTIN_RAG_RETAIL_FINANCE),
     (
         "capabilities",
-        include_str!("../../suites/capabilities.toml"),
+        include_str!("../suites/capabilities.toml"),
     ),
     (
         "conversation",
-        include_str!("../../suites/conversation.toml"),
+        include_str!("../suites/conversation.toml"),
     ),
-    ("creativity", include_str!("../../suites/creativity.toml")),
-    ("instruction", include_str!("../../suites/instruction.toml")),
-    ("knowledge", include_str!("../../suites/knowledge.toml")),
-    ("reasoning", include_str!("../../suites/reasoning.toml")),
-    ("structured", include_str!("../../suites/structured.toml")),
+    ("creativity", include_str!("../suites/creativity.toml")),
+    ("instruction", include_str!("../suites/instruction.toml")),
+    ("knowledge", include_str!("../suites/knowledge.toml")),
+    ("reasoning", include_str!("../suites/reasoning.toml")),
+    ("structured", include_str!("../suites/structured.toml")),
     (
         "tool-explicit",
-        include_str!("../../suites/tool-explicit.toml"),
+        include_str!("../suites/tool-explicit.toml"),
     ),
     (
         "tool-implicit",
-        include_str!("../../suites/tool-implicit.toml"),
+        include_str!("../suites/tool-implicit.toml"),
     ),
 ];
 

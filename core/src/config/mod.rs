@@ -33,7 +33,7 @@ use raw::RawConfig;
 use validate::Cx;
 
 /// The built-in quickstart: four simulated targets, no keys, no network.
-pub const BUILTIN_QUICKSTART: &str = include_str!("../../../examples/quickstart.toml");
+pub const BUILTIN_QUICKSTART: &str = include_str!("../../quickstart.toml");
 
 /// A validated configuration.
 #[derive(Debug, Clone)]

@@ -154,7 +154,7 @@ proptest! {
 
     #[test]
     fn edited_suites_parse_or_name_a_line(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
-        let valid = include_str!("../../../suites/capabilities.toml");
+        let valid = include_str!("../../suites/capabilities.toml");
         let text = edit(valid, &edits);
         if let Err(e) = Suite::parse(&text, "s.toml") {
             let m = e.to_string();
