@@ -23,32 +23,46 @@ pub struct Record {
     // -- the seed's columns, in the seed's order --
     /// RFC 3339 UTC, when the request was sent.
     pub timestamp: String,
+    /// The question's industry or category, from the suite.
     pub industry: String,
+    /// The question as asked (the prompt's user text).
     pub question: String,
+    /// The target's provider preset (`groq`, `openrouter`, `openai-compatible`, `sim`…).
     pub llm_provider: String,
+    /// The model as the request named it.
     pub llm_model: String,
     /// Request sent → last byte of the answer (or of the failure).
     pub latency_sec: f64,
     /// `response_tokens / latency_sec`; `null` for a failed call.
     pub throughput_tps: Option<f64>,
+    /// The call returned a complete answer.
     pub success: bool,
     /// Share of key facts found in the answer; `null` for a failed call.
     pub coverage_score: Option<f64>,
+    /// Token counts; `response_tokens` includes reasoning tokens (see `token_source`).
     pub prompt_tokens: Option<u32>,
     pub response_tokens: Option<u32>,
 
     // -- what makes the numbers trustworthy --
+    /// The run's id (`20261125T213424Z-9c5621`: its start, UTC, and a random suffix).
     pub run_id: String,
+    /// The campaign's name; null outside a campaign.
     pub campaign: Option<String>,
+    /// The campaign slot the run filled; null outside a campaign.
     pub slot: Option<u64>,
+    /// The question's id in its suite.
     pub question_id: String,
+    /// The target's name in the config.
     pub target: String,
+    /// Which asking of the question on this target, from 0 (`repetitions`).
     pub repetition: u32,
+    /// What the question measures (`rag`, `complex_reasoning`, `structured_output`, `tool_use`…).
     pub task: String,
     /// `judge` on a judge's call grading another call's answer (`llmpulse judge`); null for
     /// the calls a suite asks.
     #[serde(default)]
     pub role: Option<String>,
+    /// Whether the answer was streamed.
     pub streamed: bool,
     /// Over HTTP: the connection set-up (TCP, and TLS for https) when this call opened a new
     /// connection, seconds. Part of `ttfb_sec`, `ttft_sec` and `latency_sec` with the `client`
@@ -58,35 +72,52 @@ pub struct Record {
     pub connect_sec: Option<f64>,
     #[serde(default)]
     pub connection_reused: Option<bool>,
-    /// Where the timestamps were taken: `kernel` (the kernel's receive time of each packet;
-    /// times run from the request's first byte written), `socket` (the same, stamped at the
-    /// socket read in user space), `client` (where the reading task saw the bytes; times run
-    /// from the hand-over to the HTTP client).
+    /// Where the call's times were taken. `kernel` (plain-HTTP targets on Linux, the default):
+    /// "sent" is the moment the request's first byte was written to the socket and each arrival
+    /// is the kernel's receive time of its packet (`SO_TIMESTAMPNS`), so neither waits for a
+    /// busy thread; `socket`: the same stamps taken in user space at the socket write and read
+    /// (other systems, or `clock = "socket"`); `client`: from the hand-over to the HTTP client to
+    /// where the reading task sees the bytes (https targets, the in-process simulator, or
+    /// `clock = "client"`).
     #[serde(default)]
     pub clock_source: Option<String>,
+    /// Request sent → the response headers, seconds ("sent" as `clock_source` says).
     pub ttfb_sec: Option<f64>,
+    /// Request sent → the first generated token of any kind (a role-only chunk is not a token).
     pub ttft_sec: Option<f64>,
+    /// Request sent → the first *answer* token (later than `ttft_sec` for reasoning models).
     pub ttfat_sec: Option<f64>,
+    /// `(response_tokens − 1) / (latency_sec − ttft_sec)`: decode speed after the first token.
     pub output_speed_tps: Option<f64>,
+    /// `(latency_sec − ttft_sec) / (response_tokens − 1)`: time per output token.
     pub tpot_sec: Option<f64>,
+    /// Stream chunks that carried output, and the gaps between them (`chunk_gap_p50_sec`,
+    /// `chunk_gap_p99_sec`, `chunk_gap_max_sec`). A chunk is not a token.
     pub chunk_count: Option<u32>,
     pub chunk_gap_p50_sec: Option<f64>,
     pub chunk_gap_p99_sec: Option<f64>,
     pub chunk_gap_max_sec: Option<f64>,
+    /// `usage` (the provider reported the counts) or `estimated` (4 characters a token, at least
+    /// one per word).
     pub token_source: Option<TokenSource>,
+    /// Reasoning tokens, when reported or estimated from the reasoning text.
     pub reasoning_tokens: Option<u32>,
+    /// Requests made for this record (0 when skipped).
     pub attempts: u32,
     /// Attempts answered 429 (or a rate-limit error event): availability, not hidden by retries.
     pub rate_limited_count: u32,
+    /// Time waiting for rate limiters and concurrency permits before the first attempt; never part
+    /// of latency.
     pub queue_wait_sec: f64,
+    /// Time waiting between attempts (backoff, `Retry-After`); never part of latency.
     pub retry_wait_sec: f64,
     /// Time the call waited before it was sent for the agent's duty cycle or a cooldown (the
     /// temperature guard): never part of its latency, nor of `queue_wait_sec`.
     #[serde(default)]
     pub paused_sec: f64,
     /// Open-loop profiles (`constant`, `poisson`): when the call was due to go out (RFC 3339,
-    /// microseconds), and how late it went (`timestamp` − `scheduled_at`, waits for rate
-    /// limits included). Null in a closed loop.
+    /// microseconds), and how late it went (`schedule_lag_sec`: `timestamp` − `scheduled_at`,
+    /// waits for rate limits included). Null in a closed loop.
     #[serde(default)]
     pub scheduled_at: Option<String>,
     #[serde(default)]
@@ -94,8 +125,12 @@ pub struct Record {
     /// With an SLO (`[load] slo`, `--slo`): whether the call succeeded within every limit.
     #[serde(default)]
     pub slo_met: Option<bool>,
+    /// The provider's headroom after the call, from `x-ratelimit-remaining-requests` and
+    /// `x-ratelimit-remaining-tokens` (`ratelimit_remaining_tokens`).
     pub ratelimit_remaining_requests: Option<u64>,
     pub ratelimit_remaining_tokens: Option<u64>,
+    /// Failover: on a fallback's record the target whose failure it stood in for; on that failure's
+    /// record the fallback that answered (`failover_to`).
     pub failover_from: Option<String>,
     pub failover_to: Option<String>,
     /// What the call cost, USD, every attempt included: the provider's figure, else its tokens
@@ -107,7 +142,7 @@ pub struct Record {
     pub cost_source: Option<crate::cost::CostSource>,
     /// The server's own timings of the call (Ollama's native API, llama.cpp's `timings`): model
     /// load, prompt processing, decode speed, and its first token as the server counts it
-    /// (llama.cpp: the prompt time; Ollama: load + prompt eval). Client `ttft_sec` minus
+    /// (llama.cpp: the prompt time; Ollama: load + prompt eval): `server_load_sec`, `server_prefill_sec`, `server_decode_tps`, `server_ttft_sec`. Client `ttft_sec` minus
     /// `server_ttft_sec` is the network, HTTP and client's share.
     pub server_load_sec: Option<f64>,
     pub server_prefill_sec: Option<f64>,
@@ -120,10 +155,17 @@ pub struct Record {
     /// the model's prefill speed.
     #[serde(default)]
     pub prompt_cached_tokens: Option<u32>,
+    /// Why a call failed, one of the error kinds (`error_kind.rs`, listed under the record's
+    /// fields in the book); null on success.
     pub error_kind: Option<ErrorKind>,
+    /// The error in words (secrets redacted), and the HTTP status when there was one
+    /// (`http_status`).
     pub error_message: Option<String>,
     pub http_status: Option<u16>,
+    /// Why the answer ended, as the provider said (`stop`, `length`, `tool_calls`…).
     pub finish_reason: Option<String>,
+    /// Share of the answer's content words found in the context or the question: a cheap
+    /// faithfulness signal; null for a failed call.
     pub grounding_score: Option<f64>,
     /// For questions with a schema: whether the answer parses as JSON.
     pub json_valid: Option<bool>,
@@ -155,16 +197,22 @@ pub struct Record {
     /// record, not this one.
     #[serde(default)]
     pub quality_score: Option<f64>,
+    /// The answer's length in characters (kept even when the call failed half way).
     pub answer_chars: u32,
     /// The answer text, or `null` when the config sets `keep_answers = false`.
     pub answer: Option<String>,
+    /// SHA-256 of the answer text, hex: compares answers when `answer` is not kept.
     pub answer_sha256: String,
+    /// The provider's request id header, for support tickets.
     pub provider_request_id: Option<String>,
+    /// Request parameters as sent: sampling temperature and `max_tokens`.
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     /// Where it ran: `local:HOST`, `lambda:REGION`, `agent:ID`.
     pub origin: String,
+    /// The llmpulse version that measured the call.
     pub llmpulse_version: String,
+    /// SHA-256 over the config and the suite: runs with the same hash asked the same things.
     pub config_hash: String,
     /// The model's resident memory in MB while it answered, when the host can tell (an agent's
     /// telemetry, a server that reports it); `null` otherwise, and for every hosted API.
@@ -186,7 +234,7 @@ pub struct Record {
     pub cpu_temp_c: Option<f64>,
     /// Whether the machine throttled during the call, where a source can tell (agent), and
     /// why: `thermal` (the kernel's CPU throttle count rose), `gpu_thermal`, `gpu_power_cap`
-    /// (NVML's clock-throttle reasons), comma-separated.
+    /// (NVML's clock-throttle reasons), comma-separated, in `throttle_reason`.
     #[serde(default)]
     pub throttled: Option<bool>,
     #[serde(default)]
@@ -222,8 +270,10 @@ pub struct Record {
     /// KV cache type (`f16`, `q8_0`, `q4_0`) for K and V.
     #[serde(default)]
     pub kv_cache_type: Option<String>,
+    /// Sweeps: the context size the server was started with.
     #[serde(default)]
     pub ctx_size: Option<u32>,
+    /// Sweeps: the layers offloaded to the GPU.
     #[serde(default)]
     pub gpu_layers: Option<u32>,
     /// vLLM sweeps: the most sequences the server batches at once (`--max-num-seqs`).
