@@ -473,6 +473,19 @@ pub struct RunArgs {
     /// http://localhost:11434/v1; measure it with --model.
     #[arg(long, help_heading = "Measure without a config file")]
     pub url: Option<String>,
+    /// Measure the models of the LLM servers on this host (Ollama, LM Studio, vLLM, llama.cpp,
+    /// Exo on their usual ports, and --url if given): every one under --max-size-gb, or those
+    /// matching --model (`*` matches anything).
+    #[arg(long, help_heading = "Measure without a config file")]
+    pub local: bool,
+    /// With --local: leave out models whose file is larger than this many GB (10^9 bytes).
+    #[arg(
+        long,
+        value_name = "GB",
+        default_value_t = 15.0,
+        help_heading = "Measure without a config file"
+    )]
+    pub max_size_gb: f64,
     /// A provider preset for the --model targets (groq, openrouter, openai, anthropic, ollama…):
     /// its address and its key's variable (GROQ_API_KEY…).
     #[arg(long, help_heading = "Measure without a config file")]

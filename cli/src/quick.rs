@@ -25,7 +25,8 @@ pub const QUALITY_SUITES: [&str; 4] = ["reasoning", "creativity", "knowledge", "
 
 /// Whether the command line describes targets or questions of its own.
 pub fn wanted(a: &RunArgs) -> bool {
-    a.url.is_some()
+    a.local
+        || a.url.is_some()
         || a.provider.is_some()
         || !a.model.is_empty()
         || !a.prompt.is_empty()
@@ -36,6 +37,12 @@ pub fn wanted(a: &RunArgs) -> bool {
 /// The run's config: the file's (when given) with the command line's targets added, or the
 /// command line's alone. Without `--model` the file's targets (or the quickstart's) stay.
 pub fn config(a: &RunArgs, file: Option<Config>) -> anyhow::Result<Config> {
+    if a.local {
+        if a.provider.is_some() {
+            bail!("--local measures the servers on this host, --provider a hosted API: give one");
+        }
+        return merge(local_text(a, &file)?, file, "--local");
+    }
     if a.model.is_empty() {
         if a.url.is_some() || a.provider.is_some() {
             bail!(
@@ -52,12 +59,23 @@ pub fn config(a: &RunArgs, file: Option<Config>) -> anyhow::Result<Config> {
     if a.url.is_none() && p.base_url.is_none() {
         bail!("--provider {provider} has no fixed address: give the server's --url too");
     }
+    check_url(a)?;
+    let text = config_text(a, provider, &file)?;
+    merge(text, file, "--provider/--model/--url")
+}
+
+fn check_url(a: &RunArgs) -> anyhow::Result<()> {
     if let Some(url) = &a.url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
         bail!("--url {url}: expected the server's base URL, http://… or https://…");
     }
-    let text = config_text(a, provider, &file)?;
+    Ok(())
+}
+
+/// The command line's targets (config TOML `text`) parsed as a config file is, then added to
+/// the file's targets when there is a file; `flags` name what the person typed in errors.
+fn merge(text: String, file: Option<Config>, flags: &str) -> anyhow::Result<Config> {
     let env = |k: &str| std::env::var(k).ok();
     let cli = Config::parse(
         &text,
@@ -72,7 +90,7 @@ pub fn config(a: &RunArgs, file: Option<Config>) -> anyhow::Result<Config> {
             .strip_prefix("the command line:")
             .and_then(|r| r.split_once(": "))
             .map_or(e.as_str(), |(_, rest)| rest);
-        anyhow::anyhow!("--provider/--model/--url: {said}")
+        anyhow::anyhow!("{flags}: {said}")
     })?;
     Ok(match file {
         Some(mut f) => {
@@ -90,6 +108,78 @@ pub fn config(a: &RunArgs, file: Option<Config>) -> anyhow::Result<Config> {
         }
         None => cli,
     })
+}
+
+/// `--local`: the LLM servers on this host (and `--url`), one target per model kept, as config
+/// TOML; an error that says where it looked when nothing is there to measure.
+fn local_text(a: &RunArgs, file: &Option<Config>) -> anyhow::Result<String> {
+    use llmpulse_core::discover::{self, filter::Filter};
+    if a.max_size_gb.is_nan() || a.max_size_gb <= 0.0 {
+        bail!("--max-size-gb must be above 0, found {}", a.max_size_gb);
+    }
+    check_url(a)?;
+    let urls: Vec<String> = a.url.iter().cloned().collect();
+    let mut found = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(discover::discover(&urls, true));
+    Filter {
+        max_size_bytes: Some((a.max_size_gb * 1e9) as u64),
+        include: a.model.clone(),
+        exclude: Vec::new(),
+    }
+    .apply(&mut found);
+    let kept = found
+        .servers
+        .iter()
+        .flat_map(|s| &s.models)
+        .filter(|m| m.excluded.is_none())
+        .count();
+    for s in &found.servers {
+        for m in s.models.iter().filter(|m| m.excluded.is_none()) {
+            eprintln!(
+                "--local: {} at {} ({})",
+                m.name,
+                s.api_base,
+                s.kind.preset()
+            );
+        }
+    }
+    if kept == 0 {
+        let ports: Vec<String> = discover::LOCAL_PORTS
+            .iter()
+            .map(|(p, kind)| format!("{p} ({kind})"))
+            .collect();
+        let mut why = format!(
+            "--local: no model to measure. Looked on 127.0.0.1 ports {}{}",
+            ports.join(", "),
+            a.url
+                .as_ref()
+                .map_or(String::new(), |u| format!(" and at {u}"))
+        );
+        for s in &found.servers {
+            for m in &s.models {
+                if let Some(e) = &m.excluded {
+                    why.push_str(&format!("; {} at {} left out: {e}", m.name, s.url));
+                }
+            }
+        }
+        for s in &found.skipped {
+            why.push_str(&format!(
+                "; {} answered but is no LLM server: {}",
+                s.url, s.why
+            ));
+        }
+        bail!("{why}");
+    }
+    let mut t = String::from("suite = \"builtin:rag-retail-finance\"\n");
+    if file.is_none() {
+        // One call at a time: the models share this host's device.
+        t.push_str("concurrency = 1\n");
+    }
+    t.push('\n');
+    t.push_str(&discover::config::targets(&found, &target_options(a)));
+    Ok(t)
 }
 
 /// Config TOML for the command line's targets, one per `--model`.
@@ -127,23 +217,30 @@ fn config_text(a: &RunArgs, provider: &str, file: &Option<Config>) -> anyhow::Re
         if let Some(url) = &a.url {
             t.push_str(&format!("base_url = {}\n", q(url)));
         }
-        if a.stream {
-            t.push_str("stream = true\n");
-        }
-        if a.no_stream {
-            t.push_str("stream = false\n");
-        }
-        if let Some(n) = a.max_tokens {
-            t.push_str(&format!("max_tokens = {n}\n"));
-        }
-        if let Some(x) = a.temperature {
-            t.push_str(&format!("temperature = {x}\n"));
-        }
-        if let Some(s) = a.timeout {
-            t.push_str(&format!("timeout_sec = {s}\n"));
-        }
+        t.push_str(&target_options(a));
     }
     Ok(t)
+}
+
+/// The settings every command-line target shares, as TOML lines.
+fn target_options(a: &RunArgs) -> String {
+    let mut t = String::new();
+    if a.stream {
+        t.push_str("stream = true\n");
+    }
+    if a.no_stream {
+        t.push_str("stream = false\n");
+    }
+    if let Some(n) = a.max_tokens {
+        t.push_str(&format!("max_tokens = {n}\n"));
+    }
+    if let Some(x) = a.temperature {
+        t.push_str(&format!("temperature = {x}\n"));
+    }
+    if let Some(s) = a.timeout {
+        t.push_str(&format!("timeout_sec = {s}\n"));
+    }
+    t
 }
 
 /// One line of `--prompts-file` as JSON: a prompt, and optionally what grades its answer.

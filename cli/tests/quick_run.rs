@@ -241,3 +241,49 @@ fn a_real_llama_cpp_server_measured_from_the_command_line() {
     assert!(rows[0][col("answer_chars")].parse::<u32>().unwrap() > 0);
     assert_eq!(&rows[0][col("llm_model")], "smollm2");
 }
+
+#[test]
+fn local_measures_every_model_the_servers_on_this_host_serve_and_says_where_it_looked() {
+    // An Ollama-shaped simulator: `--local` reads its own endpoints (`/api/tags`, `/api/show`).
+    let sim = Sim::start(&["--kind", "ollama", "--ttft-ms", "5", "--output-tokens", "8"]);
+    let root = sim.base_url.trim_end_matches("/v1").to_string();
+    let dir = Scratch::new("quick-local");
+    let said = ok(&run_in(
+        &dir,
+        &[
+            "--local",
+            "--url",
+            &root,
+            "--prompt",
+            "Explain AI",
+            "--output",
+            "local.jsonl",
+        ],
+    ));
+    assert!(said.contains("ollama-sim"), "{said}");
+    let rows: Vec<Value> = std::fs::read_to_string(dir.0.join("local.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["llm_model"] == "sim")
+        .collect();
+    assert_eq!(rows.len(), 1, "one model, one prompt");
+    let r = &rows[0];
+    // Measured through the server's native API, as a config written by discovery would.
+    assert_eq!(r["llm_provider"], "ollama-native");
+    assert_eq!(r["success"], true, "{r}");
+
+    // A size limit that leaves every model out is an error that says why.
+    let out = run_in(&dir, &["--local", "--url", &root, "--max-size-gb", "0.001"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--local: no model to measure"), "{err}");
+    assert!(
+        err.contains("left out") && err.contains("--max-size-gb"),
+        "{err}"
+    );
+    assert!(
+        err.contains("11434 (ollama)"),
+        "it names the ports it looked on: {err}"
+    );
+}

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod cases;
 pub mod config;
 pub mod cost;
+pub mod discover;
 pub mod error_kind;
 pub mod instrument;
 pub mod job;

@@ -19,14 +19,8 @@ pub const BUILTIN_RAG_RETAIL_FINANCE: &str = include_str!("../suites/rag-retail-
 /// Every bundled suite by name, compiled in: `builtin:NAME`.
 pub const BUILTINS: [(&str, &str); 10] = [
     ("rag-retail-finance", BUILTIN_RAG_RETAIL_FINANCE),
-    (
-        "capabilities",
-        include_str!("../suites/capabilities.toml"),
-    ),
-    (
-        "conversation",
-        include_str!("../suites/conversation.toml"),
-    ),
+    ("capabilities", include_str!("../suites/capabilities.toml")),
+    ("conversation", include_str!("../suites/conversation.toml")),
     ("creativity", include_str!("../suites/creativity.toml")),
     ("instruction", include_str!("../suites/instruction.toml")),
     ("knowledge", include_str!("../suites/knowledge.toml")),

@@ -1,5 +1,6 @@
-//! `discover --write-config`: a ready llmpulse config with one target per chosen model, an
-//! `[agent]` table and a commented campaign, for `llmpulse-agent serve`.
+//! Configs from a discovery: `llmpulse-agent discover --write-config` writes a ready config with
+//! one target per chosen model, an `[agent]` table and a commented campaign; `llmpulse run
+//! --local` takes the targets alone.
 
 use std::fmt::Write as _;
 
@@ -60,6 +61,14 @@ pub fn write(d: &Discovery, agent_id: &str, output: &str) -> String {
          # [campaign]\n# name = \"{agent_id}\"\n# start = \"2026-12-01T00:00:00Z\"\n\
          # end = \"2026-12-31T00:00:00Z\"\n# every = \"6h\"\n"
     );
+    t.push_str(&targets(d, ""));
+    t
+}
+
+/// The `[[targets]]` tables for the models `d` kept, one each, named after server and model,
+/// each with the `extra` lines (settings every target shares, TOML ending in a newline).
+pub fn targets(d: &Discovery, extra: &str) -> String {
+    let mut t = String::new();
     let mut names = std::collections::HashSet::new();
     for s in &d.servers {
         for m in s.models.iter().filter(|m| m.excluded.is_none()) {
@@ -75,6 +84,7 @@ pub fn write(d: &Discovery, agent_id: &str, output: &str) -> String {
             let _ = writeln!(t, "provider = {}", quote(s.kind.preset()));
             let _ = writeln!(t, "model = {}", quote(&m.name));
             let _ = writeln!(t, "base_url = {}", quote(&s.api_base));
+            t.push_str(extra);
             let mut about = Vec::new();
             if let Some(b) = m.size_bytes {
                 about.push(format!("{:.2} GB", b as f64 / 1e9));

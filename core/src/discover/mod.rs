@@ -1,4 +1,5 @@
-//! Discovery: which LLM servers run on this host, what they are and which models they serve.
+//! Discovery: which LLM servers run on this host, what they are and which models they serve
+//! (`llmpulse run --local`, `llmpulse-agent discover`, a soak's `--discover`).
 //! [`discover`] probes the local presets' ports and any given URL; [`kinds`] reads each
 //! server's own endpoints; [`filter`] chooses the models a config measures; [`config`] writes
 //! that config.
@@ -48,7 +49,7 @@ pub struct Server {
     /// The base URL of its OpenAI-compatible API (what a target's `base_url` is).
     pub api_base: String,
     pub version: Option<String>,
-    /// The process listening on its port, when this host can tell.
+    /// The process listening on its port, when this host can tell (the agent fills these in).
     pub pid: Option<u32>,
     pub process: Option<String>,
     pub models: Vec<Model>,
@@ -125,15 +126,7 @@ pub async fn discover(urls: &[String], local: bool) -> Discovery {
     let mut found = Discovery::default();
     for (root, r) in roots.into_iter().zip(results) {
         match r {
-            Ok(Some(mut server)) => {
-                if let Some(port) = port_of(&server.url)
-                    && let Ok(p) = listeners::get_process_by_port(port, listeners::Protocol::TCP)
-                {
-                    server.pid = Some(p.pid);
-                    server.process = Some(p.name);
-                }
-                found.servers.push(server);
-            }
+            Ok(Some(server)) => found.servers.push(server),
             Ok(None) => {}
             Err(why) => found.skipped.push(Skipped { url: root, why }),
         }
@@ -157,9 +150,9 @@ pub struct Skipped {
 
 /// The HTTP client discovery uses: short timeouts, no proxy surprises for localhost.
 pub fn client() -> reqwest::Client {
-    llmpulse_core::provider::http::install_crypto();
+    crate::provider::http::install_crypto();
     reqwest::Client::builder()
-        .user_agent(concat!("llmpulse-agent/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("llmpulse/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_millis(500))
         .timeout(PROBE_TIMEOUT)
         .no_proxy()
