@@ -1,5 +1,6 @@
 # The Cloud Run image (service and job): the `cloudrun` binary on a distroless base.
 #   docker build -t REGION-docker.pkg.dev/PROJECT/llmpulse/llmpulse:TAG .
+#checkov:skip=CKV_DOCKER_2:Cloud Run checks a service with its own startup probe (TCP on PORT by default), ignoring HEALTHCHECK; a job has no port to probe
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .

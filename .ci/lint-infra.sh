@@ -32,6 +32,9 @@ PY
 echo "-- checkov"
 "$VENV/bin/checkov" --directory infra --framework terraform --quiet --compact --skip-download
 
+echo "-- checkov (Dockerfiles)"
+"$VENV/bin/checkov" --framework dockerfile -f Dockerfile -f infra/agent/Dockerfile --quiet --compact --skip-download
+
 echo "-- actionlint"
 "$VENV/bin/actionlint" .github/workflows/*.yml
 echo "infra and workflows: ok"

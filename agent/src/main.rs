@@ -40,6 +40,8 @@ enum Command {
     /// Run for hours: calls drawn by weight from seven scenarios, rotating between models,
     /// slower at night, with a live summary, model profiles and a morning report ([soak]).
     Soak(cmd::soak::SoakArgs),
+    /// Ask a running agent's /health: exit 0 when it answers ok (a container's HEALTHCHECK).
+    Health(cmd::health::HealthArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell), e.g.
     /// `llmpulse-agent completions bash > ~/.local/share/bash-completion/completions/llmpulse-agent`.
     Completions { shell: clap_complete::Shell },
@@ -87,6 +89,7 @@ fn dispatch(c: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => runtime()?.block_on(cmd::serve::serve(a)),
         Command::Sweep(a) => runtime()?.block_on(cmd::sweep::sweep(a)),
         Command::Soak(a) => runtime()?.block_on(cmd::soak::soak(a)),
+        Command::Health(a) => Ok(cmd::health::health(a)),
         Command::Completions { shell } => Ok(cmd::completions::completions(shell, Args::command())),
         Command::Man { dir } => cmd::completions::man(Args::command(), &dir),
     }

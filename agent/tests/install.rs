@@ -1,5 +1,5 @@
 //! What an installed `llmpulse-agent` gives besides its commands: a `--version` that names the
-//! commit and its stores, shell completions and man pages.
+//! commit and its stores, shell completions and man pages, and a health check for containers.
 
 use std::process::Command;
 
@@ -34,4 +34,25 @@ fn the_agent_says_its_version_commit_and_stores_and_completes_its_commands() {
         "soak's flags are in its page"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn health_exits_1_with_the_reason_when_no_agent_answers() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(AGENT)
+        .args([
+            "health",
+            "--url",
+            &format!("http://127.0.0.1:{port}/health"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unhealthy: no answer"), "{err}");
 }

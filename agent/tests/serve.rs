@@ -133,9 +133,20 @@ fn runs_two_slots_into_s3_with_telemetry_and_serves_metrics() {
     let metrics = format!("http://127.0.0.1:{port}/metrics");
     let mut pages = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut healthy = None;
     let status = loop {
         if let Some(page) = get(&rt, &metrics) {
             pages.push(page);
+            // The container image's HEALTHCHECK: the agent's own command against /health.
+            if healthy.is_none() {
+                healthy = Some(
+                    Command::new(AGENT)
+                        .args(["health", "--url"])
+                        .arg(format!("http://127.0.0.1:{port}/health"))
+                        .output()
+                        .unwrap(),
+                );
+            }
         }
         if let Some(s) = child.0.try_wait().unwrap() {
             break s;
@@ -149,6 +160,13 @@ fn runs_two_slots_into_s3_with_telemetry_and_serves_metrics() {
     let stderr = std::io::read_to_string(child.0.stderr.take().unwrap()).unwrap();
     assert!(status.success(), "{stderr}");
     assert!(!pages.is_empty(), "no /metrics page answered");
+    let healthy = healthy.unwrap();
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    assert!(String::from_utf8_lossy(&healthy.stdout).contains(r#""status":"ok""#));
     let first = scrape(&pages[0]);
     assert!(
         value(&first, "llmpulse_agent_calls_in_flight").is_some(),

@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod discover;
+pub mod health;
 pub mod run;
 pub mod serve;
 pub mod soak;
