@@ -245,16 +245,27 @@ fn telemetry_file(dir: &Path, meta: &RunMeta) -> Result<Option<(FileEntry, PathB
     Ok(Some((FileEntry::of_bytes(&key, rows, &bytes), path)))
 }
 
+/// The room kept for the next record's JSON line; a longer one's is freed.
+const LINE_KEPT: usize = 64 * 1024;
+
 impl RecordSink for Journal {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.line.clear();
+        // Room for the answer at once: grown by doubling, a 4 MiB answer's line would take up to
+        // 8 MiB, and 12 while it moved.
+        let answer = record.answer.as_ref().map_or(0, String::len);
+        self.line.reserve(answer + answer / 8 + 16 * 1024);
         serde_json::to_writer(&mut self.line, record)?;
         self.line.push(b'\n');
         self.jsonl.write_all(&self.line)?;
         // Out of the process at once: a kill -9 loses nothing that finished.
         self.jsonl.flush()?;
-        crate::record::write_csv_row(&mut self.csv, record, self.rows == 0)
+        crate::record::write_csv_row_from(&mut self.csv, record, &self.line, self.rows == 0)
             .map_err(std::io::Error::other)?;
+        // A line as long as an answer cut at max_answer_bytes is not kept for the next record.
+        if self.line.capacity() > LINE_KEPT {
+            self.line = Vec::new();
+        }
         self.rows += 1;
         self.successes += usize::from(record.success);
         self.unsynced += 1;

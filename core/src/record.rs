@@ -310,6 +310,23 @@ pub struct CallContext<'a> {
 impl Record {
     /// Builds the record of one call: token accounting, derived speeds and scores.
     pub fn from_call(cx: &CallContext<'_>, out: &CallOutcome) -> Record {
+        let mut r = Record::measured(cx, out);
+        r.answer = cx.keep_answers.then(|| out.answer.clone());
+        r
+    }
+
+    /// [`Record::from_call`], the answer moved into the record rather than copied: the runner's
+    /// way, so that a call's answer (up to `max_answer_bytes`) is held once.
+    pub fn from_call_taking(cx: &CallContext<'_>, out: &mut CallOutcome) -> Record {
+        let mut r = Record::measured(cx, out);
+        if cx.keep_answers {
+            r.answer = Some(std::mem::take(&mut out.answer));
+        }
+        r
+    }
+
+    /// Everything but the answer text.
+    fn measured(cx: &CallContext<'_>, out: &CallOutcome) -> Record {
         let success = out.success();
         let usage = out.usage.unwrap_or_default();
         let tokens = TokenCounts::of(cx.prompt, out, &usage);
@@ -413,7 +430,7 @@ impl Record {
             }),
             quality_score: quality_score.map(round6),
             answer_chars: out.answer.chars().count() as u32,
-            answer: cx.keep_answers.then(|| out.answer.clone()),
+            answer: None,
             answer_sha256: hex::encode(Sha256::digest(out.answer.as_bytes())),
             provider_request_id: out.provider_request_id.clone(),
             temperature: cx.target.params.temperature,
@@ -587,15 +604,38 @@ pub fn write_csv_row<W: Write>(
     r: &Record,
     header: bool,
 ) -> Result<(), csv::Error> {
-    let fields = ordered_fields(r).map_err(|e| csv::Error::from(std::io::Error::other(e)))?;
+    let json = serde_json::to_vec(r).map_err(|e| csv::Error::from(std::io::Error::other(e)))?;
+    write_csv_row_from(writer, r, &json, header)
+}
+
+/// One CSV row of `r` from `json`, the record as JSON (its JSONL line, already written): the
+/// cells in the record's field order, parsed from `json`, except the answer, written from the
+/// record itself. A row then costs no copy of an answer of any length.
+pub fn write_csv_row_from<W: Write>(
+    writer: &mut csv::Writer<W>,
+    r: &Record,
+    json: &[u8],
+    header: bool,
+) -> Result<(), csv::Error> {
+    let fields = ordered_fields(json).map_err(|e| csv::Error::from(std::io::Error::other(e)))?;
     if header {
         writer.write_record(fields.iter().map(|(k, _)| k.as_str()))?;
     }
-    writer.write_record(fields.iter().map(|(_, v)| cell(v)))
+    for (k, v) in &fields {
+        match k.as_str() {
+            ANSWER => writer.write_field(r.answer.as_deref().unwrap_or_default())?,
+            _ => writer.write_field(cell(v).as_bytes())?,
+        }
+    }
+    writer.write_record(None::<&[u8]>)
 }
 
-/// A record's fields in declaration order, as JSON values.
-fn ordered_fields(r: &Record) -> Result<Vec<(String, serde_json::Value)>, serde_json::Error> {
+/// The record field whose cell comes from the record, not from its JSON.
+const ANSWER: &str = "answer";
+
+/// A record's fields in declaration order, as JSON values; the answer's value is left out
+/// (`Null`): skipped in the text, never copied.
+fn ordered_fields(json: &[u8]) -> Result<Vec<(String, serde_json::Value)>, serde_json::Error> {
     struct Ordered(Vec<(String, serde_json::Value)>);
     impl<'de> Deserialize<'de> for Ordered {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -609,9 +649,15 @@ fn ordered_fields(r: &Record) -> Result<Vec<(String, serde_json::Value)>, serde_
                     self,
                     mut m: A,
                 ) -> Result<Ordered, A::Error> {
-                    let mut out = Vec::with_capacity(m.size_hint().unwrap_or(96));
-                    while let Some(entry) = m.next_entry()? {
-                        out.push(entry);
+                    let mut out = Vec::with_capacity(m.size_hint().unwrap_or(112));
+                    while let Some(key) = m.next_key::<String>()? {
+                        let value = if key == ANSWER {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            serde_json::Value::Null
+                        } else {
+                            m.next_value()?
+                        };
+                        out.push((key, value));
                     }
                     Ok(Ordered(out))
                 }
@@ -619,15 +665,14 @@ fn ordered_fields(r: &Record) -> Result<Vec<(String, serde_json::Value)>, serde_
             d.deserialize_map(Visit)
         }
     }
-    let text = serde_json::to_string(r)?;
-    Ok(serde_json::from_str::<Ordered>(&text)?.0)
+    Ok(serde_json::from_slice::<Ordered>(json)?.0)
 }
 
-fn cell(v: &serde_json::Value) -> String {
+fn cell(v: &serde_json::Value) -> std::borrow::Cow<'_, str> {
     match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+        serde_json::Value::Null => std::borrow::Cow::Borrowed(""),
+        serde_json::Value::String(s) => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 
@@ -723,6 +768,21 @@ mod tests {
         let row = csv.lines().nth(1).unwrap();
         assert!(row.contains("\"q, with comma\""));
         assert!(row.contains(",r,,,retail-01,")); // campaign and slot are empty
+    }
+
+    #[test]
+    fn the_answer_cell_is_the_answer_itself_quoted_and_in_its_column() {
+        let mut r = sample();
+        r.answer = Some("line one, \"quoted\"\nline two".into());
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[r.clone()]).unwrap();
+        let mut read = csv::Reader::from_reader(&csv[..]);
+        let header = read.headers().unwrap().clone();
+        let row = read.records().next().unwrap().unwrap();
+        let col = header.iter().position(|h| h == "answer").unwrap();
+        assert_eq!(&row[col], r.answer.as_deref().unwrap());
+        assert_eq!(&row[col + 1], "x", "answer_sha256 follows it");
+        assert_eq!(row.len(), header.len());
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn block(r: &mut Reading, b: &Value) -> Output {
     match b.get("type").and_then(Value::as_str) {
         Some("text") => {
             let t = b.get("text").and_then(Value::as_str).unwrap_or_default();
-            r.out.answer.push_str(t);
+            r.push_answer(t);
             if t.is_empty() {
                 Output::Nothing
             } else {
@@ -179,7 +179,7 @@ fn block(r: &mut Reading, b: &Value) -> Output {
                 .get("thinking")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            r.out.reasoning.push_str(t);
+            r.push_reasoning(t);
             if t.is_empty() {
                 Output::Nothing
             } else {
@@ -256,11 +256,11 @@ impl Dialect for Anthropic {
                 let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
                 let output = match d.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
-                        r.out.answer.push_str(text("text"));
+                        r.push_answer(text("text"));
                         Output::Answer
                     }
                     Some("thinking_delta") => {
-                        r.out.reasoning.push_str(text("thinking"));
+                        r.push_reasoning(text("thinking"));
                         Output::Reasoning
                     }
                     Some("input_json_delta") => {

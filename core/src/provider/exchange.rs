@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use chrono::Utc;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -130,6 +129,7 @@ async fn exchange(
     let sent_at = Utc::now();
     let sent = Instant::now();
     let mut reading = Reading::new(sent, target.params.stream);
+    reading.max_answer = target.max_answer_bytes;
     reading.out.sent_at = sent_at;
     let mut deadlines = Deadlines::new(target, sent, run_deadline, stop);
 
@@ -182,7 +182,7 @@ async fn exchange(
             .await
         {
             if bytes.len() >= target.max_answer_bytes {
-                reading.out.answer = String::from_utf8_lossy(&bytes).into_owned();
+                reading.out.answer = text_of(bytes);
                 reading.too_large(target.max_answer_bytes);
             } else {
                 dialect.body(&mut reading, &bytes);
@@ -197,6 +197,29 @@ async fn exchange(
         e.message = scrub(&e.message, &secrets(target));
     }
     out
+}
+
+/// A cut body as text, in its own buffer (no copy) unless it is not UTF-8: a character the cut
+/// split in two is dropped; bytes that are not UTF-8 at all become U+FFFD (a copy).
+fn text_of(mut bytes: Vec<u8>) -> String {
+    match std::str::from_utf8(&bytes) {
+        Ok(_) => {}
+        Err(e) if e.error_len().is_none() => bytes.truncate(e.valid_up_to()),
+        Err(_) => return String::from_utf8_lossy(&bytes).into_owned(),
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Appends `piece` to `text`, growing it as a `String` does (doubling) but never to more room
+/// than `max` bytes: an answer cut at `max_answer_bytes` holds at most that much, where doubling
+/// would have held up to twice it, and three times while it moved.
+fn push_bounded(text: &mut String, piece: &str, max: usize) {
+    let need = text.len() + piece.len();
+    if need > text.capacity() {
+        let room = (text.capacity() * 2).max(need).min(max.max(need));
+        text.reserve_exact(room - text.len());
+    }
+    text.push_str(piece);
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
@@ -216,6 +239,9 @@ pub(crate) struct Reading {
     pub(crate) meter: Meter,
     pub(crate) out: CallOutcome,
     pub(crate) ended: Option<Instant>,
+    /// The target's `max_answer_bytes`: the answer and reasoning texts never hold more room
+    /// than this (their growth is capped, not doubled past it).
+    pub(crate) max_answer: usize,
 }
 
 impl Reading {
@@ -224,7 +250,18 @@ impl Reading {
             meter: Meter::new(sent),
             out: CallOutcome::empty(Utc::now(), sent, streamed),
             ended: None,
+            max_answer: usize::MAX,
         }
+    }
+
+    /// Adds a piece of the answer.
+    pub(crate) fn push_answer(&mut self, piece: &str) {
+        push_bounded(&mut self.out.answer, piece, self.max_answer);
+    }
+
+    /// Adds a piece of the reasoning.
+    pub(crate) fn push_reasoning(&mut self, piece: &str) {
+        push_bounded(&mut self.out.reasoning, piece, self.max_answer);
     }
 
     /// The response passed `max` bytes: reading stopped, what came is kept.
@@ -439,9 +476,9 @@ impl Reading {
         mut resp: RawResponse,
         deadlines: &Deadlines,
         max: usize,
-    ) -> Option<BytesMut> {
+    ) -> Option<Vec<u8>> {
         let clock = resp.clock.clone();
-        let mut buf = BytesMut::new();
+        let mut buf: Vec<u8> = Vec::new();
         // A whole body is one piece: only the total limit and the run's deadline apply.
         let (limit, kind) = deadlines.next(true, None);
         loop {
@@ -458,7 +495,13 @@ impl Reading {
                 }
                 Ok(Some(Ok(b))) => {
                     let room = max.saturating_sub(buf.len());
-                    buf.extend_from_slice(&b[..b.len().min(room)]);
+                    let piece = &b[..b.len().min(room)];
+                    // Doubling, capped at `max`: a body cut there holds no more room than it.
+                    if buf.len() + piece.len() > buf.capacity() {
+                        let want = (buf.capacity() * 2).max(buf.len() + piece.len()).min(max);
+                        buf.reserve_exact(want - buf.len());
+                    }
+                    buf.extend_from_slice(piece);
                     if buf.len() >= max {
                         break;
                     }

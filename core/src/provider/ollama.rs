@@ -102,7 +102,7 @@ fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
     let mut output = Output::Nothing;
     if let Some(m) = l.message {
         if let Some(t) = m.thinking.filter(|t| !t.is_empty()) {
-            r.out.reasoning.push_str(&t);
+            r.push_reasoning(&t);
             output = Output::Reasoning;
         }
         for call in m.tool_calls.unwrap_or_default() {
@@ -117,7 +117,7 @@ fn line(r: &mut Reading, l: LineWire) -> (Output, bool) {
             output = Output::ToolCall;
         }
         if let Some(c) = m.content.filter(|c| !c.is_empty()) {
-            r.out.answer.push_str(&c);
+            r.push_answer(&c);
             output = Output::Answer;
         }
     }

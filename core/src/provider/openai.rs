@@ -295,7 +295,7 @@ fn apply(r: &mut Reading, m: MessageWire) -> Output {
         .or(m.reasoning)
         .filter(|t| !t.is_empty())
     {
-        r.out.reasoning.push_str(&text);
+        r.push_reasoning(&text);
         output = Output::Reasoning;
     }
     for piece in m.tool_calls.unwrap_or_default() {
@@ -303,7 +303,7 @@ fn apply(r: &mut Reading, m: MessageWire) -> Output {
         output = Output::ToolCall;
     }
     if let Some(c) = m.content.filter(|c| !c.is_empty()) {
-        r.out.answer.push_str(&c);
+        r.push_answer(&c);
         output = Output::Answer;
     }
     output

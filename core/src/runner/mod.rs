@@ -444,7 +444,7 @@ async fn one_call(
     let opts = &shared.opts;
     let question = &shared.suite.questions[call.question];
     let prompt = &shared.prompts[call.question];
-    let record = |lane: &Lane, asked: &Asked, from: Option<&str>, to: Option<&str>| {
+    let record = |lane: &Lane, asked: &mut Asked, from: Option<&str>, to: Option<&str>| {
         let cx = CallContext {
             run_id: &opts.run_id,
             campaign: opts.campaign.as_deref(),
@@ -463,10 +463,10 @@ async fn one_call(
             scheduled_at: if from.is_none() { scheduled } else { None },
             slo: shared.slo.as_ref(),
         };
-        Record::from_call(&cx, &asked.outcome)
+        Record::from_call_taking(&cx, &mut asked.outcome)
     };
     let lane = &shared.lanes[call.target];
-    let asked = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
+    let mut asked = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
     let target = lane.client.target();
     let fallback = match (&asked.outcome.error, &target.fallback) {
         (Some(e), Some(name))
@@ -486,14 +486,14 @@ async fn one_call(
         _ => None,
     };
     let to = fallback.map(|l| l.client.target().name.as_str());
-    let primary = record(lane, &asked, None, to);
+    let primary = record(lane, &mut asked, None, to);
     let _ = tx.send(primary).await;
     // Handed over: the call's permits go to the next call (and to the fallback).
     drop(asked);
     if let Some(fb) = fallback {
-        let answered = ask(fb, prompt, weight(fb, prompt), &shared.global, opts).await;
+        let mut answered = ask(fb, prompt, weight(fb, prompt), &shared.global, opts).await;
         let _ = tx
-            .send(record(fb, &answered, Some(&target.name), None))
+            .send(record(fb, &mut answered, Some(&target.name), None))
             .await;
     }
 }
