@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The book as its readers get it: mdbook builds docs/ to HTML and mdbook-linkcheck2 checks every
-# internal link and anchor (offline). Both are Rust crates, installed once into the CI cache.
+# link to another page or file (offline; a broken one fails the build). Both are Rust crates,
+# installed once into the CI cache.
 # The reference pages generated from the code are checked by the reference_docs test.
 set -euo pipefail
 cache="${LLMPULSE_CI_CACHE:?}"
@@ -16,5 +17,5 @@ out=target/book
 rm -rf "$out"
 mdbook build docs --dest-dir "$PWD/$out"
 test -f "$out/html/index.html" && test -f "$out/html/reference/record-fields.html"
-test -d "$out/linkcheck" || { echo "the link check did not run"; exit 1; }
+test -d "$out/linkcheck2" || { echo "the link check did not run"; exit 1; }
 echo "book: $(find "$out/html" -name '*.html' | wc -l) pages, links checked"
