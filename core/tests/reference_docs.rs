@@ -1,8 +1,9 @@
 //! The book's reference pages that come from the code: the record's fields (from the doc
-//! comments of `Record` in `src/record/mod.rs`) and the error kinds (from `ErrorKind` in
-//! `src/error_kind.rs`). The test fails when `docs/src/reference/` differs from what the code
-//! says, so the pages cannot drift; `LLMPULSE_BLESS=1 cargo test -p llmpulse-core --test
-//! reference_docs` rewrites them after a change.
+//! comments of `Record` in `src/record/mod.rs`), the error kinds (from `ErrorKind` in
+//! `src/error_kind.rs`) and every config key (from the config file's serde types in
+//! `src/config/raw.rs` and `src/config/watch.rs`). The test fails when `docs/src/reference/`
+//! differs from what the code says, so the pages cannot drift; `LLMPULSE_BLESS=1 cargo test -p
+//! llmpulse-core --test reference_docs` rewrites them after a change.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,8 @@ struct Item {
     names: Vec<String>,
     types: Vec<String>,
     doc: String,
+    /// The first field has `#[serde(default)]`: it may be left out though its type is no Option.
+    defaulted: bool,
 }
 
 /// The fields (`pub name: Type,`) or variants (`Name,`) of `pub struct|enum NAME {…}` in `src`,
@@ -33,6 +36,7 @@ fn items(src: &str, decl: &str) -> Vec<Result<Item, String>> {
     let mut out: Vec<Result<Item, String>> = Vec::new();
     let mut doc: Vec<String> = Vec::new();
     let mut rename: Option<String> = None;
+    let mut defaulted = false;
     for line in body.lines() {
         let l = line.trim();
         if l == "}" {
@@ -48,8 +52,12 @@ fn items(src: &str, decl: &str) -> Vec<Result<Item, String>> {
         {
             rename = Some(r.to_string());
         } else if l.starts_with("#[") || l.is_empty() {
+            defaulted |= l == "#[serde(default)]";
         } else {
-            let (name, ty) = match l.strip_prefix("pub ").and_then(|f| f.split_once(": ")) {
+            let field = l
+                .strip_prefix("pub(crate) ")
+                .or_else(|| l.strip_prefix("pub "));
+            let (name, ty) = match field.and_then(|f| f.split_once(": ")) {
                 Some((n, t)) => (n.to_string(), t.trim_end_matches(',').to_string()),
                 None => (snake(l.trim_end_matches(',')), String::new()),
             };
@@ -63,9 +71,11 @@ fn items(src: &str, decl: &str) -> Vec<Result<Item, String>> {
                     names: vec![name],
                     types: vec![ty],
                     doc: doc.join(" "),
+                    defaulted,
                 })),
             }
             doc.clear();
+            defaulted = false;
         }
     }
     out
@@ -139,6 +149,102 @@ fn error_kinds() -> String {
     t
 }
 
+/// A config value's Rust type as the TOML writer sees it.
+fn toml_type(rust: &str) -> String {
+    let inner = |p: &str, r: &str| -> Option<String> {
+        r.strip_prefix(p)
+            .and_then(|r| r.strip_suffix('>'))
+            .map(str::to_string)
+    };
+    if let Some(i) = inner("Option<", rust).or_else(|| inner("Spanned<", rust)) {
+        return toml_type(&i);
+    }
+    if let Some(i) = inner("Vec<", rust) {
+        let t = toml_type(&i);
+        return if t.starts_with("table") {
+            "array of tables".into()
+        } else {
+            format!("array of {t}s")
+        };
+    }
+    if let Some(i) = inner("BTreeMap<String, ", rust) {
+        return format!("table of {}s", toml_type(&i));
+    }
+    let last = rust.rsplit("::").next().unwrap_or(rust);
+    match last {
+        "String" | "JsonMode" | "PromptCache" | "Protocol" => "string",
+        "i64" => "integer",
+        "f64" => "number",
+        "bool" => "boolean",
+        // `start`, `end`: a TOML date-time (or one written as a string).
+        "Value" if rust.contains("toml::Value") && !rust.starts_with("toml") => "date-time",
+        "Value" | "Table" | "SimProfile" | "Price" | "RawCampaign" | "RawAgent" | "RawLoad"
+        | "RawWatch" | "RawTarget" | "RawNotify" => "table",
+        t => panic!("no TOML name for the type {t}: add it to toml_type"),
+    }
+    .to_string()
+}
+
+/// One table of the config: its keys, types, whether they are required, and what they mean.
+fn config_table(t: &mut String, title: &str, file: &str, decl: &str) {
+    t.push_str(&format!(
+        "\n## {title}\n\n| key | type | meaning |\n|---|---|---|\n"
+    ));
+    for item in items(&source(file), decl) {
+        let i = item.expect("no headings in config tables");
+        for (n, ty) in i.names.iter().zip(&i.types) {
+            let required = !ty.starts_with("Option<") && !i.defaulted;
+            t.push_str(&format!(
+                "| `{n}` | {}{} | {} |\n",
+                toml_type(ty),
+                if required { ", **required**" } else { "" },
+                i.doc.replace('|', "\\|")
+            ));
+        }
+    }
+}
+
+fn config_reference() -> String {
+    let mut t = format!(
+        "{HEADER}\n\n# Configuration reference\n\nEvery key a config file may hold, by table. \
+         A key not listed is an error that names its file and line. `${{VAR}}` works in \
+         `suite`, `output`, `model`, `base_url` and header values. Examples and explanations: \
+         [Configuration](../configuration.md).\n"
+    );
+    for (title, file, decl) in [
+        (
+            "Top level",
+            "src/config/raw.rs",
+            "pub(crate) struct RawConfig",
+        ),
+        (
+            "[[targets]]",
+            "src/config/raw.rs",
+            "pub(crate) struct RawTarget",
+        ),
+        (
+            "[campaign]",
+            "src/config/raw.rs",
+            "pub(crate) struct RawCampaign",
+        ),
+        ("[load]", "src/config/raw.rs", "pub(crate) struct RawLoad"),
+        ("[agent]", "src/config/raw.rs", "pub(crate) struct RawAgent"),
+        (
+            "[watch]",
+            "src/config/watch.rs",
+            "pub(crate) struct RawWatch",
+        ),
+        (
+            "[[notify]]",
+            "src/config/watch.rs",
+            "pub(crate) struct RawNotify",
+        ),
+    ] {
+        config_table(&mut t, title, file, decl);
+    }
+    t
+}
+
 /// Compares `text` with the committed page, or writes it with LLMPULSE_BLESS set.
 fn check(page: &str, text: &str) {
     let path = root().join("docs/src/reference").join(page);
@@ -198,4 +304,51 @@ fn every_error_kind_is_documented_under_the_name_records_carry() {
 fn the_books_reference_pages_say_what_the_code_says() {
     check("record-fields.md", &record_fields());
     check("error-kinds.md", &error_kinds());
+    check("config.md", &config_reference());
+}
+
+#[test]
+fn every_config_key_is_documented() {
+    for decl in [
+        "pub(crate) struct RawConfig",
+        "pub(crate) struct RawTarget",
+        "pub(crate) struct RawCampaign",
+        "pub(crate) struct RawLoad",
+        "pub(crate) struct RawAgent",
+    ] {
+        for item in items(&source("src/config/raw.rs"), decl)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !item.doc.is_empty(),
+                "{decl}: {:?} has no doc comment",
+                item.names
+            );
+            assert_eq!(
+                item.names.len(),
+                1,
+                "{decl}: {:?} share one doc",
+                item.names
+            );
+        }
+    }
+    for decl in ["pub(crate) struct RawWatch", "pub(crate) struct RawNotify"] {
+        for item in items(&source("src/config/watch.rs"), decl)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !item.doc.is_empty(),
+                "{decl}: {:?} has no doc comment",
+                item.names
+            );
+            assert_eq!(
+                item.names.len(),
+                1,
+                "{decl}: {:?} share one doc",
+                item.names
+            );
+        }
+    }
 }

@@ -15,14 +15,23 @@ use super::validate::Cx;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWatch {
+    /// The recent runs compared: those of this long before now (default `3d`).
     pub(crate) window: Option<Spanned<String>>,
+    /// Or the last N runs of each target.
     pub(crate) window_runs: Option<Spanned<i64>>,
+    /// The runs before the window they are compared with (default `14d`).
     pub(crate) baseline: Option<Spanned<String>>,
+    /// The false discovery rate over all tests (Benjamini–Hochberg; default 0.01).
     pub(crate) q: Option<Spanned<f64>>,
+    /// Runs the window needs before a target is tested (default 5).
     pub(crate) min_runs: Option<Spanned<i64>>,
+    /// Runs the baseline needs (default 10).
     pub(crate) min_baseline_runs: Option<Spanned<i64>>,
+    /// The least change that counts, per metric: relative for times, speeds, cost, energy and
+    /// memory, absolute for rates and grades (`latency_p50 = 0.20`).
     #[serde(default)]
     pub(crate) thresholds: BTreeMap<String, Spanned<f64>>,
+    /// One alert request's time limit (default `10s`).
     pub(crate) delivery_timeout: Option<Spanned<String>>,
 }
 
@@ -30,11 +39,18 @@ pub(crate) struct RawWatch {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNotify {
+    /// `webhook` (a JSON POST), `slack` (an incoming webhook) or `github_issue`.
     pub(crate) kind: Spanned<String>,
+    /// A name for this destination in the alert state (default: its kind).
     pub(crate) name: Option<Spanned<String>>,
+    /// The environment variable that holds the webhook URL (webhook, slack).
     pub(crate) url_env: Option<Spanned<String>>,
+    /// The variable that holds the webhook secret: the body's HMAC-SHA256 goes in
+    /// `x-llmpulse-signature`.
     pub(crate) secret_env: Option<Spanned<String>>,
+    /// The repository issues are opened in (`owner/name`; github_issue).
     pub(crate) repo: Option<Spanned<String>>,
+    /// The variable that holds the GitHub token (github_issue).
     pub(crate) token_env: Option<Spanned<String>>,
 }
 
