@@ -608,3 +608,63 @@ fn reports_read_runs_from_s3_and_gcs() {
         assert_eq!(target(&s, "groq-llama3-70b")["calls"], 20);
     }
 }
+
+/// The time to first token split into set-up, TTFB and headers → first token, per target, from
+/// values worked out by hand: a slow provider shows after the headers, not in the network.
+#[test]
+fn the_time_to_first_token_is_split_into_setup_headers_and_first_token() {
+    let dir = Scratch::new("report-split");
+    let root = dir.0.join("store");
+    // (ttfb, ttft, connect_sec): the first call opened the connection, the others reused it.
+    let calls = [
+        (0.10, 0.50, Some(0.04)),
+        (0.20, 0.60, None),
+        (0.30, 0.90, None),
+    ];
+    let rows: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (ttfb, ttft, connect))| {
+            let mut r = rec("a", &format!("2026-11-20T10:0{i}:00Z"), 2.0, true, None, 0);
+            r["ttfb_sec"] = json!(ttfb);
+            r["ttft_sec"] = json!(ttft);
+            r["connect_sec"] = json!(connect);
+            r["connection_reused"] = json!(connect.is_none());
+            r
+        })
+        .collect();
+    write_run(
+        &root,
+        "20261120T100000Z-aaaaaa",
+        0,
+        "2026-11-20T10:00:00Z",
+        &rows,
+    );
+    let out = llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            root.to_str().unwrap(),
+            "--out",
+            "report",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = read_json(&dir.0.join("report/summary.json"));
+    let split = &target(&summary, "a")["ttft_split"];
+    assert_eq!(split["new_connections"]["k"], 1);
+    assert_eq!(split["new_connections"]["n"], 3);
+    close(&split["setup_sec"]["p50"]["value"], 0.04);
+    close(&split["ttfb_sec"]["p50"]["value"], 0.20);
+    // Headers → first token: 0.4, 0.4, 0.6.
+    close(&split["headers_to_first_token_sec"]["p50"]["value"], 0.40);
+    let md = std::fs::read_to_string(dir.0.join("report/summary.md")).unwrap();
+    assert!(md.contains("## Time to first token, split"), "{md}");
+    let page = std::fs::read_to_string(dir.0.join("report/index.html")).unwrap();
+    assert!(page.contains("id=\"ttft-split\""));
+}

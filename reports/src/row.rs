@@ -29,6 +29,11 @@ pub struct Row<'a> {
     #[serde(borrow)]
     pub task: std::borrow::Cow<'a, str>,
     pub ttft_sec: Option<f64>,
+    pub ttfb_sec: Option<f64>,
+    #[serde(default)]
+    pub connect_sec: Option<f64>,
+    #[serde(default)]
+    pub connection_reused: Option<bool>,
     #[serde(default)]
     pub prompt_cached_tokens: Option<u32>,
     #[serde(default)]

@@ -250,6 +250,17 @@ impl Aggregate {
             if let Some(v) = r.ttft_sec {
                 t.ttft.add(v);
             }
+            t.new_connection
+                .add(r.connection_reused.map(|reused| !reused));
+            if let Some(v) = r.connect_sec {
+                t.setup.add(v);
+            }
+            if let Some(b) = r.ttfb_sec {
+                t.ttfb.add(b);
+                if let Some(f) = r.ttft_sec {
+                    t.after_headers.add((f - b).max(0.0));
+                }
+            }
             if let Some(cached) = r.prompt_cached_tokens {
                 t.prompt_cache_hit.add(Some(cached > 0));
                 match (r.ttft_sec, cached > 0) {

@@ -18,6 +18,12 @@ pub struct TargetAgg {
     pub errors: BTreeMap<String, u64>,
     pub latency: Dist,
     pub ttft: Dist,
+    /// Where the time to first token went: calls that opened a connection (over HTTP), its
+    /// set-up time, request → headers, and headers → first token.
+    pub new_connection: Rate,
+    pub setup: Dist,
+    pub ttfb: Dist,
+    pub after_headers: Dist,
     /// Successful calls that said whether the server's prefix cache served part of the
     /// prompt (`prompt_cached_tokens` > 0), and TTFT apart for warm and cold calls.
     pub prompt_cache_hit: Rate,
@@ -151,6 +157,10 @@ impl TargetAgg {
             errors: BTreeMap::new(),
             latency: Dist::seconds(),
             ttft: Dist::seconds(),
+            new_connection: Rate::default(),
+            setup: Dist::seconds(),
+            ttfb: Dist::seconds(),
+            after_headers: Dist::seconds(),
             prompt_cache_hit: Rate::default(),
             ttft_warm: Dist::seconds(),
             ttft_cold: Dist::seconds(),
@@ -197,6 +207,10 @@ impl TargetAgg {
         }
         self.latency.merge(&o.latency);
         self.ttft.merge(&o.ttft);
+        self.new_connection.merge(&o.new_connection);
+        self.setup.merge(&o.setup);
+        self.ttfb.merge(&o.ttfb);
+        self.after_headers.merge(&o.after_headers);
         self.prompt_cache_hit.merge(&o.prompt_cache_hit);
         self.ttft_warm.merge(&o.ttft_warm);
         self.ttft_cold.merge(&o.ttft_cold);

@@ -21,6 +21,9 @@ pub struct TargetFigures {
     pub rate_limited: RateFigure,
     pub latency_sec: Option<Quantiles>,
     pub ttft_sec: Option<Quantiles>,
+    /// Where the time to first token went: set-up, TTFB, headers → first token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_split: Option<super::split::TtftSplitFigures>,
     /// When the server said: the share of calls it served partly from its prefix cache, and
     /// TTFT for warm and cold calls apart (`ttft_sec` pools both).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,6 +182,7 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
             ttft_cold_sec: Quantiles::of(&t.ttft_cold, seed),
         }),
         server_timing: server_timing(t, seed),
+        ttft_split: super::split::TtftSplitFigures::of(t, seed),
         throughput_tps: Quantiles::of(&t.throughput, seed),
         output_speed_tps: Quantiles::of(&t.output_speed, seed),
         coverage: MeanFigure::of(t.coverage),

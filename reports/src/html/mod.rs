@@ -117,6 +117,7 @@ pub fn page(r: &Report) -> String {
     }
 
     targets_table(&mut h, r);
+    split(&mut h, r);
     over_time(&mut h, r);
     distributions(&mut h, r);
     hardware(&mut h, r);
@@ -180,6 +181,7 @@ mod hardware;
 mod heat;
 mod rates;
 mod sections;
+mod split;
 mod sweep;
 
 use cost::cost;
@@ -187,4 +189,5 @@ use hardware::hardware;
 use heat::heat;
 use rates::rates;
 use sections::{capabilities, distributions, over_time, quality, targets_table};
+use split::split;
 use sweep::sweep;

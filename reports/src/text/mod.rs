@@ -9,9 +9,11 @@ use comfy_table::{CellAlignment, Table};
 
 mod cost;
 mod heat;
+mod split;
 
 pub use cost::usd;
 pub use heat::bands_text;
+pub use split::SPLIT_NOTE;
 
 use crate::compare::{Comparison, verdict};
 use crate::figures::{Estimate, Quantiles, Report};
@@ -119,6 +121,7 @@ pub fn markdown(r: &Report) -> String {
     for line in prompt_cache_lines(r) {
         let _ = writeln!(s, "{line}\n");
     }
+    split::split_table(&mut s, r);
 
     industry_table(&mut s, r);
     task_table(&mut s, r);
