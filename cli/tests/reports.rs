@@ -663,8 +663,82 @@ fn the_time_to_first_token_is_split_into_setup_headers_and_first_token() {
     close(&split["ttfb_sec"]["p50"]["value"], 0.20);
     // Headers → first token: 0.4, 0.4, 0.6.
     close(&split["headers_to_first_token_sec"]["p50"]["value"], 0.40);
+    // One origin: no by-origin figures.
+    assert!(target(&summary, "a").get("origins").is_none());
     let md = std::fs::read_to_string(dir.0.join("report/summary.md")).unwrap();
     assert!(md.contains("## Time to first token, split"), "{md}");
+    assert!(!md.contains("## By origin"));
     let page = std::fs::read_to_string(dir.0.join("report/index.html")).unwrap();
     assert!(page.contains("id=\"ttft-split\""));
+}
+
+/// One target measured from two origins: each apart, so a slow network at one origin (its TTFB)
+/// is not read as the model's.
+#[test]
+fn a_target_measured_from_two_origins_is_reported_per_origin() {
+    let dir = Scratch::new("report-origins");
+    let root = dir.0.join("store");
+    // (origin, ttfb, ttft): eu's network adds 0.3 s before the headers; the model is the same.
+    let calls = [
+        ("lambda:eu-west-1", 0.35, 0.55),
+        ("lambda:eu-west-1", 0.40, 0.60),
+        ("lambda:eu-west-1", 0.45, 0.65),
+        ("agent:office", 0.05, 0.25),
+        ("agent:office", 0.10, 0.30),
+        ("agent:office", 0.15, 0.35),
+    ];
+    let rows: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (origin, ttfb, ttft))| {
+            let mut r = rec("a", &format!("2026-11-20T10:0{i}:00Z"), 2.0, true, None, 0);
+            r["origin"] = json!(origin);
+            r["ttfb_sec"] = json!(ttfb);
+            r["ttft_sec"] = json!(ttft);
+            r
+        })
+        .collect();
+    write_run(
+        &root,
+        "20261120T100000Z-bbbbbb",
+        0,
+        "2026-11-20T10:00:00Z",
+        &rows,
+    );
+    let out = llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            root.to_str().unwrap(),
+            "--out",
+            "report",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = read_json(&dir.0.join("report/summary.json"));
+    let origins = target(&summary, "a")["origins"].as_array().unwrap().clone();
+    let by = |name: &str| {
+        origins
+            .iter()
+            .find(|o| o["origin"] == name)
+            .unwrap_or_else(|| panic!("no origin {name}"))
+            .clone()
+    };
+    let (eu, office) = (by("lambda:eu-west-1"), by("agent:office"));
+    close(&eu["ttft_sec"]["p50"]["value"], 0.60);
+    close(&eu["ttfb_sec"]["p50"]["value"], 0.40);
+    close(&office["ttft_sec"]["p50"]["value"], 0.30);
+    close(&eu["network_share"], 0.40 / 0.60);
+    close(&office["network_share"], 0.10 / 0.30);
+    assert_eq!(eu["success"]["n"], 3);
+    let md = std::fs::read_to_string(dir.0.join("report/summary.md")).unwrap();
+    assert!(
+        md.contains("## By origin") && md.contains("lambda:eu-west-1"),
+        "{md}"
+    );
 }

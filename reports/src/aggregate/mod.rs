@@ -12,6 +12,7 @@ pub use crate::row::Row;
 pub use crate::side::{SIDE_CAP, Side, SideSample, parse_time};
 
 pub mod heat;
+pub mod origin;
 pub mod spend;
 mod target;
 use target::min_opt;
@@ -236,6 +237,7 @@ impl Aggregate {
         t.rate_limited.add(Some(r.rate_limited_count > 0));
         t.first = min_opt(t.first, Some(at));
         t.heat.add(r, at);
+        t.by_origin.add(r);
         if t.server_config.is_none() {
             t.server_config = ServerConfig::of(r);
         }

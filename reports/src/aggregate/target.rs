@@ -56,6 +56,8 @@ pub struct TargetAgg {
     pub spend: super::spend::Spend,
     /// Temperatures, throttling, and output speed by heat and over time (agent records).
     pub heat: super::heat::Heat,
+    /// The same target from each origin (cloud regions, agents), kept apart.
+    pub by_origin: super::origin::ByOrigin,
     pub json_valid: Rate,
     pub tool_call_valid: Rate,
     /// Graded answers: the right final answer, the share of instructions followed, and the
@@ -185,6 +187,7 @@ impl TargetAgg {
             cost_usd: Mean::default(),
             spend: Default::default(),
             heat: Default::default(),
+            by_origin: Default::default(),
             json_valid: Rate::default(),
             tool_call_valid: Rate::default(),
             answer_correct: Rate::default(),
@@ -235,6 +238,7 @@ impl TargetAgg {
         self.cost_usd.merge(&o.cost_usd);
         self.spend.merge(&o.spend);
         self.heat.merge(&o.heat);
+        self.by_origin.merge(&o.by_origin);
         self.json_valid.merge(&o.json_valid);
         self.tool_call_valid.merge(&o.tool_call_valid);
         self.answer_correct.merge(&o.answer_correct);

@@ -16,6 +16,7 @@ use llmpulse_core::schedule::Campaign;
 
 pub mod cost;
 pub mod heat;
+pub mod origin;
 pub mod split;
 mod target;
 pub use target::{PromptCacheFigures, ServerTimingFigures, TargetFigures};

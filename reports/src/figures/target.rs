@@ -24,6 +24,9 @@ pub struct TargetFigures {
     /// Where the time to first token went: set-up, TTFB, headers → first token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_split: Option<super::split::TtftSplitFigures>,
+    /// Measured from more than one origin: each apart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<super::origin::OriginFigures>,
     /// When the server said: the share of calls it served partly from its prefix cache, and
     /// TTFT for warm and cold calls apart (`ttft_sec` pools both).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,6 +186,7 @@ pub(super) fn target_figures(i: usize, name: &str, t: &TargetAgg) -> TargetFigur
         }),
         server_timing: server_timing(t, seed),
         ttft_split: super::split::TtftSplitFigures::of(t, seed),
+        origins: super::origin::OriginFigures::of(t, seed),
         throughput_tps: Quantiles::of(&t.throughput, seed),
         output_speed_tps: Quantiles::of(&t.output_speed, seed),
         coverage: MeanFigure::of(t.coverage),

@@ -118,6 +118,7 @@ pub fn page(r: &Report) -> String {
 
     targets_table(&mut h, r);
     split(&mut h, r);
+    origins(&mut h, r);
     over_time(&mut h, r);
     distributions(&mut h, r);
     hardware(&mut h, r);
@@ -179,6 +180,7 @@ pub fn page(r: &Report) -> String {
 mod cost;
 mod hardware;
 mod heat;
+mod origin;
 mod rates;
 mod sections;
 mod split;
@@ -187,6 +189,7 @@ mod sweep;
 use cost::cost;
 use hardware::hardware;
 use heat::heat;
+use origin::origins;
 use rates::rates;
 use sections::{capabilities, distributions, over_time, quality, targets_table};
 use split::split;

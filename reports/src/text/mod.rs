@@ -9,10 +9,12 @@ use comfy_table::{CellAlignment, Table};
 
 mod cost;
 mod heat;
+mod origin;
 mod split;
 
 pub use cost::usd;
 pub use heat::bands_text;
+pub use origin::ORIGIN_NOTE;
 pub use split::SPLIT_NOTE;
 
 use crate::compare::{Comparison, verdict};
@@ -122,6 +124,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "{line}\n");
     }
     split::split_table(&mut s, r);
+    origin::origin_table(&mut s, r);
 
     industry_table(&mut s, r);
     task_table(&mut s, r);
