@@ -272,12 +272,24 @@ fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
             "warmup {warmup}: {first:?}"
         );
         for r in &rows {
+            assert_eq!(r["http_version"], "HTTP/1.1", "{r}");
             match r["connection_reused"].as_bool().unwrap() {
                 false => {
                     let c = r["connect_sec"].as_f64().unwrap();
                     assert!(c > 0.0 && c < 1.0, "{r}");
+                    // The TCP handshake, timed apart, is part of the set-up; an IP address
+                    // needs no lookup.
+                    let tcp = r["tcp_connect_sec"].as_f64().unwrap();
+                    assert!(tcp > 0.0 && tcp <= c, "{r}");
+                    assert!(r["dns_sec"].is_null(), "{r}");
                 }
-                true => assert!(r["connect_sec"].is_null(), "{r}"),
+                true => {
+                    assert!(r["connect_sec"].is_null(), "{r}");
+                    assert!(
+                        r["tcp_connect_sec"].is_null() && r["dns_sec"].is_null(),
+                        "{r}"
+                    );
+                }
             }
         }
         if cfg!(target_os = "linux") {
@@ -294,5 +306,47 @@ fn records_say_which_calls_opened_a_connection_and_warm_up_opens_them_first() {
             reused >= 10,
             "warmup {warmup}: only {reused} of 20 calls reused a connection"
         );
+    }
+}
+
+/// A host name is looked up when a connection opens: the lookup and the TCP handshake are
+/// timed apart, and together they are no more than the whole set-up. With the client clock
+/// (the HTTP client's own connector, as for https) the lookup is timed and the handshake is not.
+#[test]
+fn a_new_connection_to_a_host_name_is_split_into_lookup_and_handshake() {
+    let sim = Sim::start(&["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "5"]);
+    let by_name = sim.base_url.replace("127.0.0.1", "localhost");
+    for clock in ["socket", "client"] {
+        let dir = Scratch::new(&format!("load-connection-phases-{clock}"));
+        let cfg = format!(
+            "suite = \"builtin:rag-retail-finance\"\nconcurrency = 1\n{}",
+            target("s", &by_name, &format!("clock = \"{clock}\""))
+        );
+        ok(&run_with(&dir, &cfg, &[], &[]));
+        let rows = records(&dir);
+        let opened: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["connection_reused"] == false)
+            .collect();
+        assert!(!opened.is_empty(), "{rows:?}");
+        for r in opened {
+            assert_eq!(r["clock_source"], clock, "{r}");
+            let connect = r["connect_sec"].as_f64().unwrap();
+            let dns = r["dns_sec"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no dns_sec: {r}"));
+            assert!(dns > 0.0, "{r}");
+            let tcp = match clock {
+                "socket" => r["tcp_connect_sec"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{r}")),
+                _ => {
+                    assert!(r["tcp_connect_sec"].is_null(), "{r}");
+                    0.0
+                }
+            };
+            // Microsecond rounding of each figure.
+            assert!(dns + tcp <= connect + 3e-6, "{r}");
+        }
     }
 }

@@ -167,6 +167,7 @@ async fn exchange(
         }
         reading.meter.headers(arrival(clock.as_ref()));
         reading.out.connect = resp.connect;
+        reading.out.http_version = resp.http_version;
         reading.out.http_status = Some(resp.status);
         reading.out.provider_request_id = request_id(&resp.headers);
         reading.out.rate_limit =

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
-use super::transport::{BodyError, HttpRequest, RawResponse, Transport, TransportError};
+use super::transport::{
+    BodyError, Connected, HttpRequest, RawResponse, Transport, TransportError, version_name,
+};
 
 /// Sends requests to `{base_url}{path}`.
 pub struct HttpTransport {
@@ -37,13 +39,74 @@ pub fn build_client(
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
         .connector_layer(TimeConnects)
+        .dns_resolver(Arc::new(TimedResolver))
         .build()
 }
 
+/// The system resolver (getaddrinfo on a blocking thread, as reqwest's default), timed: the
+/// lookup's time goes to the request that opened the connection (`dns_sec`).
+struct TimedResolver;
+
+impl reqwest::dns::Resolve for TimedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let slot = current_slot();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let started = Instant::now();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            record_phase(slot.as_deref(), Phase::Dns, started.elapsed());
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 tokio::task_local! {
-    /// The connection set-up time of the request being sent on this task (nanoseconds + 1;
-    /// 0 while no connection was opened for it).
-    static CONNECT_NANOS: Arc<AtomicU64>;
+    /// The connection set-up of the request being sent on this task.
+    static CONNECT: Arc<ConnectSlot>;
+}
+
+/// A new connection's times as they are taken (nanoseconds + 1; 0 while not taken).
+#[derive(Default)]
+pub(crate) struct ConnectSlot {
+    total: AtomicU64,
+    dns: AtomicU64,
+    tcp: AtomicU64,
+}
+
+/// A phase of a connection's set-up, timed apart.
+#[derive(Clone, Copy)]
+pub(crate) enum Phase {
+    Dns,
+    Tcp,
+}
+
+/// The slot of the request being sent on this task, if any: taken where a connection starts
+/// (a connector's `call`), since the connection may be driven from elsewhere.
+pub(crate) fn current_slot() -> Option<Arc<ConnectSlot>> {
+    CONNECT.try_with(Arc::clone).ok()
+}
+
+/// Notes how long a phase of a new connection took.
+pub(crate) fn record_phase(slot: Option<&ConnectSlot>, phase: Phase, took: Duration) {
+    if let Some(slot) = slot {
+        let cell = match phase {
+            Phase::Dns => &slot.dns,
+            Phase::Tcp => &slot.tcp,
+        };
+        cell.store(nanos(took), Ordering::Relaxed);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX - 1)) as u64 + 1
+}
+
+fn read(cell: &AtomicU64) -> Option<Duration> {
+    match cell.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(Duration::from_nanos(n - 1)),
+    }
 }
 
 /// A connector layer that times each new connection and hands the time to the request that
@@ -85,27 +148,29 @@ pub(crate) fn record_connect<F: std::future::Future>(
     started: Instant,
     connecting: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    let slot = CONNECT_NANOS.try_with(Arc::clone).ok();
+    let slot = current_slot();
     async move {
         let conn = connecting.await;
         if let Some(slot) = slot {
-            slot.store(started.elapsed().as_nanos() as u64 + 1, Ordering::Relaxed);
+            slot.total
+                .store(nanos(started.elapsed()), Ordering::Relaxed);
         }
         conn
     }
 }
 
-/// Sends a request (`sending`) and says how long the connection it opened took to set up:
-/// `None` when it reused one.
+/// Sends a request (`sending`) and says how the connection it opened was set up: `None` when
+/// it reused one.
 pub(crate) async fn timing_connect<F: std::future::Future>(
     sending: F,
-) -> (F::Output, Option<Duration>) {
-    let slot = Arc::new(AtomicU64::new(0));
-    let out = CONNECT_NANOS.scope(slot.clone(), sending).await;
-    let connect = match slot.load(Ordering::Relaxed) {
-        0 => None,
-        n => Some(Duration::from_nanos(n - 1)),
-    };
+) -> (F::Output, Option<Connected>) {
+    let slot = Arc::new(ConnectSlot::default());
+    let out = CONNECT.scope(slot.clone(), sending).await;
+    let connect = read(&slot.total).map(|total| Connected {
+        total,
+        dns: read(&slot.dns),
+        tcp: read(&slot.tcp),
+    });
     (out, connect)
 }
 
@@ -144,6 +209,7 @@ impl Transport for HttpTransport {
             })?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
+            let http_version = version_name(resp.version());
             let body = resp
                 .bytes_stream()
                 .map(|r| r.map_err(|e| BodyError(chain(&e.without_url()))));
@@ -152,6 +218,7 @@ impl Transport for HttpTransport {
                 headers,
                 body: Box::pin(body),
                 connect: Some(connect),
+                http_version,
                 clock: None,
             })
         })

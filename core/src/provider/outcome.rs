@@ -72,9 +72,11 @@ pub struct CallOutcome {
     pub server: ServerTimings,
     /// The model's memory as the server reported it after the call (Ollama's `/api/ps`), MB.
     pub memory_mb: Option<f64>,
-    /// Over HTTP: the connection's set-up time (TCP, and TLS for https) when this call opened
-    /// a new connection, `None` when it reused one. Part of `ttfb`, `ttft` and latency.
-    pub connect: Option<Option<Duration>>,
+    /// Over HTTP: the connection's set-up (TCP, and TLS for https, and its phases) when this
+    /// call opened a new connection, `None` when it reused one.
+    pub connect: Option<Option<super::transport::Connected>>,
+    /// The HTTP version of the response.
+    pub http_version: Option<&'static str>,
     /// Where the call's timestamps were taken.
     pub clock: super::ClockSource,
     pub error: Option<CallError>,
@@ -113,6 +115,7 @@ impl CallOutcome {
             server: ServerTimings::default(),
             memory_mb: None,
             connect: None,
+            http_version: None,
             clock: super::ClockSource::Client,
             error: None,
         }

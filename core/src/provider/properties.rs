@@ -28,6 +28,7 @@ impl Transport for Chunks {
         Box::pin(async move {
             Ok(RawResponse {
                 connect: None,
+                http_version: None,
                 clock: None,
                 status: 200,
                 headers: HeaderMap::new(),

@@ -38,6 +38,7 @@ impl Transport for InProcess {
                 );
                 return Ok(RawResponse {
                     connect: None,
+                    http_version: None,
                     clock: None,
                     status: 200,
                     headers,
@@ -76,6 +77,7 @@ impl Transport for InProcess {
                 .map(|r| r.map_err(|cut| BodyError(cut.to_string())));
             Ok(RawResponse {
                 connect: None,
+                http_version: None,
                 clock: None,
                 status: reply.status,
                 headers,

@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use llmpulse_sim::rx_stamp;
 use tokio::net::TcpStream;
 
-use super::http::{chain, record_connect};
+use super::http::{Phase, chain, record_connect, record_phase};
 use super::transport::{
     BodyError, HttpRequest, RawResponse, SocketClock, Transport, TransportError, to_nanos,
 };
@@ -166,6 +166,7 @@ impl tower_service::Service<http::Uri> for Connector {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let (limit, kernel) = (self.connect_timeout, self.kernel);
         let started = Instant::now();
+        let slot = super::http::current_slot();
         let connecting = async move {
             let host = uri
                 .host()
@@ -175,9 +176,17 @@ impl tower_service::Service<http::Uri> for Connector {
                 .to_string();
             let port = uri.port_u16().unwrap_or(80);
             let mut last = None;
-            for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
+            let looking = Instant::now();
+            let addrs = tokio::net::lookup_host((host.as_str(), port)).await?;
+            // An IP address is no lookup.
+            if host.parse::<std::net::IpAddr>().is_err() {
+                record_phase(slot.as_deref(), Phase::Dns, looking.elapsed());
+            }
+            for addr in addrs {
+                let dialing = Instant::now();
                 match TcpStream::connect(addr).await {
                     Ok(io) => {
+                        record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
                         io.set_nodelay(true)?;
                         return Ok(StampedStream::new(io, kernel));
                     }
@@ -250,6 +259,7 @@ impl Transport for SocketTransport {
                 }
             })?;
             let clock = resp.extensions().get::<SocketClock>().cloned();
+            let http_version = super::transport::version_name(resp.version());
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body =
@@ -259,6 +269,7 @@ impl Transport for SocketTransport {
                 headers,
                 body: Box::pin(body),
                 connect: Some(connect),
+                http_version,
                 clock,
             })
         })

@@ -33,13 +33,37 @@ pub struct RawResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: BodyStream,
-    /// Over HTTP: `Some(Some(d))` when the request opened a connection that took `d` to set
-    /// up, `Some(None)` when it reused one; `None` where there are no connections (the
+    /// Over HTTP: `Some(Some(c))` when the request opened a connection (`c`: its set-up and
+    /// phases), `Some(None)` when it reused one; `None` where there are no connections (the
     /// in-process simulator).
-    pub connect: Option<Option<std::time::Duration>>,
+    pub connect: Option<Option<Connected>>,
+    /// The HTTP version the response came in (`HTTP/1.1`, `HTTP/2.0`).
+    pub http_version: Option<&'static str>,
     /// The connection's stamps, when they are taken at the socket (plain HTTP): when the
     /// request's first byte went out and when the latest bytes read arrived.
     pub clock: Option<SocketClock>,
+}
+
+/// A new connection's set-up: the whole of it, and the phases that were timed apart (the name
+/// lookup where a host name was resolved; the TCP handshake where llmpulse opened the socket
+/// itself, the plain-HTTP transports of the kernel and socket clocks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Connected {
+    pub total: Duration,
+    pub dns: Option<Duration>,
+    pub tcp: Option<Duration>,
+}
+
+/// The name of an HTTP version as records write it.
+pub fn version_name(v: ::http::Version) -> Option<&'static str> {
+    Some(match v {
+        ::http::Version::HTTP_09 => "HTTP/0.9",
+        ::http::Version::HTTP_10 => "HTTP/1.0",
+        ::http::Version::HTTP_11 => "HTTP/1.1",
+        ::http::Version::HTTP_2 => "HTTP/2.0",
+        ::http::Version::HTTP_3 => "HTTP/3.0",
+        _ => return None,
+    })
 }
 
 /// Why a request got no response at all.

@@ -73,6 +73,18 @@ pub struct Record {
     pub connect_sec: Option<f64>,
     #[serde(default)]
     pub connection_reused: Option<bool>,
+    /// Of `connect_sec`: the host name's lookup (the system resolver, timed around it; null for
+    /// an IP address or a reused connection).
+    #[serde(default)]
+    pub dns_sec: Option<f64>,
+    /// Of `connect_sec`: the TCP handshake, where llmpulse opens the socket itself (plain-HTTP
+    /// targets, `kernel` and `socket` clocks); null over https, where the HTTP client's
+    /// connector does TCP and TLS together.
+    #[serde(default)]
+    pub tcp_connect_sec: Option<f64>,
+    /// The response's HTTP version (`HTTP/1.1`, `HTTP/2.0`); null without HTTP.
+    #[serde(default)]
+    pub http_version: Option<String>,
     /// Where the call's times were taken. `kernel` (plain-HTTP targets on Linux, the default):
     /// "sent" is the moment the request's first byte was written to the socket and each arrival
     /// is the kernel's receive time of its packet (`SO_TIMESTAMPNS`), so neither waits for a
@@ -370,8 +382,19 @@ impl Record {
             task: q.task.clone(),
             role: None,
             streamed: out.streamed,
-            connect_sec: out.connect.flatten().map(|d| round6(d.as_secs_f64())),
+            connect_sec: out.connect.flatten().map(|c| round6(c.total.as_secs_f64())),
             connection_reused: out.connect.map(|c| c.is_none()),
+            dns_sec: out
+                .connect
+                .flatten()
+                .and_then(|c| c.dns)
+                .map(|d| round6(d.as_secs_f64())),
+            tcp_connect_sec: out
+                .connect
+                .flatten()
+                .and_then(|c| c.tcp)
+                .map(|d| round6(d.as_secs_f64())),
+            http_version: out.http_version.map(str::to_string),
             clock_source: Some(out.clock.as_str().to_string()),
             ttfb_sec: t.ttfb_sec.map(round6),
             ttft_sec: t.ttft_sec.map(round6),
