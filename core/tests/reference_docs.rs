@@ -172,7 +172,7 @@ fn toml_type(rust: &str) -> String {
     }
     let last = rust.rsplit("::").next().unwrap_or(rust);
     match last {
-        "String" | "JsonMode" | "PromptCache" | "Protocol" => "string",
+        "String" | "JsonMode" | "PromptCache" | "Protocol" | "Http2" => "string",
         "i64" => "integer",
         "f64" => "number",
         "bool" => "boolean",

@@ -17,14 +17,19 @@ impl Cx<'_> {
         i: usize,
         spanned: &Spanned<RawTarget>,
         endpoint: &Endpoint,
+        http2: super::Http2,
     ) -> Result<ClockSource, ConfigError> {
         let base_url = match endpoint {
             Endpoint::Http { base_url } => Some(base_url.as_str()),
             Endpoint::Sim(_) => None,
         };
         let plain_http = base_url.is_some_and(|u| u.starts_with("http://"));
+        // HTTP/2 goes through the HTTP client's own connections: the client clock.
+        let http1 = http2 == super::Http2::Off;
         let Some(asked) = &spanned.get_ref().clock else {
-            return Ok(base_url.map_or(ClockSource::Client, ClockSource::default_for));
+            return Ok(base_url
+                .filter(|_| http1)
+                .map_or(ClockSource::Client, ClockSource::default_for));
         };
         let clock = match asked.get_ref().as_str() {
             "kernel" => ClockSource::Kernel,
@@ -38,6 +43,17 @@ impl Cx<'_> {
                 ));
             }
         };
+        if clock != ClockSource::Client && !http1 {
+            return Err(self.invalid(
+                asked.span().start,
+                format!("targets[{i}].clock"),
+                format!(
+                    "clock '{}' stamps at llmpulse's own HTTP/1.1 sockets; with http2 = \"on\" \
+                     or \"auto\" times are taken with clock = \"client\"",
+                    clock.as_str()
+                ),
+            ));
+        }
         if clock != ClockSource::Client && !plain_http {
             return Err(self.invalid(
                 asked.span().start,

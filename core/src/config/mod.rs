@@ -119,6 +119,8 @@ pub struct Target {
     /// Where the call's timestamps are taken: `kernel` (the default for http:// on Linux),
     /// `socket`, or `client` (the only choice for https:// and the simulator).
     pub clock: ClockSource,
+    /// Which HTTP versions the target is asked in.
+    pub http2: Http2,
     /// What the target's tokens cost (`price`, or its row of the `prices` file).
     pub price: Option<crate::cost::Price>,
 }
@@ -177,6 +179,20 @@ pub struct Params {
     pub json_mode: JsonMode,
     /// Whether the server may answer a repeated prompt from its prefix cache.
     pub prompt_cache: PromptCache,
+}
+
+/// Whether a target is asked over HTTP/2 (`http2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Http2 {
+    /// HTTP/1.1 only, one request at a time per connection (the default: how llmpulse has
+    /// always measured, and what the kernel and socket clocks speak).
+    #[default]
+    Off,
+    /// HTTP/2 where an https server offers it in the TLS handshake (ALPN), else HTTP/1.1.
+    Auto,
+    /// HTTP/2 only; over plain http without asking first (prior knowledge, h2c).
+    On,
 }
 
 /// Whether a target's prompts may be served from the server's prefix cache (`prompt_cache`).

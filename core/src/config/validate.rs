@@ -288,7 +288,8 @@ impl Cx<'_> {
             }
             None => super::DEFAULT_MAX_ANSWER_BYTES,
         };
-        let clock = self.clock(i, spanned, &endpoint)?;
+        let http2 = t.http2.unwrap_or_default();
+        let clock = self.clock(i, spanned, &endpoint, http2)?;
         let price = match &t.price {
             Some(p) => {
                 p.get_ref()
@@ -316,6 +317,7 @@ impl Cx<'_> {
             extra,
             max_answer_bytes,
             clock,
+            http2,
             price,
         })
     }

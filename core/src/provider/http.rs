@@ -31,9 +31,17 @@ pub(crate) const USER_AGENT: &str = concat!("llmpulse/", env!("CARGO_PKG_VERSION
 /// target's connect timeout, TCP_NODELAY, and llmpulse's user agent.
 pub fn build_client(
     connect_timeout: std::time::Duration,
+    http2: crate::config::Http2,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    use crate::config::Http2;
     install_crypto();
-    reqwest::Client::builder()
+    let builder = match http2 {
+        Http2::Off => reqwest::Client::builder().http1_only(),
+        // ALPN offers h2 and http/1.1 over https; plain http stays HTTP/1.1.
+        Http2::Auto => reqwest::Client::builder(),
+        Http2::On => reqwest::Client::builder().http2_prior_knowledge(),
+    };
+    builder
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)

@@ -55,7 +55,7 @@ impl Client {
                 ))
             }
             Endpoint::Http { base_url } => {
-                let http = http::build_client(target.timeouts.connect)?;
+                let http = http::build_client(target.timeouts.connect, target.http2)?;
                 Arc::new(http::HttpTransport::new(http, base_url.clone()))
             }
             Endpoint::Sim(profile) => Arc::new(InProcess::new((**profile).clone())),
