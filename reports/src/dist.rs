@@ -1,4 +1,4 @@
-//! The values a group keeps: [`Dist`] (an HdrHistogram always, the exact values while few),
+//! The values a group keeps: [`Dist`] (the exact values while few, an HdrHistogram beyond),
 //! [`Mean`] and [`Rate`]. Each merges with another of its kind by addition.
 
 use hdrhistogram::Histogram;
@@ -6,12 +6,18 @@ use hdrhistogram::Histogram;
 /// A distribution keeps its exact values up to this many; beyond it, only the histogram.
 pub const EXACT_CAP: usize = 2_000;
 
-/// One numeric distribution: a histogram always, exact values while there are few.
+/// One numeric distribution: the exact values while there are few, a histogram beyond. The
+/// histogram is built only when the exact values no longer suffice (past [`EXACT_CAP`], or at
+/// the first value of a distribution that keeps none): a report folds every file into its own
+/// groups before merging them, and most of those hold a few dozen values.
 #[derive(Debug, Clone)]
 pub struct Dist {
-    hist: Histogram<u32>,
+    hist: Option<Histogram<u32>>,
+    sigfig: u8,
     /// Units per histogram step: values are stored as `round(v × scale)`.
     scale: f64,
+    /// Every value, while there are at most [`EXACT_CAP`] (`None` past it, or for a
+    /// distribution that keeps none).
     exact: Option<Vec<f64>>,
 }
 
@@ -34,10 +40,42 @@ impl Dist {
 
     fn new(scale: f64, sigfig: u8, exact: bool) -> Dist {
         Dist {
-            hist: Histogram::new(sigfig).expect("2 or 3 significant digits are valid"),
+            hist: None,
+            sigfig,
             scale,
             exact: exact.then(Vec::new),
         }
+    }
+
+    fn record(h: &mut Histogram<u32>, scale: f64, v: f64) {
+        let v_scaled = (v * scale).round() as u64;
+        // `record` grows an auto-resizing histogram; saturate only if it cannot.
+        if h.record(v_scaled).is_err() {
+            h.saturating_record(v_scaled);
+        }
+    }
+
+    /// The histogram of every value: the one kept, or one built from the exact values.
+    fn histogram(&self) -> std::borrow::Cow<'_, Histogram<u32>> {
+        match &self.hist {
+            Some(h) => std::borrow::Cow::Borrowed(h),
+            None => {
+                let mut h =
+                    Histogram::new(self.sigfig).expect("2 or 3 significant digits are valid");
+                for v in self.exact.iter().flatten() {
+                    Dist::record(&mut h, self.scale, *v);
+                }
+                std::borrow::Cow::Owned(h)
+            }
+        }
+    }
+
+    /// From here on the histogram is kept: built from the exact values if it was not yet.
+    fn keep_histogram(&mut self) -> &mut Histogram<u32> {
+        if self.hist.is_none() {
+            self.hist = Some(self.histogram().into_owned());
+        }
+        self.hist.as_mut().expect("set above")
     }
 
     /// Adds one value; negative, infinite and NaN values are not measurements and are dropped.
@@ -45,39 +83,46 @@ impl Dist {
         if !v.is_finite() || v < 0.0 {
             return;
         }
-        let v_scaled = (v * self.scale).round() as u64;
-        // `record` grows an auto-resizing histogram; saturate only if it cannot.
-        if self.hist.record(v_scaled).is_err() {
-            self.hist.saturating_record(v_scaled);
-        }
         if let Some(exact) = &mut self.exact {
             if exact.len() < EXACT_CAP {
                 exact.push(v);
-            } else {
-                self.exact = None;
+                return;
             }
+            self.keep_histogram();
+            self.exact = None;
         }
+        let scale = self.scale;
+        Dist::record(self.keep_histogram(), scale, v);
     }
 
     /// Adds every value of `other` (same kind of distribution).
     pub fn merge(&mut self, other: &Dist) {
-        // Both histograms auto-resize, so adding cannot fail for lack of range.
-        let _ = self.hist.add(&other.hist);
-        self.exact = match (self.exact.take(), &other.exact) {
-            (Some(mut a), Some(b)) if a.len() + b.len() <= EXACT_CAP => {
-                a.extend_from_slice(b);
-                Some(a)
+        if self.hist.is_none() && other.hist.is_none() {
+            match (&mut self.exact, &other.exact) {
+                (Some(a), Some(b)) if a.len() + b.len() <= EXACT_CAP => {
+                    a.extend_from_slice(b);
+                    return;
+                }
+                (None, None) => return,
+                _ => {}
             }
-            _ => None,
-        };
+        }
+        let theirs = other.histogram();
+        // Both histograms auto-resize, so adding cannot fail for lack of range.
+        let _ = self.keep_histogram().add(theirs.as_ref());
+        self.exact = None;
     }
 
     pub fn len(&self) -> u64 {
-        self.hist.len()
+        match (&self.hist, &self.exact) {
+            (Some(h), _) => h.len(),
+            (None, Some(e)) => e.len() as u64,
+            (None, None) => 0,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hist.is_empty()
+        self.len() == 0
     }
 
     /// The exact values, sorted, when every value is still kept.
@@ -90,16 +135,17 @@ impl Dist {
     /// The value at quantile `q` in [0, 1] read off the histogram (highest value equivalent to
     /// the bucket, within the histogram's precision).
     pub fn hist_quantile(&self, q: f64) -> Option<f64> {
-        if self.hist.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        let v = self.hist.value_at_quantile(q.clamp(0.0, 1.0));
-        Some(self.hist.median_equivalent(v) as f64 / self.scale)
+        let h = self.histogram();
+        let v = h.value_at_quantile(q.clamp(0.0, 1.0));
+        Some(h.median_equivalent(v) as f64 / self.scale)
     }
 
     /// The histogram's mean.
     pub fn mean(&self) -> Option<f64> {
-        (!self.hist.is_empty()).then(|| self.hist.mean() / self.scale)
+        (!self.is_empty()).then(|| self.histogram().mean() / self.scale)
     }
 }
 
