@@ -609,12 +609,34 @@ fn reports_read_runs_from_s3_and_gcs() {
     }
 }
 
+/// Writes `rows` as one run below `dir/store`, reports it into `dir/report` and returns the
+/// report's `summary.json`.
+fn one_run_report(dir: &Scratch, rows: &[Value], run_id: &str) -> Value {
+    let root = dir.0.join("store");
+    write_run(&root, run_id, 0, "2026-11-20T10:00:00Z", rows);
+    let out = llmpulse(
+        &dir.0,
+        &[
+            "report",
+            "--from",
+            root.to_str().unwrap(),
+            "--out",
+            "report",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_json(&dir.0.join("report/summary.json"))
+}
+
 /// The time to first token split into set-up, TTFB and headers → first token, per target, from
 /// values worked out by hand: a slow provider shows after the headers, not in the network.
 #[test]
 fn the_time_to_first_token_is_split_into_setup_headers_and_first_token() {
     let dir = Scratch::new("report-split");
-    let root = dir.0.join("store");
     // (ttfb, ttft, connect_sec): the first call opened the connection, the others reused it.
     let calls = [
         (0.10, 0.50, Some(0.04)),
@@ -633,29 +655,7 @@ fn the_time_to_first_token_is_split_into_setup_headers_and_first_token() {
             r
         })
         .collect();
-    write_run(
-        &root,
-        "20261120T100000Z-aaaaaa",
-        0,
-        "2026-11-20T10:00:00Z",
-        &rows,
-    );
-    let out = llmpulse(
-        &dir.0,
-        &[
-            "report",
-            "--from",
-            root.to_str().unwrap(),
-            "--out",
-            "report",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = read_json(&dir.0.join("report/summary.json"));
+    let summary = one_run_report(&dir, &rows, "20261120T100000Z-aaaaaa");
     let split = &target(&summary, "a")["ttft_split"];
     assert_eq!(split["new_connections"]["k"], 1);
     assert_eq!(split["new_connections"]["n"], 3);
@@ -677,7 +677,6 @@ fn the_time_to_first_token_is_split_into_setup_headers_and_first_token() {
 #[test]
 fn a_target_measured_from_two_origins_is_reported_per_origin() {
     let dir = Scratch::new("report-origins");
-    let root = dir.0.join("store");
     // (origin, ttfb, ttft): eu's network adds 0.3 s before the headers; the model is the same.
     let calls = [
         ("lambda:eu-west-1", 0.35, 0.55),
@@ -698,29 +697,7 @@ fn a_target_measured_from_two_origins_is_reported_per_origin() {
             r
         })
         .collect();
-    write_run(
-        &root,
-        "20261120T100000Z-bbbbbb",
-        0,
-        "2026-11-20T10:00:00Z",
-        &rows,
-    );
-    let out = llmpulse(
-        &dir.0,
-        &[
-            "report",
-            "--from",
-            root.to_str().unwrap(),
-            "--out",
-            "report",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = read_json(&dir.0.join("report/summary.json"));
+    let summary = one_run_report(&dir, &rows, "20261120T100000Z-bbbbbb");
     let origins = target(&summary, "a")["origins"].as_array().unwrap().clone();
     let by = |name: &str| {
         origins

@@ -204,6 +204,37 @@ fn config_table(t: &mut String, title: &str, file: &str, decl: &str) {
     }
 }
 
+/// The config file's tables: the page's heading, the source file, the serde type.
+const CONFIG_TABLES: [(&str, &str, &str); 7] = [
+    (
+        "Top level",
+        "src/config/raw.rs",
+        "pub(crate) struct RawConfig",
+    ),
+    (
+        "[[targets]]",
+        "src/config/raw.rs",
+        "pub(crate) struct RawTarget",
+    ),
+    (
+        "[campaign]",
+        "src/config/raw.rs",
+        "pub(crate) struct RawCampaign",
+    ),
+    ("[load]", "src/config/raw.rs", "pub(crate) struct RawLoad"),
+    ("[agent]", "src/config/raw.rs", "pub(crate) struct RawAgent"),
+    (
+        "[watch]",
+        "src/config/watch.rs",
+        "pub(crate) struct RawWatch",
+    ),
+    (
+        "[[notify]]",
+        "src/config/watch.rs",
+        "pub(crate) struct RawNotify",
+    ),
+];
+
 fn config_reference() -> String {
     let mut t = format!(
         "{HEADER}\n\n# Configuration reference\n\nEvery key a config file may hold, by table. \
@@ -211,35 +242,7 @@ fn config_reference() -> String {
          `suite`, `output`, `model`, `base_url` and header values. Examples and explanations: \
          [Configuration](../configuration.md).\n"
     );
-    for (title, file, decl) in [
-        (
-            "Top level",
-            "src/config/raw.rs",
-            "pub(crate) struct RawConfig",
-        ),
-        (
-            "[[targets]]",
-            "src/config/raw.rs",
-            "pub(crate) struct RawTarget",
-        ),
-        (
-            "[campaign]",
-            "src/config/raw.rs",
-            "pub(crate) struct RawCampaign",
-        ),
-        ("[load]", "src/config/raw.rs", "pub(crate) struct RawLoad"),
-        ("[agent]", "src/config/raw.rs", "pub(crate) struct RawAgent"),
-        (
-            "[watch]",
-            "src/config/watch.rs",
-            "pub(crate) struct RawWatch",
-        ),
-        (
-            "[[notify]]",
-            "src/config/watch.rs",
-            "pub(crate) struct RawNotify",
-        ),
-    ] {
+    for (title, file, decl) in CONFIG_TABLES {
         config_table(&mut t, title, file, decl);
     }
     t
@@ -309,35 +312,8 @@ fn the_books_reference_pages_say_what_the_code_says() {
 
 #[test]
 fn every_config_key_is_documented() {
-    for decl in [
-        "pub(crate) struct RawConfig",
-        "pub(crate) struct RawTarget",
-        "pub(crate) struct RawCampaign",
-        "pub(crate) struct RawLoad",
-        "pub(crate) struct RawAgent",
-    ] {
-        for item in items(&source("src/config/raw.rs"), decl)
-            .into_iter()
-            .flatten()
-        {
-            assert!(
-                !item.doc.is_empty(),
-                "{decl}: {:?} has no doc comment",
-                item.names
-            );
-            assert_eq!(
-                item.names.len(),
-                1,
-                "{decl}: {:?} share one doc",
-                item.names
-            );
-        }
-    }
-    for decl in ["pub(crate) struct RawWatch", "pub(crate) struct RawNotify"] {
-        for item in items(&source("src/config/watch.rs"), decl)
-            .into_iter()
-            .flatten()
-        {
+    for (_, file, decl) in CONFIG_TABLES {
+        for item in items(&source(file), decl).into_iter().flatten() {
             assert!(
                 !item.doc.is_empty(),
                 "{decl}: {:?} has no doc comment",
