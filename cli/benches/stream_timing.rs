@@ -9,7 +9,9 @@
 //! both reading the same monotonic clock. Then with the server in its own process (`llmpulse
 //! sim`), as a user runs it: the two are compared on the wall clock, through the simulator's
 //! request log (`received_unix_ms` + each event's offset) and each outcome's `sent_at`.
-//! `LLMPULSE_BENCH_CLOCK=socket|client` measures with that clock instead of the kernel's.
+//! `LLMPULSE_BENCH_CLOCK=socket|client` measures with that clock instead of the kernel's;
+//! `LLMPULSE_BENCH_TLS=1` serves and measures over https (a CA of the bench's own, trusted
+//! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +27,32 @@ use llmpulse_sim::{LogEntry, SimProfile, SimState, server};
 
 #[path = "common/sim.rs"]
 mod sim;
+
+#[path = "common/certs.rs"]
+mod certs;
+
+/// Over https: the CA file the client trusts and the server's certificate, made once.
+struct Pki {
+    ca_file: PathBuf,
+    cert: certs::ServerCert,
+}
+
+fn pki() -> Option<&'static Pki> {
+    static PKI: std::sync::OnceLock<Option<Pki>> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        if std::env::var("LLMPULSE_BENCH_TLS").is_err() {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("llmpulse-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
+        let ca = certs::TestCa::new("llmpulse bench CA");
+        Some(Pki {
+            ca_file: ca.write_pem(&dir.join("ca.pem")),
+            cert: ca.issue(certs::Leaf::Good, &dir, "server"),
+        })
+    })
+    .as_ref()
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -62,7 +90,11 @@ impl ServerHandle {
         match self {
             ServerHandle::InProcess { state, .. } => state.log(),
             ServerHandle::Process(_, url) => {
-                let out = std::process::Command::new("curl")
+                let mut curl = std::process::Command::new("curl");
+                if let Some(pki) = pki() {
+                    curl.arg("--cacert").arg(&pki.ca_file);
+                }
+                let out = curl
                     .args(["-s", &url.replace("/v1", "/sim/log")])
                     .output()
                     .expect("curl the simulator's log");
@@ -87,40 +119,58 @@ fn setup(profile: SimProfile, where_: Server) -> Setup {
             let server_rt = runtime();
             let state = Arc::new(SimState::new(profile, HashMap::new(), true));
             let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let bound = server_rt
-                .block_on(server::spawn(addr, state.clone()))
-                .expect("bind");
+            let (bound, scheme) = match pki() {
+                None => (
+                    server_rt.block_on(server::spawn(addr, state.clone())),
+                    "http",
+                ),
+                Some(pki) => {
+                    let tls = server::Tls {
+                        config: server::tls_config(&pki.cert.cert, &pki.cert.key)
+                            .expect("the bench's certificate"),
+                        handshake_delay: Duration::ZERO,
+                    };
+                    let spawned = server_rt.block_on(server::spawn_tls(addr, state.clone(), tls));
+                    (spawned, "https")
+                }
+            };
+            let bound = bound.expect("bind");
             (
                 ServerHandle::InProcess {
                     _runtime: server_rt,
                     state,
                 },
-                format!("http://{bound}/v1"),
+                format!("{scheme}://{bound}/v1"),
             )
         }
         Server::Process => {
             let ttft = profile.ttft_ms.to_string();
             let itl = profile.itl_ms.to_string();
             let tokens = profile.output_tokens.to_string();
-            let (child, url) = sim::start(
-                env!("CARGO_BIN_EXE_llmpulse"),
-                &[
-                    "--no-role-chunk",
-                    "--recall",
-                    "0",
-                    "--ttft-ms",
-                    &ttft,
-                    "--itl-ms",
-                    &itl,
-                    "--output-tokens",
-                    &tokens,
-                ],
-            );
+            let mut args = vec![
+                "--no-role-chunk".to_string(),
+                "--recall".into(),
+                "0".into(),
+                "--ttft-ms".into(),
+                ttft,
+                "--itl-ms".into(),
+                itl,
+                "--output-tokens".into(),
+                tokens,
+            ];
+            if let Some(pki) = pki() {
+                args.extend(pki.cert.sim_args());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (child, url) = sim::start(env!("CARGO_BIN_EXE_llmpulse"), &args);
             (ServerHandle::Process(child, url.clone()), url)
         }
     };
+    let ca_file = pki().map_or(String::new(), |p| {
+        format!("ca_file = \"{}\"\n", p.ca_file.display())
+    });
     let text = format!(
-        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\ntimeout_sec = 60\nclock = \"{}\"\n",
+        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\ntimeout_sec = 60\nclock = \"{}\"\n{ca_file}",
         std::env::var("LLMPULSE_BENCH_CLOCK").unwrap_or("kernel".into())
     );
     let config = Config::parse(&text, "bench", PathBuf::from("."), &|_| None).expect("config");

@@ -45,20 +45,53 @@ pub fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("'{}:{}' is not an address", a.host, a.port))?;
     let kind = a.kind.as_deref().and_then(ServerKind::parse);
     let state = Arc::new(SimState::new(default, file.models, true).with_kind(kind));
+    let tls = tls(&a)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
-        println!("llmpulse sim listening on http://{bound}/v1");
-        tracing::info!(%bound, "simulator ready");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("llmpulse sim listening on {scheme}://{bound}/v1");
+        tracing::info!(%bound, scheme, "simulator ready");
+        let serving = async {
+            match tls {
+                #[cfg(unix)]
+                Some(tls) => server::serve_tls(listener, state, tls).await,
+                #[cfg(not(unix))]
+                Some(never) => match never {},
+                None => server::serve(listener, state).await,
+            }
+        };
         tokio::select! {
-            r = server::serve(listener, state) => r.context("simulator server failed"),
+            r = serving => r.context("simulator server failed"),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How to serve https, from `--tls-cert` and `--tls-key`.
+#[cfg(unix)]
+fn tls(a: &SimArgs) -> anyhow::Result<Option<server::Tls>> {
+    let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) else {
+        return Ok(None);
+    };
+    let config = server::tls_config(cert, key).map_err(|m| anyhow::anyhow!("{m}"))?;
+    Ok(Some(server::Tls {
+        config,
+        handshake_delay: std::time::Duration::from_millis(a.tls_handshake_delay_ms),
+    }))
+}
+
+#[cfg(not(unix))]
+fn tls(a: &SimArgs) -> anyhow::Result<Option<std::convert::Infallible>> {
+    anyhow::ensure!(
+        a.tls_cert.is_none(),
+        "the simulator serves https on Unix only"
+    );
+    Ok(None)
 }
 
 fn apply_flags(p: &mut SimProfile, a: &SimArgs) {

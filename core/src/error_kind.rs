@@ -28,9 +28,13 @@ pub enum ErrorKind {
     /// A 5xx from the provider.
     #[serde(rename = "http_5xx")]
     Http5xx,
-    /// The TCP/TLS connection could not be made, or the server closed it before any byte of
-    /// an answer (a kept-alive connection closed as the request went out).
+    /// The TCP connection could not be made, or the server closed it before any byte of an
+    /// answer (a kept-alive connection closed as the request went out).
     Connect,
+    /// The TLS handshake failed: the server's certificate was refused (an unknown issuer, a
+    /// wrong host name, expired) or the handshake broke. Not retried by default: it fails the
+    /// same way until someone fixes the certificate or the `ca_file`.
+    Tls,
     /// The stream ended or broke before the answer was complete.
     StreamBroken,
     /// The provider sent bytes that are not the protocol (malformed JSON, missing fields).
@@ -87,6 +91,7 @@ impl ErrorKind {
             ErrorKind::Http4xx => "http_4xx",
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
             ErrorKind::StreamBroken => "stream_broken",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::StreamError => "stream_error",
@@ -125,6 +130,7 @@ mod tests {
             ErrorKind::Http4xx,
             ErrorKind::Http5xx,
             ErrorKind::Connect,
+            ErrorKind::Tls,
             ErrorKind::StreamBroken,
             ErrorKind::BadResponse,
             ErrorKind::StreamError,

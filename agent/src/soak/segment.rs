@@ -235,7 +235,7 @@ fn segment_targets(model: &Target, soak: &Soak, seg: &Segment) -> Vec<Target> {
             probe.endpoint = Endpoint::Http {
                 base_url: soak.failover_url.clone(),
             };
-            probe.clock = llmpulse_core::provider::ClockSource::default_for(&soak.failover_url);
+            probe.clock = probe.http2.default_clock();
             probe.protocol = llmpulse_core::preset::Protocol::Openai;
             probe.api_key = None;
             probe.headers.clear();

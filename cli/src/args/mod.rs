@@ -412,6 +412,17 @@ pub struct SimArgs {
     /// `[models.NAME]`): ollama, lmstudio, vllm, llamacpp or exo.
     #[arg(long, value_parser = ["ollama", "lmstudio", "vllm", "llamacpp", "exo"])]
     pub kind: Option<String>,
+    /// Serve https with this PEM certificate chain (with `--tls-key`); ALPN offers HTTP/2 and
+    /// HTTP/1.1.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Wait this long after accepting a connection before the TLS handshake (a server whose
+    /// set-up is slow by a known amount).
+    #[arg(long, default_value_t = 0, requires = "tls_cert")]
+    pub tls_handshake_delay_ms: u64,
     #[arg(long)]
     pub ttft_ms: Option<f64>,
     #[arg(long)]

@@ -10,8 +10,8 @@ use crate::preset;
 
 impl Cx<'_> {
     /// Where the target's timestamps are taken: at the socket, by the kernel where it can, for
-    /// plain HTTP; where the reading task sees the bytes for HTTPS (the TLS layer sits between)
-    /// and the in-process simulator.
+    /// HTTP/1.1 targets over http and https alike (TLS runs over llmpulse's own stamped
+    /// socket); where the reading task sees the bytes for HTTP/2 and the in-process simulator.
     pub(super) fn clock(
         &self,
         i: usize,
@@ -19,17 +19,15 @@ impl Cx<'_> {
         endpoint: &Endpoint,
         http2: super::Http2,
     ) -> Result<ClockSource, ConfigError> {
-        let base_url = match endpoint {
-            Endpoint::Http { base_url } => Some(base_url.as_str()),
-            Endpoint::Sim(_) => None,
-        };
-        let plain_http = base_url.is_some_and(|u| u.starts_with("http://"));
+        let http = matches!(endpoint, Endpoint::Http { .. });
         // HTTP/2 goes through the HTTP client's own connections: the client clock.
         let http1 = http2 == super::Http2::Off;
         let Some(asked) = &spanned.get_ref().clock else {
-            return Ok(base_url
-                .filter(|_| http1)
-                .map_or(ClockSource::Client, ClockSource::default_for));
+            return Ok(if http {
+                http2.default_clock()
+            } else {
+                ClockSource::Client
+            });
         };
         let clock = match asked.get_ref().as_str() {
             "kernel" => ClockSource::Kernel,
@@ -54,13 +52,13 @@ impl Cx<'_> {
                 ),
             ));
         }
-        if clock != ClockSource::Client && !plain_http {
+        if clock != ClockSource::Client && !http {
             return Err(self.invalid(
                 asked.span().start,
                 format!("targets[{i}].clock"),
                 format!(
-                    "clock '{}' stamps at the socket and needs a plain http:// base_url; \
-                     https:// and the simulator take clock = \"client\"",
+                    "clock '{}' stamps at a socket; the in-process simulator has none and takes \
+                     clock = \"client\"",
                     clock.as_str()
                 ),
             ));

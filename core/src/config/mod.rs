@@ -116,11 +116,13 @@ pub struct Target {
     /// The most bytes of a response body read; past it the call stops reading and fails with
     /// `answer_too_large`, keeping what came as a partial answer.
     pub max_answer_bytes: usize,
-    /// Where the call's timestamps are taken: `kernel` (the default for http:// on Linux),
-    /// `socket`, or `client` (the only choice for https:// and the simulator).
+    /// Where the call's timestamps are taken: `kernel` (the default for HTTP/1.1 targets on
+    /// Linux, http:// and https:// alike), `socket`, or `client` (HTTP/2 and the simulator).
     pub clock: ClockSource,
     /// Which HTTP versions the target is asked in.
     pub http2: Http2,
+    /// Roots trusted besides the system's, for an https target behind a private CA.
+    pub ca_file: Option<CaFile>,
     /// What the target's tokens cost (`price`, or its row of the `prices` file).
     pub price: Option<crate::cost::Price>,
 }
@@ -181,6 +183,13 @@ pub struct Params {
     pub prompt_cache: PromptCache,
 }
 
+/// A target's extra trusted roots: the file named by `ca_file` and its certificates.
+#[derive(Debug, Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: std::sync::Arc<Vec<rustls_pki_types::CertificateDer<'static>>>,
+}
+
 /// Whether a target is asked over HTTP/2 (`http2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -193,6 +202,17 @@ pub enum Http2 {
     Auto,
     /// HTTP/2 only; over plain http without asking first (prior knowledge, h2c).
     On,
+}
+
+impl Http2 {
+    /// The clock an HTTP target asked this way gets unless its config names one: the kernel's
+    /// on llmpulse's own HTTP/1.1 sockets (http and https alike), the client's for HTTP/2.
+    pub fn default_clock(self) -> ClockSource {
+        match self {
+            Http2::Off => ClockSource::Kernel,
+            Http2::Auto | Http2::On => ClockSource::Client,
+        }
+    }
 }
 
 /// Whether a target's prompts may be served from the server's prefix cache (`prompt_cache`).
@@ -301,6 +321,7 @@ impl Config {
             origin,
             env,
             need_keys,
+            base_dir: &base_dir,
         };
 
         let suite = match &raw.suite {
@@ -687,11 +708,11 @@ fallback_only = true
     }
 
     #[test]
-    fn the_clock_is_the_kernel_for_plain_http_and_the_client_otherwise() {
-        let target = |url: &str, clock: &str| {
+    fn the_clock_is_the_kernel_for_http_1_over_http_and_https_and_the_client_otherwise() {
+        let target = |url: &str, more: &str| {
             format!(
                 "[[targets]]\nname = \"a\"\nprovider = \"openai-compatible\"\nmodel = \"m\"\n\
-                 base_url = \"{url}\"\n{clock}"
+                 base_url = \"{url}\"\n{more}"
             )
         };
         let clock = |text: &str| parse(text).unwrap().targets[0].clock;
@@ -701,17 +722,24 @@ fallback_only = true
         );
         assert_eq!(
             clock(&target("https://api.example.com/v1", "")),
+            ClockSource::Kernel
+        );
+        assert_eq!(
+            clock(&target("https://api.example.com/v1", "http2 = \"auto\"")),
             ClockSource::Client
         );
         assert_eq!(
             clock(&target("http://h/v1", "clock = \"socket\"")),
             ClockSource::Socket
         );
-        let err = parse(&target("https://api.example.com/v1", "clock = \"kernel\""))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&target(
+            "https://api.example.com/v1",
+            "http2 = \"on\"\nclock = \"kernel\"",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
-            err.starts_with("test.toml:6: targets[0].clock: clock 'kernel' stamps at the socket and needs a plain http:// base_url"),
+            err.starts_with("test.toml:7: targets[0].clock: clock 'kernel' stamps at llmpulse's own HTTP/1.1 sockets"),
             "{err}"
         );
         let err = parse(&target("http://h/v1", "clock = \"tsc\""))
@@ -723,6 +751,10 @@ fallback_only = true
         );
         let sim = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
         assert_eq!(clock(sim), ClockSource::Client);
+        let err = parse(&format!("{sim}clock = \"kernel\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the in-process simulator has none"), "{err}");
     }
 
     #[test]

@@ -189,9 +189,13 @@ pub(crate) struct RawTarget {
     /// The most of a response read, bytes (default 4 MiB); past it the call is `answer_too_large`
     /// with the first part kept.
     pub(crate) max_answer_bytes: Option<Spanned<i64>>,
-    /// Where times are taken: `kernel` (plain http on Linux, the default), `socket` or `client`
-    /// (records' `clock_source`).
+    /// Where times are taken: `kernel` (the default for HTTP/1.1 targets on Linux, http and
+    /// https alike: TLS runs over llmpulse's own socket), `socket` or `client` (records'
+    /// `clock_source`).
     pub(crate) clock: Option<Spanned<String>>,
+    /// A PEM file of roots trusted besides the system's, for an https target behind a private
+    /// CA (a corporate gateway); relative to the config file.
+    pub(crate) ca_file: Option<Spanned<String>>,
     /// The target that answers when this one fails after its retries (records link them with
     /// `failover_from`/`failover_to`).
     pub(crate) fallback: Option<Spanned<String>>,

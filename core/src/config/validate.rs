@@ -24,6 +24,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
     /// Whether a hosted target without its key is an error (not for read-only commands).
     pub(crate) need_keys: bool,
+    /// The config file's directory: relative paths in it (`ca_file`) start there.
+    pub(crate) base_dir: &'a std::path::Path,
 }
 
 impl Cx<'_> {
@@ -290,6 +292,7 @@ impl Cx<'_> {
         };
         let http2 = t.http2.unwrap_or_default();
         let clock = self.clock(i, spanned, &endpoint, http2)?;
+        let ca_file = self.ca_file(i, spanned, &endpoint)?;
         let price = match &t.price {
             Some(p) => {
                 p.get_ref()
@@ -318,8 +321,38 @@ impl Cx<'_> {
             max_answer_bytes,
             clock,
             http2,
+            ca_file,
             price,
         })
+    }
+
+    /// The extra roots a target trusts (`ca_file`), read and parsed now so that a missing or
+    /// broken file stops the run before its first call.
+    fn ca_file(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        endpoint: &super::Endpoint,
+    ) -> Result<Option<super::CaFile>, ConfigError> {
+        let Some(file) = &spanned.get_ref().ca_file else {
+            return Ok(None);
+        };
+        let field = format!("targets[{i}].ca_file");
+        let https = matches!(endpoint, super::Endpoint::Http { base_url } if base_url.starts_with("https://"));
+        if !https {
+            return Err(self.invalid(
+                file.span().start,
+                field,
+                "trusted roots apply to an https:// base_url only".into(),
+            ));
+        }
+        let path = self.base_dir.join(self.interpolate(file, &field)?);
+        let certs = crate::provider::tls::load_pem(&path)
+            .map_err(|m| self.invalid(file.span().start, field, m))?;
+        Ok(Some(super::CaFile {
+            path,
+            certs: std::sync::Arc::new(certs),
+        }))
     }
 
     /// The target's API key, from the variable it names (or its preset's).

@@ -150,6 +150,7 @@ async fn exchange(
                     deadlines.message(ErrorKind::ConnectTimeout),
                 ),
                 TransportError::Connect(m) => (ErrorKind::Connect, m),
+                TransportError::Tls(m) => (ErrorKind::Tls, m),
                 TransportError::Request(m) => (ErrorKind::Request, m),
             };
             reading.fail(kind, message);
@@ -168,6 +169,7 @@ async fn exchange(
         reading.meter.headers(arrival(clock.as_ref()));
         reading.out.connect = resp.connect;
         reading.out.http_version = resp.http_version;
+        reading.out.peer = resp.peer;
         reading.out.http_status = Some(resp.status);
         reading.out.provider_request_id = request_id(&resp.headers);
         reading.out.rate_limit =

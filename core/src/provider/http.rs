@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
 use super::transport::{
-    BodyError, Connected, HttpRequest, RawResponse, Transport, TransportError, version_name,
+    BodyError, Connected, HttpRequest, Peer, RawResponse, Transport, TransportError, version_name,
 };
 
 /// Sends requests to `{base_url}{path}`.
@@ -28,10 +28,12 @@ impl HttpTransport {
 pub(crate) const USER_AGENT: &str = concat!("llmpulse/", env!("CARGO_PKG_VERSION"));
 
 /// The HTTP client of one target: no overall timeout (each call sets its own deadlines), the
-/// target's connect timeout, TCP_NODELAY, and llmpulse's user agent.
+/// target's connect timeout, TCP_NODELAY, llmpulse's user agent, and the roots of its
+/// `ca_file` trusted besides the system's.
 pub fn build_client(
     connect_timeout: std::time::Duration,
     http2: crate::config::Http2,
+    extra_roots: &[rustls_pki_types::CertificateDer<'static>],
 ) -> Result<reqwest::Client, reqwest::Error> {
     use crate::config::Http2;
     install_crypto();
@@ -41,6 +43,9 @@ pub fn build_client(
         Http2::Auto => reqwest::Client::builder(),
         Http2::On => reqwest::Client::builder().http2_prior_knowledge(),
     };
+    let builder = extra_roots.iter().try_fold(builder, |b, der| {
+        reqwest::Certificate::from_der(der).map(|c| b.add_root_certificate(c))
+    })?;
     builder
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
@@ -80,6 +85,7 @@ pub(crate) struct ConnectSlot {
     total: AtomicU64,
     dns: AtomicU64,
     tcp: AtomicU64,
+    tls: AtomicU64,
 }
 
 /// A phase of a connection's set-up, timed apart.
@@ -87,6 +93,7 @@ pub(crate) struct ConnectSlot {
 pub(crate) enum Phase {
     Dns,
     Tcp,
+    Tls,
 }
 
 /// The slot of the request being sent on this task, if any: taken where a connection starts
@@ -101,6 +108,7 @@ pub(crate) fn record_phase(slot: Option<&ConnectSlot>, phase: Phase, took: Durat
         let cell = match phase {
             Phase::Dns => &slot.dns,
             Phase::Tcp => &slot.tcp,
+            Phase::Tls => &slot.tls,
         };
         cell.store(nanos(took), Ordering::Relaxed);
     }
@@ -178,6 +186,7 @@ pub(crate) async fn timing_connect<F: std::future::Future>(
         total,
         dns: read(&slot.dns),
         tcp: read(&slot.tcp),
+        tls: read(&slot.tls),
     });
     (out, connect)
 }
@@ -209,6 +218,8 @@ impl Transport for HttpTransport {
                     TransportError::ConnectTimeout
                 } else if e.is_timeout() {
                     TransportError::Timeout
+                } else if super::tls::is_tls_failure(&e) {
+                    TransportError::Tls(chain(&e))
                 } else if e.is_connect() || closed_before_answer(&e) {
                     TransportError::Connect(chain(&e))
                 } else {
@@ -218,6 +229,10 @@ impl Transport for HttpTransport {
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let http_version = version_name(resp.version());
+            let peer = Some(Peer {
+                remote_addr: resp.remote_addr(),
+                tls_version: None,
+            });
             let body = resp
                 .bytes_stream()
                 .map(|r| r.map_err(|e| BodyError(chain(&e.without_url()))));
@@ -227,6 +242,7 @@ impl Transport for HttpTransport {
                 body: Box::pin(body),
                 connect: Some(connect),
                 http_version,
+                peer,
                 clock: None,
             })
         })

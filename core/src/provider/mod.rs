@@ -15,6 +15,7 @@ mod prompt_cache;
 pub mod sim;
 #[cfg(unix)]
 pub mod socket_clock;
+pub mod tls;
 pub mod transport;
 
 #[cfg(test)]
@@ -22,7 +23,7 @@ mod properties;
 
 pub use outcome::{AttemptStats, CallError, CallOutcome, ServerTimings, ToolCall, Usage};
 pub use transport::{
-    BodyError, BodyStream, ClockSource, HttpRequest, RawResponse, SocketClock, Transport,
+    BodyError, BodyStream, ClockSource, HttpRequest, Peer, RawResponse, SocketClock, Transport,
     TransportError,
 };
 
@@ -42,20 +43,55 @@ pub struct Client {
     transport: Arc<dyn Transport>,
 }
 
+/// A target's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    #[error("TLS settings: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Whether requests to `base_url` go through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+/// less `NO_PROXY`, read as reqwest and curl read them).
+fn proxied(proxies: &hyper_util::client::proxy::matcher::Matcher, base_url: &str) -> bool {
+    base_url
+        .parse::<::http::Uri>()
+        .is_ok_and(|uri| proxies.intercept(&uri).is_some())
+}
+
 impl Client {
-    /// Builds the client for `target`, with its own connection pool.
-    pub fn new(target: Target) -> Result<Self, reqwest::Error> {
+    /// Builds the client for `target`, with its own connection pool: llmpulse's stamped
+    /// sockets (TLS over them for https) on the kernel and socket clocks, unless a proxy stands
+    /// between (then reqwest's connections, which go through it, and the client clock); reqwest's
+    /// connections on the client clock.
+    pub fn new(target: Target) -> Result<Self, BuildError> {
+        let roots = target
+            .ca_file
+            .as_ref()
+            .map_or(&[][..], |f| f.certs.as_slice());
         let transport: Arc<dyn Transport> = match &target.endpoint {
             #[cfg(unix)]
-            Endpoint::Http { base_url } if target.clock != ClockSource::Client => {
+            Endpoint::Http { base_url }
+                if target.clock != ClockSource::Client
+                    && !proxied(
+                        &hyper_util::client::proxy::matcher::Matcher::from_system(),
+                        base_url,
+                    ) =>
+            {
+                let tls = base_url
+                    .starts_with("https://")
+                    .then(|| tls::client_config(roots))
+                    .transpose()?;
                 Arc::new(socket_clock::SocketTransport::new(
                     base_url.clone(),
                     target.timeouts.connect,
                     target.clock == ClockSource::Kernel,
+                    tls,
                 ))
             }
             Endpoint::Http { base_url } => {
-                let http = http::build_client(target.timeouts.connect, target.http2)?;
+                let http = http::build_client(target.timeouts.connect, target.http2, roots)?;
                 Arc::new(http::HttpTransport::new(http, base_url.clone()))
             }
             Endpoint::Sim(profile) => Arc::new(InProcess::new((**profile).clone())),

@@ -77,6 +77,8 @@ pub struct CallOutcome {
     pub connect: Option<Option<super::transport::Connected>>,
     /// The HTTP version of the response.
     pub http_version: Option<&'static str>,
+    /// The connection's far end and TLS version.
+    pub peer: Option<super::transport::Peer>,
     /// Where the call's timestamps were taken.
     pub clock: super::ClockSource,
     pub error: Option<CallError>,
@@ -116,6 +118,7 @@ impl CallOutcome {
             memory_mb: None,
             connect: None,
             http_version: None,
+            peer: None,
             clock: super::ClockSource::Client,
             error: None,
         }

@@ -29,6 +29,7 @@ impl Transport for Chunks {
             Ok(RawResponse {
                 connect: None,
                 http_version: None,
+                peer: None,
                 clock: None,
                 status: 200,
                 headers: HeaderMap::new(),

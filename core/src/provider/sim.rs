@@ -39,6 +39,7 @@ impl Transport for InProcess {
                 return Ok(RawResponse {
                     connect: None,
                     http_version: None,
+                    peer: None,
                     clock: None,
                     status: 200,
                     headers,
@@ -78,6 +79,7 @@ impl Transport for InProcess {
             Ok(RawResponse {
                 connect: None,
                 http_version: None,
+                peer: None,
                 clock: None,
                 status: reply.status,
                 headers,

@@ -1,16 +1,26 @@
-//! Timestamps taken at the socket, for plain-HTTP targets: a hyper connector whose connections
-//! stamp the instant each request's first byte is written and the instant the latest bytes read
-//! arrived. On Linux the arrival is the kernel's own receive timestamp (`SO_TIMESTAMPNS`), so it
-//! no longer depends on how soon a busy worker thread polls the connection; elsewhere it is taken
-//! at the read itself. Either way it is taken before anything parses the bytes, and the response
-//! carries its connection's [`SocketClock`] so the exchange reads its stamps from there.
+//! Timestamps taken at the socket, for HTTP/1.1 targets over http and https: a hyper connector
+//! whose connections stamp the instant each request's first byte is written and the instant the
+//! latest bytes read arrived. On Linux the arrival is the kernel's own receive timestamp
+//! (`SO_TIMESTAMPNS`), so it no longer depends on how soon a busy worker thread polls the
+//! connection; elsewhere it is taken at the read itself. Either way it is taken before anything
+//! parses the bytes, and the response carries its connection's [`SocketClock`] so the exchange
+//! reads its stamps from there.
 //!
-//! HTTP/1 sends one request at a time per connection, so "the first write since the last read"
-//! is the start of the current request, and "the latest read" holds the bytes just handed up.
+//! Over https, TLS (rustls) runs over the stamped socket: each read of the socket is stamped
+//! before rustls sees it, and rustls hands up a record's text only once the read that completed
+//! the record is in, so a decrypted chunk carries the receive time of the packet that completed
+//! its TLS record (or of a later one read with it). Only the HTTP layer's writes stamp "sent":
+//! not the handshake, TLS alerts, or the close_notify a closing connection sends after the
+//! response has begun.
+//!
+//! HTTP/1 sends one request at a time per connection, so "the first write since the last
+//! response bytes read" is the start of the current request, and "the latest read" holds the
+//! bytes just handed up.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -19,24 +29,28 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyDataStream, Full};
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use llmpulse_sim::rx_stamp;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::http::{Phase, chain, record_connect, record_phase};
+use super::tls::HandshakeFailed;
 use super::transport::{
-    BodyError, HttpRequest, RawResponse, SocketClock, Transport, TransportError, to_nanos,
+    BodyError, HttpRequest, Peer, RawResponse, SocketClock, Transport, TransportError, to_nanos,
 };
 
 /// A TCP connection that stamps its reads and the start of each request's writes.
 pub struct StampedStream {
     io: TcpStream,
     clock: SocketClock,
-    /// True from the first write of a request until the first read of its response.
+    /// True from the first write of a request until the first response bytes are handed up.
     writing: bool,
+    /// True while the HTTP layer is writing or flushing a request: only those writes stamp
+    /// (not TLS's handshake, alerts or close_notify, nor a shutdown after the response).
+    request: bool,
 }
 
 impl StampedStream {
@@ -50,37 +64,54 @@ impl StampedStream {
             io,
             clock: SocketClock::default(),
             writing: false,
+            request: false,
+        }
+    }
+
+    /// A write went out at `at` (taken just before the system call): the first of a request
+    /// stamps the request's start.
+    fn first_write(&mut self, at: Instant) {
+        if self.request && !self.writing {
+            self.writing = true;
+            self.clock
+                .stamps
+                .written
+                .store(to_nanos(at), Ordering::Release);
         }
     }
 }
 
-impl Read for StampedStream {
+impl AsyncRead for StampedStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
+        buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // SAFETY: `recv` writes at most `dst.len()` bytes into `dst` and reports how many;
-        // exactly those are marked filled (below).
-        let dst = unsafe { buf.as_mut() };
+        // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly that is
+        // marked initialised and filled (below).
+        let dst = unsafe { buf.unfilled_mut() };
         let (n, kernel_at) = ready!(rx_stamp::poll_recv(&this.io, cx, dst))?;
-        let at = kernel_at.unwrap_or_else(Instant::now);
-        let stamps = &this.clock.stamps;
-        let flag = match kernel_at {
-            Some(_) => &stamps.kernel,
-            None => &stamps.unstamped,
-        };
-        flag.store(true, Ordering::Relaxed);
-        stamps.arrived.store(to_nanos(at), Ordering::Release);
-        this.writing = false;
-        // SAFETY: `recv` initialised the first `n` bytes.
-        unsafe { buf.advance(n) };
+        // The end of the stream brings no packet to stamp (a server closing a kept-alive
+        // connection after its answer): it changes neither the time nor the clock's source.
+        if n > 0 {
+            let at = kernel_at.unwrap_or_else(Instant::now);
+            let stamps = &this.clock.stamps;
+            let flag = match kernel_at {
+                Some(_) => &stamps.kernel,
+                None => &stamps.unstamped,
+            };
+            flag.store(true, Ordering::Relaxed);
+            stamps.arrived.store(to_nanos(at), Ordering::Release);
+        }
+        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
 
-impl Write for StampedStream {
+impl AsyncWrite for StampedStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -88,11 +119,7 @@ impl Write for StampedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let now = Instant::now();
-        let written = ready!(tokio::io::AsyncWrite::poll_write(
-            Pin::new(&mut this.io),
-            cx,
-            buf
-        ))?;
+        let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
         this.first_write(now);
         Poll::Ready(Ok(written))
     }
@@ -104,60 +131,148 @@ impl Write for StampedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let now = Instant::now();
-        let written = ready!(tokio::io::AsyncWrite::poll_write_vectored(
-            Pin::new(&mut this.io),
-            cx,
-            bufs
-        ))?;
+        let written = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
         this.first_write(now);
         Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
-        tokio::io::AsyncWrite::is_write_vectored(&self.io)
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().io), cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_shutdown(Pin::new(&mut self.get_mut().io), cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
-impl StampedStream {
-    /// A write went out at `at` (taken just before the system call): the first of a request
-    /// stamps the request's start.
-    fn first_write(&mut self, at: Instant) {
-        if !self.writing {
-            self.writing = true;
-            self.clock
-                .stamps
-                .written
-                .store(to_nanos(at), Ordering::Release);
+/// A stamped connection as hyper sees it: plain, or TLS over the stamped socket.
+pub struct Conn {
+    stream: Stream,
+    peer: Peer,
+}
+
+enum Stream {
+    Plain(StampedStream),
+    Tls(Box<tokio_rustls::client::TlsStream<StampedStream>>),
+}
+
+impl Conn {
+    fn stamped(&mut self) -> &mut StampedStream {
+        match &mut self.stream {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_mut().0,
+        }
+    }
+
+    fn clock(&self) -> &SocketClock {
+        match &self.stream {
+            Stream::Plain(s) => &s.clock,
+            Stream::Tls(s) => &s.get_ref().0.clock,
         }
     }
 }
 
-impl Connection for StampedStream {
-    fn connected(&self) -> Connected {
-        Connected::new().extra(self.clock.clone())
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        })?;
+        // Response bytes handed up (not TLS's own records): the next write starts a request.
+        if buf.filled().len() > before {
+            this.stamped().writing = false;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
-/// Opens TCP connections (TCP_NODELAY, the target's connect timeout), timed for
-/// `connect_sec`, with stamped reads and writes.
+impl Conn {
+    /// Runs a write or flush of the HTTP layer's (the request), whose socket writes stamp.
+    fn request<T>(&mut self, write: impl FnOnce(&mut Stream) -> T) -> T {
+        self.stamped().request = true;
+        let out = write(&mut self.stream);
+        self.stamped().request = false;
+        out
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().request(|stream| match stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        })
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().request(|stream| match stream {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().request(|stream| match stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        })
+    }
+
+    /// Closing writes (TLS's close_notify) after the response start no request.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+            .extra(self.clock().clone())
+            .extra(self.peer)
+    }
+}
+
+/// Opens TCP connections (TCP_NODELAY, the target's connect timeout), and TLS over them for
+/// https, each phase timed for `connect_sec`, with stamped reads and writes.
 #[derive(Clone)]
 pub struct Connector {
     connect_timeout: Duration,
     kernel: bool,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl tower_service::Service<http::Uri> for Connector {
-    type Response = StampedStream;
+    type Response = TokioIo<Conn>;
     type Error = io::Error;
-    type Future = BoxFuture<'static, io::Result<StampedStream>>;
+    type Future = BoxFuture<'static, io::Result<TokioIo<Conn>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -165,6 +280,7 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let (limit, kernel) = (self.connect_timeout, self.kernel);
+        let tls = (uri.scheme() == Some(&http::uri::Scheme::HTTPS)).then(|| self.tls.clone());
         let started = Instant::now();
         let slot = super::http::current_slot();
         let connecting = async move {
@@ -174,28 +290,59 @@ impl tower_service::Service<http::Uri> for Connector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string();
-            let port = uri.port_u16().unwrap_or(80);
-            let mut last = None;
+            let port = uri
+                .port_u16()
+                .unwrap_or(if tls.is_some() { 443 } else { 80 });
             let looking = Instant::now();
             let addrs = tokio::net::lookup_host((host.as_str(), port)).await?;
             // An IP address is no lookup.
             if host.parse::<std::net::IpAddr>().is_err() {
                 record_phase(slot.as_deref(), Phase::Dns, looking.elapsed());
             }
+            let mut last = None;
+            let mut opened = None;
             for addr in addrs {
                 let dialing = Instant::now();
                 match TcpStream::connect(addr).await {
                     Ok(io) => {
                         record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
                         io.set_nodelay(true)?;
-                        return Ok(StampedStream::new(io, kernel));
+                        opened = Some((io, addr));
+                        break;
                     }
                     Err(e) => last = Some(e),
                 }
             }
-            Err(last.unwrap_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-            }))
+            let Some((io, addr)) = opened else {
+                return Err(last.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+                }));
+            };
+            let stamped = StampedStream::new(io, kernel);
+            let mut peer = Peer {
+                remote_addr: Some(addr),
+                tls_version: None,
+            };
+            let stream = match tls {
+                None => Stream::Plain(stamped),
+                Some(tls) => {
+                    let tls = tls.ok_or_else(|| {
+                        io::Error::other(HandshakeFailed(
+                            "no TLS configuration for an https target".into(),
+                        ))
+                    })?;
+                    let shaking = Instant::now();
+                    let stream = handshake(&tls, &host, stamped).await?;
+                    record_phase(slot.as_deref(), Phase::Tls, shaking.elapsed());
+                    peer.tls_version = stream
+                        .get_ref()
+                        .1
+                        .protocol_version()
+                        .and_then(super::tls::version_name);
+                    Stream::Tls(Box::new(stream))
+                }
+            };
+            Ok(TokioIo::new(Conn { stream, peer }))
         };
         Box::pin(record_connect(started, async move {
             match tokio::time::timeout(limit, connecting).await {
@@ -209,6 +356,29 @@ impl tower_service::Service<http::Uri> for Connector {
     }
 }
 
+/// TLS over a stamped connection to `host` (its name checked against the certificate, and sent
+/// as SNI; an IP address is checked as one). A refused certificate or a broken handshake comes
+/// back as a [`HandshakeFailed`] naming the host.
+async fn handshake(
+    tls: &tokio_rustls::TlsConnector,
+    host: &str,
+    stamped: StampedStream,
+) -> io::Result<tokio_rustls::client::TlsStream<StampedStream>> {
+    let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad host name '{host}': {e}"),
+        )
+    })?;
+    tls.connect(name, stamped).await.map_err(|e| {
+        let why = match e.get_ref() {
+            Some(inner) => inner.to_string(),
+            None => e.to_string(),
+        };
+        io::Error::other(HandshakeFailed(format!("TLS handshake with {host}: {why}")))
+    })
+}
+
 /// Sends requests to `{base_url}{path}` over stamped connections, one pool per target.
 pub struct SocketTransport {
     client: Client<Connector, Full<Bytes>>,
@@ -217,13 +387,20 @@ pub struct SocketTransport {
 
 impl SocketTransport {
     /// `kernel`: ask the kernel for receive timestamps (Linux); otherwise stamp at the read.
-    pub fn new(base_url: String, connect_timeout: Duration, kernel: bool) -> Self {
+    /// `tls`: the client configuration for an https `base_url`.
+    pub fn new(
+        base_url: String,
+        connect_timeout: Duration,
+        kernel: bool,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .pool_timer(TokioTimer::new())
             .build(Connector {
                 connect_timeout,
                 kernel: kernel && rx_stamp::available(),
+                tls: tls.map(tokio_rustls::TlsConnector::from),
             });
         SocketTransport { client, base_url }
     }
@@ -250,6 +427,8 @@ impl Transport for SocketTransport {
                 let message = chain(&e);
                 if e.is_connect() && timed_out(&e) {
                     TransportError::ConnectTimeout
+                } else if super::tls::is_tls_failure(&e) {
+                    TransportError::Tls(message)
                 } else if e.is_connect()
                     || message.contains("connection closed before message completed")
                 {
@@ -259,6 +438,7 @@ impl Transport for SocketTransport {
                 }
             })?;
             let clock = resp.extensions().get::<SocketClock>().cloned();
+            let peer = resp.extensions().get::<Peer>().copied();
             let http_version = super::transport::version_name(resp.version());
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
@@ -270,6 +450,7 @@ impl Transport for SocketTransport {
                 body: Box::pin(body),
                 connect: Some(connect),
                 http_version,
+                peer,
                 clock,
             })
         })
@@ -291,61 +472,123 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use crate::config::Config;
     use crate::provider::{Client, ClockSource};
     use crate::suite::{Message, Prompt};
 
-    /// A server that answers one streamed chat completion per connection: headers and the
-    /// first token `first_after` after the request, the rest at once. It says on `got` when it
-    /// has read a request.
-    fn server(first_after: Duration, got: std::sync::mpsc::Sender<()>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { return };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let _ = got.send(());
-                std::thread::sleep(first_after);
-                let chunk = |text: &str| {
-                    format!(
-                        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
-                    )
-                };
-                let events = format!(
-                    "{}{}data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
-                    chunk("Hello"),
-                    chunk(" there")
-                );
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{events}",
-                    events.len()
-                );
+    /// Answers one streamed chat completion on `conn`: headers and the first token
+    /// `first_after` after the request, the rest at once. Says on `got` when it has read the
+    /// request.
+    fn answer(
+        conn: &mut (impl Read + Write),
+        first_after: Duration,
+        got: &std::sync::mpsc::Sender<()>,
+    ) {
+        let mut reader = BufReader::new(&mut *conn);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
             }
-        });
-        format!("http://{addr}/v1")
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        drop(reader);
+        let _ = got.send(());
+        std::thread::sleep(first_after);
+        let chunk = |text: &str| {
+            format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
+            )
+        };
+        let events = format!(
+            "{}{}data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
+            chunk("Hello"),
+            chunk(" there")
+        );
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{events}",
+            events.len()
+        );
+        let _ = conn.flush();
     }
 
-    fn client(base_url: &str, clock: &str) -> Client {
+    /// A server that answers each connection as [`answer`] does, over TLS when given a
+    /// configuration. Returns its base URL.
+    fn server(
+        first_after: Duration,
+        got: std::sync::mpsc::Sender<()>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                match &tls {
+                    None => answer(&mut { conn }, first_after, &got),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config.clone()).unwrap();
+                        answer(
+                            &mut rustls::StreamOwned::new(session, conn),
+                            first_after,
+                            &got,
+                        );
+                    }
+                }
+            }
+        });
+        format!("{scheme}://{addr}/v1")
+    }
+
+    /// A server configuration for 127.0.0.1, with a certificate from a CA of its own, and that
+    /// CA's PEM written to a file (for the client's `ca_file`).
+    fn tls_config() -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+            .unwrap();
+        let key_der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key_der)
+        .unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "llmpulse-socket-clock-ca-{}-{:?}.pem",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, ca_pem).unwrap();
+        (Arc::new(config), path)
+    }
+
+    fn client(base_url: &str, clock: &str, ca_file: Option<&std::path::Path>) -> Client {
+        let ca = ca_file.map_or(String::new(), |p| {
+            format!("ca_file = \"{}\"\n", p.display())
+        });
         let text = format!(
-            "[[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"m\"\nclock = \"{clock}\"\n"
+            "[[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"m\"\nclock = \"{clock}\"\n{ca}"
         );
         let target = Config::parse(&text, "t.toml", ".".into(), &|_| None)
             .unwrap()
@@ -355,11 +598,18 @@ mod tests {
     }
 
     /// TTFT (s) of one call whose client thread is busy for 500 ms from when the server has
-    /// the request, while the first token arrives 150 ms after that.
-    fn ttft_with_a_busy_client(clock: &str) -> (f64, ClockSource) {
+    /// the request, while the first token arrives 150 ms after that; over TLS with `tls`.
+    fn ttft_with_a_busy_client(clock: &str, tls: bool) -> (f64, ClockSource) {
         let (tx, got) = std::sync::mpsc::channel();
-        let url = server(Duration::from_millis(150), tx);
-        let client = client(&url, clock);
+        let (config, ca_file) = match tls {
+            true => {
+                let (config, path) = tls_config();
+                (Some(config), Some(path))
+            }
+            false => (None, None),
+        };
+        let url = server(Duration::from_millis(150), tx, config);
+        let client = client(&url, clock, ca_file.as_deref());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -386,21 +636,28 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn kernel_stamps_do_not_wait_for_a_busy_client() {
-        let (ttft, source) = ttft_with_a_busy_client("kernel");
-        assert_eq!(source, ClockSource::Kernel);
-        assert!(
-            (0.14..0.4).contains(&ttft),
-            "the token arrived at ~150 ms; measured {ttft}"
-        );
+        for tls in [false, true] {
+            let (ttft, source) = ttft_with_a_busy_client("kernel", tls);
+            assert_eq!(source, ClockSource::Kernel, "tls: {tls}");
+            assert!(
+                (0.14..0.4).contains(&ttft),
+                "the token arrived at ~150 ms; measured {ttft} (tls: {tls})"
+            );
+        }
     }
 
     #[test]
     fn stamps_taken_in_user_space_wait_for_the_busy_thread() {
-        for clock in ["socket", "client"] {
-            let (ttft, _) = ttft_with_a_busy_client(clock);
+        for (clock, tls) in [
+            ("socket", false),
+            ("client", false),
+            ("socket", true),
+            ("client", true),
+        ] {
+            let (ttft, _) = ttft_with_a_busy_client(clock, tls);
             assert!(
                 ttft > 0.5,
-                "{clock}: a user-space stamp waits for the thread; {ttft}"
+                "{clock} (tls: {tls}): a user-space stamp waits for the thread; {ttft}"
             );
         }
     }

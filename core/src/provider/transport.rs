@@ -39,19 +39,30 @@ pub struct RawResponse {
     pub connect: Option<Option<Connected>>,
     /// The HTTP version the response came in (`HTTP/1.1`, `HTTP/2.0`).
     pub http_version: Option<&'static str>,
+    /// The connection's far end and TLS version, where known.
+    pub peer: Option<Peer>,
     /// The connection's stamps, when they are taken at the socket (plain HTTP): when the
     /// request's first byte went out and when the latest bytes read arrived.
     pub clock: Option<SocketClock>,
 }
 
 /// A new connection's set-up: the whole of it, and the phases that were timed apart (the name
-/// lookup where a host name was resolved; the TCP handshake where llmpulse opened the socket
-/// itself, the plain-HTTP transports of the kernel and socket clocks).
+/// lookup where a host name was resolved; the TCP and TLS handshakes where llmpulse opened the
+/// socket itself, the transports of the kernel and socket clocks).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Connected {
     pub total: Duration,
     pub dns: Option<Duration>,
     pub tcp: Option<Duration>,
+    pub tls: Option<Duration>,
+}
+
+/// What a response's connection is, whether it was opened for this call or reused: the address
+/// it reached and, over https on the stamped connections, the TLS version agreed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peer {
+    pub remote_addr: Option<std::net::SocketAddr>,
+    pub tls_version: Option<&'static str>,
 }
 
 /// The name of an HTTP version as records write it.
@@ -70,6 +81,9 @@ pub fn version_name(v: ::http::Version) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum TransportError {
     Connect(String),
+    /// The TLS handshake failed: a certificate refused (unknown issuer, wrong host name,
+    /// expired) or a broken handshake.
+    Tls(String),
     ConnectTimeout,
     Timeout,
     Request(String),
@@ -89,21 +103,12 @@ pub enum ClockSource {
     Kernel,
     /// Taken at the socket read and write, in user space.
     Socket,
-    /// Taken where the reading task first sees the bytes (HTTPS, and the in-process simulator).
+    /// Taken where the reading task first sees the bytes (HTTP/2, a proxy, `clock = "client"`,
+    /// and the in-process simulator).
     Client,
 }
 
 impl ClockSource {
-    /// The clock a target at `base_url` gets unless its config names one: the kernel's for
-    /// plain HTTP, the client's for HTTPS.
-    pub fn default_for(base_url: &str) -> ClockSource {
-        if base_url.starts_with("http://") {
-            ClockSource::Kernel
-        } else {
-            ClockSource::Client
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             ClockSource::Kernel => "kernel",

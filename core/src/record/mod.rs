@@ -68,10 +68,12 @@ pub struct Record {
     pub role: Option<String>,
     /// Whether the answer was streamed.
     pub streamed: bool,
-    /// Over HTTP: the connection set-up (TCP, and TLS for https) when this call opened a new
-    /// connection, seconds. Part of `ttfb_sec`, `ttft_sec` and `latency_sec` with the `client`
-    /// clock, not with `kernel` or `socket` (those run from the request's first byte written).
-    /// Null when the call reused a connection (`connection_reused`) or was not made over HTTP.
+    /// Over HTTP: the connection set-up (name lookup, TCP, and TLS for https) when this call
+    /// opened a new connection, seconds: `dns_sec` + `tcp_connect_sec` + `tls_handshake_sec`
+    /// where those are timed apart. Part of `ttfb_sec`, `ttft_sec` and `latency_sec` with the
+    /// `client` clock, not with `kernel` or `socket` (those run from the request's first byte
+    /// written). Null when the call reused a connection (`connection_reused`) or was not made
+    /// over HTTP.
     #[serde(default)]
     pub connect_sec: Option<f64>,
     #[serde(default)]
@@ -80,21 +82,37 @@ pub struct Record {
     /// an IP address or a reused connection).
     #[serde(default)]
     pub dns_sec: Option<f64>,
-    /// Of `connect_sec`: the TCP handshake, where llmpulse opens the socket itself (plain-HTTP
-    /// targets, `kernel` and `socket` clocks); null over https, where the HTTP client's
-    /// connector does TCP and TLS together.
+    /// Of `connect_sec`: the TCP handshake, where llmpulse opens the socket itself (the
+    /// `kernel` and `socket` clocks, http and https); null on the `client` clock, where the
+    /// HTTP client's connector does TCP and TLS together.
     #[serde(default)]
     pub tcp_connect_sec: Option<f64>,
+    /// Of `connect_sec`: the TLS handshake over https, from the TCP connection up to the first
+    /// byte of the request (`kernel` and `socket` clocks); null over plain http, on a reused
+    /// connection and on the `client` clock.
+    #[serde(default)]
+    pub tls_handshake_sec: Option<f64>,
+    /// The TLS version agreed (`TLSv1.3`, `TLSv1.2`) on the `kernel` and `socket` clocks over
+    /// https, for new and reused connections alike; null over plain http.
+    #[serde(default)]
+    pub tls_version: Option<String>,
+    /// The address the call's connection reached (`203.0.113.7:443`, `[2001:db8::1]:443`): the
+    /// name's resolution at the time, which tells an IPv4 path from an IPv6 one and one edge
+    /// of a provider's network from another. Null without HTTP.
+    #[serde(default)]
+    pub remote_addr: Option<String>,
     /// The response's HTTP version (`HTTP/1.1`, `HTTP/2.0`); null without HTTP.
     #[serde(default)]
     pub http_version: Option<String>,
-    /// Where the call's times were taken. `kernel` (plain-HTTP targets on Linux, the default):
+    /// Where the call's times were taken. `kernel` (HTTP/1.1 targets on Linux, http and https,
+    /// the default):
     /// "sent" is the moment the request's first byte was written to the socket and each arrival
     /// is the kernel's receive time of its packet (`SO_TIMESTAMPNS`), so neither waits for a
     /// busy thread; `socket`: the same stamps taken in user space at the socket write and read
     /// (other systems, or `clock = "socket"`); `client`: from the hand-over to the HTTP client to
-    /// where the reading task sees the bytes (https targets, the in-process simulator, or
-    /// `clock = "client"`).
+    /// where the reading task sees the bytes (HTTP/2, a proxy in `HTTPS_PROXY`, the in-process
+    /// simulator, or `clock = "client"`). Over https the stamps are taken beneath TLS: a chunk's
+    /// arrival is that of the packet that completed its TLS record.
     #[serde(default)]
     pub clock_source: Option<String>,
     /// Request sent → the response headers, seconds ("sent" as `clock_source` says).
@@ -397,6 +415,13 @@ impl Record {
                 .flatten()
                 .and_then(|c| c.tcp)
                 .map(|d| round6(d.as_secs_f64())),
+            tls_handshake_sec: out
+                .connect
+                .flatten()
+                .and_then(|c| c.tls)
+                .map(|d| round6(d.as_secs_f64())),
+            tls_version: out.peer.and_then(|p| p.tls_version).map(str::to_string),
+            remote_addr: out.peer.and_then(|p| p.remote_addr).map(|a| a.to_string()),
             http_version: out.http_version.map(str::to_string),
             clock_source: Some(out.clock.as_str().to_string()),
             ttfb_sec: t.ttfb_sec.map(round6),

@@ -97,7 +97,7 @@ pub enum RunError {
     #[error("cannot build the HTTP client for target '{target}': {source}")]
     HttpClient {
         target: String,
-        source: reqwest::Error,
+        source: crate::provider::BuildError,
     },
     #[error("a call task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -1,0 +1,202 @@
+//! https targets against the simulator serving TLS with certificates of the tests' own CA: the
+//! kernel clock beneath TLS, the connection's set-up split into its phases, certificates that do
+//! not check out refused as `error_kind = "tls"`, and HTTP/2 streams sharing one connection.
+#![cfg(unix)]
+
+mod support;
+
+use support::{Scratch, Sim, by_target, run_records, target};
+
+#[path = "../benches/common/certs.rs"]
+mod certs;
+
+use certs::{Leaf, TestCa};
+
+/// The simulator over https with a certificate from `ca` made as `leaf`, and `more` flags.
+fn tls_sim(ca: &TestCa, leaf: Leaf, dir: &Scratch, name: &str, more: &[&str]) -> Sim {
+    let cert = ca.issue(leaf, &dir.0, name);
+    let mut args: Vec<String> = cert.sim_args();
+    args.extend(more.iter().map(|s| s.to_string()));
+    Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `https://localhost:PORT/v1` for a simulator that printed `https://127.0.0.1:PORT/v1`: the
+/// name goes through the resolver and is the one the certificate is checked against.
+fn by_name(sim: &Sim) -> String {
+    assert!(sim.base_url.starts_with("https://"), "{}", sim.base_url);
+    sim.base_url.replace("127.0.0.1", "localhost")
+}
+
+fn secs(r: &serde_json::Value, field: &str) -> f64 {
+    r[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is not a number in {r}"))
+}
+
+/// A target trusting the tests' CA is measured over https on the kernel clock by default: each
+/// record says TLS 1.3 over HTTP/1.1 and where it connected, the first call on a connection has
+/// its set-up split into lookup, TCP and TLS (summing to `connect_sec`), and TTFT runs from the
+/// request's first byte, so it holds the simulator's 150 ms and not the handshake.
+#[test]
+fn https_is_timed_beneath_tls_with_the_set_up_split() {
+    let dir = Scratch::new("tls-split");
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let sim = tls_sim(
+        &ca,
+        Leaf::Good,
+        &dir,
+        "good",
+        &[
+            "--ttft-ms",
+            "150",
+            "--itl-ms",
+            "2",
+            "--tls-handshake-delay-ms",
+            "300",
+        ],
+    );
+    let url = by_name(&sim);
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 3\nconcurrency = 1\n{}",
+        target("tls", &url, &format!("ca_file = \"{}\"", ca_file.display())),
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 3);
+    let port = url.rsplit(':').next().unwrap().trim_end_matches("/v1");
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(r["clock_source"], "kernel", "{r}");
+        assert_eq!(r["tls_version"], "TLSv1.3", "{r}");
+        assert_eq!(r["http_version"], "HTTP/1.1", "{r}");
+        let addr = r["remote_addr"].as_str().unwrap();
+        assert!(
+            addr == format!("127.0.0.1:{port}") || addr == format!("[::1]:{port}"),
+            "{addr}"
+        );
+        let ttft = secs(r, "ttft_sec");
+        assert!(
+            (0.15..0.3).contains(&ttft),
+            "TTFT runs from the request's first byte: the simulator's 150 ms, not the 300 ms \
+             handshake ({ttft})"
+        );
+    }
+    let opened: Vec<_> = rows
+        .iter()
+        .filter(|r| r["connection_reused"] == false)
+        .collect();
+    assert_eq!(opened.len(), 1, "one connection, kept alive");
+    let first = opened[0];
+    let (dns, tcp, tls, total) = (
+        secs(first, "dns_sec"),
+        secs(first, "tcp_connect_sec"),
+        secs(first, "tls_handshake_sec"),
+        secs(first, "connect_sec"),
+    );
+    assert!(
+        tls >= 0.3,
+        "the server waits 300 ms before its handshake: {tls}"
+    );
+    assert!(tcp < 0.1, "a loopback TCP handshake: {tcp}");
+    assert!(
+        (total - (dns + tcp + tls)).abs() < 0.005,
+        "connect_sec {total} is the phases' sum {dns} + {tcp} + {tls}"
+    );
+    for r in rows.iter().filter(|r| r["connection_reused"] == true) {
+        for field in [
+            "connect_sec",
+            "dns_sec",
+            "tcp_connect_sec",
+            "tls_handshake_sec",
+        ] {
+            assert!(r[field].is_null(), "{field} on a reused connection: {r}");
+        }
+    }
+}
+
+/// Certificates are checked as reqwest checks them, on both clocks: an issuer nobody trusts, a
+/// certificate for another host and an expired one are each refused with `error_kind = "tls"`
+/// and a message that says why; the same server is fine once its CA is the target's `ca_file`.
+#[test]
+fn certificates_that_do_not_check_out_are_refused_as_tls() {
+    let dir = Scratch::new("tls-refused");
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let stranger = TestCa::new("a CA nobody trusts");
+    let fast = ["--ttft-ms", "5", "--itl-ms", "1"];
+    let good = tls_sim(&ca, Leaf::Good, &dir, "good", &fast);
+    let untrusted = tls_sim(&stranger, Leaf::Good, &dir, "untrusted", &fast);
+    let expired = tls_sim(&ca, Leaf::Expired, &dir, "expired", &fast);
+    let other_host = tls_sim(&ca, Leaf::OtherHost, &dir, "other-host", &fast);
+    let trust = format!("ca_file = \"{}\"\nmax_attempts = 1", ca_file.display());
+    let mut config = String::from("suite = \"suite.toml\"\nconcurrency = 4\n");
+    for clock in ["kernel", "client"] {
+        let extra = format!("{trust}\nclock = \"{clock}\"");
+        for (name, sim) in [
+            ("good", &good),
+            ("untrusted", &untrusted),
+            ("expired", &expired),
+            ("other-host", &other_host),
+        ] {
+            config.push_str(&target(&format!("{name}-{clock}"), &by_name(sim), &extra));
+        }
+        config.push_str(&target(
+            &format!("no-ca-file-{clock}"),
+            &by_name(&good),
+            &format!("max_attempts = 1\nclock = \"{clock}\""),
+        ));
+    }
+    let rows = run_records(&dir, &config, &[]);
+    for clock in ["kernel", "client"] {
+        let ok = by_target(&rows, &format!("good-{clock}"));
+        assert_eq!(ok["success"], true, "{ok}");
+        for (name, why) in [
+            ("untrusted", "UnknownIssuer"),
+            ("no-ca-file", "UnknownIssuer"),
+            ("expired", "certificate expired"),
+            ("other-host", "certificate not valid for name \"localhost\""),
+        ] {
+            let r = by_target(&rows, &format!("{name}-{clock}"));
+            assert_eq!(r["success"], false, "{r}");
+            assert_eq!(r["error_kind"], "tls", "{name} on the {clock} clock: {r}");
+            let message = r["error_message"].as_str().unwrap();
+            assert!(message.contains(why), "{name}: {message}");
+        }
+    }
+}
+
+/// With `http2 = "on"` over https, 100 calls at once share one connection: every record says
+/// HTTP/2.0, one opened the connection and 99 reused it.
+#[test]
+fn http2_streams_share_one_tls_connection() {
+    let dir = Scratch::new("tls-h2");
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let sim = tls_sim(
+        &ca,
+        Leaf::Good,
+        &dir,
+        "good",
+        &["--ttft-ms", "200", "--itl-ms", "2"],
+    );
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 100\nconcurrency = 100\n{}",
+        target(
+            "h2",
+            &by_name(&sim),
+            &format!("ca_file = \"{}\"\nhttp2 = \"on\"", ca_file.display())
+        ),
+    );
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(rows.len(), 100);
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(r["http_version"], "HTTP/2.0", "{r}");
+        assert_eq!(r["clock_source"], "client", "{r}");
+    }
+    let opened = rows
+        .iter()
+        .filter(|r| r["connection_reused"] == false)
+        .count();
+    assert_eq!(opened, 1, "100 streams on one connection");
+}
