@@ -89,6 +89,9 @@ pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         st.slots_due, st.slots_total, st.runs_present
     );
     println!("missing: {}", list(&st.missing_slots));
+    for (origin, slots) in &st.missing_by_origin {
+        println!("  not run from {origin}: {}", list(slots));
+    }
     println!(
         "late (started more than a quarter slot after the slot): {}",
         list(&st.late_slots)

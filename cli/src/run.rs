@@ -142,7 +142,7 @@ pub(crate) fn run_once(
         stop: Some(stop.clone()),
         max_cost_usd: a.max_cost_usd,
         ..JobRequest::new(
-            format!("local:{}", hostname()),
+            origin(),
             a.spool.clone().unwrap_or_else(default_spool),
             chrono::Utc::now(),
         )
@@ -350,6 +350,16 @@ pub(crate) fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Where this run runs, as its records and claims say: `LLMPULSE_ORIGIN` where set (a CI
+/// runner's region, a vantage point's name), else `local:{hostname}`.
+pub(crate) fn origin() -> String {
+    std::env::var("LLMPULSE_ORIGIN")
+        .ok()
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| format!("local:{}", hostname()))
 }
 
 pub(crate) fn hostname() -> String {

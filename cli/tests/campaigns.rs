@@ -299,6 +299,61 @@ fn a_refusing_store_loses_no_record() {
     });
 }
 
+/// A campaign claimed per origin runs each slot once from every place it is deployed: a second
+/// trigger from the same origin is a no-op, another origin runs the slot again, and status counts
+/// what each origin owes (`LLMPULSE_ORIGIN` names the vantage point, as a cloud function's region
+/// does).
+#[test]
+fn a_campaign_per_origin_runs_each_slot_once_from_each_origin() {
+    let dir = Scratch::new("per-origin");
+    let out_dir = dir.0.join("out");
+    let cfg = config(&dir, out_dir.to_str().unwrap());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("every = \"1h\"", "every = \"20m\"\nper_origin = true");
+    std::fs::write(&cfg, text).unwrap();
+    let run = |origin: &str, slot: &str| {
+        let out = Command::new(BIN)
+            .args(["run", "--quiet", "--slot", slot, "--config"])
+            .arg(&cfg)
+            .env("XDG_CACHE_HOME", dir.0.join("cache"))
+            .env("LLMPULSE_ORIGIN", origin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Slots 0 and 1 are due (the campaign started 30 minutes ago, one slot every 20).
+    let (eu, us) = ("lambda:eu-west-1", "cloudrun:us-central1:llmpulse");
+    run(eu, "auto");
+    assert!(
+        run(eu, "auto").contains("already claimed"),
+        "once per origin"
+    );
+    run(eu, "0");
+    run(us, "auto");
+    let st = status(&cfg, &dir, None);
+    assert_eq!(st["slots_due"], 2);
+    assert_eq!(st["duplicate_slots"], serde_json::json!([]));
+    assert_eq!(st["missing_slots"], serde_json::json!([]));
+    assert_eq!(
+        st["missing_by_origin"],
+        serde_json::json!({ "cloudrun:us-central1:llmpulse": [0] })
+    );
+    // 2 slots x 2 origins x (1 question x 2 targets x 2 repetitions), of which 3 runs are in.
+    assert_eq!(st["records_expected"], 16);
+    assert_eq!(st["records_present"], 12);
+    let origins: std::collections::BTreeSet<String> = support::records(&out_dir)
+        .iter()
+        .map(|r| r["origin"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(origins.len(), 2, "{origins:?}");
+}
+
 /// A claim whose run died is reported, and can be re-run explicitly.
 #[test]
 fn a_dead_claim_is_found_and_rerun() {

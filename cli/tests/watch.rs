@@ -225,3 +225,53 @@ fn errors_exit_2_and_name_what_failed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/llmpulse-watch"), "{err}");
 }
+
+/// The same target measured from two places, one far slower to reach (the campaign moved
+/// region halfway): from each origin alone nothing changed, so watch follows `m @ origin` apart
+/// and finds nothing, where one pooled series would read the move as a TTFT regression.
+#[test]
+fn runs_from_several_origins_are_watched_per_origin() {
+    let dir = Scratch::new("watch-origins");
+    dir.write("suite.toml", support::ONE_QUESTION);
+    let out = dir.0.join("out");
+    let config = |ttft: u32| {
+        format!(
+            "suite = \"suite.toml\"\nrepetitions = 3\n[[targets]]\nname = \"m\"\nprovider = \"sim\"\n\
+             model = \"m\"\n[targets.sim]\nttft_ms = {ttft}\nitl_ms = 1\noutput_tokens = 5\njitter = 0\n"
+        )
+    };
+    for (origin, ttft) in [("lambda:eu-west-1", 20), ("lambda:ap-south-1", 200)] {
+        let cfg = dir.write(&format!("{ttft}.toml"), &config(ttft));
+        for _ in 0..15 {
+            let run = Command::new(BIN)
+                .args(["run", "--quiet", "--config"])
+                .arg(&cfg)
+                .arg("--output")
+                .arg(&out)
+                .env("XDG_CACHE_HOME", dir.0.join("cache"))
+                .env("LLMPULSE_ORIGIN", origin)
+                .output()
+                .unwrap();
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+        }
+    }
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let run = Command::new(BIN)
+        .arg("watch")
+        .arg("--from")
+        .arg(&out)
+        .args(["--window-runs", "5", "--until", &until, "--json"])
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(findings(&lines), Vec::<&Value>::new(), "{lines:?}");
+    assert_eq!(run.status.code(), Some(0));
+}

@@ -432,9 +432,7 @@ async fn claim(
                 let open: Vec<Slot> = campaign
                     .slots()
                     .take_while(|s| s.index <= due.index)
-                    .filter(|s| {
-                        !claimed.contains(&layout::claim_key(&campaign.name, s.index, run.shard))
-                    })
+                    .filter(|s| !claimed.contains(&claim_key(campaign, s.index, run)))
                     .collect();
                 if open.is_empty() { vec![due] } else { open }
             } else {
@@ -455,7 +453,7 @@ async fn claim(
             llmpulse_version: crate::VERSION.to_string(),
         };
         let bytes = Bytes::from(serde_json::to_vec_pretty(&record).unwrap_or_default());
-        let key = layout::claim_key(&campaign.name, slot.index, run.shard);
+        let key = claim_key(campaign, slot.index, run);
         match store.create(&key, bytes.clone()).await? {
             Created::Won => return Ok(Claimed::Won(slot)),
             Created::Exists => {
@@ -477,6 +475,12 @@ async fn claim(
     }
     let (slot, claim) = last_taken.expect("at least one candidate slot");
     Ok(Claimed::Taken(slot, claim))
+}
+
+/// The key of this run's claim of slot `index`: per origin where the campaign says so.
+fn claim_key(campaign: &Campaign, index: u64, run: &RunOptions) -> String {
+    let origin = campaign.per_origin.then_some(run.origin.as_str());
+    layout::claim_key(&campaign.name, index, run.shard, origin)
 }
 
 /// Whether a claim's run died: old enough, and no manifest.

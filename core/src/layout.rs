@@ -4,7 +4,8 @@
 //! ```text
 //! records/date=YYYY-MM-DD/{run_id}[-shard-i-of-n].jsonl   the records (and .csv beside it)
 //! runs/{run_id}/manifest[-shard-i-of-n].json              written last: a run exists once it does
-//! claims/{campaign}/{slot}[-shard-i-of-n].json            created with a create-only write
+//! claims/{campaign}/[{origin}/]{slot}[-shard-i-of-n].json created with a create-only write
+//!                                                         (the origin's folder: `per_origin`)
 //! telemetry/date=YYYY-MM-DD/{run_id}[-shard-i-of-n].jsonl an agent's hardware samples
 //! ```
 //!
@@ -76,10 +77,12 @@ pub fn claims_prefix(campaign: &str) -> String {
     format!("claims/{campaign}/")
 }
 
-/// The key of slot `index`'s claim (one per shard for a sharded run).
-pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>) -> String {
+/// The key of slot `index`'s claim (one per shard for a sharded run); with `origin` (a campaign
+/// claimed per origin), under a folder of that origin's: `claims/{campaign}/{origin}/{slot}.json`.
+pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>, origin: Option<&str>) -> String {
+    let folder = origin.map_or(String::new(), |o| format!("{}/", safe_part(o)));
     format!(
-        "{}{index}{}.json",
+        "{}{folder}{index}{}.json",
         claims_prefix(campaign),
         shard_suffix(shard)
     )
@@ -179,7 +182,14 @@ mod tests {
             manifest_key("r1", shard),
             "runs/r1/manifest-shard-1-of-3.json"
         );
-        assert_eq!(claim_key("seed-4day", 7, None), "claims/seed-4day/7.json");
+        assert_eq!(
+            claim_key("seed-4day", 7, None, None),
+            "claims/seed-4day/7.json"
+        );
+        assert_eq!(
+            claim_key("seed-4day", 7, None, Some("lambda:eu-west-1")),
+            "claims/seed-4day/lambda_eu-west-1/7.json"
+        );
         assert_eq!(staging_name("r1", shard), "r1-shard-1-of-3");
         assert!(is_manifest_key(&manifest_key("r1", shard)));
         assert!(!is_manifest_key("runs/r1/notes.json"));

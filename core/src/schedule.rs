@@ -27,6 +27,9 @@ pub struct Campaign {
     pub cadence: String,
     /// Let a trigger run the oldest slot that has no claim yet, not only the due one.
     pub catch_up: bool,
+    /// Each origin claims every slot once (the same campaign measured from several places);
+    /// otherwise one run per slot.
+    pub per_origin: bool,
     /// A claim older than this whose run wrote no manifest is considered dead.
     pub claim_timeout: Duration,
     /// `watch_after_run`: every entry point that runs a slot watches the history after it.
@@ -326,6 +329,7 @@ mod tests {
             window: Duration::from_secs(12 * 3600),
             cadence: "14 per 12h".into(),
             catch_up: false,
+            per_origin: false,
             claim_timeout: Duration::from_secs(3600),
             watch_after_run: false,
             publish_report: false,

@@ -144,13 +144,13 @@ pub async fn read(
     let mut index = 0;
     while let Some(next) = fetches.next().await {
         match next {
-            Ok((run_id, started, files, missing)) => {
+            Ok((run_id, started, files, missing, vantage)) => {
                 stats.files_read += files.len();
                 stats.bytes_read += files.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>();
                 stats.problems.extend(missing);
                 progress(stats.files_read, total_files);
                 // A worker gone means a panic, reported when it is joined below.
-                if tx.send((index, run_id, started, files)).is_err() {
+                if tx.send((index, run_id, started, files, vantage)).is_err() {
                     break;
                 }
                 index += 1;
@@ -262,11 +262,17 @@ pub(crate) struct RunFiles {
     pub(crate) run_id: String,
     pub(crate) started: DateTime<Utc>,
     pub(crate) files: Vec<(String, String)>,
+    /// Where the run ran, when the runs read come from more than one origin: history then
+    /// follows each target from each origin apart ([`RunFold::finish`]).
+    pub(crate) vantage: Option<String>,
 }
 
 /// The runs of `manifests`, in their order; a run's shards (a manifest each) are one run, which
 /// starts when its first shard did.
 pub(crate) fn group_runs(manifests: &[Manifest]) -> Vec<RunFiles> {
+    let several = manifests
+        .iter()
+        .any(|m| manifests.first().is_some_and(|f| f.origin != m.origin));
     let mut by_run: Vec<RunFiles> = Vec::new();
     let mut place: BTreeMap<&str, usize> = BTreeMap::new();
     for m in manifests {
@@ -276,6 +282,7 @@ pub(crate) fn group_runs(manifests: &[Manifest]) -> Vec<RunFiles> {
                 run_id: m.run_id.clone(),
                 started,
                 files: Vec::new(),
+                vantage: several.then(|| m.origin.clone()),
             });
             by_run.len() - 1
         });
@@ -292,12 +299,13 @@ pub(crate) fn group_runs(manifests: &[Manifest]) -> Vec<RunFiles> {
 }
 
 /// A run's files as fetched: its id, its start, each file's (path, bytes, SHA-256 its manifest
-/// gives), and a problem for each file the manifest names that is not there.
+/// gives), a problem for each file the manifest names that is not there, and its vantage.
 pub(crate) type Fetched = (
     String,
     DateTime<Utc>,
     Vec<(String, Bytes, String)>,
     Vec<String>,
+    Option<String>,
 );
 
 /// Fetches a run's files, one after the other.
@@ -310,7 +318,7 @@ pub(crate) async fn fetch(store: &dyn Store, r: RunFiles) -> Result<Fetched, Sto
             None => missing.push(format!("{path}: named in a manifest but missing")),
         }
     }
-    Ok((r.run_id, r.started, got, missing))
+    Ok((r.run_id, r.started, got, missing, r.vantage))
 }
 
 /// `None` when `bytes` hash to the SHA-256 the manifest gives; else the problem, naming the file.
@@ -323,7 +331,13 @@ pub(crate) fn sha_problem(path: &str, bytes: &[u8], sha: &str) -> Option<String>
 
 /// A run to fold: its place in the read order, its id and start, and each file's path, bytes
 /// and the SHA-256 its manifest gives.
-type Job = (usize, String, DateTime<Utc>, Vec<(String, Bytes, String)>);
+type Job = (
+    usize,
+    String,
+    DateTime<Utc>,
+    Vec<(String, Bytes, String)>,
+    Option<String>,
+);
 /// One run folded: its place, its aggregate (none when every file was skipped) and what was
 /// wrong.
 type Folded = (usize, Option<Aggregate>, Vec<String>);
@@ -358,7 +372,7 @@ fn spawn_workers(
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((index, run_id, started, files))) = next else {
+                    let Ok(Ok((index, run_id, started, files, vantage))) = next else {
                         break;
                     };
                     let mut agg = Aggregate::new(plan.clone());
@@ -374,7 +388,8 @@ fn spawn_workers(
                         folded_any = true;
                     }
                     if plan.history_from.is_none_or(|from| started >= from) {
-                        agg.history.add_run(run.finish(&run_id, started));
+                        agg.history
+                            .add_run(run.finish(&run_id, started, vantage.as_deref()));
                     }
                     let folded = (index, folded_any.then_some(agg), problems);
                     if done.send(folded).is_err() {

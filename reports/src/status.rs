@@ -34,9 +34,14 @@ pub struct CampaignStatus {
     /// Slots with a run (a manifest).
     pub runs_present: u64,
     pub missing_slots: Vec<u64>,
+    /// A campaign claimed per origin (`per_origin`): the origins that ran any of its slots, and
+    /// the due slots each has not run (a slot nobody ran is in `missing_slots` too).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_by_origin: BTreeMap<String, Vec<u64>>,
     /// Slots whose run started more than a quarter of a slot after the slot did.
     pub late_slots: Vec<u64>,
-    /// Slots with more than one run (should never happen: claims are create-only).
+    /// Slots with more than one run (per origin, for a campaign claimed per origin): should
+    /// never happen, claims are create-only.
     pub duplicate_slots: Vec<u64>,
     /// Sharded slots some of whose shards have no manifest yet.
     pub incomplete_slots: Vec<u64>,
@@ -140,9 +145,18 @@ pub async fn campaign_status(
     as_of: DateTime<Utc>,
 ) -> Result<CampaignStatus, StoreError> {
     let slots: Vec<_> = campaign.slots().filter(|s| s.start <= as_of).collect();
-    let due = slots.len() as u64;
-
     let runs = campaign_runs(campaign, store).await?;
+    // Per origin, every origin that ran a slot owes every due slot; otherwise one run per slot.
+    let vantages: Vec<String> = if campaign.per_origin {
+        let mut v: Vec<String> = runs.values().flatten().map(|m| m.origin.clone()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    } else {
+        Vec::new()
+    };
+    // Runs owed by now: the due slots, once per origin that runs them.
+    let due = slots.len() as u64 * vantages.len().max(1) as u64;
 
     let per_target: u64 = per_industry_per_target.values().sum();
     let mut by_target: BTreeMap<String, Tally> = targets
@@ -169,8 +183,8 @@ pub async fn campaign_status(
             )
         })
         .collect();
-
     let mut missing = Vec::new();
+    let mut missing_by_origin: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut late = Vec::new();
     let mut duplicates = Vec::new();
     let mut incomplete = Vec::new();
@@ -181,17 +195,43 @@ pub async fn campaign_status(
         ..BudgetStatus::default()
     };
     let quarter = chrono::Duration::from_std(campaign.interval() / 4).unwrap_or_default();
+    // The runs each slot owes: one, or one per origin.
+    let mut groups: Vec<(u64, Vec<&Manifest>)> = Vec::new();
     for slot in &slots {
         let Some(ms) = runs.get(&slot.index) else {
             missing.push(slot.index);
+            for v in &vantages {
+                missing_by_origin
+                    .entry(v.clone())
+                    .or_default()
+                    .push(slot.index);
+            }
             continue;
         };
-        // One run per slot; a sharded run has one manifest per shard.
+        if vantages.is_empty() {
+            groups.push((slot.index, ms.iter().collect()));
+        }
+        for v in &vantages {
+            let mine: Vec<&Manifest> = ms.iter().filter(|m| &m.origin == v).collect();
+            if mine.is_empty() {
+                missing_by_origin
+                    .entry(v.clone())
+                    .or_default()
+                    .push(slot.index);
+            } else {
+                groups.push((slot.index, mine));
+            }
+        }
+    }
+    let starts: HashMap<u64, DateTime<Utc>> = slots.iter().map(|s| (s.index, s.start)).collect();
+    for (index, ms) in groups {
+        let slot_start = starts[&index];
+        // One run per slot (per origin); a sharded run has one manifest per shard.
         let run_id = &ms[0].run_id;
         if ms.iter().any(|m| &m.run_id != run_id) {
-            duplicates.push(slot.index);
+            duplicates.push(index);
         }
-        let parts: Vec<&Manifest> = ms.iter().filter(|m| &m.run_id == run_id).collect();
+        let parts: Vec<&Manifest> = ms.iter().copied().filter(|m| &m.run_id == run_id).collect();
         if let Some(shard) = parts[0].shard {
             let mut have: Vec<u32> = parts
                 .iter()
@@ -200,7 +240,7 @@ pub async fn campaign_status(
             have.sort_unstable();
             have.dedup();
             if have.len() < shard.count as usize {
-                incomplete.push(slot.index);
+                incomplete.push(index);
             }
         }
         let first_start = parts
@@ -208,19 +248,19 @@ pub async fn campaign_status(
             .filter_map(|m| DateTime::parse_from_rfc3339(&m.started_at).ok())
             .map(|d| d.with_timezone(&Utc))
             .min();
-        if first_start.is_some_and(|started| started - slot.start > quarter) {
-            late.push(slot.index);
+        if first_start.is_some_and(|started| started - slot_start > quarter) {
+            late.push(index);
         }
         for m in &parts {
             if let Some(b) = &m.budget {
                 budget.skipped_calls += b.skipped_calls;
                 if let Some(why) = &b.stopped {
-                    budget.why.entry(slot.index).or_insert_with(|| why.clone());
+                    budget.why.entry(index).or_insert_with(|| why.clone());
                 }
             }
         }
-        if budget.why.contains_key(&slot.index) {
-            budget.stopped_slots.push(slot.index);
+        if budget.why.contains_key(&index) {
+            budget.stopped_slots.push(index);
         }
         for m in &parts {
             records_present += m.records as u64;
@@ -244,6 +284,16 @@ pub async fn campaign_status(
         }
     }
 
+    for list in [
+        &mut duplicates,
+        &mut incomplete,
+        &mut late,
+        &mut budget.stopped_slots,
+    ] {
+        list.sort_unstable();
+        list.dedup();
+    }
+
     let dead = dead_claims(campaign, store, &runs, as_of).await?;
     let stored = account(campaign, store).await?;
     if let Some(a) = &stored {
@@ -261,9 +311,10 @@ pub async fn campaign_status(
         location: store.describe(),
         as_of,
         slots_total: campaign.slot_count(),
-        slots_due: due,
+        slots_due: slots.len() as u64,
         runs_present: slots.iter().filter(|s| runs.contains_key(&s.index)).count() as u64,
         missing_slots: missing,
+        missing_by_origin,
         late_slots: late,
         duplicate_slots: duplicates,
         incomplete_slots: incomplete,

@@ -115,6 +115,10 @@ pub(crate) struct RawCampaign {
     pub(crate) every: Option<Spanned<String>>,
     /// `true`: a trigger runs the oldest slot nobody claimed yet, not only the one due now.
     pub(crate) catch_up: Option<bool>,
+    /// `true`: each origin (`lambda:eu-west-1`, `cloudrun:us-central1:…`, `agent:office`) claims
+    /// and runs every slot once, so the same campaign deployed in several places measures from
+    /// each; `false` (the default): one run per slot, whoever claims it first.
+    pub(crate) per_origin: Option<bool>,
     /// A claim older than this whose run wrote no manifest is a dead run, which `--reclaim` may run
     /// again (default `1h`).
     pub(crate) claim_timeout: Option<Spanned<String>>,

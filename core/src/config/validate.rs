@@ -231,6 +231,7 @@ impl Cx<'_> {
             window,
             cadence,
             catch_up: c.catch_up.unwrap_or(false),
+            per_origin: c.per_origin.unwrap_or(false),
             claim_timeout,
             watch_after_run: c.watch_after_run.unwrap_or(false),
             publish_report: c.publish_report.unwrap_or(false),

@@ -253,11 +253,23 @@ impl RunFold {
     }
 
     /// The run's points, one per cell.
-    pub fn finish(self, run_id: &str, started: DateTime<Utc>) -> Vec<(CellKey, RunPoint)> {
+    /// The run's points. With a `vantage` (the history holds runs from several origins), each
+    /// target is followed from each origin apart, as `target @ origin`: a region's network is
+    /// not read as the model changing when runs from different places alternate.
+    pub fn finish(
+        self,
+        run_id: &str,
+        started: DateTime<Utc>,
+        vantage: Option<&str>,
+    ) -> Vec<(CellKey, RunPoint)> {
         let run_id: std::sync::Arc<str> = run_id.into();
         self.cells
             .into_iter()
             .map(|(target, task, calls, acc)| {
+                let target = match vantage {
+                    Some(v) => format!("{target} @ {v}"),
+                    None => target,
+                };
                 let (values, counts) = acc.point();
                 let point = RunPoint {
                     run_id: run_id.clone(),

@@ -22,7 +22,12 @@ pub struct Scope {
 }
 
 /// A run fetched: its place in the read order, its id and start, and its files' bytes.
-type Job = (String, DateTime<Utc>, Vec<(String, Bytes, String)>);
+type Job = (
+    String,
+    DateTime<Utc>,
+    Vec<(String, Bytes, String)>,
+    Option<String>,
+);
 
 /// How many objects are fetched at once.
 const IN_FLIGHT: usize = 16;
@@ -79,10 +84,11 @@ pub async fn read(
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().map(|r| r.recv());
-                    let Ok(Ok((run_id, started, files))) = next else {
+                    let Ok(Ok((run_id, started, files, vantage))) = next else {
                         break;
                     };
-                    if done.send(fold_run(&run_id, started, &files)).is_err() {
+                    let folded = fold_run(&run_id, started, &files, vantage.as_deref());
+                    if done.send(folded).is_err() {
                         break;
                     }
                 }
@@ -108,13 +114,13 @@ pub async fn read(
     let mut done = 0;
     while let Some(next) = fetches.next().await {
         match next {
-            Ok((run_id, started, files, missing)) => {
+            Ok((run_id, started, files, missing, vantage)) => {
                 done += 1;
                 stats.files_read += files.len();
                 stats.bytes_read += files.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>();
                 stats.problems.extend(missing);
                 progress(done, total);
-                if tx.send((run_id, started, files)).is_err() {
+                if tx.send((run_id, started, files, vantage)).is_err() {
                     break;
                 }
             }
@@ -158,7 +164,12 @@ type Folded = (
 
 /// Folds one run's files; a file whose SHA-256 is not its manifest's, and a line that is not a
 /// record, are named and skipped.
-fn fold_run(run_id: &str, started: DateTime<Utc>, files: &[(String, Bytes, String)]) -> Folded {
+fn fold_run(
+    run_id: &str,
+    started: DateTime<Utc>,
+    files: &[(String, Bytes, String)],
+    vantage: Option<&str>,
+) -> Folded {
     let mut fold = RunFold::default();
     let mut problems = Vec::new();
     let mut bad_lines = 0usize;
@@ -200,5 +211,5 @@ fn fold_run(run_id: &str, started: DateTime<Utc>, files: &[(String, Bytes, Strin
     if bad_lines > 3 {
         problems.push(format!("run {run_id}: {bad_lines} lines were not records"));
     }
-    (fold.finish(run_id, started), problems)
+    (fold.finish(run_id, started, vantage), problems)
 }
