@@ -4,9 +4,13 @@
 
 locals {
   prefix = "llmpulse"
-  # Cloud Run's deterministic URL: the OIDC audience the scheduler's tokens are minted for and
-  # the service checks, known before the service exists.
-  service_url = "https://${var.name}-${data.google_project.this.number}.${var.region}.run.app"
+  # Where the campaign runs from: every region gets its service (or job) and its scheduler, all
+  # writing to the one bucket; with several, the config's campaign says `per_origin = true`, so
+  # each region claims and runs every slot (records say `origin = "cloudrun:REGION:SERVICE"`).
+  regions = toset(length(var.regions) > 0 ? var.regions : [var.region])
+  # Cloud Run's deterministic URL per region: the OIDC audience the scheduler's tokens are
+  # minted for and the service checks, known before the service exists.
+  service_url = { for r in local.regions : r => "https://${var.name}-${data.google_project.this.number}.${r}.run.app" }
 }
 
 resource "google_project_service" "apis" {
@@ -98,8 +102,9 @@ resource "google_secret_manager_secret_iam_member" "runner_reads_keys" {
 # -------------------------------------------------------------------------------- service --
 
 resource "google_cloud_run_v2_service" "llmpulse" {
+  for_each = local.regions
   name     = var.name
-  location = var.region
+  location = each.value
   ingress  = "INGRESS_TRAFFIC_ALL"
 
   template {
@@ -117,7 +122,7 @@ resource "google_cloud_run_v2_service" "llmpulse" {
       }
       env {
         name  = "LLMPULSE_REGION"
-        value = var.region
+        value = each.value
       }
       env {
         name  = "LLMPULSE_DEADLINE"
@@ -129,7 +134,7 @@ resource "google_cloud_run_v2_service" "llmpulse" {
       }
       env {
         name  = "LLMPULSE_OIDC_AUDIENCE"
-        value = local.service_url
+        value = local.service_url[each.value]
       }
       env {
         name = "LLMPULSE_SECRETS"
@@ -155,8 +160,9 @@ data "google_project" "this" {}
 
 # Only the scheduler's identity may call the service (and the service checks the token again).
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
-  name     = google_cloud_run_v2_service.llmpulse.name
-  location = var.region
+  for_each = local.regions
+  name     = google_cloud_run_v2_service.llmpulse[each.value].name
+  location = each.value
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
@@ -164,8 +170,9 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
 # ------------------------------------------------------------------------------------ job --
 
 resource "google_cloud_run_v2_job" "llmpulse" {
+  for_each = local.regions
   name     = "${var.name}-job"
-  location = var.region
+  location = each.value
 
   template {
     task_count = var.task_count
@@ -181,7 +188,7 @@ resource "google_cloud_run_v2_job" "llmpulse" {
         }
         env {
           name  = "LLMPULSE_REGION"
-          value = var.region
+          value = each.value
         }
         env {
           name = "LLMPULSE_SECRETS"
@@ -199,8 +206,9 @@ resource "google_cloud_run_v2_job" "llmpulse" {
 }
 
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
-  name     = google_cloud_run_v2_job.llmpulse.name
-  location = var.region
+  for_each = local.regions
+  name     = google_cloud_run_v2_job.llmpulse[each.value].name
+  location = each.value
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
@@ -208,9 +216,9 @@ resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
 # ------------------------------------------------------------------------------- schedule --
 
 resource "google_cloud_scheduler_job" "service" {
-  count            = var.use_job ? 0 : 1
+  for_each         = var.use_job ? toset([]) : local.regions
   name             = var.name
-  region           = var.region
+  region           = each.value
   schedule         = var.schedule
   time_zone        = "Etc/UTC"
   attempt_deadline = "1800s"
@@ -222,27 +230,27 @@ resource "google_cloud_scheduler_job" "service" {
 
   http_target {
     http_method = "POST"
-    uri         = "${local.service_url}/run"
+    uri         = "${local.service_url[each.value]}/run"
     body        = base64encode(jsonencode({ slot = "auto" }))
     headers     = { "Content-Type" = "application/json" }
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = local.service_url
+      audience              = local.service_url[each.value]
     }
   }
 }
 
 resource "google_cloud_scheduler_job" "job" {
-  count            = var.use_job ? 1 : 0
+  for_each         = var.use_job ? local.regions : toset([])
   name             = "${var.name}-job"
-  region           = var.region
+  region           = each.value
   schedule         = var.schedule
   time_zone        = "Etc/UTC"
   attempt_deadline = "180s"
 
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/projects/${var.project}/locations/${var.region}/jobs/${google_cloud_run_v2_job.llmpulse.name}:run"
+    uri         = "https://run.googleapis.com/v2/projects/${var.project}/locations/${each.value}/jobs/${google_cloud_run_v2_job.llmpulse[each.value].name}:run"
     oauth_token {
       service_account_email = google_service_account.scheduler.email
     }

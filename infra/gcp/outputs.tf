@@ -4,7 +4,7 @@ output "bucket" {
 }
 
 output "service_url" {
-  description = "The service's URL: the OIDC audience the scheduler's tokens are minted for."
+  description = "Each region's service URL: the OIDC audience the scheduler's tokens are minted for there."
   value       = local.service_url
 }
 

@@ -4,9 +4,15 @@ variable "project" {
 }
 
 variable "region" {
-  description = "Region of this stack. Deploy it in several regions to measure from several vantage points; records name their region in `origin`."
+  description = "The stack's home region: the bucket, and the one region that runs the campaign unless `regions` names several."
   type        = string
   default     = "europe-west1"
+}
+
+variable "regions" {
+  description = "Vantage points: the regions that each run every slot of the campaign (a service or job and a scheduler per region, one bucket). Empty: `region` alone. With several, the campaign must say `per_origin = true` (else the first region to claim a slot runs it for all); records name their region in `origin`, and reports and watch compare them."
+  type        = list(string)
+  default     = []
 }
 
 variable "name" {
