@@ -33,6 +33,12 @@ pub struct Row<'a> {
     #[serde(default)]
     pub connect_sec: Option<f64>,
     #[serde(default)]
+    pub dns_sec: Option<f64>,
+    #[serde(default)]
+    pub tcp_connect_sec: Option<f64>,
+    #[serde(default)]
+    pub tls_handshake_sec: Option<f64>,
+    #[serde(default)]
     pub connection_reused: Option<bool>,
     #[serde(default)]
     pub prompt_cached_tokens: Option<u32>,

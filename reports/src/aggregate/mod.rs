@@ -257,6 +257,15 @@ impl Aggregate {
             if let Some(v) = r.connect_sec {
                 t.setup.add(v);
             }
+            for (dist, v) in [
+                (&mut t.dns, r.dns_sec),
+                (&mut t.tcp, r.tcp_connect_sec),
+                (&mut t.tls, r.tls_handshake_sec),
+            ] {
+                if let Some(v) = v {
+                    dist.add(v);
+                }
+            }
             if let Some(b) = r.ttfb_sec {
                 t.ttfb.add(b);
                 if let Some(f) = r.ttft_sec {

@@ -22,6 +22,11 @@ pub struct TargetAgg {
     /// set-up time, request → headers, and headers → first token.
     pub new_connection: Rate,
     pub setup: Dist,
+    /// The set-up's phases, where they were timed apart: the name lookup, the TCP and the TLS
+    /// handshakes.
+    pub dns: Dist,
+    pub tcp: Dist,
+    pub tls: Dist,
     pub ttfb: Dist,
     pub after_headers: Dist,
     /// Successful calls that said whether the server's prefix cache served part of the
@@ -161,6 +166,9 @@ impl TargetAgg {
             ttft: Dist::seconds(),
             new_connection: Rate::default(),
             setup: Dist::seconds(),
+            dns: Dist::seconds(),
+            tcp: Dist::seconds(),
+            tls: Dist::seconds(),
             ttfb: Dist::seconds(),
             after_headers: Dist::seconds(),
             prompt_cache_hit: Rate::default(),
@@ -212,6 +220,9 @@ impl TargetAgg {
         self.ttft.merge(&o.ttft);
         self.new_connection.merge(&o.new_connection);
         self.setup.merge(&o.setup);
+        self.dns.merge(&o.dns);
+        self.tcp.merge(&o.tcp);
+        self.tls.merge(&o.tls);
         self.ttfb.merge(&o.ttfb);
         self.after_headers.merge(&o.after_headers);
         self.prompt_cache_hit.merge(&o.prompt_cache_hit);

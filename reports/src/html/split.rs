@@ -28,6 +28,7 @@ pub(super) fn split(h: &mut String, r: &Report) {
             "target",
             "new connections",
             "set-up p50 s",
+            "DNS / TCP / TLS p50 ms",
             "TTFB p50 s",
             "headers → first token p50 s",
             "TTFT p50 s",
@@ -37,7 +38,7 @@ pub(super) fn split(h: &mut String, r: &Report) {
         let new = &sp.new_connections;
         let _ = write!(
             h,
-            "<tr><td>{}</td>{}{}{}{}{}</tr>",
+            "<tr><td>{}</td>{}{}<td>{}</td>{}{}{}</tr>",
             escape(&x.target),
             td(
                 (new.n > 0).then_some(new.rate.value),
@@ -48,6 +49,7 @@ pub(super) fn split(h: &mut String, r: &Report) {
                 }
             ),
             td_ci(est(&sp.setup_sec, |q| &q.p50), 3),
+            escape(&sp.phases_ms().unwrap_or_else(|| "-".into())),
             td_ci(est(&sp.ttfb_sec, |q| &q.p50), 3),
             td_ci(est(&sp.headers_to_first_token_sec, |q| &q.p50), 3),
             td_ci(est(&x.ttft_sec, |q| &q.p50), 3),

@@ -32,6 +32,7 @@ pub(super) fn split_table(s: &mut String, r: &Report) {
         "target",
         "new connections [CI]",
         "set-up p50 s [CI]",
+        "DNS / TCP / TLS p50 ms",
         "TTFB p50 s [CI]",
         "headers → first token p50 s [CI]",
         "TTFT p50 s [CI]",
@@ -45,6 +46,7 @@ pub(super) fn split_table(s: &mut String, r: &Report) {
                 pct_ci(&sp.new_connections.rate)
             },
             q(&sp.setup_sec, |q| &q.p50, 3),
+            sp.phases_ms().unwrap_or_else(|| "-".into()),
             q(&sp.ttfb_sec, |q| &q.p50, 3),
             q(&sp.headers_to_first_token_sec, |q| &q.p50, 3),
             q(&x.ttft_sec, |q| &q.p50, 3),
