@@ -134,9 +134,26 @@ pub fn recv(fd: RawFd, dst: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option
     Ok((n as usize, stamp(&msg)))
 }
 
-/// [`recv`] on a Tokio socket, once it is readable: what both ends' stamped streams call from
-/// their `poll_read`.
-pub fn poll_recv(
+/// [`recv`] on a Tokio socket into `buf`'s unfilled part, once it is readable, marking what came
+/// filled: what both ends' stamped streams call from their `AsyncRead::poll_read`. Gives how
+/// many bytes came (0 at the end of the stream) and the kernel's receive time of them.
+pub fn poll_read_buf(
+    io: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut tokio::io::ReadBuf<'_>,
+) -> Poll<io::Result<(usize, Option<Instant>)>> {
+    // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly that is
+    // marked initialised and filled (below).
+    let dst = unsafe { buf.unfilled_mut() };
+    let (n, at) = ready!(poll_recv(io, cx, dst))?;
+    // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Poll::Ready(Ok((n, at)))
+}
+
+/// [`recv`] on a Tokio socket, once it is readable.
+fn poll_recv(
     io: &TcpStream,
     cx: &mut Context<'_>,
     dst: &mut [MaybeUninit<u8>],

@@ -88,10 +88,7 @@ impl AsyncRead for StampedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly that is
-        // marked initialised and filled (below).
-        let dst = unsafe { buf.unfilled_mut() };
-        let (n, kernel_at) = ready!(rx_stamp::poll_recv(&this.io, cx, dst))?;
+        let (n, kernel_at) = ready!(rx_stamp::poll_read_buf(&this.io, cx, buf))?;
         // The end of the stream brings no packet to stamp (a server closing a kept-alive
         // connection after its answer): it changes neither the time nor the clock's source.
         if n > 0 {
@@ -104,9 +101,6 @@ impl AsyncRead for StampedStream {
             flag.store(true, Ordering::Relaxed);
             stamps.arrived.store(to_nanos(at), Ordering::Release);
         }
-        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
-        unsafe { buf.assume_init(n) };
-        buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }

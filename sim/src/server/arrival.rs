@@ -90,18 +90,12 @@ impl AsyncRead for StampedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // SAFETY: `recv` writes at most the unfilled part and reports how much; exactly that
-        // is marked initialised and filled (below).
-        let dst = unsafe { buf.unfilled_mut() };
-        let (n, at) = ready!(rx_stamp::poll_recv(&this.io, cx, dst))?;
+        let (_, at) = ready!(rx_stamp::poll_read_buf(&this.io, cx, buf))?;
         let at = at.unwrap_or_else(Instant::now);
         let since = at.saturating_duration_since(this.arrivals.origin);
         this.arrivals
             .latest
             .store(since.as_nanos().max(1) as u64, Ordering::Release);
-        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
-        unsafe { buf.assume_init(n) };
-        buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
