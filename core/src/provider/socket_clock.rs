@@ -18,6 +18,7 @@
 //! bytes just handed up.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -293,25 +294,11 @@ impl tower_service::Service<http::Uri> for Connector {
             if host.parse::<std::net::IpAddr>().is_err() {
                 record_phase(slot.as_deref(), Phase::Dns, looking.elapsed());
             }
-            let mut last = None;
-            let mut opened = None;
-            for addr in addrs {
-                let dialing = Instant::now();
-                match TcpStream::connect(addr).await {
-                    Ok(io) => {
-                        record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
-                        io.set_nodelay(true)?;
-                        opened = Some((io, addr));
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let Some((io, addr)) = opened else {
-                return Err(last.unwrap_or_else(|| {
-                    io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-                }));
-            };
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            let dialing = Instant::now();
+            let (io, addr) = dial(&host, &addrs, limit).await?;
+            record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
+            io.set_nodelay(true)?;
             let stamped = StampedStream::new(io, kernel);
             let mut peer = Peer {
                 remote_addr: Some(addr),
@@ -348,6 +335,34 @@ impl tower_service::Service<http::Uri> for Connector {
             }
         }))
     }
+}
+
+/// Connects to the first of `addrs` that answers, in the resolver's order. Each address gets an
+/// equal share of the connect timeout (at least a second), so an address that never answers (an
+/// AAAA record where there is no IPv6 route) does not use up the time the next one needs. The
+/// whole dial counts as the TCP handshake.
+async fn dial(
+    host: &str,
+    addrs: &[SocketAddr],
+    limit: Duration,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    let share = (limit / addrs.len().max(1) as u32).max(Duration::from_secs(1));
+    let mut last = None;
+    for &addr in addrs {
+        match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+            Ok(Ok(io)) => return Ok((io, addr)),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} did not answer within {share:?}"),
+                ));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+    }))
 }
 
 /// TLS over a stamped connection to `host` (its name checked against the certificate, and sent
