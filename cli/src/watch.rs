@@ -53,6 +53,11 @@ pub fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
         opts.q = q;
     }
     opts.targets = a.targets.clone();
+    opts.by_origin = a.by_origin
+        || config
+            .as_ref()
+            .and_then(|c| c.campaign.as_ref())
+            .is_some_and(|c| c.per_origin);
     let notifiers = match (&config, a.notify) {
         (Some(c), true) if c.notify.is_empty() => {
             anyhow::bail!("--notify: {} has no [[notify]] table", c.origin)

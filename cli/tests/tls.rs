@@ -159,6 +159,10 @@ fn certificates_that_do_not_check_out_are_refused_as_tls() {
             let r = by_target(&rows, &format!("{name}-{clock}"));
             assert_eq!(r["success"], false, "{r}");
             assert_eq!(r["error_kind"], "tls", "{name} on the {clock} clock: {r}");
+            assert_eq!(
+                r["clock_source"], clock,
+                "the clock the call was made with: {r}"
+            );
             let message = r["error_message"].as_str().unwrap();
             assert!(message.contains(why), "{name}: {message}");
         }

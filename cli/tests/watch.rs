@@ -227,8 +227,9 @@ fn errors_exit_2_and_name_what_failed() {
 }
 
 /// The same target measured from two places, one far slower to reach (the campaign moved
-/// region halfway): from each origin alone nothing changed, so watch follows `m @ origin` apart
-/// and finds nothing, where one pooled series would read the move as a TTFT regression.
+/// region halfway): from each origin alone nothing changed, so `watch --by-origin` follows
+/// `m @ origin` apart and finds nothing, where one pooled series reads the move as a TTFT
+/// regression.
 #[test]
 fn runs_from_several_origins_are_watched_per_origin() {
     let dir = Scratch::new("watch-origins");
@@ -260,18 +261,31 @@ fn runs_from_several_origins_are_watched_per_origin() {
         }
     }
     let until = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
-    let run = Command::new(BIN)
-        .arg("watch")
-        .arg("--from")
-        .arg(&out)
-        .args(["--window-runs", "5", "--until", &until, "--json"])
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let watch = |more: &[&str]| {
+        let run = Command::new(BIN)
+            .arg("watch")
+            .arg("--from")
+            .arg(&out)
+            .args(["--window-runs", "5", "--until", &until, "--json"])
+            .args(more)
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .unwrap();
+        let lines: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        (run.status.code(), lines)
+    };
+    let (code, lines) = watch(&["--by-origin"]);
     assert_eq!(findings(&lines), Vec::<&Value>::new(), "{lines:?}");
-    assert_eq!(run.status.code(), Some(0));
+    assert_eq!(code, Some(0));
+    // Pooled, the move reads as the model slowing down.
+    let (code, lines) = watch(&[]);
+    let pooled: Vec<_> = findings(&lines)
+        .iter()
+        .map(|f| (f["target"].as_str().unwrap(), f["metric"].as_str().unwrap()))
+        .collect();
+    assert!(pooled.contains(&("m", "ttft_p50")), "{pooled:?}");
+    assert_eq!(code, Some(1));
 }

@@ -63,7 +63,8 @@ pub async fn after_slot(
         }
     };
     if campaign.watch_after_run {
-        let opts = WatchOptions::new(now).with_settings(&config.watch);
+        let mut opts = WatchOptions::new(now).with_settings(&config.watch);
+        opts.by_origin = campaign.per_origin;
         let alerting = Alerting {
             notifiers: &config.notify,
             env,

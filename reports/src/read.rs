@@ -135,7 +135,8 @@ pub async fn read(
 
     // Worker threads fold whole runs (a run's shards together); one thread merges them in order.
     let (tx, handles, merger) = spawn_workers(&plan, filter);
-    let by_run = group_runs(&runs);
+    // The report's own history pools origins; its By origin table sets them apart.
+    let by_run = group_runs(&runs, false);
     let total_files: usize = by_run.iter().map(|r| r.files.len()).sum();
     let mut fetches = stream::iter(by_run)
         .map(|r| fetch(store, r))
@@ -262,17 +263,19 @@ pub(crate) struct RunFiles {
     pub(crate) run_id: String,
     pub(crate) started: DateTime<Utc>,
     pub(crate) files: Vec<(String, String)>,
-    /// Where the run ran, when the runs read come from more than one origin: history then
-    /// follows each target from each origin apart ([`RunFold::finish`]).
+    /// Where the run ran, when history follows each target from each origin apart and the runs
+    /// read come from more than one ([`RunFold::finish`]).
     pub(crate) vantage: Option<String>,
 }
 
 /// The runs of `manifests`, in their order; a run's shards (a manifest each) are one run, which
-/// starts when its first shard did.
-pub(crate) fn group_runs(manifests: &[Manifest]) -> Vec<RunFiles> {
-    let several = manifests
-        .iter()
-        .any(|m| manifests.first().is_some_and(|f| f.origin != m.origin));
+/// starts when its first shard did. `by_origin`: each run says its origin when they come from
+/// several.
+pub(crate) fn group_runs(manifests: &[Manifest], by_origin: bool) -> Vec<RunFiles> {
+    let several = by_origin
+        && manifests
+            .iter()
+            .any(|m| manifests.first().is_some_and(|f| f.origin != m.origin));
     let mut by_run: Vec<RunFiles> = Vec::new();
     let mut place: BTreeMap<&str, usize> = BTreeMap::new();
     for m in manifests {

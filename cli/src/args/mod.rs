@@ -243,6 +243,10 @@ pub struct WatchArgs {
     /// The window as each target's last N runs instead of a duration.
     #[arg(long)]
     pub window_runs: Option<usize>,
+    /// Follow each target from each origin apart (`target @ origin`) when the runs come from
+    /// several; the default with a config whose campaign says `per_origin = true`.
+    #[arg(long)]
+    pub by_origin: bool,
     /// How far before the window the baseline reaches. Default 14d.
     #[arg(long)]
     pub baseline: Option<humantime::Duration>,

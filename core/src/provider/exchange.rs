@@ -193,9 +193,10 @@ async fn exchange(
         }
     }
     let mut out = reading.finish();
-    if let Some(clock) = &clock {
-        out.clock = clock.source();
-    }
+    // The clock the stamps came from; a call that got no response says the transport's own.
+    out.clock = clock
+        .as_ref()
+        .map_or(transport.clock(), SocketClock::source);
     if let Some(e) = &mut out.error {
         e.message = scrub(&e.message, &secrets(target));
     }

@@ -40,7 +40,8 @@ use tokio::net::TcpStream;
 use super::http::{Phase, chain, record_connect, record_phase};
 use super::tls::HandshakeFailed;
 use super::transport::{
-    BodyError, HttpRequest, Peer, RawResponse, SocketClock, Transport, TransportError, to_nanos,
+    BodyError, ClockSource, HttpRequest, Peer, RawResponse, SocketClock, Transport, TransportError,
+    to_nanos,
 };
 
 /// A TCP connection that stamps its reads and the start of each request's writes.
@@ -392,6 +393,7 @@ async fn handshake(
 pub struct SocketTransport {
     client: Client<Connector, Full<Bytes>>,
     base_url: String,
+    kernel: bool,
 }
 
 impl SocketTransport {
@@ -403,19 +405,32 @@ impl SocketTransport {
         kernel: bool,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Self {
+        let kernel = kernel && rx_stamp::available();
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .pool_timer(TokioTimer::new())
             .build(Connector {
                 connect_timeout,
-                kernel: kernel && rx_stamp::available(),
+                kernel,
                 tls: tls.map(tokio_rustls::TlsConnector::from),
             });
-        SocketTransport { client, base_url }
+        SocketTransport {
+            client,
+            base_url,
+            kernel,
+        }
     }
 }
 
 impl Transport for SocketTransport {
+    fn clock(&self) -> ClockSource {
+        if self.kernel {
+            ClockSource::Kernel
+        } else {
+            ClockSource::Socket
+        }
+    }
+
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>> {
         Box::pin(async move {
             let uri: http::Uri = format!("{}{}", self.base_url, req.path)

@@ -92,6 +92,12 @@ pub enum TransportError {
 /// Moves a request to a target and hands back the response as it arrives.
 pub trait Transport: Send + Sync {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>>;
+
+    /// Where this transport's times are taken, for a call that got no response to say (one that
+    /// did says what its connection's stamps were).
+    fn clock(&self) -> ClockSource {
+        ClockSource::Client
+    }
 }
 
 /// Where a call's timestamps were taken (the record's `clock_source`).

@@ -253,9 +253,9 @@ impl RunFold {
     }
 
     /// The run's points, one per cell.
-    /// The run's points. With a `vantage` (the history holds runs from several origins), each
-    /// target is followed from each origin apart, as `target @ origin`: a region's network is
-    /// not read as the model changing when runs from different places alternate.
+    /// The run's points. With a `vantage` (history by origin, over runs from several origins),
+    /// each target is followed from each origin apart, as `target @ origin`: a region's network
+    /// is not read as the model changing when runs from different places alternate.
     pub fn finish(
         self,
         run_id: &str,

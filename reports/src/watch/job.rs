@@ -46,6 +46,7 @@ pub fn scope_for(opts: &WatchOptions, campaign: Option<String>) -> Scope {
         since,
         until: Some(opts.until),
         campaign,
+        by_origin: opts.by_origin,
     }
 }
 

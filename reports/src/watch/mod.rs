@@ -49,6 +49,9 @@ pub struct WatchOptions {
     pub thresholds: BTreeMap<Metric, f64>,
     /// Empty: every target.
     pub targets: Vec<String>,
+    /// Follow each target from each origin apart (`target @ origin`) when the runs come from
+    /// several: a campaign claimed per origin, or `watch --by-origin`.
+    pub by_origin: bool,
 }
 
 impl WatchOptions {
@@ -63,6 +66,7 @@ impl WatchOptions {
             min_baseline_runs: 10,
             thresholds: BTreeMap::new(),
             targets: Vec::new(),
+            by_origin: false,
         }
     }
 

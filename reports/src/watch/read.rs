@@ -19,6 +19,8 @@ pub struct Scope {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub campaign: Option<String>,
+    /// Each target from each origin apart, when the runs come from several.
+    pub by_origin: bool,
 }
 
 /// A run fetched: its place in the read order, its id and start, and its files' bytes.
@@ -68,7 +70,7 @@ pub async fn read(
         }
     }
     let kept: Vec<_> = kept.into_iter().map(|(m, _)| m).collect();
-    let runs = group_runs(&kept);
+    let runs = group_runs(&kept, scope.by_origin);
     let total = runs.len();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
