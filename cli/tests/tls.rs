@@ -204,3 +204,45 @@ fn http2_streams_share_one_tls_connection() {
         .count();
     assert_eq!(opened, 1, "100 streams on one connection");
 }
+
+/// Hostile https servers end as records: one that answers the handshake with plain text is a
+/// `tls` failure, one that accepts the connection and never says a word is a `connect_timeout`
+/// within the target's connect timeout (the handshake is part of the connection).
+#[test]
+fn servers_that_do_not_speak_tls_end_as_records() {
+    use std::io::{Read, Write};
+    let serve = |answer: bool| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut hello = [0u8; 512];
+                    let _ = conn.read(&mut hello);
+                    if answer {
+                        let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\nnot TLS\n");
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_secs(10));
+                    }
+                });
+            }
+        });
+        format!("https://127.0.0.1:{port}/v1")
+    };
+    let dir = Scratch::new("tls-hostile");
+    let once = "max_attempts = 1\nconnect_timeout_sec = 1";
+    let config = format!(
+        "suite = \"suite.toml\"\nconcurrency = 2\n{}{}",
+        target("plain-text", &serve(true), once),
+        target("silent", &serve(false), once),
+    );
+    let started = std::time::Instant::now();
+    let rows = run_records(&dir, &config, &[]);
+    assert_eq!(by_target(&rows, "plain-text")["error_kind"], "tls");
+    let silent = by_target(&rows, "silent");
+    assert_eq!(silent["error_kind"], "connect_timeout", "{silent}");
+    assert!(
+        started.elapsed().as_secs() < 8,
+        "bounded by the connect timeout"
+    );
+}
