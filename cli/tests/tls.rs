@@ -246,3 +246,45 @@ fn servers_that_do_not_speak_tls_end_as_records() {
         "bounded by the connect timeout"
     );
 }
+
+/// Behind a proxy (`HTTPS_PROXY`) the stamped sockets, which connect directly, step aside: the
+/// call goes to the proxy through reqwest on the client clock (here a proxy that is not there, so
+/// it fails as `connect`, said by the `client` clock), and a host in `NO_PROXY` is still reached
+/// directly, on the kernel clock.
+#[test]
+fn a_proxy_in_the_environment_is_used_and_no_proxy_is_honoured() {
+    let dir = Scratch::new("tls-proxy");
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let sim = tls_sim(
+        &ca,
+        Leaf::Good,
+        &dir,
+        "good",
+        &["--ttft-ms", "5", "--itl-ms", "1"],
+    );
+    let config = format!(
+        "suite = \"suite.toml\"\n{}",
+        target(
+            "t",
+            &by_name(&sim),
+            &format!("ca_file = \"{}\"\nmax_attempts = 1", ca_file.display())
+        ),
+    );
+    // Port 9 (discard) on loopback: nothing listens there.
+    let proxy = [("HTTPS_PROXY", "http://127.0.0.1:9"), ("NO_PROXY", "")];
+    let rows = run_records(&dir, &config, &proxy);
+    let r = by_target(&rows, "t");
+    assert_eq!(r["error_kind"], "connect", "{r}");
+    assert_eq!(r["clock_source"], "client", "{r}");
+
+    let dir = Scratch::new("tls-no-proxy");
+    let bypass = [
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("NO_PROXY", "localhost"),
+    ];
+    let rows = run_records(&dir, &config, &bypass);
+    let r = by_target(&rows, "t");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["clock_source"], "kernel", "{r}");
+}
