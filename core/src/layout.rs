@@ -80,7 +80,11 @@ pub fn claims_prefix(campaign: &str) -> String {
 /// The key of slot `index`'s claim (one per shard for a sharded run); with `origin` (a campaign
 /// claimed per origin), under a folder of that origin's: `claims/{campaign}/{origin}/{slot}.json`.
 pub fn claim_key(campaign: &str, index: u64, shard: Option<Shard>, origin: Option<&str>) -> String {
-    let folder = origin.map_or(String::new(), |o| format!("{}/", safe_part(o)));
+    // An origin of dots alone has no safe character left: it still gets a folder of its own.
+    let folder = origin.map_or(String::new(), |o| match safe_part(o) {
+        part if part.is_empty() => "_/".to_string(),
+        part => format!("{part}/"),
+    });
     format!(
         "{}{folder}{index}{}.json",
         claims_prefix(campaign),
@@ -189,6 +193,10 @@ mod tests {
         assert_eq!(
             claim_key("seed-4day", 7, None, Some("lambda:eu-west-1")),
             "claims/seed-4day/lambda_eu-west-1/7.json"
+        );
+        assert_eq!(
+            claim_key("seed-4day", 7, None, Some("..")),
+            "claims/seed-4day/_/7.json"
         );
         assert_eq!(staging_name("r1", shard), "r1-shard-1-of-3");
         assert!(is_manifest_key(&manifest_key("r1", shard)));
