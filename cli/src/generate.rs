@@ -420,6 +420,7 @@ fn record(
             failover_to: None,
             scheduled_at: None,
             slo: None,
+            sources: None,
         },
         out,
     );

@@ -179,6 +179,7 @@ async fn call_judge(client: &Client, r: &Record, q: &Question, run_id: &str) -> 
             failover_to: None,
             scheduled_at: None,
             slo: None,
+            sources: None,
         },
         &out,
     );

@@ -207,6 +207,7 @@ mod tests {
             failover_to: None,
             scheduled_at: None,
             slo: None,
+            sources: None,
         };
         let record = Record::from_call(&cx, &CallOutcome::not_sent(ErrorKind::Timeout, "x".into()));
         let line = serde_json::to_string(&record).unwrap();

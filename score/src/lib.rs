@@ -309,15 +309,17 @@ const STOP_WORDS: &[&str] = &[
 /// `None` when the fact has no content terms (it is then not counted at all).
 pub fn fact_found(fact: &str, answer: &HashSet<String>) -> Option<bool> {
     let fact_terms = term_set(fact);
-    if fact_terms.is_empty() {
-        return None;
-    }
+    (!fact_terms.is_empty()).then(|| fact_terms_found(&fact_terms, answer))
+}
+
+/// [`fact_found`] for a fact already reduced to its (non-empty) terms.
+fn fact_terms_found(fact_terms: &HashSet<String>, answer: &HashSet<String>) -> bool {
     let present = fact_terms.iter().filter(|t| answer.contains(*t)).count();
     let numbers_ok = fact_terms
         .iter()
         .filter(|t| t.starts_with(|c: char| c.is_ascii_digit()))
         .all(|t| answer.contains(t));
-    Some(numbers_ok && present as f64 / fact_terms.len() as f64 >= FACT_THRESHOLD)
+    numbers_ok && present as f64 / fact_terms.len() as f64 >= FACT_THRESHOLD
 }
 
 /// `coverage_score`: the share of key facts found in the answer. Without key facts, the share of
@@ -325,32 +327,7 @@ pub fn fact_found(fact: &str, answer: &HashSet<String>) -> Option<bool> {
 /// (a short answer is not expected to repeat a long context). `None` when there is nothing to
 /// cover (no facts and no context) or the answer is empty.
 pub fn coverage(answer: &str, context: &[String], key_facts: &[String]) -> Option<f64> {
-    let answer_terms = term_set(answer);
-    if answer_terms.is_empty() {
-        return if key_facts.is_empty() && context.is_empty() {
-            None
-        } else {
-            Some(0.0)
-        };
-    }
-    if !key_facts.is_empty() {
-        let verdicts: Vec<bool> = key_facts
-            .iter()
-            .filter_map(|f| fact_found(f, &answer_terms))
-            .collect();
-        if verdicts.is_empty() {
-            return None;
-        }
-        let found = verdicts.iter().filter(|v| **v).count();
-        return Some(found as f64 / verdicts.len() as f64);
-    }
-    let context_terms = term_set(&context.join("\n"));
-    if context_terms.is_empty() {
-        return None;
-    }
-    let used = context_terms.intersection(&answer_terms).count();
-    let cap = context_terms.len().min(answer_terms.len());
-    Some(used as f64 / cap as f64)
+    Sources::new(context, key_facts, "").coverage(&term_set(answer))
 }
 
 /// `grounding_score`: the share of the answer's distinct terms that occur in the context or the
@@ -359,14 +336,91 @@ pub fn grounding(answer: &str, context: &[String], question: &str) -> Option<f64
     if context.is_empty() {
         return None;
     }
-    let answer_terms = term_set(answer);
-    if answer_terms.is_empty() {
-        return None;
+    Sources::new(context, &[], question).grounding(&term_set(answer))
+}
+
+/// A RAG question's sources reduced to content terms once, so that scoring each of its answers
+/// reduces only the answer: [`coverage`] and [`grounding`] in two steps, for a run that scores
+/// many answers to the same question.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    /// Whether the question has context passages and key facts at all (their terms aside).
+    has_context: bool,
+    has_facts: bool,
+    /// The distinct terms of the context.
+    context: HashSet<String>,
+    /// The context's terms and the question's: what grounds an answer's terms.
+    grounds: HashSet<String>,
+    /// Each key fact's terms, facts without content terms left out (they are not counted).
+    facts: Vec<HashSet<String>>,
+}
+
+impl Sources {
+    pub fn new(context: &[String], key_facts: &[String], question: &str) -> Sources {
+        let context_terms = if context.is_empty() {
+            HashSet::new()
+        } else {
+            term_set(&context.join("\n"))
+        };
+        let mut grounds = context_terms.clone();
+        if !context.is_empty() {
+            // Without context there is no grounding to compute.
+            grounds.extend(terms(question));
+        }
+        Sources {
+            has_context: !context.is_empty(),
+            has_facts: !key_facts.is_empty(),
+            context: context_terms,
+            grounds,
+            facts: key_facts
+                .iter()
+                .map(|f| term_set(f))
+                .filter(|t| !t.is_empty())
+                .collect(),
+        }
     }
-    let mut source = term_set(&context.join("\n"));
-    source.extend(term_set(question));
-    let grounded = answer_terms.iter().filter(|t| source.contains(*t)).count();
-    Some(grounded as f64 / answer_terms.len() as f64)
+
+    /// (`coverage_score`, `grounding_score`) of `answer`, its terms taken once.
+    pub fn score(&self, answer: &str) -> (Option<f64>, Option<f64>) {
+        if !self.has_context && !self.has_facts {
+            return (None, None);
+        }
+        let terms = term_set(answer);
+        (self.coverage(&terms), self.grounding(&terms))
+    }
+
+    /// [`coverage`] of an answer with terms `answer`.
+    pub fn coverage(&self, answer: &HashSet<String>) -> Option<f64> {
+        if answer.is_empty() {
+            return (self.has_facts || self.has_context).then_some(0.0);
+        }
+        if self.has_facts {
+            if self.facts.is_empty() {
+                return None;
+            }
+            let found = self
+                .facts
+                .iter()
+                .filter(|f| fact_terms_found(f, answer))
+                .count();
+            return Some(found as f64 / self.facts.len() as f64);
+        }
+        if self.context.is_empty() {
+            return None;
+        }
+        let used = self.context.intersection(answer).count();
+        let cap = self.context.len().min(answer.len());
+        Some(used as f64 / cap as f64)
+    }
+
+    /// [`grounding`] of an answer with terms `answer`.
+    pub fn grounding(&self, answer: &HashSet<String>) -> Option<f64> {
+        if !self.has_context || answer.is_empty() {
+            return None;
+        }
+        let grounded = answer.iter().filter(|t| self.grounds.contains(*t)).count();
+        Some(grounded as f64 / answer.len() as f64)
+    }
 }
 
 /// Jaccard similarity of two texts' content-term sets (as [`term_set`] makes them): shared
@@ -475,5 +529,38 @@ mod tests {
         // answer terms: default, rose, 2.4, percent, unicorn -> 4 of 5 grounded
         assert!((g - 0.8).abs() < 1e-9, "{g}");
         assert_eq!(grounding("x", &[], "q"), None);
+    }
+
+    #[test]
+    fn sources_made_once_score_as_the_functions_do() {
+        let ctx = s(&["Loan defaults rose to 2.4% in 2025.", "Margins were 18%."]);
+        let facts = s(&["defaults rose to 2.4%", "margins 18%", "the"]);
+        let q = "What happened to loan defaults?";
+        let answers = [
+            "Defaults rose to 2.4% because of unicorns; margins were 18%.",
+            "Margins were 19%.",
+            "",
+            "!!!",
+            "Loan loan loan",
+        ];
+        for (context, key_facts) in [
+            (&ctx[..], &facts[..]),
+            (&ctx[..], &[][..]),
+            (&[][..], &facts[..]),
+            (&[][..], &[][..]),
+            (&ctx[..], &facts[2..]),
+        ] {
+            let sources = Sources::new(context, key_facts, q);
+            for a in answers {
+                assert_eq!(
+                    sources.score(a),
+                    (coverage(a, context, key_facts), grounding(a, context, q)),
+                    "answer {a:?}, context {context:?}, facts {key_facts:?}"
+                );
+            }
+        }
+        let both = Sources::new(&ctx, &facts, q).score(answers[0]);
+        assert_eq!(both.0, Some(1.0));
+        assert!((both.1.unwrap() - 6.0 / 7.0).abs() < 1e-9, "{both:?}");
     }
 }

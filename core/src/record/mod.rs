@@ -339,6 +339,9 @@ pub struct CallContext<'a> {
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The SLO the call is held to, if any.
     pub slo: Option<&'a crate::load::Slo>,
+    /// The question's context, key facts and text reduced to terms once for the run (the
+    /// runner's); `None` reduces them for this call.
+    pub sources: Option<&'a score::Sources>,
 }
 
 impl Record {
@@ -371,7 +374,7 @@ impl Record {
             Throughput::default()
         };
         let q = cx.question;
-        let g = Grading::of(q, out);
+        let g = Grading::of(q, cx.sources, out);
         let grades = g.grades;
         let quality_score = grades.quality();
         let server = &out.server;
@@ -525,7 +528,7 @@ struct Grading {
 }
 
 impl Grading {
-    fn of(q: &Question, out: &CallOutcome) -> Grading {
+    fn of(q: &Question, sources: Option<&score::Sources>, out: &CallOutcome) -> Grading {
         if !out.success() {
             return Grading {
                 coverage: None,
@@ -538,9 +541,13 @@ impl Grading {
             .iter()
             .map(|c| (c.name.clone(), c.arguments.clone()))
             .collect();
+        let (coverage, grounding) = match sources {
+            Some(s) => s.score(&out.answer),
+            None => score::Sources::new(&q.context, &q.key_facts, &q.question).score(&out.answer),
+        };
         Grading {
-            coverage: score::coverage(&out.answer, &q.context, &q.key_facts),
-            grounding: score::grounding(&out.answer, &q.context, &q.question),
+            coverage,
+            grounding,
             grades: score::grade::grade(
                 &q.grading,
                 &score::grade::Answer {

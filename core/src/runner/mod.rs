@@ -23,7 +23,9 @@ use crate::record::{AttemptStats, CallContext, Record};
 use crate::sink::RecordSink;
 pub use crate::stop::Stop;
 use crate::suite::{Prompt, Suite};
+use llmpulse_score as score;
 
+mod build;
 mod lane;
 use lane::{Lane, hold_for, weight, worst_case};
 
@@ -312,6 +314,8 @@ struct Shared {
     lanes: Vec<Lane>,
     suite: Suite,
     prompts: Vec<Prompt>,
+    /// Each question's RAG sources as terms, reduced once for every answer to score.
+    sources: Vec<score::Sources>,
     opts: RunOptions,
     config_hash: String,
     keep_answers: bool,
@@ -321,8 +325,8 @@ struct Shared {
 
 /// Runs `suite` against the config's targets, handing each record to `sink` as its call ends
 /// (a fallback's record right after the record of the call it stood in for). The records are
-/// built on the call tasks and cross a channel to the one task that feeds the sink, so a slow
-/// sink never delays a stream's timestamps.
+/// built on threads of their own at a lower priority ([`build`]) and cross a channel to the one
+/// task that feeds the sink, so neither scoring nor a slow sink delays a stream's reads.
 pub async fn run(
     config: &Config,
     suite: &Suite,
@@ -337,6 +341,11 @@ pub async fn run(
             .map(Lane::new)
             .collect::<Result<_, _>>()?,
         prompts: suite.questions.iter().map(|q| suite.prompt(q)).collect(),
+        sources: suite
+            .questions
+            .iter()
+            .map(|q| score::Sources::new(&q.context, &q.key_facts, &q.question))
+            .collect(),
         suite: suite.clone(),
         opts: opts.clone(),
         config_hash: config_hash(config, suite),
@@ -373,6 +382,10 @@ pub async fn run(
     // memory, and a run of 100,000 calls must not hold 100,000 of them.
     let live = Arc::new(Semaphore::new(max_live(config)));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(RECORD_QUEUE);
+    let out = Arc::new(Out {
+        builders: build::Builders::start(builder_threads()),
+        records: tx,
+    });
     let dispatch = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -397,13 +410,14 @@ pub async fn run(
                 while let Some(done) = tasks.try_join_next() {
                     done?;
                 }
-                let (shared, tx) = (shared.clone(), tx.clone());
+                let (shared, out) = (shared.clone(), out.clone());
                 tasks.spawn(async move {
                     let _room = room;
-                    one_call(&shared, call, scheduled, &tx).await;
+                    one_call(&shared, &out, call, scheduled).await;
                 });
             }
-            drop(tx);
+            // The last sender goes with the last call: then the sink's loop ends.
+            drop(out);
             while let Some(done) = tasks.join_next().await {
                 done?;
             }
@@ -434,39 +448,18 @@ pub async fn run(
 }
 
 /// One planned call: asked of its target (then of its fallback, if it failed and has one), each
-/// outcome sent as a record. The receiver lives until every call has ended (or the run failed).
+/// outcome handed to the builders, which send its record. The receiver lives until every call
+/// has ended (or the run failed).
 async fn one_call(
-    shared: &Shared,
+    shared: &Arc<Shared>,
+    out: &Out,
     call: PlannedCall,
     scheduled: Option<DateTime<Utc>>,
-    tx: &tokio::sync::mpsc::Sender<Record>,
 ) {
     let opts = &shared.opts;
-    let question = &shared.suite.questions[call.question];
     let prompt = &shared.prompts[call.question];
-    let record = |lane: &Lane, asked: &mut Asked, from: Option<&str>, to: Option<&str>| {
-        let cx = CallContext {
-            run_id: &opts.run_id,
-            campaign: opts.campaign.as_deref(),
-            slot: opts.slot,
-            origin: &opts.origin,
-            config_hash: &shared.config_hash,
-            keep_answers: shared.keep_answers,
-            target: lane.client.target(),
-            question,
-            prompt,
-            repetition: call.repetition,
-            stats: &asked.stats,
-            failover_from: from,
-            failover_to: to,
-            // A fallback goes out when its primary failed, not at a time of its own.
-            scheduled_at: if from.is_none() { scheduled } else { None },
-            slo: shared.slo.as_ref(),
-        };
-        Record::from_call_taking(&cx, &mut asked.outcome)
-    };
     let lane = &shared.lanes[call.target];
-    let mut asked = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
+    let asked = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
     let target = lane.client.target();
     let fallback = match (&asked.outcome.error, &target.fallback) {
         (Some(e), Some(name))
@@ -481,21 +474,79 @@ async fn one_call(
             shared
                 .lanes
                 .iter()
-                .find(|l| &l.client.target().name == name)
+                .position(|l| &l.client.target().name == name)
         }
         _ => None,
     };
-    let to = fallback.map(|l| l.client.target().name.as_str());
-    let primary = record(lane, &mut asked, None, to);
-    let _ = tx.send(primary).await;
-    // Handed over: the call's permits go to the next call (and to the fallback).
-    drop(asked);
+    let primary = Who {
+        lane: call.target,
+        // A fallback goes out when its primary failed, not at a time of its own.
+        scheduled,
+        failover_from: None,
+        failover_to: fallback.map(|i| shared.lanes[i].client.target().name.clone()),
+    };
+    hand_over(shared, out, call, asked, primary).await;
     if let Some(fb) = fallback {
-        let mut answered = ask(fb, prompt, weight(fb, prompt), &shared.global, opts).await;
-        let _ = tx
-            .send(record(fb, &mut answered, Some(&target.name), None))
-            .await;
+        let lane = &shared.lanes[fb];
+        let answered = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
+        let stand_in = Who {
+            lane: fb,
+            scheduled: None,
+            failover_from: Some(target.name.clone()),
+            failover_to: None,
+        };
+        hand_over(shared, out, call, answered, stand_in).await;
     }
+}
+
+/// Where finished calls go: the builders, which send each record on to the sink's channel.
+struct Out {
+    builders: build::Builders,
+    records: tokio::sync::mpsc::Sender<Record>,
+}
+
+/// Which lane a record is of, and how it stands to failover.
+struct Who {
+    lane: usize,
+    scheduled: Option<DateTime<Utc>>,
+    failover_from: Option<String>,
+    failover_to: Option<String>,
+}
+
+/// Hands a finished call to a record builder and waits, still holding the call's permits,
+/// until its record is sent: a slow sink slows new calls instead of piling answers up, and a
+/// fallback's record follows its primary's.
+async fn hand_over(shared: &Arc<Shared>, out: &Out, call: PlannedCall, asked: Asked<'_>, who: Who) {
+    let Asked {
+        mut outcome,
+        stats,
+        _permits,
+    } = asked;
+    let shared = shared.clone();
+    let build = move || {
+        let s = &*shared;
+        let cx = CallContext {
+            run_id: &s.opts.run_id,
+            campaign: s.opts.campaign.as_deref(),
+            slot: s.opts.slot,
+            origin: &s.opts.origin,
+            config_hash: &s.config_hash,
+            keep_answers: s.keep_answers,
+            target: s.lanes[who.lane].client.target(),
+            question: &s.suite.questions[call.question],
+            prompt: &s.prompts[call.question],
+            repetition: call.repetition,
+            stats: &stats,
+            failover_from: who.failover_from.as_deref(),
+            failover_to: who.failover_to.as_deref(),
+            scheduled_at: who.scheduled,
+            slo: s.slo.as_ref(),
+            sources: Some(&s.sources[call.question]),
+        };
+        Record::from_call_taking(&cx, &mut outcome)
+    };
+    out.builders.build(out.records.clone(), build).await;
+    drop(_permits);
 }
 
 /// Sends `n` calls to each target, the first question each time, before the measured calls, and
@@ -533,6 +584,12 @@ async fn warm_up(shared: &Shared, targets: &[usize], n: u32, concurrency: u32) {
 /// holding their permits. So at most `concurrency + RECORD_QUEUE` finished answers are in memory
 /// however slow the sink, each at most `max_answer_bytes`.
 const RECORD_QUEUE: usize = 64;
+
+/// One record builder per core: scoring keeps up with the calls when the readers are idle, and
+/// yields to them (a lower priority) when they are not.
+fn builder_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Calls spawned and not yet ended at most: every call that can run (the run's concurrency)
 /// and a queue behind it, so that limiters and retries still interleave targets.
