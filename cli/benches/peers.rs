@@ -4,7 +4,13 @@
 //! latency, from its own per-request output, are held against the same percentiles of the
 //! simulator's truth for that tool's requests (told apart by model name): error = tool − truth,
 //! in ms. Then 3,000 zero-delay requests at C = 100: requests per second of the whole process,
-//! the median of 7 interleaved rounds.
+//! the median of 7 interleaved rounds. `llmpulse-rag` asks the bundled RAG suite instead of one
+//! short prompt and scores every answer (coverage, grounding) as a scheduled run does;
+//! `llm-bench-rag` sends llm-bench the same 20 prompts (context and question), unscored.
+//!
+//! `LLMPULSE_BENCH_PRESSURE=N` runs N busy loops beside the error table (the rates are measured
+//! without them); `LLMPULSE_BENCH_BASE=path/to/llmpulse` adds another build as `base` and
+//! `base-rag` in the same rounds.
 //!
 //! Peers are found in `$LLMPULSE_PEERS_DIR` (default `~/.cache/llmpulse-peers`), installed by
 //! `benches/peers/install.sh`: llm-bench 0.3.1 (`bin/llm-bench`) and, with `--guidellm`,
@@ -24,6 +30,20 @@ use serde_json::Value;
 mod sim;
 
 const LLMPULSE: &str = env!("CARGO_BIN_EXE_llmpulse");
+
+/// `LLMPULSE_BENCH_BASE`: another build of `llmpulse` (an earlier commit's), run beside this one
+/// in the same rounds as the tools named `base…`, so a change is judged as a ratio in one run.
+fn base() -> Option<PathBuf> {
+    std::env::var_os("LLMPULSE_BENCH_BASE").map(PathBuf::from)
+}
+
+/// The binary a tool named `model` runs: the base build for `base…`, else this one.
+fn llmpulse_for(model: &str) -> PathBuf {
+    match base() {
+        Some(b) if model.starts_with("base") => b,
+        _ => PathBuf::from(LLMPULSE),
+    }
+}
 
 struct Sim {
     child: Child,
@@ -86,37 +106,53 @@ struct Measured {
     wall: f64,
 }
 
+/// Which questions llmpulse asks.
+#[derive(Clone, Copy, PartialEq)]
+enum Suite {
+    /// One short prompt, "Say hi", as the peers send it.
+    SayHi,
+    /// The bundled RAG suite (20 questions, each with its retrieved context), every answer
+    /// scored for coverage and grounding: the full per-call work of a scheduled run.
+    Rag,
+}
+
 /// `llmpulse run` with `model` as the model name, timestamps from `clock`; `warmup` calls first
-/// when given.
+/// when given. `n` calls in all (with the RAG suite, `n` rounded up to a multiple of its 20
+/// questions).
 fn run_llmpulse(
     dir: &Path,
     url: &str,
     (model, clock): (&str, &str),
-    c: usize,
-    n: usize,
+    (c, n): (usize, usize),
     warmup: usize,
+    questions: Suite,
 ) -> Measured {
-    let suite = dir.join("suite.toml");
-    std::fs::write(
-        &suite,
-        "name = \"one\"\n[[questions]]\nid = \"q\"\nindustry = \"x\"\nquestion = \"Say hi\"\n",
-    )
-    .expect("write the suite");
+    let (suite, repetitions) = match questions {
+        Suite::SayHi => {
+            let suite = dir.join("suite.toml");
+            std::fs::write(
+                &suite,
+                "name = \"one\"\n[[questions]]\nid = \"q\"\nindustry = \"x\"\nquestion = \"Say hi\"\n",
+            )
+            .expect("write the suite");
+            (suite.display().to_string(), n)
+        }
+        Suite::Rag => ("builtin:rag-retail-finance".to_string(), n.div_ceil(20)),
+    };
     let cfg = dir.join("llmpulse.toml");
     std::fs::write(
         &cfg,
         format!(
-            "suite = \"{}\"\nrepetitions = {n}\nconcurrency = {c}\n[load]\nwarmup = {warmup}\n\
+            "suite = \"{suite}\"\nrepetitions = {repetitions}\nconcurrency = {c}\n[load]\nwarmup = {warmup}\n\
              [[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{url}\"\n\
              model = \"{model}\"\nclock = \"{clock}\"\nmax_tokens = 64\n",
-            suite.display()
         ),
     )
     .expect("write the config");
     let out = dir.join("llmpulse-out");
     let _ = std::fs::remove_dir_all(&out);
     let start = Instant::now();
-    let status = Command::new(LLMPULSE)
+    let status = Command::new(llmpulse_for(model))
         .args(["run", "--quiet", "--config"])
         .arg(&cfg)
         .arg("--output")
@@ -152,8 +188,26 @@ fn run_llmpulse(
     m
 }
 
-fn run_llm_bench(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measured {
+/// llm-bench at `c` streams for `n` requests of "Say hi", or with `questions = Suite::Rag` of
+/// the RAG suite's 20 user prompts (context and question, one line each: `--prompt-file`), the
+/// same bytes llmpulse sends but for its system prompt.
+fn run_llm_bench(
+    bin: &Path,
+    dir: &Path,
+    url: &str,
+    (c, n): (usize, usize),
+    questions: Suite,
+) -> Measured {
     let out = dir.join("llm-bench.json");
+    let (prompts, runs) = match questions {
+        Suite::SayHi => (vec!["--prompts".to_string(), "Say hi".to_string()], n),
+        Suite::Rag => {
+            let file = dir.join("rag-prompts.txt");
+            std::fs::write(&file, rag_prompts()).expect("write the prompts");
+            let file = file.display().to_string();
+            (vec!["--prompt-file".to_string(), file], n.div_ceil(20))
+        }
+    };
     let start = Instant::now();
     let status = Command::new(bin)
         .args([
@@ -163,8 +217,9 @@ fn run_llm_bench(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measu
             "--models",
             "openai:llm-bench",
         ])
-        .args(["--prompts", "Say hi", "--stream", "--max-tokens", "64"])
-        .args(["--runs", &n.to_string(), "--concurrency", &c.to_string()])
+        .args(prompts)
+        .args(["--stream", "--max-tokens", "64"])
+        .args(["--runs", &runs.to_string(), "--concurrency", &c.to_string()])
         .args(["--output", "json", "--output-file"])
         .arg(&out)
         .env("OPENAI_API_KEY", "not-needed")
@@ -187,6 +242,24 @@ fn run_llm_bench(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measu
             .collect(),
         wall,
     }
+}
+
+/// The bundled RAG suite's user prompts as llmpulse renders them, one a line.
+fn rag_prompts() -> String {
+    let suite = llmpulse_core::suite::Suite::load("builtin:rag-retail-finance", Path::new("."))
+        .expect("the bundled RAG suite");
+    let mut lines = String::new();
+    for q in &suite.questions {
+        let prompt = suite.prompt(q);
+        let user = prompt
+            .messages
+            .iter()
+            .rfind(|m| m.role == "user")
+            .expect("a user message");
+        lines.push_str(&user.content.replace('\n', " "));
+        lines.push('\n');
+    }
+    lines
 }
 
 /// GuideLLM's `concurrent` profile at `c` streams for `n` requests of one prompt, its requests
@@ -238,6 +311,38 @@ fn run_guidellm(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measur
     }
 }
 
+/// Busy processes sharing the CPUs while the error table is measured, killed when dropped.
+struct Pressure(Vec<Child>);
+
+impl Pressure {
+    /// `LLMPULSE_BENCH_PRESSURE=N`: N shell loops that never sleep, at the default priority.
+    fn from_env() -> Pressure {
+        let n: usize = std::env::var("LLMPULSE_BENCH_PRESSURE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Pressure(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("start a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Pressure {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let peers = std::env::var_os("LLMPULSE_PEERS_DIR")
@@ -264,9 +369,12 @@ fn main() {
     let dir = std::env::temp_dir().join("llmpulse-bench-peers");
     let _ = std::fs::create_dir_all(&dir);
 
+    let pressure = Pressure::from_env();
     println!(
-        "error against the simulator's send log, ms (tool − truth), p50 / p99, median of {} rounds:",
-        if quick { 1 } else { 3 }
+        "error against the simulator's send log, ms (tool − truth), p50 / p99, median of {} \
+         rounds, {} busy processes beside:",
+        if quick { 1 } else { 3 },
+        pressure.0.len()
     );
     println!(
         "{:>6}  {:<16} {:>20} {:>20} {:>9}",
@@ -292,20 +400,27 @@ fn main() {
             // The default (kernel receive timestamps), the same with `warmup = C` (every
             // connection open before the measured calls), then the two other clocks: stamped
             // at the socket read in user space, and where the reading task sees the bytes.
-            for (name, clock, warmup) in [
-                ("llmpulse", "kernel", 0),
-                ("llmpulse-warm", "kernel", c),
-                ("llmpulse-socket", "socket", 0),
-                ("llmpulse-client", "client", 0),
-            ] {
-                let m = run_llmpulse(&dir, &sim.url, (name, clock), c, 2 * c, warmup);
+            // And the default with the RAG suite: every answer scored while others stream.
+            let mut mine = vec![
+                ("llmpulse", "kernel", 0, Suite::SayHi),
+                ("llmpulse-warm", "kernel", c, Suite::SayHi),
+                ("llmpulse-socket", "socket", 0, Suite::SayHi),
+                ("llmpulse-client", "client", 0, Suite::SayHi),
+                ("llmpulse-rag", "kernel", 0, Suite::Rag),
+            ];
+            if base().is_some() {
+                mine.push(("base", "kernel", 0, Suite::SayHi));
+                mine.push(("base-rag", "kernel", 0, Suite::Rag));
+            }
+            for (name, clock, warmup, questions) in mine {
+                let m = run_llmpulse(&dir, &sim.url, (name, clock), (c, 2 * c), warmup, questions);
                 tools.push((name, warmup, m));
             }
             if have_llm_bench {
                 tools.push((
                     "llm-bench",
                     0,
-                    run_llm_bench(&llm_bench, &dir, &sim.url, c, 2 * c),
+                    run_llm_bench(&llm_bench, &dir, &sim.url, (c, 2 * c), Suite::SayHi),
                 ));
             }
             if have_guidellm {
@@ -343,6 +458,7 @@ fn main() {
         }
     }
 
+    drop(pressure);
     let n = if quick { 1000 } else { 3000 };
     // One 3,000-request run lasts a third of a second, so a single sample is mostly noise: the
     // fast tools take turns, round after round, and each prints its median rate and range.
@@ -360,16 +476,35 @@ fn main() {
         "16",
         "--no-role-chunk",
     ]);
-    let mut rates: Vec<(&str, Vec<f64>)> = vec![("llmpulse", vec![]), ("llmpulse-client", vec![])];
+    let mut rates: Vec<(&str, Vec<f64>)> = vec![
+        ("llmpulse", vec![]),
+        ("llmpulse-client", vec![]),
+        ("llmpulse-rag", vec![]),
+    ];
+    if base().is_some() {
+        rates.push(("base", vec![]));
+        rates.push(("base-rag", vec![]));
+    }
     if have_llm_bench {
         rates.push(("llm-bench", vec![]));
+        rates.push(("llm-bench-rag", vec![]));
     }
     for _ in 0..zero_rounds {
         for (name, rounds) in rates.iter_mut() {
             let wall = match *name {
-                "llm-bench" => run_llm_bench(&llm_bench, &dir, &sim.url, 100, n).wall,
-                "llmpulse" => run_llmpulse(&dir, &sim.url, (name, "kernel"), 100, n, 0).wall,
-                _ => run_llmpulse(&dir, &sim.url, (name, "client"), 100, n, 0).wall,
+                "llm-bench" => {
+                    run_llm_bench(&llm_bench, &dir, &sim.url, (100, n), Suite::SayHi).wall
+                }
+                "llm-bench-rag" => {
+                    run_llm_bench(&llm_bench, &dir, &sim.url, (100, n), Suite::Rag).wall
+                }
+                "llmpulse" | "base" => {
+                    run_llmpulse(&dir, &sim.url, (name, "kernel"), (100, n), 0, Suite::SayHi).wall
+                }
+                "llmpulse-rag" | "base-rag" => {
+                    run_llmpulse(&dir, &sim.url, (name, "kernel"), (100, n), 0, Suite::Rag).wall
+                }
+                _ => run_llmpulse(&dir, &sim.url, (name, "client"), (100, n), 0, Suite::SayHi).wall,
             };
             rounds.push(n as f64 / wall);
         }
