@@ -288,3 +288,93 @@ fn a_proxy_in_the_environment_is_used_and_no_proxy_is_honoured() {
     assert_eq!(r["success"], true, "{r}");
     assert_eq!(r["clock_source"], "kernel", "{r}");
 }
+
+/// A target with `dns_servers` has its host looked up by llmpulse's own resolver, asking those
+/// servers: against a DNS server that answers after 200 ms and a TLS handshake held 300 ms, the
+/// first connection's set-up splits into a lookup of at least 200 ms, a quick TCP handshake and
+/// a TLS handshake of at least 300 ms, and the certificate is checked against the name looked
+/// up. A server that never answers fails the call as a connect error naming it.
+#[test]
+fn dns_servers_are_asked_by_llmpulses_own_resolver_and_timed() {
+    use llmpulse_sim::dns::{DnsAnswer, DnsServer};
+    let dir = Scratch::new("tls-dns");
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    // The certificate is for other.example only: the name has to be looked up and checked.
+    let sim = tls_sim(
+        &ca,
+        Leaf::OtherHost,
+        &dir,
+        "other",
+        &["--ttft-ms", "50", "--tls-handshake-delay-ms", "300"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dns = rt
+        .block_on(DnsServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            DnsAnswer {
+                address: std::net::Ipv4Addr::LOCALHOST,
+                delay: std::time::Duration::from_millis(200),
+                ttl: 300,
+            },
+        ))
+        .unwrap();
+    let url = sim.base_url.replace("127.0.0.1", "other.example");
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 2\nconcurrency = 1\n{}{}",
+        target(
+            "named",
+            &url,
+            &format!(
+                "ca_file = \"{}\"\ndns_servers = [\"{}\"]",
+                ca_file.display(),
+                dns.addr
+            ),
+        ),
+        target(
+            "deaf",
+            &url,
+            &format!(
+                "ca_file = \"{}\"\ndns_servers = [\"127.0.0.1:9\"]\nmax_attempts = 1\n\
+                 connect_timeout_sec = 1",
+                ca_file.display()
+            ),
+        ),
+    );
+    let rows = run_records(&dir, &config, &[]);
+    let named: Vec<_> = rows.iter().filter(|r| r["target"] == "named").collect();
+    assert_eq!(named.len(), 2);
+    assert!(named.iter().all(|r| r["success"] == true), "{named:?}");
+    assert_eq!(dns.a_questions(), 1, "one lookup for one connection");
+    let first = named
+        .iter()
+        .find(|r| r["connection_reused"] == false)
+        .expect("a record that opened the connection");
+    let (lookup, tcp, tls, total) = (
+        secs(first, "dns_sec"),
+        secs(first, "tcp_connect_sec"),
+        secs(first, "tls_handshake_sec"),
+        secs(first, "connect_sec"),
+    );
+    assert!(
+        (0.2..0.5).contains(&lookup),
+        "the DNS server answers after 200 ms: {lookup}"
+    );
+    assert!(tcp < 0.1, "a loopback TCP handshake: {tcp}");
+    assert!(tls >= 0.3, "the handshake is held 300 ms: {tls}");
+    assert!(
+        (total - (lookup + tcp + tls)).abs() < 0.005,
+        "connect_sec {total} is the phases' sum"
+    );
+    let deaf: Vec<_> = rows.iter().filter(|r| r["target"] == "deaf").collect();
+    assert_eq!(deaf.len(), 2);
+    for r in deaf {
+        assert_eq!(r["success"], false, "{r}");
+        assert_eq!(r["error_kind"], "connect", "{r}");
+        let error = r["error_message"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("DNS lookup of other.example through 127.0.0.1:9"),
+            "the error says the lookup failed and where: {r}"
+        );
+    }
+}

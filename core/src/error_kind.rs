@@ -28,8 +28,9 @@ pub enum ErrorKind {
     /// A 5xx from the provider.
     #[serde(rename = "http_5xx")]
     Http5xx,
-    /// The TCP connection could not be made, or the server closed it before any byte of an
-    /// answer (a kept-alive connection closed as the request went out).
+    /// The host name could not be looked up (the message says `DNS lookup of …` with
+    /// `dns_servers`), the TCP connection could not be made, or the server closed it before
+    /// any byte of an answer (a kept-alive connection closed as the request went out).
     Connect,
     /// The TLS handshake failed: the server's certificate was refused (an unknown issuer, a
     /// wrong host name, expired) or the handshake broke. Not retried by default: it fails the

@@ -9,6 +9,8 @@
 
 mod answer;
 pub mod discovery;
+#[cfg(feature = "server")]
+pub mod dns;
 mod hostile;
 mod play;
 mod profile;

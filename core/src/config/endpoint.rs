@@ -66,6 +66,58 @@ impl Cx<'_> {
         Ok(clock)
     }
 
+    /// The DNS servers a target's host is looked up with: each an IP address, with a port or
+    /// 53; only for a base URL with a host name to look up.
+    pub(super) fn dns_servers(
+        &self,
+        i: usize,
+        spanned: &Spanned<RawTarget>,
+        endpoint: &Endpoint,
+    ) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+        let Some(servers) = &spanned.get_ref().dns_servers else {
+            return Ok(Vec::new());
+        };
+        let at = |k: usize| format!("targets[{i}].dns_servers[{k}]");
+        let mut out = Vec::with_capacity(servers.len());
+        for (k, s) in servers.iter().enumerate() {
+            let text = s.get_ref().trim();
+            let addr = text
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| {
+                    text.parse::<std::net::IpAddr>()
+                        .map(|ip| std::net::SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    self.invalid(
+                        s.span().start,
+                        at(k),
+                        format!(
+                            "'{text}' is not an IP address with an optional port (\"10.0.0.2\", \
+                             \"1.1.1.1:53\", \"[2606:4700::1111]:53\")"
+                        ),
+                    )
+                })?;
+            out.push(addr);
+        }
+        let field = format!("targets[{i}].dns_servers");
+        let pos = spanned.span().start;
+        if out.is_empty() {
+            return Err(self.invalid(
+                pos,
+                field,
+                "is empty: name servers, or leave it out for the system resolver".into(),
+            ));
+        }
+        if !matches!(endpoint, Endpoint::Http { .. }) {
+            return Err(self.invalid(
+                pos,
+                field,
+                "the in-process simulator looks nothing up; dns_servers needs a base_url".into(),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Where a target's requests go: the in-process simulator or an http(s) base URL.
     pub(super) fn endpoint(
         &self,

@@ -123,6 +123,8 @@ pub struct Target {
     pub http2: Http2,
     /// Roots trusted besides the system's, for an https target behind a private CA.
     pub ca_file: Option<CaFile>,
+    /// The DNS servers asked through llmpulse's own resolver; empty: the system resolver.
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// What the target's tokens cost (`price`, or its row of the `prices` file).
     pub price: Option<crate::cost::Price>,
 }
@@ -755,6 +757,43 @@ fallback_only = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("the in-process simulator has none"), "{err}");
+    }
+
+    #[test]
+    fn dns_servers_are_ip_addresses_with_port_53_unless_named_and_bad_ones_are_named() {
+        let target = |servers: &str| {
+            format!(
+                "[[targets]]\nname = \"a\"\nprovider = \"openai-compatible\"\nmodel = \"m\"\n\
+                 base_url = \"https://api.example.com/v1\"\ndns_servers = {servers}\n"
+            )
+        };
+        let servers = parse(&target(r#"["10.0.0.2", "1.1.1.1:5353", "[::1]:53"]"#))
+            .unwrap()
+            .targets[0]
+            .dns_servers
+            .clone();
+        let want: Vec<std::net::SocketAddr> = ["10.0.0.2:53", "1.1.1.1:5353", "[::1]:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(servers, want);
+        let no_servers = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";
+        assert!(parse(no_servers).unwrap().targets[0].dns_servers.is_empty());
+        let err = parse(&target(r#"["1.1.1.1", "dns.google"]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "test.toml:6: targets[0].dns_servers[1]: 'dns.google' is not an IP address"
+            ),
+            "{err}"
+        );
+        let err = parse(&target("[]")).unwrap_err().to_string();
+        assert!(err.contains("targets[0].dns_servers: is empty"), "{err}");
+        let err = parse(&format!("{no_servers}dns_servers = [\"1.1.1.1\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dns_servers needs a base_url"), "{err}");
     }
 
     #[test]

@@ -200,6 +200,11 @@ pub(crate) struct RawTarget {
     /// A PEM file of roots trusted besides the system's, for an https target behind a private
     /// CA (a corporate gateway); relative to the config file.
     pub(crate) ca_file: Option<Spanned<String>>,
+    /// DNS servers (`"10.0.0.2"`, `"1.1.1.1:53"`, `"[2606:4700::1111]:53"`) asked for the
+    /// target's host through llmpulse's own resolver, its answers cached for the run as their
+    /// TTL says; without it the system resolver (getaddrinfo) is asked. Either way `dns_sec`
+    /// is the lookup's time.
+    pub(crate) dns_servers: Option<Vec<Spanned<String>>>,
     /// The target that answers when this one fails after its retries (records link them with
     /// `failover_from`/`failover_to`).
     pub(crate) fallback: Option<Spanned<String>>,

@@ -294,6 +294,7 @@ impl Cx<'_> {
         let http2 = t.http2.unwrap_or_default();
         let clock = self.clock(i, spanned, &endpoint, http2)?;
         let ca_file = self.ca_file(i, spanned, &endpoint)?;
+        let dns_servers = self.dns_servers(i, spanned, &endpoint)?;
         let price = match &t.price {
             Some(p) => {
                 p.get_ref()
@@ -323,6 +324,7 @@ impl Cx<'_> {
             clock,
             http2,
             ca_file,
+            dns_servers,
             price,
         })
     }

@@ -29,11 +29,12 @@ pub(crate) const USER_AGENT: &str = concat!("llmpulse/", env!("CARGO_PKG_VERSION
 
 /// The HTTP client of one target: no overall timeout (each call sets its own deadlines), the
 /// target's connect timeout, TCP_NODELAY, llmpulse's user agent, and the roots of its
-/// `ca_file` trusted besides the system's.
+/// `ca_file` trusted besides the system's, its names resolved by `resolver`.
 pub fn build_client(
     connect_timeout: std::time::Duration,
     http2: crate::config::Http2,
     extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+    resolver: super::dns::Resolver,
 ) -> Result<reqwest::Client, reqwest::Error> {
     use crate::config::Http2;
     install_crypto();
@@ -52,22 +53,22 @@ pub fn build_client(
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
         .connector_layer(TimeConnects)
-        .dns_resolver(Arc::new(TimedResolver))
+        .dns_resolver(Arc::new(TimedResolver(resolver)))
         .build()
 }
 
-/// The system resolver (getaddrinfo on a blocking thread, as reqwest's default), timed: the
-/// lookup's time goes to the request that opened the connection (`dns_sec`).
-struct TimedResolver;
+/// The target's resolver ([`super::dns`]), timed: the lookup's time goes to the request that
+/// opened the connection (`dns_sec`).
+struct TimedResolver(super::dns::Resolver);
 
 impl reqwest::dns::Resolve for TimedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let slot = current_slot();
         let host = name.as_str().to_string();
+        let resolver = self.0.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = resolver.lookup(&host, 0).await?;
             record_phase(slot.as_deref(), Phase::Dns, started.elapsed());
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })

@@ -6,6 +6,7 @@
 pub mod anthropic;
 mod body;
 mod deadlines;
+pub mod dns;
 mod exchange;
 pub mod http;
 pub mod ollama;
@@ -50,6 +51,8 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
     #[error("TLS settings: {0}")]
     Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Dns(#[from] dns::DnsError),
 }
 
 /// Whether requests to `base_url` go through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
@@ -70,6 +73,9 @@ impl Client {
             .ca_file
             .as_ref()
             .map_or(&[][..], |f| f.certs.as_slice());
+        // A silent server fails the lookup, named, before the connect timeout ends the call
+        // without saying which phase took it.
+        let resolver = dns::Resolver::new(&target.dns_servers, target.timeouts.connect * 2 / 3)?;
         let transport: Arc<dyn Transport> = match &target.endpoint {
             #[cfg(unix)]
             Endpoint::Http { base_url }
@@ -88,10 +94,12 @@ impl Client {
                     target.timeouts.connect,
                     target.clock == ClockSource::Kernel,
                     tls,
+                    resolver,
                 ))
             }
             Endpoint::Http { base_url } => {
-                let http = http::build_client(target.timeouts.connect, target.http2, roots)?;
+                let http =
+                    http::build_client(target.timeouts.connect, target.http2, roots, resolver)?;
                 Arc::new(http::HttpTransport::new(http, base_url.clone()))
             }
             Endpoint::Sim(profile) => Arc::new(InProcess::new((**profile).clone())),

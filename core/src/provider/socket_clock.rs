@@ -263,6 +263,7 @@ pub struct Connector {
     connect_timeout: Duration,
     kernel: bool,
     tls: Option<tokio_rustls::TlsConnector>,
+    resolver: super::dns::Resolver,
 }
 
 impl tower_service::Service<http::Uri> for Connector {
@@ -279,6 +280,7 @@ impl tower_service::Service<http::Uri> for Connector {
         let tls = (uri.scheme() == Some(&http::uri::Scheme::HTTPS)).then(|| self.tls.clone());
         let started = Instant::now();
         let slot = super::http::current_slot();
+        let resolver = self.resolver.clone();
         let connecting = async move {
             let host = uri
                 .host()
@@ -290,12 +292,11 @@ impl tower_service::Service<http::Uri> for Connector {
                 .port_u16()
                 .unwrap_or(if tls.is_some() { 443 } else { 80 });
             let looking = Instant::now();
-            let addrs = tokio::net::lookup_host((host.as_str(), port)).await?;
+            let addrs = resolver.lookup(&host, port).await?;
             // An IP address is no lookup.
             if host.parse::<std::net::IpAddr>().is_err() {
                 record_phase(slot.as_deref(), Phase::Dns, looking.elapsed());
             }
-            let addrs: Vec<SocketAddr> = addrs.collect();
             let dialing = Instant::now();
             let (io, addr) = dial(&host, &addrs, limit).await?;
             record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
@@ -404,6 +405,7 @@ impl SocketTransport {
         connect_timeout: Duration,
         kernel: bool,
         tls: Option<Arc<rustls::ClientConfig>>,
+        resolver: super::dns::Resolver,
     ) -> Self {
         let kernel = kernel && rx_stamp::available();
         let client = Client::builder(TokioExecutor::new())
@@ -413,6 +415,7 @@ impl SocketTransport {
                 connect_timeout,
                 kernel,
                 tls: tls.map(tokio_rustls::TlsConnector::from),
+                resolver,
             });
         SocketTransport {
             client,

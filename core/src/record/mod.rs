@@ -78,8 +78,9 @@ pub struct Record {
     pub connect_sec: Option<f64>,
     #[serde(default)]
     pub connection_reused: Option<bool>,
-    /// Of `connect_sec`: the host name's lookup (the system resolver, timed around it; null for
-    /// an IP address or a reused connection).
+    /// Of `connect_sec`: the host name's lookup (the system resolver, or the target's
+    /// `dns_servers` through llmpulse's own caching resolver; null for an IP address or a
+    /// reused connection).
     #[serde(default)]
     pub dns_sec: Option<f64>,
     /// Of `connect_sec`: the TCP handshake, where llmpulse opens the socket itself (the
