@@ -29,6 +29,10 @@ use serde_json::Value;
 #[path = "common/sim.rs"]
 mod sim;
 
+#[path = "common/pressure.rs"]
+mod pressure;
+use pressure::Pressure;
+
 const LLMPULSE: &str = env!("CARGO_BIN_EXE_llmpulse");
 
 /// `LLMPULSE_BENCH_BASE`: another build of `llmpulse` (an earlier commit's), run beside this one
@@ -311,38 +315,6 @@ fn run_guidellm(bin: &Path, dir: &Path, url: &str, c: usize, n: usize) -> Measur
     }
 }
 
-/// Busy processes sharing the CPUs while the error table is measured, killed when dropped.
-struct Pressure(Vec<Child>);
-
-impl Pressure {
-    /// `LLMPULSE_BENCH_PRESSURE=N`: N shell loops that never sleep, at the default priority.
-    fn from_env() -> Pressure {
-        let n: usize = std::env::var("LLMPULSE_BENCH_PRESSURE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Pressure(
-            (0..n)
-                .map(|_| {
-                    Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .expect("start a busy loop")
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Pressure {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let peers = std::env::var_os("LLMPULSE_PEERS_DIR")
@@ -374,7 +346,7 @@ fn main() {
         "error against the simulator's send log, ms (tool − truth), p50 / p99, median of {} \
          rounds, {} busy processes beside:",
         if quick { 1 } else { 3 },
-        pressure.0.len()
+        pressure.count()
     );
     println!(
         "{:>6}  {:<16} {:>20} {:>20} {:>9}",

@@ -12,7 +12,8 @@
 //! request log (`received_unix_ms` + each event's offset) and each outcome's `sent_at`.
 //! `LLMPULSE_BENCH_CLOCK=socket|client` measures with that clock instead of the kernel's;
 //! `LLMPULSE_BENCH_TLS=1` serves and measures over https (a CA of the bench's own, trusted
-//! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS.
+//! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS;
+//! `LLMPULSE_BENCH_PRESSURE=N` runs N busy loops beside the whole measurement.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ mod sim;
 
 #[path = "common/certs.rs"]
 mod certs;
+
+#[path = "common/pressure.rs"]
+mod pressure;
 
 /// Over https: the CA file the client trusts and the server's certificate, made once.
 struct Pki {
@@ -331,8 +335,10 @@ fn throughput(concurrency: usize, total: usize, where_: Server) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 1 } else { 3 };
+    let pressure = pressure::Pressure::from_env();
     println!(
-        "timing error: client receive time − simulator send time (ttft 50 ms, itl 10 ms, 50 tokens/stream)\n"
+        "timing error: client receive time − simulator send time (ttft 50 ms, itl 10 ms, 50 tokens/stream), {} busy processes beside\n",
+        pressure.count()
     );
     for (where_, title) in [
         (Server::InProcess, "server and client in one process"),
