@@ -480,7 +480,6 @@ async fn one_call(
     };
     let primary = Who {
         lane: call.target,
-        // A fallback goes out when its primary failed, not at a time of its own.
         scheduled,
         failover_from: None,
         failover_to: fallback.map(|i| shared.lanes[i].client.target().name.clone()),
@@ -491,6 +490,7 @@ async fn one_call(
         let answered = ask(lane, prompt, weight(lane, prompt), &shared.global, opts).await;
         let stand_in = Who {
             lane: fb,
+            // A fallback goes out when its primary failed, not at a time of its own.
             scheduled: None,
             failover_from: Some(target.name.clone()),
             failover_to: None,
