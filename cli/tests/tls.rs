@@ -33,15 +33,37 @@ fn secs(r: &serde_json::Value, field: &str) -> f64 {
         .unwrap_or_else(|| panic!("{field} is not a number in {r}"))
 }
 
+/// A scratch folder named `name` and the tests' CA, its PEM written there as `ca.pem`.
+fn scratch_with_ca(name: &str) -> (Scratch, TestCa, std::path::PathBuf) {
+    let dir = Scratch::new(name);
+    let ca = TestCa::new("llmpulse test CA");
+    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    (dir, ca, ca_file)
+}
+
+/// The set-up of the record that opened a connection, seconds: (DNS, TCP, TLS), asserted to sum
+/// to its `connect_sec`.
+fn set_up_phases(r: &serde_json::Value) -> (f64, f64, f64) {
+    let (dns, tcp, tls, total) = (
+        secs(r, "dns_sec"),
+        secs(r, "tcp_connect_sec"),
+        secs(r, "tls_handshake_sec"),
+        secs(r, "connect_sec"),
+    );
+    assert!(
+        (total - (dns + tcp + tls)).abs() < 0.005,
+        "connect_sec {total} is the phases' sum {dns} + {tcp} + {tls}"
+    );
+    (dns, tcp, tls)
+}
+
 /// A target trusting the tests' CA is measured over https on the kernel clock by default: each
 /// record says TLS 1.3 over HTTP/1.1 and where it connected, the first call on a connection has
 /// its set-up split into lookup, TCP and TLS (summing to `connect_sec`), and TTFT runs from the
 /// request's first byte, so it holds the simulator's 150 ms and not the handshake.
 #[test]
 fn https_is_timed_beneath_tls_with_the_set_up_split() {
-    let dir = Scratch::new("tls-split");
-    let ca = TestCa::new("llmpulse test CA");
-    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let (dir, ca, ca_file) = scratch_with_ca("tls-split");
     let sim = tls_sim(
         &ca,
         Leaf::Good,
@@ -86,22 +108,12 @@ fn https_is_timed_beneath_tls_with_the_set_up_split() {
         .filter(|r| r["connection_reused"] == false)
         .collect();
     assert_eq!(opened.len(), 1, "one connection, kept alive");
-    let first = opened[0];
-    let (dns, tcp, tls, total) = (
-        secs(first, "dns_sec"),
-        secs(first, "tcp_connect_sec"),
-        secs(first, "tls_handshake_sec"),
-        secs(first, "connect_sec"),
-    );
+    let (_, tcp, tls) = set_up_phases(opened[0]);
     assert!(
         tls >= 0.3,
         "the server waits 300 ms before its handshake: {tls}"
     );
     assert!(tcp < 0.1, "a loopback TCP handshake: {tcp}");
-    assert!(
-        (total - (dns + tcp + tls)).abs() < 0.005,
-        "connect_sec {total} is the phases' sum {dns} + {tcp} + {tls}"
-    );
     for r in rows.iter().filter(|r| r["connection_reused"] == true) {
         for field in [
             "connect_sec",
@@ -119,9 +131,7 @@ fn https_is_timed_beneath_tls_with_the_set_up_split() {
 /// and a message that says why; the same server is fine once its CA is the target's `ca_file`.
 #[test]
 fn certificates_that_do_not_check_out_are_refused_as_tls() {
-    let dir = Scratch::new("tls-refused");
-    let ca = TestCa::new("llmpulse test CA");
-    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let (dir, ca, ca_file) = scratch_with_ca("tls-refused");
     let stranger = TestCa::new("a CA nobody trusts");
     let fast = ["--ttft-ms", "5", "--itl-ms", "1"];
     let good = tls_sim(&ca, Leaf::Good, &dir, "good", &fast);
@@ -173,9 +183,7 @@ fn certificates_that_do_not_check_out_are_refused_as_tls() {
 /// HTTP/2.0, one opened the connection and 99 reused it.
 #[test]
 fn http2_streams_share_one_tls_connection() {
-    let dir = Scratch::new("tls-h2");
-    let ca = TestCa::new("llmpulse test CA");
-    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let (dir, ca, ca_file) = scratch_with_ca("tls-h2");
     let sim = tls_sim(
         &ca,
         Leaf::Good,
@@ -253,9 +261,7 @@ fn servers_that_do_not_speak_tls_end_as_records() {
 /// directly, on the kernel clock.
 #[test]
 fn a_proxy_in_the_environment_is_used_and_no_proxy_is_honoured() {
-    let dir = Scratch::new("tls-proxy");
-    let ca = TestCa::new("llmpulse test CA");
-    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let (dir, ca, ca_file) = scratch_with_ca("tls-proxy");
     let sim = tls_sim(
         &ca,
         Leaf::Good,
@@ -297,9 +303,7 @@ fn a_proxy_in_the_environment_is_used_and_no_proxy_is_honoured() {
 #[test]
 fn dns_servers_are_asked_by_llmpulses_own_resolver_and_timed() {
     use llmpulse_sim::dns::{DnsAnswer, DnsServer};
-    let dir = Scratch::new("tls-dns");
-    let ca = TestCa::new("llmpulse test CA");
-    let ca_file = ca.write_pem(&dir.0.join("ca.pem"));
+    let (dir, ca, ca_file) = scratch_with_ca("tls-dns");
     // The certificate is for other.example only: the name has to be looked up and checked.
     let sim = tls_sim(
         &ca,
@@ -350,22 +354,13 @@ fn dns_servers_are_asked_by_llmpulses_own_resolver_and_timed() {
         .iter()
         .find(|r| r["connection_reused"] == false)
         .expect("a record that opened the connection");
-    let (lookup, tcp, tls, total) = (
-        secs(first, "dns_sec"),
-        secs(first, "tcp_connect_sec"),
-        secs(first, "tls_handshake_sec"),
-        secs(first, "connect_sec"),
-    );
+    let (lookup, tcp, tls) = set_up_phases(first);
     assert!(
         (0.2..0.5).contains(&lookup),
         "the DNS server answers after 200 ms: {lookup}"
     );
     assert!(tcp < 0.1, "a loopback TCP handshake: {tcp}");
     assert!(tls >= 0.3, "the handshake is held 300 ms: {tls}");
-    assert!(
-        (total - (lookup + tcp + tls)).abs() < 0.005,
-        "connect_sec {total} is the phases' sum"
-    );
     let deaf: Vec<_> = rows.iter().filter(|r| r["target"] == "deaf").collect();
     assert_eq!(deaf.len(), 2);
     for r in deaf {

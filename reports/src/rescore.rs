@@ -82,8 +82,10 @@ pub fn regrade(r: &Record, q: &Question) -> Option<Record> {
     );
     let round = |x: f64| (x * 1e6).round() / 1e6;
     let mut out = r.clone();
-    out.coverage_score = score::coverage(answer, &q.context, &q.key_facts).map(round);
-    out.grounding_score = score::grounding(answer, &q.context, &q.question).map(round);
+    let (coverage, grounding) =
+        score::Sources::new(&q.context, &q.key_facts, &q.question).score(answer);
+    out.coverage_score = coverage.map(round);
+    out.grounding_score = grounding.map(round);
     out.json_valid = g.json_valid;
     out.tool_call_valid = g.tool_call_valid;
     out.tool_call_format = g.tool_calls.format.map(|f| f.as_str().to_string());

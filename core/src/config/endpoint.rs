@@ -78,6 +78,8 @@ impl Cx<'_> {
             return Ok(Vec::new());
         };
         let at = |k: usize| format!("targets[{i}].dns_servers[{k}]");
+        let pos = servers.span().start;
+        let servers = servers.get_ref();
         let mut out = Vec::with_capacity(servers.len());
         for (k, s) in servers.iter().enumerate() {
             let text = s.get_ref().trim();
@@ -100,7 +102,6 @@ impl Cx<'_> {
             out.push(addr);
         }
         let field = format!("targets[{i}].dns_servers");
-        let pos = spanned.span().start;
         if out.is_empty() {
             return Err(self.invalid(
                 pos,

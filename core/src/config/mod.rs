@@ -789,7 +789,10 @@ fallback_only = true
             "{err}"
         );
         let err = parse(&target("[]")).unwrap_err().to_string();
-        assert!(err.contains("targets[0].dns_servers: is empty"), "{err}");
+        assert!(
+            err.starts_with("test.toml:6: targets[0].dns_servers: is empty"),
+            "the line of the key: {err}"
+        );
         let err = parse(&format!("{no_servers}dns_servers = [\"1.1.1.1\"]\n"))
             .unwrap_err()
             .to_string();

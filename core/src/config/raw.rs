@@ -204,7 +204,7 @@ pub(crate) struct RawTarget {
     /// target's host through llmpulse's own resolver, its answers cached for the run as their
     /// TTL says; without it the system resolver (getaddrinfo) is asked. Either way `dns_sec`
     /// is the lookup's time.
-    pub(crate) dns_servers: Option<Vec<Spanned<String>>>,
+    pub(crate) dns_servers: Option<Spanned<Vec<Spanned<String>>>>,
     /// The target that answers when this one fails after its retries (records link them with
     /// `failover_from`/`failover_to`).
     pub(crate) fallback: Option<Spanned<String>>,

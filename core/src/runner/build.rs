@@ -25,7 +25,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The record builders of one run. Their threads end when this is dropped and the queue is
 /// empty.
 pub(crate) struct Builders {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Builders {
@@ -56,9 +56,7 @@ impl Builders {
                 tracing::warn!(error = %e, "could not start a record builder thread");
             }
         }
-        Builders {
-            jobs: Mutex::new(tx),
-        }
+        Builders { jobs: tx }
     }
 
     /// Builds a record with `build` on a builder thread and sends it on `records` from there;
@@ -79,11 +77,7 @@ impl Builders {
             });
             let _ = done_tx.send(result);
         });
-        let queued = match self.jobs.lock() {
-            Ok(jobs) => jobs.send(job).map_err(|e| e.0),
-            Err(_) => Err(job),
-        };
-        if let Err(job) = queued {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
             // No builder thread: build here. Never expected; kept so a run cannot hang.
             job();
         }
@@ -96,16 +90,19 @@ impl Builders {
     }
 }
 
-/// Lowers the calling thread's scheduling priority: nice +10 on Linux, where `setpriority` on a
-/// thread id applies to that thread alone. Elsewhere the builders keep the default priority.
+/// Lowers the calling thread's scheduling priority: nice +10 from the process's (19 at most) on
+/// Linux, where `setpriority` on a thread id applies to that thread alone. Elsewhere the
+/// builders keep the default priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain syscalls on the calling thread's own id; failure only leaves the
-        // priority as it was.
+        // priority as it was. (A nice value of -1 is a valid answer of getpriority, not an
+        // error, and raising a nice value needs no privilege.)
         let rc = unsafe {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 10)
+            let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, (now + 10).min(19))
         };
         if rc != 0 {
             tracing::debug!("could not lower a record builder's priority");
@@ -176,6 +173,6 @@ mod tests {
         });
         // SAFETY: reads this thread's own priority.
         let mine = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        assert_eq!(rx.try_recv().unwrap(), mine + 10);
+        assert_eq!(rx.try_recv().unwrap(), (mine + 10).min(19));
     }
 }
