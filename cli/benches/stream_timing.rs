@@ -10,7 +10,8 @@
 //! both reading the same monotonic clock. Then with the server in its own process (`llmpulse
 //! sim`), as a user runs it: the two are compared on the wall clock, through the simulator's
 //! request log (`received_unix_ms` + each event's offset) and each outcome's `sent_at`.
-//! `LLMPULSE_BENCH_CLOCK=socket|client` measures with that clock instead of the kernel's;
+//! `LLMPULSE_BENCH_CLOCK=packet|socket|client` measures with that clock instead of the kernel's
+//! (`packet` needs root or CAP_NET_RAW; the last column counts the calls per clock they said);
 //! `LLMPULSE_BENCH_TLS=1` serves and measures over https (a CA of the bench's own, trusted
 //! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS;
 //! `LLMPULSE_BENCH_PRESSURE=N` runs N busy loops beside the whole measurement.
@@ -299,14 +300,22 @@ fn timing_error(concurrency: usize, total: usize, where_: Server) {
         }
     }
     let p = |v: &[f64], q| percentile(v, q).map_or("-".into(), us);
+    // Which clock the calls' stamps came from (a packet-clock call that read any segment the
+    // capture missed says `kernel`).
+    let mut clocks = std::collections::BTreeMap::new();
+    for o in &outcomes {
+        *clocks.entry(o.clock.as_str()).or_insert(0) += 1;
+    }
+    let clocks: Vec<String> = clocks.iter().map(|(c, n)| format!("{c} {n}")).collect();
     println!(
-        "| {concurrency:>5} | {total:>5} | {failed:>3} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} |",
+        "| {concurrency:>5} | {total:>5} | {failed:>3} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {} |",
         p(&first, 50.0),
         p(&first, 99.0),
         p(&every, 50.0),
         p(&every, 99.0),
         p(&gaps, 50.0),
         p(&gaps, 99.0),
+        clocks.join(", "),
     );
 }
 
@@ -349,9 +358,9 @@ fn main() {
     ] {
         println!("{title}\n");
         println!(
-            "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 |"
+            "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 | clock_source |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         timing_error(1, 20 * scale, where_);
         timing_error(100, 100 * scale, where_);
         timing_error(1000, 1000, where_);

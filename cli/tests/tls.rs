@@ -320,6 +320,7 @@ fn dns_servers_are_asked_by_llmpulses_own_resolver_and_timed() {
                 address: std::net::Ipv4Addr::LOCALHOST,
                 delay: std::time::Duration::from_millis(200),
                 ttl: 300,
+                garbage: false,
             },
         ))
         .unwrap();
@@ -370,6 +371,79 @@ fn dns_servers_are_asked_by_llmpulses_own_resolver_and_timed() {
         assert!(
             error.contains("DNS lookup of other.example through 127.0.0.1:9"),
             "the error says the lookup failed and where: {r}"
+        );
+    }
+}
+
+/// Whether this process (and so the `llmpulse` it starts) has CAP_NET_RAW, bit 13 of its
+/// effective capabilities: root has it.
+#[cfg(target_os = "linux")]
+fn may_capture_packets() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 13) != 0)
+}
+
+/// `clock = "packet"` over https to a host name (IPv4 or IPv6, as `localhost` resolves): with
+/// CAP_NET_RAW every record says `packet` and holds the simulator's schedule, TTFT 150 ms after
+/// a 300 ms handshake; without it the run goes on with the kernel clock, says `kernel` in each
+/// record, and warns why.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_packet_clock_times_https_from_a_capture_or_says_why_not() {
+    let (dir, ca, ca_file) = scratch_with_ca("tls-packet");
+    let sim = tls_sim(
+        &ca,
+        Leaf::Good,
+        &dir,
+        "good",
+        &[
+            "--ttft-ms",
+            "150",
+            "--itl-ms",
+            "20",
+            "--output-tokens",
+            "5",
+            "--tls-handshake-delay-ms",
+            "300",
+        ],
+    );
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 3\nconcurrency = 1\n{}",
+        target(
+            "tls",
+            &by_name(&sim),
+            &format!("ca_file = \"{}\"\nclock = \"packet\"", ca_file.display())
+        ),
+    );
+    let out = support::run(&dir, &config, &[]);
+    support::ok(&out);
+    let rows = support::records(&dir.0.join("out"));
+    assert_eq!(rows.len(), 3);
+    let capturing = may_capture_packets();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.contains("CAP_NET_RAW"),
+        !capturing,
+        "a warning says why there is no capture, only when there is none: {stderr}"
+    );
+    for r in &rows {
+        assert_eq!(r["success"], true, "{r}");
+        let expected = if capturing { "packet" } else { "kernel" };
+        assert_eq!(r["clock_source"], expected, "{r}");
+        let ttft = secs(r, "ttft_sec");
+        assert!(
+            (0.15..0.3).contains(&ttft),
+            "the simulator's 150 ms, not the 300 ms handshake ({ttft})"
+        );
+        // 5 tokens 20 ms apart after the first: about 80 ms from first to last.
+        let latency = secs(r, "latency_sec");
+        assert!(
+            (ttft + 0.075..ttft + 0.2).contains(&latency),
+            "TTFT {ttft}, latency {latency}"
         );
     }
 }

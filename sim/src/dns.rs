@@ -21,6 +21,9 @@ pub struct DnsAnswer {
     pub delay: Duration,
     /// The TTL of the A record, seconds.
     pub ttl: u32,
+    /// Answer every question with its ID and then bytes that are no DNS message (a broken or
+    /// hostile server), instead of the records.
+    pub garbage: bool,
 }
 
 /// A running DNS server; stops when dropped.
@@ -40,9 +43,15 @@ impl DnsServer {
         let task = tokio::spawn(async move {
             let mut buf = [0u8; 1500];
             while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-                let Some((reply, is_a)) = reply(&buf[..n], &answer) else {
+                let Some((mut reply, is_a)) = reply(&buf[..n], &answer) else {
                     continue;
                 };
+                if answer.garbage {
+                    // A response header claiming 65,535 of everything, then noise.
+                    reply.truncate(2);
+                    reply.extend_from_slice(&[0x81, 0x80]);
+                    reply.extend(std::iter::repeat_n(0xff, 30));
+                }
                 if is_a {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
@@ -154,6 +163,7 @@ mod tests {
         address: Ipv4Addr::new(127, 0, 0, 1),
         delay: Duration::ZERO,
         ttl: 300,
+        garbage: false,
     };
 
     #[test]

@@ -83,7 +83,8 @@ pub fn enable(fd: RawFd) -> io::Result<()> {
     set_stamping(fd)
 }
 
-fn set_stamping(fd: RawFd) -> io::Result<()> {
+/// Sets `SO_TIMESTAMPNS` on any socket (a packet socket too), without [`available`]'s wait.
+pub fn set_stamping(fd: RawFd) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         let on: libc::c_int = 1;
@@ -168,8 +169,11 @@ fn poll_recv(
     }
 }
 
+/// The kernel's receive time in a message `recvmsg` filled, when its control data carries one
+/// (`SCM_TIMESTAMPNS`, on a socket with `SO_TIMESTAMPNS`: TCP here, packet sockets in
+/// llmpulse's packet clock).
 #[cfg(target_os = "linux")]
-fn stamp(msg: &libc::msghdr) -> Option<Instant> {
+pub fn stamp(msg: &libc::msghdr) -> Option<Instant> {
     let mut stamp = None;
     // SAFETY: the CMSG_* walk stays within the control buffer the kernel filled.
     unsafe {
@@ -187,7 +191,7 @@ fn stamp(msg: &libc::msghdr) -> Option<Instant> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn stamp(_: &libc::msghdr) -> Option<Instant> {
+pub fn stamp(_: &libc::msghdr) -> Option<Instant> {
     None
 }
 

@@ -30,6 +30,7 @@ impl Cx<'_> {
             });
         };
         let clock = match asked.get_ref().as_str() {
+            "packet" => ClockSource::Packet,
             "kernel" => ClockSource::Kernel,
             "socket" => ClockSource::Socket,
             "client" => ClockSource::Client,
@@ -37,7 +38,7 @@ impl Cx<'_> {
                 return Err(self.invalid(
                     asked.span().start,
                     format!("targets[{i}].clock"),
-                    format!("unknown clock '{other}' (known: kernel, socket, client)"),
+                    format!("unknown clock '{other}' (known: packet, kernel, socket, client)"),
                 ));
             }
         };

@@ -748,7 +748,7 @@ fallback_only = true
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("unknown clock 'tsc' (known: kernel, socket, client)"),
+            err.contains("unknown clock 'tsc' (known: packet, kernel, socket, client)"),
             "{err}"
         );
         let sim = "[[targets]]\nname = \"a\"\nprovider = \"sim\"\nmodel = \"m\"\n";

@@ -194,7 +194,9 @@ pub(crate) struct RawTarget {
     /// with the first part kept.
     pub(crate) max_answer_bytes: Option<Spanned<i64>>,
     /// Where times are taken: `kernel` (the default for HTTP/1.1 targets on Linux, http and
-    /// https alike: TLS runs over llmpulse's own socket), `socket` or `client` (records'
+    /// https alike: TLS runs over llmpulse's own socket), `packet` (each TCP segment's own
+    /// arrival from a packet capture, exact however busy the client; Linux, root or
+    /// `CAP_NET_RAW`, else `kernel` with a warning), `socket` or `client` (records'
     /// `clock_source`).
     pub(crate) clock: Option<Spanned<String>>,
     /// A PEM file of roots trusted besides the system's, for an https target behind a private

@@ -111,11 +111,16 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(1);
 
     async fn server(delay_ms: u64, ttl: u32) -> DnsServer {
-        let answer = DnsAnswer {
+        start(DnsAnswer {
             address: Ipv4Addr::new(127, 0, 0, 7),
             delay: Duration::from_millis(delay_ms),
             ttl,
-        };
+            garbage: false,
+        })
+        .await
+    }
+
+    async fn start(answer: DnsAnswer) -> DnsServer {
         DnsServer::start("127.0.0.1:0".parse().unwrap(), answer)
             .await
             .unwrap()
@@ -142,6 +147,30 @@ mod tests {
         resolver.lookup("llm.test", 443).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(dns.a_questions(), 2);
+    }
+
+    /// A server whose replies carry the question's ID and then noise: the lookup ends at the
+    /// limit with an error naming the name and the server, as for a silent one, never a panic
+    /// or a hang.
+    #[tokio::test]
+    async fn a_server_answering_garbage_is_an_error_naming_it() {
+        let dns = start(DnsAnswer {
+            address: Ipv4Addr::new(127, 0, 0, 7),
+            delay: Duration::ZERO,
+            ttl: 300,
+            garbage: true,
+        })
+        .await;
+        let resolver = Resolver::new(&[dns.addr], TIMEOUT).unwrap();
+        let started = Instant::now();
+        let err = resolver.lookup("llm.test", 80).await.unwrap_err();
+        assert!(started.elapsed() < TIMEOUT + Duration::from_millis(200));
+        assert!(dns.a_questions() >= 1, "the server was asked");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("DNS lookup of llm.test through {}: ", dns.addr)),
+            "{message}"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ pub mod http;
 pub mod ollama;
 pub mod openai;
 pub mod outcome;
+#[cfg(unix)]
+pub mod packet_clock;
 mod prompt_cache;
 pub mod sim;
 #[cfg(unix)]
@@ -92,7 +94,7 @@ impl Client {
                 Arc::new(socket_clock::SocketTransport::new(
                     base_url.clone(),
                     target.timeouts.connect,
-                    target.clock == ClockSource::Kernel,
+                    target.clock,
                     tls,
                     resolver,
                 ))

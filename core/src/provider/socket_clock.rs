@@ -38,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::http::{Phase, chain, record_connect, record_phase};
+use super::packet_clock::{Capture, Tracked};
 use super::tls::HandshakeFailed;
 use super::transport::{
     BodyError, ClockSource, HttpRequest, Peer, RawResponse, SocketClock, Transport, TransportError,
@@ -53,10 +54,12 @@ pub struct StampedStream {
     /// True while the HTTP layer is writing or flushing a request: only those writes stamp
     /// (not TLS's handshake, alerts or close_notify, nor a shutdown after the response).
     request: bool,
+    /// With the packet clock: the capture's map of this connection's segments.
+    packets: Option<Tracked>,
 }
 
 impl StampedStream {
-    fn new(io: TcpStream, kernel: bool) -> Self {
+    fn new(io: TcpStream, kernel: bool, packets: Option<Tracked>) -> Self {
         if kernel {
             // Without it the reads carry no kernel stamp and the clock says `socket`; the
             // transport asked `rx_stamp::available()` first, so stamps flow from the first packet.
@@ -67,6 +70,7 @@ impl StampedStream {
             clock: SocketClock::default(),
             writing: false,
             request: false,
+            packets,
         }
     }
 
@@ -90,20 +94,77 @@ impl AsyncRead for StampedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let (n, kernel_at) = ready!(rx_stamp::poll_read_buf(&this.io, cx, buf))?;
+        let Got {
+            n,
+            kernel_at,
+            packet_at,
+        } = match &mut this.packets {
+            None => {
+                let (n, kernel_at) = ready!(rx_stamp::poll_read_buf(&this.io, cx, buf))?;
+                Got {
+                    n,
+                    kernel_at,
+                    packet_at: None,
+                }
+            }
+            Some(tracked) => ready!(poll_read_segment(&this.io, tracked, cx, buf))?,
+        };
         // The end of the stream brings no packet to stamp (a server closing a kept-alive
         // connection after its answer): it changes neither the time nor the clock's source.
         if n > 0 {
-            let at = kernel_at.unwrap_or_else(Instant::now);
             let stamps = &this.clock.stamps;
-            let flag = match kernel_at {
-                Some(_) => &stamps.kernel,
-                None => &stamps.unstamped,
+            let (flag, at) = match (packet_at, kernel_at) {
+                (Some(at), _) => (&stamps.packet, at),
+                (None, Some(at)) => (&stamps.kernel, at),
+                (None, None) => (&stamps.unstamped, Instant::now()),
             };
             flag.store(true, Ordering::Relaxed);
             stamps.arrived.store(to_nanos(at), Ordering::Release);
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// What one read of the socket brought: how many bytes, and when they arrived as the kernel
+/// stamped them and (with the packet clock) as the capture saw them.
+struct Got {
+    n: usize,
+    kernel_at: Option<Instant>,
+    packet_at: Option<Instant>,
+}
+
+/// Reads no further than the end of the segment that brought the next unread byte (as far as
+/// the capture has seen it), so the read carries that segment's own time: the packet clock's
+/// read.
+fn poll_read_segment(
+    io: &TcpStream,
+    tracked: &mut Tracked,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<Got>> {
+    loop {
+        ready!(io.poll_read_ready(cx))?;
+        let room = buf.remaining();
+        let want = tracked.limit().map_or(room, |segment| segment.min(room));
+        // SAFETY: `recv` writes at most `want` bytes of the unfilled part and reports how many;
+        // exactly those are marked initialised and filled.
+        let dst = unsafe { &mut buf.unfilled_mut()[..want] };
+        match io.try_io(tokio::io::Interest::READABLE, || {
+            rx_stamp::recv(io.as_raw_fd(), dst)
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Err(e)),
+            Ok((n, kernel_at)) => {
+                // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                return Poll::Ready(Ok(Got {
+                    n,
+                    kernel_at,
+                    packet_at: tracked.read(n),
+                }));
+            }
+        }
     }
 }
 
@@ -182,7 +243,7 @@ impl AsyncRead for Conn {
         let before = buf.filled().len();
         ready!(match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s) => poll_read_record(Pin::new(s.as_mut()), cx, buf),
         })?;
         // Response bytes handed up (not TLS's own records): the next write starts a request.
         if buf.filled().len() > before {
@@ -190,6 +251,23 @@ impl AsyncRead for Conn {
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Hands up the plaintext of one TLS record (or what is left of it), so the stamp read with
+/// it is its own record's. tokio-rustls's `poll_read` goes on reading and decrypting whatever
+/// else has come in until the caller's buffer is full, and the events of several records would
+/// take the last one's time.
+fn poll_read_record(
+    mut tls: Pin<&mut tokio_rustls::client::TlsStream<StampedStream>>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    use tokio::io::AsyncBufRead;
+    let record = ready!(tls.as_mut().poll_fill_buf(cx))?;
+    let n = record.len().min(buf.remaining());
+    buf.put_slice(&record[..n]);
+    tls.consume(n);
+    Poll::Ready(Ok(()))
 }
 
 impl Conn {
@@ -262,6 +340,8 @@ impl Connection for Conn {
 pub struct Connector {
     connect_timeout: Duration,
     kernel: bool,
+    /// The packet clock's capture, when the target asked for it and the process may open one.
+    capture: Option<Arc<Capture>>,
     tls: Option<tokio_rustls::TlsConnector>,
     resolver: super::dns::Resolver,
 }
@@ -277,6 +357,7 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let (limit, kernel) = (self.connect_timeout, self.kernel);
+        let capture = self.capture.clone();
         let tls = (uri.scheme() == Some(&http::uri::Scheme::HTTPS)).then(|| self.tls.clone());
         let started = Instant::now();
         let slot = super::http::current_slot();
@@ -301,7 +382,14 @@ impl tower_service::Service<http::Uri> for Connector {
             let (io, addr) = dial(&host, &addrs, limit).await?;
             record_phase(slot.as_deref(), Phase::Tcp, dialing.elapsed());
             io.set_nodelay(true)?;
-            let stamped = StampedStream::new(io, kernel);
+            let packets = match &capture {
+                Some(capture) => {
+                    let local = io.local_addr()?;
+                    Some(capture.track((local.ip(), local.port()), (addr.ip(), addr.port())))
+                }
+                None => None,
+            };
+            let stamped = StampedStream::new(io, kernel, packets);
             let mut peer = Peer {
                 remote_addr: Some(addr),
                 tls_version: None,
@@ -394,44 +482,61 @@ async fn handshake(
 pub struct SocketTransport {
     client: Client<Connector, Full<Bytes>>,
     base_url: String,
-    kernel: bool,
+    /// The clock its reads are stamped by, as far as this process can have it.
+    clock: ClockSource,
 }
 
 impl SocketTransport {
-    /// `kernel`: ask the kernel for receive timestamps (Linux); otherwise stamp at the read.
-    /// `tls`: the client configuration for an https `base_url`.
+    /// `clock`: `packet` (a packet capture, where the process may open one; the kernel's
+    /// stamps otherwise, with a warning), `kernel` (the kernel's receive timestamps, Linux) or
+    /// `socket` (stamped at the read). `tls`: the client configuration for an https `base_url`.
     pub fn new(
         base_url: String,
         connect_timeout: Duration,
-        kernel: bool,
+        clock: ClockSource,
         tls: Option<Arc<rustls::ClientConfig>>,
         resolver: super::dns::Resolver,
     ) -> Self {
-        let kernel = kernel && rx_stamp::available();
+        let capture = (clock == ClockSource::Packet)
+            .then(|| {
+                Capture::shared()
+                    .map_err(|e| {
+                        tracing::warn!(
+                            "clock = \"packet\" for {base_url}: {e}; the kernel clock stamps its \
+                             reads instead"
+                        );
+                    })
+                    .ok()
+            })
+            .flatten();
+        // The kernel's stamps also cover the packet clock's reads of segments it did not see.
+        let kernel = clock != ClockSource::Socket && rx_stamp::available();
+        let clock = match (&capture, kernel) {
+            (Some(_), _) => ClockSource::Packet,
+            (None, true) => ClockSource::Kernel,
+            (None, false) => ClockSource::Socket,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .pool_timer(TokioTimer::new())
             .build(Connector {
                 connect_timeout,
                 kernel,
+                capture,
                 tls: tls.map(tokio_rustls::TlsConnector::from),
                 resolver,
             });
         SocketTransport {
             client,
             base_url,
-            kernel,
+            clock,
         }
     }
 }
 
 impl Transport for SocketTransport {
     fn clock(&self) -> ClockSource {
-        if self.kernel {
-            ClockSource::Kernel
-        } else {
-            ClockSource::Socket
-        }
+        self.clock
     }
 
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<RawResponse, TransportError>> {
@@ -508,12 +613,20 @@ mod tests {
     use crate::provider::{Client, ClockSource};
     use crate::suite::{Message, Prompt};
 
-    /// Answers one streamed chat completion on `conn`: headers and the first token
-    /// `first_after` after the request, the rest at once. Says on `got` when it has read the
-    /// request.
+    /// When a test server sends its answer, from when it has read the request: the headers
+    /// and the first token after `first`, the second token and the end after `second` (at once
+    /// with the first when `None`).
+    #[derive(Clone, Copy)]
+    struct Schedule {
+        first: Duration,
+        second: Option<Duration>,
+    }
+
+    /// Answers one streamed chat completion on `conn` on `schedule`. Says on `got` when it has
+    /// read the request.
     fn answer(
         conn: &mut (impl Read + Write),
-        first_after: Duration,
+        schedule: Schedule,
         got: &std::sync::mpsc::Sender<()>,
     ) {
         let mut reader = BufReader::new(&mut *conn);
@@ -530,30 +643,40 @@ mod tests {
         let mut body = vec![0; length];
         let _ = reader.read_exact(&mut body);
         drop(reader);
+        let read = std::time::Instant::now();
         let _ = got.send(());
-        std::thread::sleep(first_after);
         let chunk = |text: &str| {
             format!(
                 "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
             )
         };
-        let events = format!(
-            "{}{}data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
-            chunk("Hello"),
+        let first = chunk("Hello");
+        let rest = format!(
+            "{}data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
             chunk(" there")
         );
-        let _ = write!(
-            conn,
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{events}",
-            events.len()
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            first.len() + rest.len()
         );
-        let _ = conn.flush();
+        let mut send_at = |after: Duration, text: &str| {
+            std::thread::sleep(after.saturating_sub(read.elapsed()));
+            let _ = conn.write_all(text.as_bytes());
+            let _ = conn.flush();
+        };
+        match schedule.second {
+            None => send_at(schedule.first, &format!("{head}{first}{rest}")),
+            Some(second) => {
+                send_at(schedule.first, &format!("{head}{first}"));
+                send_at(second, &rest);
+            }
+        }
     }
 
     /// A server that answers each connection as [`answer`] does, over TLS when given a
     /// configuration. Returns its base URL.
     fn server(
-        first_after: Duration,
+        schedule: Schedule,
         got: std::sync::mpsc::Sender<()>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> String {
@@ -564,14 +687,10 @@ mod tests {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 match &tls {
-                    None => answer(&mut { conn }, first_after, &got),
+                    None => answer(&mut { conn }, schedule, &got),
                     Some(config) => {
                         let session = rustls::ServerConnection::new(config.clone()).unwrap();
-                        answer(
-                            &mut rustls::StreamOwned::new(session, conn),
-                            first_after,
-                            &got,
-                        );
+                        answer(&mut rustls::StreamOwned::new(session, conn), schedule, &got);
                     }
                 }
             }
@@ -624,9 +743,15 @@ mod tests {
         Client::new(target).unwrap()
     }
 
-    /// TTFT (s) of one call whose client thread is busy for 500 ms from when the server has
-    /// the request, while the first token arrives 150 ms after that; over TLS with `tls`.
-    fn ttft_with_a_busy_client(clock: &str, tls: bool) -> (f64, ClockSource) {
+    /// One call whose client thread is busy for 500 ms from when the server has the request,
+    /// while the first token arrives 150 ms after that (and the second at `second`, at once
+    /// with it when `None`); over TLS with `tls`. Gives the TTFT and the second chunk's offset
+    /// (s), and the clock the record would name.
+    fn call_with_a_busy_client(
+        clock: &str,
+        tls: bool,
+        second: Option<Duration>,
+    ) -> (f64, f64, ClockSource) {
         let (tx, got) = std::sync::mpsc::channel();
         let (config, ca_file) = match tls {
             true => {
@@ -635,7 +760,11 @@ mod tests {
             }
             false => (None, None),
         };
-        let url = server(Duration::from_millis(150), tx, config);
+        let schedule = Schedule {
+            first: Duration::from_millis(150),
+            second,
+        };
+        let url = server(schedule, tx, config);
         let client = client(&url, clock, ca_file.as_deref());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -657,7 +786,16 @@ mod tests {
         });
         assert!(out.error.is_none(), "{:?}", out.error);
         assert_eq!(out.answer, "Hello there");
-        (out.timings.ttft_sec.unwrap(), out.clock)
+        let second_chunk = out
+            .chunk_offsets
+            .get(1)
+            .map_or(f64::NAN, Duration::as_secs_f64);
+        (out.timings.ttft_sec.unwrap(), second_chunk, out.clock)
+    }
+
+    fn ttft_with_a_busy_client(clock: &str, tls: bool) -> (f64, ClockSource) {
+        let (ttft, _, source) = call_with_a_busy_client(clock, tls, None);
+        (ttft, source)
     }
 
     #[test]
@@ -669,6 +807,46 @@ mod tests {
             assert!(
                 (0.14..0.4).contains(&ttft),
                 "the token arrived at ~150 ms; measured {ttft} (tls: {tls})"
+            );
+        }
+    }
+
+    /// Two tokens 150 ms apart, both waiting for a busy reader: the kernel stamps a read with
+    /// its latest packet, and Linux merges the two in the socket's queue, so the first token
+    /// takes the second's time. The packet clock keeps each segment's own, over TLS too.
+    /// Without CAP_NET_RAW (root has it), `packet` falls back to the kernel clock and says so.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_packet_clock_gives_each_token_its_own_packets_time() {
+        let second = Some(Duration::from_millis(300));
+        // CAP_NET_RAW (bit 13) among the process's effective capabilities (root has it).
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let effective = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap();
+        let root = effective & (1 << 13) != 0;
+        for tls in [false, true] {
+            let (ttft, chunk, source) = call_with_a_busy_client("packet", tls, second);
+            if !root {
+                assert_eq!(source, ClockSource::Kernel, "tls: {tls}");
+                continue;
+            }
+            assert_eq!(source, ClockSource::Packet, "tls: {tls}");
+            assert!(
+                (0.14..0.25).contains(&ttft),
+                "the first token arrived at ~150 ms; measured {ttft} (tls: {tls})"
+            );
+            assert!(
+                (0.29..0.4).contains(&chunk),
+                "the second token arrived at ~300 ms; measured {chunk} (tls: {tls})"
+            );
+            let (ttft, chunk, source) = call_with_a_busy_client("kernel", tls, second);
+            assert_eq!(source, ClockSource::Kernel, "tls: {tls}");
+            assert!(
+                ttft > 0.29 && (0.29..0.4).contains(&chunk),
+                "the kernel clock gives both tokens the second's time; {ttft}, {chunk} (tls: {tls})"
             );
         }
     }

@@ -104,6 +104,10 @@ pub trait Transport: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockSource {
+    /// A packet capture's receive time of the TCP segment that brought the bytes, each
+    /// segment its own however late it is read (`clock = "packet"`; Linux, root or
+    /// `CAP_NET_RAW`); sent = the request's first byte written to the socket.
+    Packet,
     /// The kernel's receive timestamp of the packet that brought the bytes; sent = the
     /// request's first byte written to the socket.
     Kernel,
@@ -117,6 +121,7 @@ pub enum ClockSource {
 impl ClockSource {
     pub fn as_str(self) -> &'static str {
         match self {
+            ClockSource::Packet => "packet",
             ClockSource::Kernel => "kernel",
             ClockSource::Socket => "socket",
             ClockSource::Client => "client",
@@ -149,7 +154,9 @@ pub struct SocketClock {
 pub(super) struct Stamps {
     pub(super) written: AtomicU64,
     pub(super) arrived: AtomicU64,
-    /// Some read carried the kernel's stamp.
+    /// Some read carried its segment's time from the packet capture.
+    pub(super) packet: AtomicBool,
+    /// Some read carried the kernel's stamp (and no capture's).
     pub(super) kernel: AtomicBool,
     /// Some read carried none and was stamped when it happened.
     pub(super) unstamped: AtomicBool,
@@ -166,13 +173,16 @@ impl SocketClock {
         from_nanos(self.stamps.arrived.load(Ordering::Acquire))
     }
 
-    /// `Kernel` when the kernel stamped every read so far, `Socket` when any was stamped at the
-    /// read itself.
+    /// `Packet` when the capture timed every read so far, `Kernel` when the kernel stamped
+    /// every read the capture did not, `Socket` when any was stamped at the read itself.
     pub fn source(&self) -> ClockSource {
-        if self.stamps.kernel.load(Ordering::Relaxed)
-            && !self.stamps.unstamped.load(Ordering::Relaxed)
-        {
+        let stamps = &self.stamps;
+        if stamps.unstamped.load(Ordering::Relaxed) {
+            ClockSource::Socket
+        } else if stamps.kernel.load(Ordering::Relaxed) {
             ClockSource::Kernel
+        } else if stamps.packet.load(Ordering::Relaxed) {
+            ClockSource::Packet
         } else {
             ClockSource::Socket
         }

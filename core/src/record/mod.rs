@@ -112,8 +112,11 @@ pub struct Record {
     /// busy thread; `socket`: the same stamps taken in user space at the socket write and read
     /// (other systems, or `clock = "socket"`); `client`: from the hand-over to the HTTP client to
     /// where the reading task sees the bytes (HTTP/2, a proxy in `HTTPS_PROXY`, the in-process
-    /// simulator, or `clock = "client"`). Over https the stamps are taken beneath TLS: a chunk's
-    /// arrival is that of the packet that completed its TLS record.
+    /// simulator, or `clock = "client"`); `packet` (`clock = "packet"`, Linux with
+    /// `CAP_NET_RAW`): each arrival is a packet capture's receive time of the TCP segment that
+    /// brought it, so events that waited together for a busy reader keep their own times. Over
+    /// https the stamps are taken beneath TLS: a chunk's arrival is that of the packet that
+    /// completed its TLS record.
     #[serde(default)]
     pub clock_source: Option<String>,
     /// Request sent → the response headers, seconds ("sent" as `clock_source` says).
