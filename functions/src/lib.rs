@@ -298,6 +298,14 @@ pub async fn environment() -> Result<HashMap<String, String>, String> {
     Ok(env)
 }
 
+/// The region of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`); `None` for a plain
+/// name or an ARN without one.
+fn arn_region(id: &str) -> Option<&str> {
+    let mut parts = id.strip_prefix("arn:")?.splitn(5, ':');
+    let (_partition, _service, region) = (parts.next()?, parts.next()?, parts.next()?);
+    (!region.is_empty() && parts.next().is_some()).then_some(region)
+}
+
 /// The string value of an AWS Secrets Manager secret, with the default credential chain
 /// (`AWS_ENDPOINT_URL` points at another server).
 async fn aws_secret(id: &str) -> Result<String, String> {
@@ -305,6 +313,11 @@ async fn aws_secret(id: &str) -> Result<String, String> {
         .load()
         .await;
     let mut b = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+    // A secret named by its ARN is read in the ARN's region: the functions of every region
+    // share the one secret of the stack's home region.
+    if let Some(region) = arn_region(id) {
+        b = b.region(aws_config::Region::new(region.to_string()));
+    }
     if let Ok(url) = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
     {
@@ -349,6 +362,28 @@ pub fn init_logs(cloud_logging: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The functions of every region read the home region's secret by its ARN.
+    #[test]
+    fn a_secret_arn_is_read_in_its_own_region() {
+        assert_eq!(
+            arn_region(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:llmpulse/api-keys-AbCdEf"
+            ),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            arn_region("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:k"),
+            Some("cn-north-1")
+        );
+        for plain in [
+            "llmpulse/api-keys",
+            "arn:aws:secretsmanager::123:secret:k",
+            "arn:aws:s3",
+        ] {
+            assert_eq!(arn_region(plain), None, "{plain}");
+        }
+    }
 
     #[test]
     fn scheduler_payloads() {

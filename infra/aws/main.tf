@@ -1,12 +1,22 @@
 # llmpulse on AWS: an S3 bucket for the data, a Lambda that runs one campaign slot per
 # invocation, EventBridge Scheduler to invoke it, API keys in Secrets Manager, least-privilege
 # IAM. See infra/README.md for the steps around it.
+#
+# Vantage points: `regions` lists where the campaign runs. Each region gets its own function,
+# schedule, log group, dead-letter queue and (outside `region`) KMS key, through the AWS
+# provider's per-resource `region` (6.0 and later); the bucket, the secret and the IAM roles are
+# one, in `region`. With several regions the campaign says `per_origin = true`, so that each
+# region claims and runs every slot.
 
 data "aws_caller_identity" "me" {}
 data "aws_partition" "current" {}
 
 locals {
   account = data.aws_caller_identity.me.account_id
+  regions = toset(length(var.regions) > 0 ? var.regions : [var.region])
+  # Each region's key: the stack's own in `region`, one of the region's elsewhere (a log group,
+  # a function's environment, a queue and a schedule take keys of their own region only).
+  key_arn = { for r in local.regions : r => r == var.region ? aws_kms_key.llmpulse.arn : aws_kms_key.regional[r].arn }
 }
 
 # ------------------------------------------------------------------------------ encryption --
@@ -36,11 +46,38 @@ resource "aws_kms_key" "llmpulse" {
   })
 }
 
+resource "aws_kms_key" "regional" {
+  for_each                = setsubtract(local.regions, [var.region])
+  region                  = each.key
+  description             = "${var.name}: logs, function environment, queue in ${each.key}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdmin"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${each.key}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*"
+      }
+    ]
+  })
+}
+
 # ------------------------------------------------------------------------------------ data --
 
 resource "aws_s3_bucket" "data" {
   #checkov:skip=CKV_AWS_18:Access logging would need a second bucket; every write is already accounted for by the run manifests and CloudTrail data events can be enabled per account.
-  #checkov:skip=CKV_AWS_144:Cross-region replication is a per-organisation choice; deploy the stack in a second region instead to measure from there.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a per-organisation choice; the functions of every region in `regions` write to this one bucket.
   #checkov:skip=CKV2_AWS_62:No consumer needs S3 event notifications; readers go through run manifests.
   bucket = var.bucket_name
 }
@@ -136,15 +173,19 @@ resource "aws_secretsmanager_secret" "api_keys" {
 # -------------------------------------------------------------------------------- function --
 
 resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.regions
+  region            = each.key
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.llmpulse.arn
+  kms_key_id        = local.key_arn[each.key]
 }
 
 resource "aws_sqs_queue" "dead_letters" {
+  for_each                  = local.regions
+  region                    = each.key
   name                      = "${var.name}-dead-letters"
   message_retention_seconds = 1209600
-  kms_master_key_id         = aws_kms_key.llmpulse.id
+  kms_master_key_id         = local.key_arn[each.key]
 }
 
 resource "aws_iam_role" "function" {
@@ -185,22 +226,22 @@ resource "aws_iam_role_policy" "function" {
         Resource = aws_secretsmanager_secret.api_keys.arn
       },
       {
-        Sid      = "UseTheKey"
+        Sid      = "UseTheKeys"
         Effect   = "Allow"
         Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = aws_kms_key.llmpulse.arn
+        Resource = distinct(concat([aws_kms_key.llmpulse.arn], values(local.key_arn)))
       },
       {
         Sid      = "Logs"
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = "${aws_cloudwatch_log_group.function.arn}:*"
+        Resource = [for g in aws_cloudwatch_log_group.function : "${g.arn}:*"]
       },
       {
         Sid      = "DeadLetters"
         Effect   = "Allow"
         Action   = "sqs:SendMessage"
-        Resource = aws_sqs_queue.dead_letters.arn
+        Resource = [for q in aws_sqs_queue.dead_letters : q.arn]
       },
       {
         Sid      = "Tracing"
@@ -215,6 +256,8 @@ resource "aws_iam_role_policy" "function" {
 resource "aws_lambda_function" "llmpulse" {
   #checkov:skip=CKV_AWS_117:The function calls public LLM APIs and S3; a VPC would only add a NAT gateway.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile per organisation; the package is built from a pinned commit in CI.
+  for_each                       = local.regions
+  region                         = each.key
   function_name                  = var.name
   role                           = aws_iam_role.function.arn
   filename                       = var.lambda_zip
@@ -225,18 +268,21 @@ resource "aws_lambda_function" "llmpulse" {
   memory_size                    = var.memory_mb
   timeout                        = var.timeout_seconds
   reserved_concurrent_executions = 5
-  kms_key_arn                    = aws_kms_key.llmpulse.arn
+  kms_key_arn                    = local.key_arn[each.key]
 
   environment {
     variables = {
-      LLMPULSE_CONFIG    = "s3://${aws_s3_bucket.data.id}/${aws_s3_object.config.key}"
+      LLMPULSE_CONFIG = "s3://${aws_s3_bucket.data.id}/${aws_s3_object.config.key}"
+      # The bucket's region, for a function in another one.
+      LLMPULSE_S3_REGION = var.region
+      # An ARN: read in its own region (`region`) from every function.
       LLMPULSE_SECRET_ID = aws_secretsmanager_secret.api_keys.arn
       RUST_LOG           = "info"
     }
   }
 
   dead_letter_config {
-    target_arn = aws_sqs_queue.dead_letters.arn
+    target_arn = aws_sqs_queue.dead_letters[each.key].arn
   }
 
   tracing_config {
@@ -245,7 +291,7 @@ resource "aws_lambda_function" "llmpulse" {
 
   logging_config {
     log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.function.name
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
   }
 }
 
@@ -273,33 +319,35 @@ resource "aws_iam_role_policy" "scheduler" {
       {
         Effect   = "Allow"
         Action   = "lambda:InvokeFunction"
-        Resource = aws_lambda_function.llmpulse.arn
+        Resource = [for f in aws_lambda_function.llmpulse : f.arn]
       },
       {
         Effect   = "Allow"
         Action   = "sqs:SendMessage"
-        Resource = aws_sqs_queue.dead_letters.arn
+        Resource = [for q in aws_sqs_queue.dead_letters : q.arn]
       },
       {
         Effect   = "Allow"
         Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = aws_kms_key.llmpulse.arn
+        Resource = values(local.key_arn)
       }
     ]
   })
 }
 
 resource "aws_scheduler_schedule" "llmpulse" {
+  for_each            = local.regions
+  region              = each.key
   name                = var.name
   schedule_expression = var.schedule_expression
-  kms_key_arn         = aws_kms_key.llmpulse.arn
+  kms_key_arn         = local.key_arn[each.key]
 
   flexible_time_window {
     mode = "OFF"
   }
 
   target {
-    arn      = aws_lambda_function.llmpulse.arn
+    arn      = aws_lambda_function.llmpulse[each.key].arn
     role_arn = aws_iam_role.scheduler.arn
     input    = jsonencode({ slot = "auto" })
 
@@ -309,7 +357,7 @@ resource "aws_scheduler_schedule" "llmpulse" {
     }
 
     dead_letter_config {
-      arn = aws_sqs_queue.dead_letters.arn
+      arn = aws_sqs_queue.dead_letters[each.key].arn
     }
   }
 }

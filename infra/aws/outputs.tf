@@ -4,8 +4,13 @@ output "bucket" {
 }
 
 output "function" {
-  description = "The Lambda function's name, for `aws lambda invoke`."
-  value       = aws_lambda_function.llmpulse.function_name
+  description = "The Lambda function's name (the same in every region), for `aws lambda invoke --region R`."
+  value       = var.name
+}
+
+output "functions" {
+  description = "Each region's function ARN."
+  value       = { for r, f in aws_lambda_function.llmpulse : r => f.arn }
 }
 
 output "secret" {
@@ -14,6 +19,6 @@ output "secret" {
 }
 
 output "dead_letters" {
-  description = "Failed invocations end up here."
-  value       = aws_sqs_queue.dead_letters.url
+  description = "Failed invocations end up here: each region's queue."
+  value       = { for r, q in aws_sqs_queue.dead_letters : r => q.url }
 }

@@ -1,7 +1,13 @@
 variable "region" {
-  description = "AWS region of this stack. Deploy the stack in several regions to measure from several vantage points; every record names its region in `origin`."
+  description = "The stack's home region: the bucket, the secret, and the one region that runs the campaign unless `regions` names several."
   type        = string
   default     = "eu-west-1"
+}
+
+variable "regions" {
+  description = "Vantage points: the regions that each run every slot of the campaign (a function, a schedule, a log group, a dead-letter queue and a KMS key per region; one bucket and one secret, in `region`). Empty: `region` alone. With several, the campaign must say `per_origin = true` (else the first region to claim a slot runs it for all); records name their region in `origin`, and reports and watch compare them."
+  type        = list(string)
+  default     = []
 }
 
 variable "name" {

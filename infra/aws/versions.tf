@@ -3,7 +3,8 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.70"
+      # 6.0: the per-resource `region` that puts one function in each of `regions`.
+      version = "~> 6.0"
     }
   }
 }

@@ -1,6 +1,8 @@
 //! Amazon S3 (and S3-compatible servers) as a store, through `aws-sdk-s3`. Credentials and
 //! region come from the AWS default chain (environment, profile, instance or task role);
-//! `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` point it at another server, path-style.
+//! `LLMPULSE_S3_REGION` names the bucket's region where it is not the process's own (a Lambda
+//! in one region writing to a bucket in another); `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
+//! point it at another server, path-style.
 //! Create-only writes send `If-None-Match: *`: 412 means the object exists; 409 means a
 //! concurrent conditional write is in flight, and is retried.
 
@@ -30,7 +32,9 @@ impl S3Store {
     ) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let mut b = aws_sdk_s3::config::Builder::from(&sdk);
-        if sdk.region().is_none() {
+        if let Some(region) = env("LLMPULSE_S3_REGION").filter(|r| !r.is_empty()) {
+            b = b.region(Region::new(region));
+        } else if sdk.region().is_none() {
             b = b.region(Region::new("us-east-1"));
         }
         if let Some(url) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
@@ -219,5 +223,22 @@ impl Store for S3Store {
             keys.sort();
             Ok(keys)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::S3Store;
+
+    /// A function in one region writes to the bucket of another: `LLMPULSE_S3_REGION` names the
+    /// bucket's region for its requests (signed for and sent to that region).
+    #[tokio::test]
+    async fn the_buckets_region_can_differ_from_the_processs() {
+        let env = |name: &str| (name == "LLMPULSE_S3_REGION").then(|| "ap-south-1".to_string());
+        let store = S3Store::new("b".into(), "p".into(), &env).await;
+        assert_eq!(
+            store.client.config().region().map(|r| r.as_ref()),
+            Some("ap-south-1")
+        );
     }
 }
