@@ -174,6 +174,21 @@ impl Flow {
         self.marks.iter().find(|&&(end, _)| end > offset).copied()
     }
 
+    /// Where a read from `offset` may end: the end of the last mark, from the one holding it,
+    /// that was in within `within` of that one (segments that came together are read together,
+    /// each stamped at most `within` late).
+    pub(crate) fn read_end(&self, offset: u64, within: Duration) -> Option<u64> {
+        let mut marks = self.marks.iter().skip_while(|&&(end, _)| end <= offset);
+        let &(mut read_end, first) = marks.next()?;
+        for &(end, at) in marks {
+            if at.saturating_duration_since(first) > within {
+                break;
+            }
+            read_end = end;
+        }
+        Some(read_end)
+    }
+
     /// The reader has read the bytes before `offset`. Past what the capture saw (it missed a
     /// segment), the gap counts as filled: what waited behind it is dropped, since when it
     /// could be read is unknown, and later segments map again.
@@ -243,9 +258,14 @@ impl Capture {
             .name("llmpulse-packets".into())
             .spawn(move || {
                 // Holds the capture only while waiting a little, so it closes with its last user.
+                // Readers map what they need themselves; this keeps the queue short when they
+                // are idle (other connections' packets), a batch at most every 2 ms rather than
+                // a wake-up per packet.
                 while let Some(capture) = weak.upgrade() {
                     if sys::wait_readable(&capture.fd, Duration::from_millis(100)) {
                         capture.drain();
+                        drop(capture);
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
             })
@@ -307,6 +327,11 @@ impl Capture {
     }
 }
 
+/// Segments that came within this of each other are read together, each event stamped with the
+/// last one's time: at most this late, and a system call per burst rather than per segment when
+/// a server writes events back to back.
+pub const TOGETHER: Duration = Duration::from_micros(50);
+
 /// A tracked connection's reading side: how much to read next so a read holds one segment's
 /// bytes, and when the bytes read arrived.
 pub struct Tracked {
@@ -318,19 +343,22 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    fn mark(&self, offset: u64) -> Option<(u64, Instant)> {
-        if let Some(mark) = lock(&self.flow).mark(offset) {
-            return Some(mark);
+    /// `look` at the flow; where it finds nothing, once more after mapping what the capture
+    /// has queued.
+    fn look<T>(&self, look: impl Fn(&Flow) -> Option<T>) -> Option<T> {
+        if let Some(found) = look(&lock(&self.flow)) {
+            return Some(found);
         }
         self.capture.drain();
-        lock(&self.flow).mark(offset)
+        look(&lock(&self.flow))
     }
 
-    /// The bytes from the next unread one to the end of the segment that brought it; `None`
-    /// when the capture has not seen it (read what there is).
+    /// The bytes from the next unread one to the end of the segment that brought it, or of the
+    /// last that came within [`TOGETHER`] of it; `None` when the capture has not seen it (read
+    /// what there is).
     pub fn limit(&self) -> Option<usize> {
-        self.mark(self.read)
-            .map(|(end, _)| usize::try_from(end - self.read).unwrap_or(usize::MAX))
+        self.look(|flow| flow.read_end(self.read, TOGETHER))
+            .map(|end| usize::try_from(end - self.read).unwrap_or(usize::MAX))
     }
 
     /// `n` more bytes were read: when the last of them (so all of them) had arrived, where the
@@ -340,7 +368,7 @@ impl Tracked {
             return None;
         }
         let last = self.read + n as u64 - 1;
-        let at = self.mark(last).map(|(_, at)| at);
+        let at = self.look(|flow| flow.mark(last)).map(|(_, at)| at);
         self.read += n as u64;
         lock(&self.flow).consumed(self.read);
         at
@@ -416,8 +444,9 @@ mod sys {
         }
     }
 
-    /// Keeps incoming (not outgoing) IPv4 and IPv6 TCP packets, cut to [`SNAP`] bytes. On a
-    /// `SOCK_DGRAM` packet socket the offsets count from the network header.
+    /// Keeps incoming (not outgoing) IPv4 and IPv6 TCP packets that carry data or a SYN, cut
+    /// to [`SNAP`] bytes: pure ACKs and FINs never reach the socket. On a `SOCK_DGRAM` packet
+    /// socket the offsets count from the network header.
     fn attach_filter(fd: &OwnedFd) -> io::Result<()> {
         let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
             code: code as u16,
@@ -425,30 +454,61 @@ mod sys {
             jf,
             k,
         };
-        let (ld_w_abs, ldb_abs) = (
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
-        );
-        let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+        use libc::{
+            BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JMP,
+            BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_MISC, BPF_MSH, BPF_RET, BPF_RSH, BPF_SUB,
+            BPF_TAX, BPF_W, BPF_X,
+        };
+        let (jeq, jset) = (BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP | BPF_JSET | BPF_K);
+        let (ldb, ldh) = (BPF_LD | BPF_B | BPF_ABS, BPF_LD | BPF_H | BPF_ABS);
+        // The TCP header starts at X: jump to ACCEPT on a SYN, else leave its length (data
+        // offset × 4) in A.
+        const SYN: u32 = 0x02;
+        // Jump offsets count from the next instruction: ACCEPT is 31, DROP 32.
         let program = [
             /* 0 */
             op(
-                ld_w_abs,
+                BPF_LD | BPF_W | BPF_ABS,
                 0,
                 0,
                 (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
             ),
-            /* 1 */ op(jeq, 9, 0, libc::PACKET_OUTGOING as u32),
-            /* 2 */ op(ldb_abs, 0, 0, 0),
-            /* 3 */ op(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, 0, 0, 0xf0),
-            /* 4 */ op(jeq, 3, 0, 0x40),
-            /* 5 */ op(jeq, 0, 5, 0x60),
-            /* 6 */ op(ldb_abs, 0, 0, 6),
-            /* 7 */ op(jeq, 2, 3, 6),
-            /* 8 */ op(ldb_abs, 0, 0, 9),
-            /* 9 */ op(jeq, 0, 1, 6),
-            /* 10 */ op(libc::BPF_RET | libc::BPF_K, 0, 0, SNAP),
-            /* 11 */ op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+            /* 1 */ op(jeq, 30, 0, libc::PACKET_OUTGOING as u32),
+            /* 2 */ op(ldb, 0, 0, 0),
+            /* 3 */ op(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf0),
+            /* 4 */ op(jeq, 13, 0, 0x40),
+            /* 5 */ op(jeq, 0, 26, 0x60),
+            // IPv6: next header TCP, a 40-byte header; data = payload length − TCP header.
+            /* 6 */
+            op(ldb, 0, 0, 6),
+            /* 7 */ op(jeq, 0, 24, 6),
+            /* 8 */ op(BPF_LDX | BPF_W | BPF_IMM, 0, 0, 40),
+            /* 9 */ op(BPF_LD | BPF_B | BPF_IND, 0, 0, 13),
+            /* 10 */ op(jset, 20, 0, SYN),
+            /* 11 */ op(BPF_LD | BPF_B | BPF_IND, 0, 0, 12),
+            /* 12 */ op(BPF_ALU | BPF_RSH | BPF_K, 0, 0, 2),
+            /* 13 */ op(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0x3c),
+            /* 14 */ op(BPF_MISC | BPF_TAX, 0, 0, 0),
+            /* 15 */ op(ldh, 0, 0, 4),
+            /* 16 */ op(BPF_ALU | BPF_SUB | BPF_X, 0, 0, 0),
+            /* 17 */ op(jeq, 14, 13, 0),
+            // IPv4: protocol TCP; data = total length − IP header − TCP header.
+            /* 18 */
+            op(ldb, 0, 0, 9),
+            /* 19 */ op(jeq, 0, 12, 6),
+            /* 20 */ op(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),
+            /* 21 */ op(BPF_LD | BPF_B | BPF_IND, 0, 0, 13),
+            /* 22 */ op(jset, 8, 0, SYN),
+            /* 23 */ op(BPF_LD | BPF_B | BPF_IND, 0, 0, 12),
+            /* 24 */ op(BPF_ALU | BPF_RSH | BPF_K, 0, 0, 2),
+            /* 25 */ op(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0x3c),
+            /* 26 */ op(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),
+            /* 27 */ op(BPF_MISC | BPF_TAX, 0, 0, 0),
+            /* 28 */ op(ldh, 0, 0, 2),
+            /* 29 */ op(BPF_ALU | BPF_SUB | BPF_X, 0, 0, 0),
+            /* 30 */ op(jeq, 1, 0, 0),
+            /* 31: ACCEPT */ op(BPF_RET | BPF_K, 0, 0, SNAP),
+            /* 32: DROP */ op(BPF_RET | BPF_K, 0, 0, 0),
         ];
         let prog = libc::sock_fprog {
             len: program.len() as u16,
@@ -675,6 +735,36 @@ mod tests {
             flow.mark(0),
             Some((150, ms(base, 20))),
             "read marks are dropped"
+        );
+    }
+
+    #[test]
+    fn segments_that_came_together_are_read_together() {
+        let base = t0();
+        let us = |n: u64| base + Duration::from_micros(n);
+        let mut flow = Flow::default();
+        flow.syn_ack(0);
+        flow.segment(1, 10, us(0));
+        flow.segment(11, 10, us(30));
+        flow.segment(21, 10, us(45));
+        flow.segment(31, 10, us(200));
+        let within = Duration::from_micros(50);
+        assert_eq!(
+            flow.read_end(0, within),
+            Some(30),
+            "0, 30 and 45 µs: one read"
+        );
+        assert_eq!(flow.read_end(25, within), Some(30));
+        assert_eq!(
+            flow.read_end(30, within),
+            Some(40),
+            "200 µs: a read of its own"
+        );
+        assert_eq!(flow.read_end(40, within), None);
+        assert_eq!(
+            flow.read_end(0, Duration::ZERO),
+            Some(10),
+            "one segment per read"
         );
     }
 
