@@ -540,6 +540,10 @@ mod sys {
         };
         // SAFETY: one pollfd that lives across the call.
         let r = unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as libc::c_int) };
+        if r < 0 {
+            // Interrupted, or worse: wait rather than spin.
+            std::thread::sleep(limit);
+        }
         r > 0 && pfd.revents & libc::POLLIN != 0
     }
 
