@@ -17,6 +17,26 @@ locals {
   # Each region's key: the stack's own in `region`, one of the region's elsewhere (a log group,
   # a function's environment, a queue and a schedule take keys of their own region only).
   key_arn = { for r in local.regions : r => r == var.region ? aws_kms_key.llmpulse.arn : aws_kms_key.regional[r].arn }
+  # Every key: the account administers it, and the region's CloudWatch Logs may use it.
+  key_policy = { for r in setunion(local.regions, [var.region]) : r => jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdmin"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${r}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*"
+      }
+    ]
+  }) }
 }
 
 # ------------------------------------------------------------------------------ encryption --
@@ -25,25 +45,7 @@ resource "aws_kms_key" "llmpulse" {
   description             = "${var.name}: records, logs, secrets, queue"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdmin"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${var.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-      }
-    ]
-  })
+  policy                  = local.key_policy[var.region]
 }
 
 resource "aws_kms_key" "regional" {
@@ -52,25 +54,7 @@ resource "aws_kms_key" "regional" {
   description             = "${var.name}: logs, function environment, queue in ${each.key}"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdmin"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${each.key}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-      }
-    ]
-  })
+  policy                  = local.key_policy[each.key]
 }
 
 # ------------------------------------------------------------------------------------ data --
