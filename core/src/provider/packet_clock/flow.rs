@@ -79,8 +79,10 @@ pub(crate) fn parse(packet: &[u8]) -> Option<Segment> {
 
 /// Segments kept past a gap, and in-order marks kept unread, per connection at most: a reader
 /// that stopped reading or a capture that lost a segment costs no more than this.
+/// With 24 bytes a mark, a thousand connections of a server sending tiny segments to a stalled
+/// reader hold about 100 MB at most (65,536 marks each would have been 1.5 GB).
 const MAX_AHEAD: usize = 4096;
-const MAX_MARKS: usize = 65536;
+const MAX_MARKS: usize = 4096;
 
 /// One connection's received stream, in offsets from its first byte: when the bytes up to each
 /// offset were all in (a byte can be read only once those before it are).
@@ -94,6 +96,9 @@ pub(crate) struct Flow {
     marks: VecDeque<(u64, Instant)>,
     /// Segments that came past a gap, by start: `(end, at)`.
     ahead: BTreeMap<u64, (u64, Instant)>,
+    /// Marks before this offset were dropped unread (more than [`MAX_MARKS`] waited): when
+    /// those bytes came is unknown.
+    dropped_to: u64,
 }
 
 impl Flow {
@@ -143,14 +148,19 @@ impl Flow {
     fn advance(&mut self, end: u64, at: Instant) {
         let at = self.marks.back().map_or(at, |&(_, before)| before.max(at));
         self.delivered = end;
-        if self.marks.len() >= MAX_MARKS {
-            self.marks.pop_front();
+        if self.marks.len() >= MAX_MARKS
+            && let Some((dropped, _)) = self.marks.pop_front()
+        {
+            self.dropped_to = dropped;
         }
         self.marks.push_back((end, at));
     }
 
     /// The mark holding byte `offset`: `(end, at)`.
     pub(crate) fn mark(&self, offset: u64) -> Option<(u64, Instant)> {
+        if offset < self.dropped_to {
+            return None;
+        }
         self.marks.iter().find(|&&(end, _)| end > offset).copied()
     }
 
@@ -158,6 +168,9 @@ impl Flow {
     /// that was in within `within` of that one (segments that came together are read together,
     /// each stamped at most `within` late).
     pub(crate) fn read_end(&self, offset: u64, within: Duration) -> Option<u64> {
+        if offset < self.dropped_to {
+            return None;
+        }
         let mut marks = self.marks.iter().skip_while(|&&(end, _)| end <= offset);
         let &(mut read_end, first) = marks.next()?;
         for &(end, at) in marks {
@@ -350,6 +363,28 @@ mod tests {
             Some((200, ms(base, 30))),
             "in at 10 ms, readable once the gap filled at 30 ms"
         );
+    }
+
+    /// A server sending tiny segments to a reader that does not read: the map stays bounded,
+    /// the oldest marks go (those reads fall back to the kernel's stamp), the newest stay.
+    #[test]
+    fn a_reader_that_stalls_keeps_a_bounded_map() {
+        let base = t0();
+        let mut flow = Flow::default();
+        flow.syn_ack(0);
+        for i in 0..100_000u32 {
+            flow.segment(1 + i, 1, ms(base, u64::from(i)));
+            flow.segment(1_000_000 + i, 1, ms(base, u64::from(i)));
+        }
+        assert!(flow.marks.len() <= super::MAX_MARKS, "{}", flow.marks.len());
+        assert!(flow.ahead.len() <= super::MAX_AHEAD, "{}", flow.ahead.len());
+        assert_eq!(flow.mark(0), None, "the oldest marks were dropped");
+        assert_eq!(
+            flow.read_end(0, Duration::ZERO),
+            None,
+            "so a read there is not cut"
+        );
+        assert_eq!(flow.mark(99_999), Some((100_000, ms(base, 99_999))));
     }
 
     #[test]
