@@ -15,6 +15,8 @@
 //! `LLMPULSE_BENCH_TLS=1` serves and measures over https (a CA of the bench's own, trusted
 //! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS;
 //! `LLMPULSE_BENCH_PRESSURE=N` runs N busy loops beside the whole measurement.
+//! `LLMPULSE_BENCH_HTTP2=1` asks over HTTP/2 (`http2 = "on"`): every stream of a measurement on
+//! one connection (h2c over http, ALPN h2 over https).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -175,8 +177,12 @@ fn setup(profile: SimProfile, where_: Server) -> Setup {
     let ca_file = pki().map_or(String::new(), |p| {
         format!("ca_file = \"{}\"\n", p.ca_file.display())
     });
+    let http2 = match std::env::var("LLMPULSE_BENCH_HTTP2") {
+        Ok(_) => "http2 = \"on\"\n",
+        Err(_) => "",
+    };
     let text = format!(
-        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\ntimeout_sec = 60\nclock = \"{}\"\n{ca_file}",
+        "[[targets]]\nname = \"bench\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"sim\"\ntimeout_sec = 60\nclock = \"{}\"\n{ca_file}{http2}",
         std::env::var("LLMPULSE_BENCH_CLOCK").unwrap_or("kernel".into())
     );
     let config = Config::parse(&text, "bench", PathBuf::from("."), &|_| None).expect("config");
@@ -301,12 +307,16 @@ fn timing_error(concurrency: usize, total: usize, where_: Server) {
     }
     let p = |v: &[f64], q| percentile(v, q).map_or("-".into(), us);
     // Which clock the calls' stamps came from (a packet-clock call that read any segment the
-    // capture missed says `kernel`).
+    // capture missed says `kernel`), and over which HTTP version.
     let mut clocks = std::collections::BTreeMap::new();
     for o in &outcomes {
-        *clocks.entry(o.clock.as_str()).or_insert(0) += 1;
+        let version = o.http_version.unwrap_or("-");
+        *clocks.entry((o.clock.as_str(), version)).or_insert(0) += 1;
     }
-    let clocks: Vec<String> = clocks.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let clocks: Vec<String> = clocks
+        .iter()
+        .map(|((c, v), n)| format!("{c} {v} {n}"))
+        .collect();
     println!(
         "| {concurrency:>5} | {total:>5} | {failed:>3} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {} |",
         p(&first, 50.0),
@@ -358,7 +368,7 @@ fn main() {
     ] {
         println!("{title}\n");
         println!(
-            "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 | clock_source |"
+            "| concurrent streams | requests | failed | first token p50 | p99 | every chunk p50 | p99 | chunk-gap error p50 | p99 | clock_source, HTTP |"
         );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         timing_error(1, 20 * scale, where_);

@@ -235,7 +235,7 @@ fn segment_targets(model: &Target, soak: &Soak, seg: &Segment) -> Vec<Target> {
             probe.endpoint = Endpoint::Http {
                 base_url: soak.failover_url.clone(),
             };
-            probe.clock = probe.http2.default_clock();
+            probe.clock = llmpulse_core::provider::ClockSource::Kernel; // an http target's default
             probe.protocol = llmpulse_core::preset::Protocol::Openai;
             probe.api_key = None;
             probe.headers.clear();

@@ -125,7 +125,7 @@ fn targets(config: &Config, sweep: &Sweep, label: &str, base_url: Option<&str>) 
                 x.endpoint = Endpoint::Http {
                     base_url: url.to_string(),
                 };
-                x.clock = x.http2.default_clock();
+                x.clock = llmpulse_core::provider::ClockSource::Kernel; // an http target's default
             }
             out.push(x);
         }

@@ -10,21 +10,18 @@ use crate::preset;
 
 impl Cx<'_> {
     /// Where the target's timestamps are taken: at the socket, by the kernel where it can, for
-    /// HTTP/1.1 targets over http and https alike (TLS runs over llmpulse's own stamped
-    /// socket); where the reading task sees the bytes for HTTP/2 and the in-process simulator.
+    /// http and https targets alike, over HTTP/1.1 and HTTP/2 (TLS runs over llmpulse's own
+    /// stamped socket); where the reading task sees the bytes for the in-process simulator.
     pub(super) fn clock(
         &self,
         i: usize,
         spanned: &Spanned<RawTarget>,
         endpoint: &Endpoint,
-        http2: super::Http2,
     ) -> Result<ClockSource, ConfigError> {
         let http = matches!(endpoint, Endpoint::Http { .. });
-        // HTTP/2 goes through the HTTP client's own connections: the client clock.
-        let http1 = http2 == super::Http2::Off;
         let Some(asked) = &spanned.get_ref().clock else {
             return Ok(if http {
-                http2.default_clock()
+                ClockSource::Kernel
             } else {
                 ClockSource::Client
             });
@@ -42,17 +39,6 @@ impl Cx<'_> {
                 ));
             }
         };
-        if clock != ClockSource::Client && !http1 {
-            return Err(self.invalid(
-                asked.span().start,
-                format!("targets[{i}].clock"),
-                format!(
-                    "clock '{}' stamps at llmpulse's own HTTP/1.1 sockets; with http2 = \"on\" \
-                     or \"auto\" times are taken with clock = \"client\"",
-                    clock.as_str()
-                ),
-            ));
-        }
         if clock != ClockSource::Client && !http {
             return Err(self.invalid(
                 asked.span().start,

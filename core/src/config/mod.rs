@@ -116,8 +116,8 @@ pub struct Target {
     /// The most bytes of a response body read; past it the call stops reading and fails with
     /// `answer_too_large`, keeping what came as a partial answer.
     pub max_answer_bytes: usize,
-    /// Where the call's timestamps are taken: `kernel` (the default for HTTP/1.1 targets on
-    /// Linux, http:// and https:// alike), `socket`, or `client` (HTTP/2 and the simulator).
+    /// Where the call's timestamps are taken: `kernel` (the default for http:// and https://
+    /// targets on Linux, HTTP/1.1 and HTTP/2), `packet`, `socket`, or `client` (the simulator).
     pub clock: ClockSource,
     /// Which HTTP versions the target is asked in.
     pub http2: Http2,
@@ -197,24 +197,13 @@ pub struct CaFile {
 #[serde(rename_all = "snake_case")]
 pub enum Http2 {
     /// HTTP/1.1 only, one request at a time per connection (the default: how llmpulse has
-    /// always measured, and what the kernel and socket clocks speak).
+    /// always measured).
     #[default]
     Off,
     /// HTTP/2 where an https server offers it in the TLS handshake (ALPN), else HTTP/1.1.
     Auto,
     /// HTTP/2 only; over plain http without asking first (prior knowledge, h2c).
     On,
-}
-
-impl Http2 {
-    /// The clock an HTTP target asked this way gets unless its config names one: the kernel's
-    /// on llmpulse's own HTTP/1.1 sockets (http and https alike), the client's for HTTP/2.
-    pub fn default_clock(self) -> ClockSource {
-        match self {
-            Http2::Off => ClockSource::Kernel,
-            Http2::Auto | Http2::On => ClockSource::Client,
-        }
-    }
 }
 
 /// Whether a target's prompts may be served from the server's prefix cache (`prompt_cache`).
@@ -728,21 +717,19 @@ fallback_only = true
         );
         assert_eq!(
             clock(&target("https://api.example.com/v1", "http2 = \"auto\"")),
-            ClockSource::Client
+            ClockSource::Kernel,
+            "HTTP/2 streams are stamped at the socket too"
         );
         assert_eq!(
             clock(&target("http://h/v1", "clock = \"socket\"")),
             ClockSource::Socket
         );
-        let err = parse(&target(
-            "https://api.example.com/v1",
-            "http2 = \"on\"\nclock = \"kernel\"",
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.starts_with("test.toml:7: targets[0].clock: clock 'kernel' stamps at llmpulse's own HTTP/1.1 sockets"),
-            "{err}"
+        assert_eq!(
+            clock(&target(
+                "https://api.example.com/v1",
+                "http2 = \"on\"\nclock = \"packet\""
+            )),
+            ClockSource::Packet
         );
         let err = parse(&target("http://h/v1", "clock = \"tsc\""))
             .unwrap_err()

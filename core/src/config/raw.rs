@@ -165,7 +165,7 @@ pub(crate) struct RawTarget {
     pub(crate) prompt_cache: Option<super::PromptCache>,
     /// `off` (HTTP/1.1 only, the default), `auto` (HTTP/2 where an https server offers it) or
     /// `on` (HTTP/2 only, plain http included): many concurrent calls then share one
-    /// connection, and times are taken with the `client` clock.
+    /// connection as streams, each stream timed by its own frames' packets.
     pub(crate) http2: Option<super::Http2>,
     /// The API spoken, over the preset's: `openai` (chat completions), `anthropic` (Messages),
     /// `ollama` (native).

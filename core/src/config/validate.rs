@@ -292,7 +292,7 @@ impl Cx<'_> {
             None => super::DEFAULT_MAX_ANSWER_BYTES,
         };
         let http2 = t.http2.unwrap_or_default();
-        let clock = self.clock(i, spanned, &endpoint, http2)?;
+        let clock = self.clock(i, spanned, &endpoint)?;
         let ca_file = self.ca_file(i, spanned, &endpoint)?;
         let dns_servers = self.dns_servers(i, spanned, &endpoint)?;
         let price = match &t.price {

@@ -97,6 +97,7 @@ impl Client {
                     target.clock,
                     tls,
                     resolver,
+                    target.http2,
                 ))
             }
             Endpoint::Http { base_url } => {

@@ -12,8 +12,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 /// The client configuration of one target's stamped connections: TLS 1.2 and 1.3 over ring,
-/// the platform verifier with `extra_roots` added, ALPN offering HTTP/1.1 only (the stamped
-/// connections speak HTTP/1.1: one request at a time, so a read belongs to one response).
+/// the platform verifier with `extra_roots` added, ALPN offering HTTP/1.1 (a target asking for
+/// HTTP/2 offers h2 on its own copy: see `socket_clock`).
 pub fn client_config(
     extra_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, rustls::Error> {

@@ -113,7 +113,7 @@ pub enum ClockSource {
     Kernel,
     /// Taken at the socket read and write, in user space.
     Socket,
-    /// Taken where the reading task first sees the bytes (HTTP/2, a proxy, `clock = "client"`,
+    /// Taken where the reading task first sees the bytes (a proxy, `clock = "client"`,
     /// and the in-process simulator).
     Client,
 }
@@ -141,6 +141,14 @@ pub(super) fn to_nanos(at: Instant) -> u64 {
 
 fn from_nanos(n: u64) -> Option<Instant> {
     (n != 0).then(|| origin() + Duration::from_nanos(n))
+}
+
+/// When some bytes arrived (or went out), as nanoseconds since the process-wide origin, and
+/// which clock stamped them (`Packet`, `Kernel`, or `Socket` for a stamp taken at the read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) nanos: u64,
+    pub(crate) source: ClockSource,
 }
 
 /// The stamps of one connection, shared by the connection (which writes them) and each response
@@ -171,6 +179,23 @@ impl SocketClock {
     /// When the latest bytes read from the connection arrived.
     pub fn arrived(&self) -> Option<Instant> {
         from_nanos(self.stamps.arrived.load(Ordering::Acquire))
+    }
+
+    /// Bytes arrived at `at`: the latest arrival, and a read stamped by `at.source`.
+    pub(crate) fn stamp(&self, at: Stamp) {
+        let stamps = &self.stamps;
+        let flag = match at.source {
+            ClockSource::Packet => &stamps.packet,
+            ClockSource::Kernel => &stamps.kernel,
+            ClockSource::Socket | ClockSource::Client => &stamps.unstamped,
+        };
+        flag.store(true, Ordering::Relaxed);
+        stamps.arrived.store(at.nanos, Ordering::Release);
+    }
+
+    /// The request's first byte went out at `at`.
+    pub(crate) fn set_written(&self, at: Stamp) {
+        self.stamps.written.store(at.nanos, Ordering::Release);
     }
 
     /// `Packet` when the capture timed every read so far, `Kernel` when the kernel stamped

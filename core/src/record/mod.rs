@@ -105,18 +105,19 @@ pub struct Record {
     /// The response's HTTP version (`HTTP/1.1`, `HTTP/2.0`); null without HTTP.
     #[serde(default)]
     pub http_version: Option<String>,
-    /// Where the call's times were taken. `kernel` (HTTP/1.1 targets on Linux, http and https,
-    /// the default):
+    /// Where the call's times were taken. `kernel` (http and https targets on Linux, HTTP/1.1
+    /// and HTTP/2, the default):
     /// "sent" is the moment the request's first byte was written to the socket and each arrival
     /// is the kernel's receive time of its packet (`SO_TIMESTAMPNS`), so neither waits for a
     /// busy thread; `socket`: the same stamps taken in user space at the socket write and read
     /// (other systems, or `clock = "socket"`); `client`: from the hand-over to the HTTP client to
-    /// where the reading task sees the bytes (HTTP/2, a proxy in `HTTPS_PROXY`, the in-process
+    /// where the reading task sees the bytes (a proxy in `HTTPS_PROXY`, the in-process
     /// simulator, or `clock = "client"`); `packet` (`clock = "packet"`, Linux with
     /// `CAP_NET_RAW`): each arrival is a packet capture's receive time of the TCP segment that
     /// brought it, so events that waited together for a busy reader keep their own times. Over
     /// https the stamps are taken beneath TLS: a chunk's arrival is that of the packet that
-    /// completed its TLS record.
+    /// completed its TLS record. Over HTTP/2 each stream has its own: "sent" is its HEADERS
+    /// frame written, and a chunk's arrival that of the read that completed its DATA frame.
     #[serde(default)]
     pub clock_source: Option<String>,
     /// Request sent → the response headers, seconds ("sent" as `clock_source` says).

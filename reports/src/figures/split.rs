@@ -18,7 +18,7 @@ pub struct TtftSplitFigures {
     pub dns_sec: Option<Quantiles>,
     pub tcp_sec: Option<Quantiles>,
     pub tls_sec: Option<Quantiles>,
-    /// Request sent → response headers. With the `client` clock (HTTP/2, a proxy) it includes a
+    /// Request sent → response headers. With the `client` clock (a proxy) it includes a
     /// new connection's set-up; with the `kernel` or `socket` clock it runs from the request's
     /// first byte written, after the set-up.
     pub ttfb_sec: Option<Quantiles>,

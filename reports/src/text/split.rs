@@ -12,8 +12,8 @@ use crate::figures::Report;
 /// What the split's columns mean, for both the Markdown and the page.
 pub const SPLIT_NOTE: &str = "Medians over successful calls, with 95% intervals. Set-up is the \
      name lookup, TCP and TLS handshakes of the calls that opened a connection; the rest reused \
-     one. With the client clock (HTTP/2, a proxy) TTFB includes a new connection's set-up; with \
-     the kernel or socket clock (the default, http and https) it starts at the request's first \
+     one. With the client clock (a proxy, clock = \"client\") TTFB includes a new connection's set-up; with \
+     the kernel or socket clock (the default, http and https, HTTP/1.1 and HTTP/2) it starts at the request's first \
      byte, after it. Headers → first token is \
      the provider's queue and prefill, mostly: a slow network shows in set-up and TTFB, a slow \
      provider after the headers.";

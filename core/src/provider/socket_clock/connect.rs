@@ -96,7 +96,11 @@ impl tower_service::Service<http::Uri> for Connector {
                     Stream::Tls(Box::new(stream))
                 }
             };
-            Ok(TokioIo::new(Conn { stream, peer }))
+            Ok(TokioIo::new(Conn {
+                stream,
+                peer,
+                frames: None,
+            }))
         };
         Box::pin(record_connect(started, async move {
             match tokio::time::timeout(limit, connecting).await {

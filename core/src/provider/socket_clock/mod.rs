@@ -1,4 +1,4 @@
-//! Timestamps taken at the socket, for HTTP/1.1 targets over http and https: a hyper connector
+//! Timestamps taken at the socket, for targets over http and https: a hyper connector
 //! whose connections stamp the instant each request's first byte is written and the instant the
 //! latest bytes read arrived. On Linux the arrival is the kernel's own receive timestamp
 //! (`SO_TIMESTAMPNS`), so it no longer depends on how soon a busy worker thread polls the
@@ -15,9 +15,12 @@
 //!
 //! HTTP/1 sends one request at a time per connection, so "the first write since the last
 //! response bytes read" is the start of the current request, and "the latest read" holds the
-//! bytes just handed up.
+//! bytes just handed up. HTTP/2 (`h2`) multiplexes calls on one connection, so each stream
+//! reads its own stamps from the frames that passed (`frames`).
 
 mod connect;
+mod frames;
+mod h2;
 mod stream;
 
 pub use connect::Connector;
@@ -41,9 +44,12 @@ use super::transport::{
     BodyError, ClockSource, HttpRequest, Peer, RawResponse, SocketClock, Transport, TransportError,
 };
 
-/// Sends requests to `{base_url}{path}` over stamped connections, one pool per target.
+/// Sends requests to `{base_url}{path}` over stamped connections: HTTP/1.1 from a pool per
+/// target, or HTTP/2 streams on one connection.
 pub struct SocketTransport {
     client: Client<Connector, Full<Bytes>>,
+    /// With `http2 = "on"`, or `"auto"` over https.
+    h2: Option<h2::H2>,
     base_url: String,
     /// The clock its reads are stamped by, as far as this process can have it.
     clock: ClockSource,
@@ -53,13 +59,16 @@ impl SocketTransport {
     /// `clock`: `packet` (a packet capture, where the process may open one; the kernel's
     /// stamps otherwise, with a warning), `kernel` (the kernel's receive timestamps, Linux) or
     /// `socket` (stamped at the read). `tls`: the client configuration for an https `base_url`.
+    /// `http2`: whether calls go as HTTP/2 streams (`auto`: where an https server offers it).
     pub fn new(
         base_url: String,
         connect_timeout: Duration,
         clock: ClockSource,
         tls: Option<Arc<rustls::ClientConfig>>,
         resolver: super::dns::Resolver,
+        http2: crate::config::Http2,
     ) -> Self {
+        use crate::config::Http2;
         let capture = (clock == ClockSource::Packet)
             .then(|| {
                 Capture::shared()
@@ -79,18 +88,42 @@ impl SocketTransport {
             (None, true) => ClockSource::Kernel,
             (None, false) => ClockSource::Socket,
         };
+        let connector = Connector {
+            connect_timeout,
+            kernel,
+            capture,
+            tls: tls.clone().map(tokio_rustls::TlsConnector::from),
+            resolver,
+        };
+        let https = base_url.starts_with("https://");
+        let alpn: &[&[u8]] = match http2 {
+            Http2::Off => &[],
+            Http2::Auto if !https => &[],
+            Http2::Auto => &[b"h2", b"http/1.1"],
+            Http2::On => &[b"h2"],
+        };
+        let h2 = (!alpn.is_empty())
+            .then(|| base_url.parse::<http::Uri>().ok())
+            .flatten()
+            .map(|base| {
+                let tls = tls.map(|config| {
+                    let mut config = (*config).clone();
+                    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+                    tokio_rustls::TlsConnector::from(Arc::new(config))
+                });
+                let connector = Connector {
+                    tls,
+                    ..connector.clone()
+                };
+                h2::H2::new(connector, base, http2 == Http2::On)
+            });
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .pool_timer(TokioTimer::new())
-            .build(Connector {
-                connect_timeout,
-                kernel,
-                capture,
-                tls: tls.map(tokio_rustls::TlsConnector::from),
-                resolver,
-            });
+            .build(connector);
         SocketTransport {
             client,
+            h2,
             base_url,
             clock,
         }
@@ -107,6 +140,21 @@ impl Transport for SocketTransport {
             let uri: http::Uri = format!("{}{}", self.base_url, req.path)
                 .parse()
                 .map_err(|e| TransportError::Request(format!("bad URL: {e}")))?;
+            let req = match &self.h2 {
+                Some(h2) if !h2.declined() => {
+                    let sending = super::http::timing_connect(h2.send(uri.clone(), req));
+                    match sending.await {
+                        (Ok(Ok(mut resp)), connect) => {
+                            resp.connect = Some(connect);
+                            return Ok(resp);
+                        }
+                        (Err(e), _) => return Err(e),
+                        // The server speaks HTTP/1.1 only: so does the target from now on.
+                        (Ok(Err(req)), _) => req,
+                    }
+                }
+                _ => req,
+            };
             let mut request = http::Request::builder()
                 .method(req.method)
                 .uri(uri)
@@ -180,9 +228,9 @@ mod tests {
     /// and the first token after `first`, the second token and the end after `second` (at once
     /// with the first when `None`).
     #[derive(Clone, Copy)]
-    struct Schedule {
-        first: Duration,
-        second: Option<Duration>,
+    pub(super) struct Schedule {
+        pub(super) first: Duration,
+        pub(super) second: Option<Duration>,
     }
 
     /// Answers one streamed chat completion on `conn` on `schedule`. Says on `got` when it has
@@ -238,7 +286,7 @@ mod tests {
 
     /// A server that answers each connection as [`answer`] does, over TLS when given a
     /// configuration. Returns its base URL.
-    fn server(
+    pub(super) fn server(
         schedule: Schedule,
         got: std::sync::mpsc::Sender<()>,
         tls: Option<Arc<rustls::ServerConfig>>,
@@ -263,7 +311,7 @@ mod tests {
 
     /// A server configuration for 127.0.0.1, with a certificate from a CA of its own, and that
     /// CA's PEM written to a file (for the client's `ca_file`).
-    fn tls_config() -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    pub(super) fn tls_config() -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -292,12 +340,18 @@ mod tests {
         (Arc::new(config), path)
     }
 
-    fn client(base_url: &str, clock: &str, ca_file: Option<&std::path::Path>) -> Client {
+    /// A client of `base_url` on `clock`, trusting `ca_file`, with `more` lines of target.
+    pub(super) fn client(
+        base_url: &str,
+        clock: &str,
+        ca_file: Option<&std::path::Path>,
+        more: &str,
+    ) -> Client {
         let ca = ca_file.map_or(String::new(), |p| {
             format!("ca_file = \"{}\"\n", p.display())
         });
         let text = format!(
-            "[[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"m\"\nclock = \"{clock}\"\n{ca}"
+            "[[targets]]\nname = \"t\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"m\"\nclock = \"{clock}\"\n{ca}{more}"
         );
         let target = Config::parse(&text, "t.toml", ".".into(), &|_| None)
             .unwrap()
@@ -328,7 +382,7 @@ mod tests {
             second,
         };
         let url = server(schedule, tx, config);
-        let client = client(&url, clock, ca_file.as_deref());
+        let client = client(&url, clock, ca_file.as_deref(), "");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -378,18 +432,23 @@ mod tests {
     /// its latest packet, and Linux merges the two in the socket's queue, so the first token
     /// takes the second's time. The packet clock keeps each segment's own, over TLS too.
     /// Without CAP_NET_RAW (root has it), `packet` falls back to the kernel clock and says so.
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn the_packet_clock_gives_each_token_its_own_packets_time() {
-        let second = Some(Duration::from_millis(300));
-        // CAP_NET_RAW (bit 13) among the process's effective capabilities (root has it).
+    /// Whether this process may open a packet socket: CAP_NET_RAW (bit 13) among its
+    /// effective capabilities (root has it).
+    pub(super) fn may_capture() -> bool {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let effective = status
             .lines()
             .find_map(|l| l.strip_prefix("CapEff:"))
             .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
             .unwrap();
-        let root = effective & (1 << 13) != 0;
+        effective & (1 << 13) != 0
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_packet_clock_gives_each_token_its_own_packets_time() {
+        let second = Some(Duration::from_millis(300));
+        let root = may_capture();
         for tls in [false, true] {
             let (ttft, chunk, source) = call_with_a_busy_client("packet", tls, second);
             if !root {

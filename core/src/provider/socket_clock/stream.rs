@@ -14,8 +14,9 @@ use llmpulse_sim::rx_stamp;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::frames::FrameLog;
 use crate::provider::packet_clock::Tracked;
-use crate::provider::transport::{Peer, SocketClock, to_nanos};
+use crate::provider::transport::{ClockSource, Peer, SocketClock, Stamp, to_nanos};
 
 /// A TCP connection that stamps its reads and the start of each request's writes.
 pub struct StampedStream {
@@ -28,6 +29,8 @@ pub struct StampedStream {
     request: bool,
     /// With the packet clock: the capture's map of this connection's segments.
     packets: Option<Tracked>,
+    /// The latest read's stamp.
+    last: Stamp,
 }
 
 impl StampedStream {
@@ -43,6 +46,10 @@ impl StampedStream {
             writing: false,
             request: false,
             packets,
+            last: Stamp {
+                nanos: 0,
+                source: ClockSource::Socket,
+            },
         }
     }
 
@@ -84,14 +91,16 @@ impl AsyncRead for StampedStream {
         // The end of the stream brings no packet to stamp (a server closing a kept-alive
         // connection after its answer): it changes neither the time nor the clock's source.
         if n > 0 {
-            let stamps = &this.clock.stamps;
-            let (flag, at) = match (packet_at, kernel_at) {
-                (Some(at), _) => (&stamps.packet, at),
-                (None, Some(at)) => (&stamps.kernel, at),
-                (None, None) => (&stamps.unstamped, Instant::now()),
+            let (source, at) = match (packet_at, kernel_at) {
+                (Some(at), _) => (ClockSource::Packet, at),
+                (None, Some(at)) => (ClockSource::Kernel, at),
+                (None, None) => (ClockSource::Socket, Instant::now()),
             };
-            flag.store(true, Ordering::Relaxed);
-            stamps.arrived.store(to_nanos(at), Ordering::Release);
+            this.last = Stamp {
+                nanos: to_nanos(at),
+                source,
+            };
+            this.clock.stamp(this.last);
         }
         Poll::Ready(Ok(()))
     }
@@ -178,10 +187,12 @@ impl AsyncWrite for StampedStream {
     }
 }
 
-/// A stamped connection as hyper sees it: plain, or TLS over the stamped socket.
+/// A stamped connection as hyper and h2 see it: plain, or TLS over the stamped socket.
 pub struct Conn {
     pub(super) stream: Stream,
     pub(super) peer: Peer,
+    /// Over HTTP/2: the frames passing, both ways, and each stream's stamps.
+    pub(super) frames: Option<std::sync::Arc<FrameLog>>,
 }
 
 pub(super) enum Stream {
@@ -197,10 +208,22 @@ impl Conn {
         }
     }
 
-    fn clock(&self) -> &SocketClock {
+    fn stamped_ref(&self) -> &StampedStream {
         match &self.stream {
-            Stream::Plain(s) => &s.clock,
-            Stream::Tls(s) => &s.get_ref().0.clock,
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    pub(super) fn clock(&self) -> &SocketClock {
+        &self.stamped_ref().clock
+    }
+
+    /// Whether the server chose HTTP/2 in the TLS handshake (ALPN).
+    pub(super) fn negotiated_h2(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
         }
     }
 }
@@ -220,6 +243,9 @@ impl AsyncRead for Conn {
         // Response bytes handed up (not TLS's own records): the next write starts a request.
         if buf.filled().len() > before {
             this.stamped().writing = false;
+            if let Some(frames) = &this.frames {
+                frames.read(&buf.filled()[before..], this.stamped_ref().last);
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -250,6 +276,23 @@ impl Conn {
         self.stamped().request = false;
         out
     }
+
+    /// Over HTTP/2, shows the frame log the `n` bytes of `bufs` a write took at `at`.
+    fn wrote(&self, bufs: &[&[u8]], mut n: usize, at: Instant) {
+        let Some(frames) = &self.frames else { return };
+        let at = Stamp {
+            nanos: to_nanos(at),
+            source: ClockSource::Socket,
+        };
+        for buf in bufs {
+            let take = n.min(buf.len());
+            frames.wrote(&buf[..take], at);
+            n -= take;
+            if n == 0 {
+                break;
+            }
+        }
+    }
 }
 
 impl AsyncWrite for Conn {
@@ -258,10 +301,14 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().request(|stream| match stream {
+        let this = self.get_mut();
+        let at = Instant::now();
+        let n = ready!(this.request(|stream| match stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        })
+        }))?;
+        this.wrote(&[buf], n, at);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -269,10 +316,17 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().request(|stream| match stream {
+        let this = self.get_mut();
+        let at = Instant::now();
+        let n = ready!(this.request(|stream| match stream {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        })
+        }))?;
+        if this.frames.is_some() {
+            let slices: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
+            this.wrote(&slices, n, at);
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
