@@ -267,7 +267,10 @@ impl Stream for Body {
         let chunk = match ready!(this.recv.poll_data(cx)) {
             None => return Poll::Ready(None),
             Some(Err(e)) => {
-                return Poll::Ready(Some(Err(BodyError(format!("HTTP/2 stream: {}", chain(&e))))));
+                return Poll::Ready(Some(Err(BodyError(format!(
+                    "HTTP/2 stream: {}",
+                    chain(&e)
+                )))));
             }
             Some(Ok(chunk)) => chunk,
         };
@@ -530,7 +533,8 @@ mod tests {
                     .body(())
                     .unwrap();
                 let mut send = respond.send_response(head, false).unwrap();
-                let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n";
+                let first =
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n";
                 send.send_data(Bytes::from_static(first.as_bytes()), false)
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
