@@ -30,6 +30,10 @@ use crate::provider::transport::{
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 
+/// The most header bytes a response may have (decoded): a server flooding headers ends the
+/// stream, not the client's memory.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
+
 /// A target's HTTP/2 connection, opened by the first call that needs it and again whenever the
 /// one before has closed.
 pub(super) struct H2 {
@@ -130,6 +134,7 @@ impl H2 {
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .enable_push(false)
+            .max_header_list_size(MAX_HEADER_LIST)
             .handshake::<_, Bytes>(conn)
             .await
             .map_err(|e| TransportError::Connect(format!("HTTP/2 handshake: {}", chain(&e))))?;
@@ -196,7 +201,14 @@ async fn exchange(
         upload.send_data(body, true).map_err(stale)?;
     }
     let resp = response.await.map_err(|e| {
-        let why = format!("HTTP/2 stream: {}", chain(&e));
+        let mut why = format!("HTTP/2 stream: {}", chain(&e));
+        if !e.is_remote() && e.reason() == Some(h2::Reason::PROTOCOL_ERROR) {
+            why.push_str(&format!(
+                " (the response broke HTTP/2's rules or passed llmpulse's limit of {} KiB of \
+                 headers)",
+                MAX_HEADER_LIST / 1024
+            ));
+        }
         // Refused, or above the last stream a closing server said it would answer: nothing of
         // it was processed, and another connection may take it.
         if e.reason() == Some(h2::Reason::REFUSED_STREAM) || e.is_go_away() {
@@ -454,6 +466,33 @@ mod tests {
         }
     }
 
+    /// An h2c server taking one connection and answering its first stream with `answer`.
+    fn h2_server<F, Fut>(answer: F) -> String
+    where
+        F: FnOnce(h2::server::SendResponse<Bytes>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut conn = h2::server::handshake(tcp).await.unwrap();
+                let (_, respond) = conn.accept().await.unwrap().unwrap();
+                let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
+                answer(respond).await;
+                let _ = driver.await;
+            });
+        });
+        url
+    }
+
     fn one_call(client: &crate::provider::Client) -> crate::provider::CallOutcome {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -490,7 +529,8 @@ mod tests {
     }
 
     /// Hostile HTTP/2 servers end as records that say what went wrong: one that answers the
-    /// HTTP/2 preface in HTTP/1.1, and one that resets the stream after the first token.
+    /// HTTP/2 preface in HTTP/1.1, one that floods the response's headers, and one that resets
+    /// the stream after the first token.
     #[test]
     fn hostile_http2_servers_end_as_records() {
         use crate::error_kind::ErrorKind;
@@ -513,34 +553,37 @@ mod tests {
         );
         assert!(error.message.contains("HTTP/2"), "{}", error.message);
 
-        // A server that sends the first token, then resets the stream.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        // A server that floods the response's headers (100 KB of them).
+        let url = h2_server(|mut respond| async move {
+            let head = http::Response::builder()
+                .header("x-flood", "x".repeat(100 * 1024))
+                .body(())
                 .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let (tcp, _) = listener.accept().await.unwrap();
-                let mut conn = h2::server::handshake(tcp).await.unwrap();
-                let (_, mut respond) = conn.accept().await.unwrap().unwrap();
-                let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
-                let head = http::Response::builder()
-                    .header("content-type", "text/event-stream")
-                    .body(())
-                    .unwrap();
-                let mut send = respond.send_response(head, false).unwrap();
-                let first =
-                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n";
-                send.send_data(Bytes::from_static(first.as_bytes()), false)
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                send.send_reset(h2::Reason::INTERNAL_ERROR);
-                let _ = driver.await;
-            });
+            let _ = respond.send_response(head, true);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        });
+        let flooded = client(&url, "kernel", None, "http2 = \"on\"\nmax_attempts = 1\n");
+        let out = one_call(&flooded);
+        let error = out.error.expect("headers past the limit are a failure");
+        assert_eq!(error.kind, ErrorKind::Request, "{error:?}");
+        assert!(
+            error.message.contains("64 KiB of headers"),
+            "{}",
+            error.message
+        );
+
+        // A server that sends the first token, then resets the stream.
+        let url = h2_server(|mut respond| async move {
+            let head = http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(())
+                .unwrap();
+            let mut send = respond.send_response(head, false).unwrap();
+            let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n";
+            send.send_data(Bytes::from_static(first.as_bytes()), false)
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            send.send_reset(h2::Reason::INTERNAL_ERROR);
         });
         let reset = client(&url, "kernel", None, "http2 = \"on\"\nmax_attempts = 1\n");
         let out = one_call(&reset);
