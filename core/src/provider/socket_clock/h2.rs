@@ -113,6 +113,10 @@ impl H2 {
     /// not offer HTTP/2 and `auto` asked.
     async fn connection(&self) -> Result<Option<(Shared, bool)>, TransportError> {
         let mut slot = self.shared.lock().await;
+        // Calls that waited while the first found the server speaks HTTP/1.1 only ask no more.
+        if self.declined() {
+            return Ok(None);
+        }
         if let Some(s) = slot.as_ref()
             && !s.closed.load(Ordering::Acquire)
         {
@@ -505,27 +509,41 @@ mod tests {
         rt.block_on(client.call(&prompt, None, None))
     }
 
-    /// `http2 = "auto"` against an https server that offers no h2 in its handshake: the call
-    /// goes over HTTP/1.1 on the kernel clock, and so do the target's next calls.
+    /// `http2 = "auto"` against an https server that offers no h2 in its handshake: the calls
+    /// go over HTTP/1.1 on the kernel clock. Five calls at once cost one connection that asked
+    /// for HTTP/2, not one each.
     #[test]
     #[cfg(target_os = "linux")]
     fn auto_speaks_http1_where_the_server_offers_no_h2() {
-        let (tx, _got) = std::sync::mpsc::channel();
+        let (tx, got) = std::sync::mpsc::channel();
         let (config, ca_file) = tls_config();
         let schedule = Schedule {
-            first: Duration::from_millis(50),
+            first: Duration::from_millis(20),
             second: None,
         };
+        // Answers one connection after another, each closed after its answer.
         let url = super::super::tests::server(schedule, tx, Some(config));
         let client = client(&url, "kernel", Some(&ca_file), "http2 = \"auto\"\n");
-        for _ in 0..2 {
-            let out = one_call(&client);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let prompt = Prompt::messages(vec![Message {
+            role: "user",
+            content: "hi".into(),
+        }]);
+        let outs = rt.block_on(futures_util::future::join_all(
+            (0..5).map(|_| client.call(&prompt, None, None)),
+        ));
+        for out in &outs {
             assert!(out.error.is_none(), "{:?}", out.error);
             assert_eq!(out.answer, "Hello there");
             assert_eq!(out.http_version, Some("HTTP/1.1"));
             assert_eq!(out.clock, ClockSource::Kernel);
-            assert!(out.timings.ttft_sec.unwrap() >= 0.05);
+            assert!(out.timings.ttft_sec.unwrap() >= 0.02);
         }
+        // The server says once per connection it has read.
+        assert_eq!(got.try_iter().count(), 6, "five calls and one probe");
     }
 
     /// Hostile HTTP/2 servers end as records that say what went wrong: one that answers the
