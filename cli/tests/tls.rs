@@ -179,10 +179,11 @@ fn certificates_that_do_not_check_out_are_refused_as_tls() {
     }
 }
 
-/// With `http2 = "on"` over https, 100 calls at once share one connection: every record says
-/// HTTP/2.0 on the kernel clock, one opened the connection and 99 reused it, and each stream's
-/// TTFT, from its own request written to its own first frame's packet, is the simulator's
-/// 200 ms however many streams share the connection.
+/// With `http2 = "on"` over https, 100 calls at once share one connection, and so with
+/// `"auto"` where the server offers h2 in its handshake (the simulator does): every record says
+/// HTTP/2.0 on the kernel clock, one per target opened the connection and the rest reused it,
+/// and each stream's TTFT, from its own request written to its own first frame's packet, is the
+/// simulator's 200 ms however many streams share the connection.
 #[test]
 fn http2_streams_share_one_tls_connection() {
     let (dir, ca, ca_file) = scratch_with_ca("tls-h2");
@@ -193,16 +194,20 @@ fn http2_streams_share_one_tls_connection() {
         "good",
         &["--ttft-ms", "200", "--itl-ms", "2"],
     );
-    let config = format!(
-        "suite = \"suite.toml\"\nrepetitions = 100\nconcurrency = 100\n{}",
+    let h2 = |mode: &str| {
         target(
-            "h2",
+            &format!("h2-{mode}"),
             &by_name(&sim),
-            &format!("ca_file = \"{}\"\nhttp2 = \"on\"", ca_file.display())
-        ),
+            &format!("ca_file = \"{}\"\nhttp2 = \"{mode}\"", ca_file.display()),
+        )
+    };
+    let config = format!(
+        "suite = \"suite.toml\"\nrepetitions = 100\nconcurrency = 200\n{}{}",
+        h2("on"),
+        h2("auto"),
     );
     let rows = run_records(&dir, &config, &[]);
-    assert_eq!(rows.len(), 100);
+    assert_eq!(rows.len(), 200);
     for r in &rows {
         assert_eq!(r["success"], true, "{r}");
         assert_eq!(r["http_version"], "HTTP/2.0", "{r}");
@@ -211,13 +216,15 @@ fn http2_streams_share_one_tls_connection() {
         let ttft = secs(r, "ttft_sec");
         assert!((0.2..0.25).contains(&ttft), "TTFT {ttft}");
     }
-    let opened: Vec<_> = rows
-        .iter()
-        .filter(|r| r["connection_reused"] == false)
-        .collect();
-    assert_eq!(opened.len(), 1, "100 streams on one connection");
-    let (_, _, tls) = set_up_phases(opened[0]);
-    assert!(tls > 0.0, "the opener timed the TLS handshake");
+    for name in ["h2-on", "h2-auto"] {
+        let opened: Vec<_> = rows
+            .iter()
+            .filter(|r| r["target"] == name && r["connection_reused"] == false)
+            .collect();
+        assert_eq!(opened.len(), 1, "{name}: 100 streams on one connection");
+        let (_, _, tls) = set_up_phases(opened[0]);
+        assert!(tls > 0.0, "the opener timed the TLS handshake");
+    }
 }
 
 /// Hostile https servers end as records: one that answers the handshake with plain text is a
