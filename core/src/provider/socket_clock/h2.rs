@@ -317,9 +317,8 @@ mod tests {
     use bytes::Bytes;
     use tokio::io::{AsyncRead, AsyncWrite};
 
-    use super::super::tests::{Schedule, client, may_capture, tls_config};
+    use super::super::tests::{Schedule, client, hi, may_capture, runtime, tls_config};
     use crate::provider::ClockSource;
-    use crate::suite::{Message, Prompt};
 
     /// A streamed chat answer, whole: "Hello there", its end and `[DONE]`.
     const ANSWER: &str = concat!(
@@ -328,35 +327,43 @@ mod tests {
         "data: [DONE]\n\n"
     );
 
+    /// Binds a port on 127.0.0.1 and runs `serve` on it in a thread with a runtime of its own.
+    /// Returns `http://ADDR/v1`.
+    fn spawn_server<F, Fut>(serve: F) -> String
+    where
+        F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                serve(tokio::net::TcpListener::from_std(listener).unwrap()).await
+            });
+        });
+        url
+    }
+
     /// An HTTP/2 server taking one connection: once it has two requests on it (said on `got`),
     /// it answers the first after 150 ms and the second after 300 ms, each whole at once. Over
     /// TLS with `tls` (ALPN h2). Returns its base URL.
     fn server(tls: Option<Arc<rustls::ServerConfig>>, got: Sender<()>) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let (tcp, _) = listener.accept().await.unwrap();
-                tcp.set_nodelay(true).unwrap();
-                match tls {
-                    None => serve(tcp, got).await,
-                    Some(config) => {
-                        let mut config = (*config).clone();
-                        config.alpn_protocols = vec![b"h2".to_vec()];
-                        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-                        serve(acceptor.accept(tcp).await.unwrap(), got).await
-                    }
+        let url = spawn_server(|listener| async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            match tls {
+                None => serve(tcp, got).await,
+                Some(config) => {
+                    let mut config = (*config).clone();
+                    config.alpn_protocols = vec![b"h2".to_vec()];
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                    serve(acceptor.accept(tcp).await.unwrap(), got).await
                 }
-            });
+            }
         });
-        format!("{scheme}://{addr}/v1")
+        url.replacen("http", scheme, 1)
     }
 
     async fn serve(io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, got: Sender<()>) {
@@ -402,17 +409,11 @@ mod tests {
         };
         let url = server(config, tx);
         let client = client(&url, clock, ca_file.as_deref(), "http2 = \"on\"\n");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let prompt = Prompt::messages(vec![Message {
-            role: "user",
-            content: "hi".into(),
-        }]);
+        let (rt, prompt) = (runtime(), hi());
         let (a, b) = rt.block_on(async {
             let busy = async {
-                while got.try_recv().is_err() {
+                // Until the server has the requests (or is gone).
+                while let Err(std::sync::mpsc::TryRecvError::Empty) = got.try_recv() {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 // The only worker thread does something else for half a second.
@@ -476,36 +477,18 @@ mod tests {
         F: FnOnce(h2::server::SendResponse<Bytes>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()>,
     {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let (tcp, _) = listener.accept().await.unwrap();
-                let mut conn = h2::server::handshake(tcp).await.unwrap();
-                let (_, respond) = conn.accept().await.unwrap().unwrap();
-                let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
-                answer(respond).await;
-                let _ = driver.await;
-            });
-        });
-        url
+        spawn_server(|listener| async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut conn = h2::server::handshake(tcp).await.unwrap();
+            let (_, respond) = conn.accept().await.unwrap().unwrap();
+            let driver = tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            answer(respond).await;
+            let _ = driver.await;
+        })
     }
 
     fn one_call(client: &crate::provider::Client) -> crate::provider::CallOutcome {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let prompt = Prompt::messages(vec![Message {
-            role: "user",
-            content: "hi".into(),
-        }]);
+        let (rt, prompt) = (runtime(), hi());
         rt.block_on(client.call(&prompt, None, None))
     }
 
@@ -524,14 +507,7 @@ mod tests {
         // Answers one connection after another, each closed after its answer.
         let url = super::super::tests::server(schedule, tx, Some(config));
         let client = client(&url, "kernel", Some(&ca_file), "http2 = \"auto\"\n");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let prompt = Prompt::messages(vec![Message {
-            role: "user",
-            content: "hi".into(),
-        }]);
+        let (rt, prompt) = (runtime(), hi());
         let outs = rt.block_on(futures_util::future::join_all(
             (0..5).map(|_| client.call(&prompt, None, None)),
         ));
@@ -615,40 +591,23 @@ mod tests {
     /// connection gone and opens another, rather than failing.
     #[test]
     fn a_closed_connection_is_replaced() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let mut conn = h2::server::handshake(tcp).await.unwrap();
-                    let (_, mut respond) = conn.accept().await.unwrap().unwrap();
-                    let head = http::Response::builder()
-                        .header("content-type", "text/event-stream")
-                        .body(())
-                        .unwrap();
-                    let mut send = respond.send_response(head, false).unwrap();
-                    send.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
-                        .unwrap();
-                    conn.graceful_shutdown();
-                    while conn.accept().await.is_some() {}
-                }
-            });
+        let url = spawn_server(|listener| async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let mut conn = h2::server::handshake(tcp).await.unwrap();
+                let (_, mut respond) = conn.accept().await.unwrap().unwrap();
+                let head = http::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(())
+                    .unwrap();
+                let mut send = respond.send_response(head, false).unwrap();
+                send.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
+                    .unwrap();
+                conn.graceful_shutdown();
+                while conn.accept().await.is_some() {}
+            }
         });
         let client = client(&url, "kernel", None, "http2 = \"on\"\nmax_attempts = 1\n");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let prompt = Prompt::messages(vec![Message {
-            role: "user",
-            content: "hi".into(),
-        }]);
+        let (rt, prompt) = (runtime(), hi());
         for _ in 0..5 {
             let out = rt.block_on(client.call(&prompt, None, None));
             assert!(out.error.is_none(), "{:?}", out.error);

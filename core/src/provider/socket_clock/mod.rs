@@ -360,6 +360,22 @@ mod tests {
         Client::new(target).unwrap()
     }
 
+    /// A runtime of one thread: the client whose only thread a test keeps busy.
+    pub(super) fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The prompt every call of these tests asks.
+    pub(super) fn hi() -> Prompt {
+        Prompt::messages(vec![Message {
+            role: "user",
+            content: "hi".into(),
+        }])
+    }
+
     /// One call whose client thread is busy for 500 ms from when the server has the request,
     /// while the first token arrives 150 ms after that (and the second at `second`, at once
     /// with it when `None`); over TLS with `tls`. Gives the TTFT and the second chunk's offset
@@ -383,17 +399,11 @@ mod tests {
         };
         let url = server(schedule, tx, config);
         let client = client(&url, clock, ca_file.as_deref(), "");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let prompt = Prompt::messages(vec![Message {
-            role: "user",
-            content: "hi".into(),
-        }]);
+        let (rt, prompt) = (runtime(), hi());
         let out = rt.block_on(async {
             let busy = async {
-                while got.try_recv().is_err() {
+                // Until the server has the request (or is gone).
+                while let Err(std::sync::mpsc::TryRecvError::Empty) = got.try_recv() {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 // The only worker thread does something else for half a second.
