@@ -302,12 +302,15 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let at = Instant::now();
+        // Over HTTP/2 only: HTTP/1.1's "sent" is stamped at the socket beneath.
+        let at = this.frames.is_some().then(Instant::now);
         let n = ready!(this.request(|stream| match stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }))?;
-        this.wrote(&[buf], n, at);
+        if let Some(at) = at {
+            this.wrote(&[buf], n, at);
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -317,12 +320,12 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let at = Instant::now();
+        let at = this.frames.is_some().then(Instant::now);
         let n = ready!(this.request(|stream| match stream {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }))?;
-        if this.frames.is_some() {
+        if let Some(at) = at {
             let slices: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
             this.wrote(&slices, n, at);
         }
