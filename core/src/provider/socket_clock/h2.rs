@@ -317,7 +317,7 @@ mod tests {
     use bytes::Bytes;
     use tokio::io::{AsyncRead, AsyncWrite};
 
-    use super::super::tests::{Schedule, client, hi, may_capture, runtime, tls_config};
+    use super::super::tests::{Schedule, client, hi, may_capture, runtime, tls_config, tls_if};
     use crate::provider::ClockSource;
 
     /// A streamed chat answer, whole: "Hello there", its end and `[DONE]`.
@@ -326,6 +326,17 @@ mod tests {
         "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
         "data: [DONE]\n\n"
     );
+
+    /// Sends a stream's whole answer ([`ANSWER`]) at once, ending the stream.
+    fn answer_whole(respond: &mut h2::server::SendResponse<Bytes>) {
+        let head = http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(())
+            .unwrap();
+        let mut send = respond.send_response(head, false).unwrap();
+        send.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
+            .unwrap();
+    }
 
     /// Binds a port on 127.0.0.1 and runs `serve` on it in a thread with a runtime of its own.
     /// Returns `http://ADDR/v1`.
@@ -384,13 +395,7 @@ mod tests {
         got.send(()).unwrap();
         for ((_, mut respond), after) in streams.into_iter().zip([150, 300]) {
             tokio::time::sleep(Duration::from_millis(after).saturating_sub(read.elapsed())).await;
-            let head = http::Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(())
-                .unwrap();
-            let mut send = respond.send_response(head, false).unwrap();
-            send.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
-                .unwrap();
+            answer_whole(&mut respond);
         }
         let _ = driver.await;
     }
@@ -400,13 +405,7 @@ mod tests {
     /// Gives both TTFTs (s), in order, and the clocks the records would name.
     fn two_streams_with_a_busy_client(clock: &str, tls: bool) -> ([f64; 2], [ClockSource; 2]) {
         let (tx, got) = std::sync::mpsc::channel();
-        let (config, ca_file) = match tls {
-            true => {
-                let (config, path) = tls_config();
-                (Some(config), Some(path))
-            }
-            false => (None, None),
-        };
+        let (config, ca_file) = tls_if(tls);
         let url = server(config, tx);
         let client = client(&url, clock, ca_file.as_deref(), "http2 = \"on\"\n");
         let (rt, prompt) = (runtime(), hi());
@@ -595,13 +594,7 @@ mod tests {
             while let Ok((tcp, _)) = listener.accept().await {
                 let mut conn = h2::server::handshake(tcp).await.unwrap();
                 let (_, mut respond) = conn.accept().await.unwrap().unwrap();
-                let head = http::Response::builder()
-                    .header("content-type", "text/event-stream")
-                    .body(())
-                    .unwrap();
-                let mut send = respond.send_response(head, false).unwrap();
-                send.send_data(Bytes::from_static(ANSWER.as_bytes()), true)
-                    .unwrap();
+                answer_whole(&mut respond);
                 conn.graceful_shutdown();
                 while conn.accept().await.is_some() {}
             }

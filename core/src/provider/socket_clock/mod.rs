@@ -360,6 +360,20 @@ mod tests {
         Client::new(target).unwrap()
     }
 
+    /// With `tls`, a server configuration and the file of the CA the client is to trust.
+    pub(super) fn tls_if(
+        tls: bool,
+    ) -> (
+        Option<Arc<rustls::ServerConfig>>,
+        Option<std::path::PathBuf>,
+    ) {
+        if !tls {
+            return (None, None);
+        }
+        let (config, path) = tls_config();
+        (Some(config), Some(path))
+    }
+
     /// A runtime of one thread: the client whose only thread a test keeps busy.
     pub(super) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -386,13 +400,7 @@ mod tests {
         second: Option<Duration>,
     ) -> (f64, f64, ClockSource) {
         let (tx, got) = std::sync::mpsc::channel();
-        let (config, ca_file) = match tls {
-            true => {
-                let (config, path) = tls_config();
-                (Some(config), Some(path))
-            }
-            false => (None, None),
-        };
+        let (config, ca_file) = tls_if(tls);
         let schedule = Schedule {
             first: Duration::from_millis(150),
             second,
