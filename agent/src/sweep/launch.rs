@@ -101,11 +101,18 @@ pub fn command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Co
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches only the child being set up. The
-        // signal follows the spawning thread: a tokio worker, alive as long as the runtime.
+        // The agent's pid, read before the fork: a child whose parent died between the fork and
+        // the prctl below would never get the signal, so it checks and ends itself.
+        let agent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl, getppid and raise are async-signal-safe and touch only the child being
+        // set up. The signal follows the spawning thread: a tokio worker, alive as long as the
+        // runtime.
         unsafe {
-            c.pre_exec(|| {
+            c.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != agent {
+                    libc::raise(libc::SIGTERM);
+                }
                 Ok(())
             });
         }
