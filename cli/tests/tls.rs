@@ -490,10 +490,12 @@ fn the_packet_clock_times_https_from_a_capture_or_says_why_not() {
             (0.15..0.3).contains(&ttft),
             "the simulator's 150 ms, not the 300 ms handshake ({ttft})"
         );
-        // 5 tokens 20 ms apart after the first: about 80 ms from first to last.
+        // 5 tokens 20 ms apart after the first: the last at 230 ms. The simulator keeps to
+        // its schedule from the request, so a first token late under load does not move the
+        // last (seen: TTFT 162 ms, latency 232 ms).
         let latency = secs(r, "latency_sec");
         assert!(
-            (ttft + 0.075..ttft + 0.2).contains(&latency),
+            (0.225..ttft + 0.2).contains(&latency),
             "TTFT {ttft}, latency {latency}"
         );
     }

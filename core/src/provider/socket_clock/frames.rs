@@ -5,6 +5,9 @@
 //! stamps: the response's headers, and each DATA frame in the order h2 hands them up, so streams
 //! multiplexed on one connection keep their own times. A frame that waited in TCP behind another
 //! stream's frames arrived when it arrived: that wait is the network's, and counts.
+//!
+//! It also reads the server's SETTINGS for how many streams the connection takes at once, so a
+//! burst of calls opens more connections instead of waiting for a stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -15,6 +18,9 @@ use crate::provider::transport::Stamp;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
@@ -40,12 +46,18 @@ struct Head {
     stream: u32,
 }
 
+/// The largest SETTINGS payload read for its values: 6 bytes a setting, and HTTP/2 defines
+/// seven; a larger one (legal, with unknown settings) is read up to here.
+const MAX_SETTINGS: usize = 6 * 64;
+
 /// Something a [`Frames`] reader saw pass: a frame's header complete, or its payload (`data`:
-/// the DATA bytes h2 hands up, padding left out).
+/// the DATA bytes h2 hands up, padding left out), or a SETTINGS frame (not an ACK) and the
+/// limit of concurrent streams it set, if it set one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     Begun(Head),
     Ended { head: Head, data: usize },
+    Settings { max_streams: Option<u32> },
 }
 
 /// Reads frame headers out of one direction of an HTTP/2 byte stream, however the stream is cut
@@ -60,6 +72,8 @@ struct Frames {
     current: Option<(Head, usize)>,
     /// A padded DATA frame's pad length, once its first payload byte passed.
     pad: Option<usize>,
+    /// The payload of a SETTINGS frame passing, up to [`MAX_SETTINGS`].
+    settings: Vec<u8>,
 }
 
 impl Frames {
@@ -99,6 +113,11 @@ impl Frames {
             if take > 0 && left == head.len && head.kind == DATA && head.flags & PADDED != 0 {
                 self.pad = Some(usize::from(bytes[0]));
             }
+            let settings = head.kind == SETTINGS && head.stream == 0 && head.flags & ACK == 0;
+            if settings {
+                let room = MAX_SETTINGS - self.settings.len().min(MAX_SETTINGS);
+                self.settings.extend_from_slice(&bytes[..take.min(room)]);
+            }
             bytes = &bytes[take..];
             let left = left - take;
             if left > 0 {
@@ -111,6 +130,16 @@ impl Frames {
                 (DATA, None) => head.len,
                 _ => 0,
             };
+            if settings {
+                let max_streams = self
+                    .settings
+                    .chunks_exact(6)
+                    .filter(|s| u16::from_be_bytes([s[0], s[1]]) == SETTINGS_MAX_CONCURRENT_STREAMS)
+                    .map(|s| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+                    .last();
+                self.settings.clear();
+                seen(Seen::Settings { max_streams });
+            }
             seen(Seen::Ended { head, data });
         }
     }
@@ -140,24 +169,56 @@ struct Log {
     streams: BTreeMap<u32, StreamTimes>,
 }
 
-/// The frames of one HTTP/2 connection, both ways, and the stamps of the streams on it.
+/// The frames of one HTTP/2 connection, both ways, the stamps of the streams on it, and how
+/// many streams its server takes at once.
 #[derive(Debug)]
-pub(super) struct FrameLog(Mutex<Log>);
-
-impl Default for FrameLog {
-    fn default() -> Self {
-        FrameLog(Mutex::new(Log {
-            incoming: Frames::default(),
-            outgoing: Frames::after(PREFACE),
-            streams: BTreeMap::new(),
-        }))
-    }
+pub(super) struct FrameLog {
+    log: Mutex<Log>,
+    /// `None` until the server's first SETTINGS; then its limit of concurrent streams, or
+    /// `unsaid` while it has set none.
+    max_streams: tokio::sync::watch::Sender<Option<usize>>,
+    unsaid: usize,
 }
 
 impl FrameLog {
+    /// `unsaid`: the streams the connection takes while its server has not set a limit (the
+    /// number h2 was told to assume).
+    pub(super) fn new(unsaid: usize) -> Self {
+        FrameLog {
+            log: Mutex::new(Log {
+                incoming: Frames::default(),
+                outgoing: Frames::after(PREFACE),
+                streams: BTreeMap::new(),
+            }),
+            max_streams: tokio::sync::watch::Sender::new(None),
+            unsaid,
+        }
+    }
+
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         // A panic elsewhere while holding it leaves nothing half-written that matters here.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many streams the server takes at once; `None` before its first SETTINGS came.
+    pub(super) fn max_streams(&self) -> Option<usize> {
+        *self.max_streams.borrow()
+    }
+
+    /// Takes the server as having set no limit, as if its first SETTINGS had come without one
+    /// (a server slow to send them is not waited on again).
+    pub(super) fn settings_unsaid(&self) {
+        self.max_streams.send_if_modified(|now| {
+            let first = now.is_none();
+            now.get_or_insert(self.unsaid);
+            first
+        });
+    }
+
+    /// Waits for the server's first SETTINGS.
+    pub(super) async fn settings(&self) {
+        let mut seen = self.max_streams.subscribe();
+        let _ = seen.wait_for(Option::is_some).await;
     }
 
     /// The client wrote `bytes` at `at`: a request's HEADERS frame begun among them opens its
@@ -182,6 +243,14 @@ impl FrameLog {
         let log = &mut *self.log();
         let streams = &mut log.streams;
         log.incoming.feed(bytes, |seen| {
+            if let Seen::Settings { max_streams } = seen {
+                // A SETTINGS frame changes only the settings it names.
+                self.max_streams.send_modify(|now| {
+                    let said = max_streams.map(|n| n as usize);
+                    *now = Some(said.or(*now).unwrap_or(self.unsaid));
+                });
+                return;
+            }
             let Seen::Ended { head, data } = seen else {
                 return;
             };
@@ -296,11 +365,54 @@ mod tests {
         }
     }
 
+    /// The server's SETTINGS say how many streams it takes: unknown before the first, the
+    /// assumed number while none sets a limit, and a later frame's limit replaces the earlier.
+    /// An ACK (the server agreeing to the client's settings) says nothing.
+    #[test]
+    fn settings_say_how_many_streams_the_server_takes() {
+        let setting = |id: u16, value: u32| {
+            let mut s = id.to_be_bytes().to_vec();
+            s.extend(value.to_be_bytes());
+            s
+        };
+        let log = FrameLog::new(100);
+        assert_eq!(log.max_streams(), None);
+        log.read(&frame(SETTINGS, ACK, 0, &[]), at(1));
+        assert_eq!(
+            log.max_streams(),
+            None,
+            "an ACK is not the server's settings"
+        );
+        // Initial window size only: no limit said.
+        log.read(&frame(SETTINGS, 0, 0, &setting(0x4, 65535)), at(2));
+        assert_eq!(log.max_streams(), Some(100));
+        let mut both = setting(SETTINGS_MAX_CONCURRENT_STREAMS, 4);
+        both.extend(setting(0x4, 65535));
+        for cut in [1, 5, 9, 11] {
+            let log = FrameLog::new(100);
+            for piece in frame(SETTINGS, 0, 0, &both).chunks(cut) {
+                log.read(piece, at(3));
+            }
+            assert_eq!(log.max_streams(), Some(4), "cut every {cut} bytes");
+            log.read(&frame(SETTINGS, 0, 0, &setting(0x4, 1)), at(4));
+            assert_eq!(
+                log.max_streams(),
+                Some(4),
+                "unchanged by a frame without it"
+            );
+            log.read(
+                &frame(SETTINGS, 0, 0, &setting(SETTINGS_MAX_CONCURRENT_STREAMS, 0)),
+                at(5),
+            );
+            assert_eq!(log.max_streams(), Some(0));
+        }
+    }
+
     /// Two streams on one connection: each call gets the times of its own frames, in order,
     /// whichever stream's frames came between.
     #[test]
     fn each_stream_gets_its_own_frames_times() {
-        let log = FrameLog::default();
+        let log = FrameLog::new(100);
         let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
         out.extend(frame(HEADERS, END_HEADERS, 1, b"request one"));
@@ -328,7 +440,7 @@ mod tests {
     /// A header block split over CONTINUATION frames is complete with the last of them.
     #[test]
     fn headers_end_with_their_last_continuation() {
-        let log = FrameLog::default();
+        let log = FrameLog::new(100);
         log.claim(1);
         log.read(&frame(HEADERS, 0, 1, b"part"), at(1));
         assert_eq!(log.head(1).1, None);
@@ -340,7 +452,7 @@ mod tests {
     /// stamps went have none (never a later frame's), and the rest keep theirs.
     #[test]
     fn a_stalled_stream_keeps_a_bounded_list() {
-        let log = FrameLog::default();
+        let log = FrameLog::new(100);
         log.claim(1);
         for i in 0..MAX_FRAMES as u64 + 10 {
             log.read(&frame(DATA, 0, 1, b"x"), at(i));
@@ -355,7 +467,7 @@ mod tests {
     /// kept are bounded.
     #[test]
     fn streams_are_kept_only_while_claimed_and_bounded() {
-        let log = FrameLog::default();
+        let log = FrameLog::new(100);
         log.read(&frame(DATA, 0, 5, b"late"), at(1));
         assert!(log.log().streams.is_empty());
         for id in 0..MAX_STREAMS as u32 + 3 {

@@ -1,7 +1,11 @@
-//! HTTP/2 over the stamped connections: one connection per target, shared by its calls as
-//! streams (the h2 crate), with each call's times read from the connection's [`FrameLog`] by
-//! its stream id: "sent" when its HEADERS frame was written, the headers and every chunk when
-//! the read that completed their frame arrived.
+//! HTTP/2 over the stamped connections: a target's calls share a connection as streams (the h2
+//! crate), with each call's times read from the connection's [`FrameLog`] by its stream id:
+//! "sent" when its HEADERS frame was written, the headers and every chunk when the read that
+//! completed their frame arrived.
+//!
+//! A connection takes as many calls at once as the server allows streams (its
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`, 100 until it says); more calls open another connection, as
+//! browsers and the SDKs' HTTP/2 clients do, rather than wait outside their own times.
 //!
 //! `http2 = "on"` speaks HTTP/2 on every connection (over plain http without asking first);
 //! `"auto"` only where the server picks it in the TLS handshake (ALPN), and otherwise says so,
@@ -10,7 +14,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -34,8 +38,17 @@ const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// stream, not the client's memory.
 const MAX_HEADER_LIST: u32 = 64 * 1024;
 
-/// A target's HTTP/2 connection, opened by the first call that needs it and again whenever the
-/// one before has closed.
+/// The streams a new connection is given before the server's SETTINGS say how many it takes, and
+/// when they do not say: the number RFC 9113 asks servers to allow at least (and Go's client
+/// assumes).
+const STREAMS_BEFORE_SETTINGS: usize = 100;
+
+/// How long a call waits for a new connection's SETTINGS before it takes the connection as
+/// allowing [`STREAMS_BEFORE_SETTINGS`].
+const SETTINGS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A target's HTTP/2 connections: the first call opens one, and another opens whenever those
+/// open are closed or carry as many streams as their server allows.
 pub(super) struct H2 {
     connector: Connector,
     /// Where the connection goes: the target's base URL.
@@ -44,7 +57,7 @@ pub(super) struct H2 {
     prior_knowledge: bool,
     /// `auto` found a server that does not offer HTTP/2.
     declined: AtomicBool,
-    shared: tokio::sync::Mutex<Option<Shared>>,
+    pool: tokio::sync::Mutex<Vec<Shared>>,
 }
 
 #[derive(Clone)]
@@ -54,6 +67,31 @@ struct Shared {
     peer: Peer,
     /// The connection's task has ended (closed, broken, or the server went away).
     closed: Arc<AtomicBool>,
+    /// Calls on it now (each holds a [`Lease`]).
+    calls: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    /// Whether it can take another call now without waiting for a stream. A server allowing no
+    /// streams at all is taken at one, so its calls end in their own timeouts.
+    fn has_room(&self) -> bool {
+        let max = self.frames.max_streams().unwrap_or(STREAMS_BEFORE_SETTINGS);
+        !self.closed.load(Ordering::Acquire) && self.calls.load(Ordering::Acquire) < max.max(1)
+    }
+
+    fn lease(&self) -> Lease {
+        self.calls.fetch_add(1, Ordering::AcqRel);
+        Lease(self.calls.clone())
+    }
+}
+
+/// A call's place among its connection's streams, given back when the call is done.
+struct Lease(Arc<AtomicUsize>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Why a call on a shared connection got no response.
@@ -72,7 +110,7 @@ impl H2 {
             base,
             prior_knowledge,
             declined: AtomicBool::new(false),
-            shared: tokio::sync::Mutex::new(None),
+            pool: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -81,7 +119,7 @@ impl H2 {
         self.declined.load(Ordering::Relaxed)
     }
 
-    /// Sends `req` to `uri` as a stream on the shared connection; hands it back when the server
+    /// Sends `req` to `uri` as a stream on a shared connection; hands it back when the server
     /// turned HTTP/2 down (`auto`). A connection found closed when the stream is opened is
     /// replaced once.
     pub(super) async fn send(
@@ -91,11 +129,11 @@ impl H2 {
     ) -> Result<Result<RawResponse, HttpRequest>, TransportError> {
         let mut retried = false;
         loop {
-            let Some((shared, opened)) = self.connection().await? else {
+            let Some((shared, lease, opened)) = self.connection().await? else {
                 return Ok(Err(req));
             };
             let body = Bytes::copy_from_slice(&req.body);
-            match exchange(&shared, &uri, &req.method, &req.headers, body).await {
+            match exchange(&shared, lease, &uri, &req.method, &req.headers, body).await {
                 Ok(resp) => return Ok(Ok(resp)),
                 Err(Failed::Stale(why)) => {
                     shared.closed.store(true, Ordering::Release);
@@ -109,20 +147,29 @@ impl H2 {
         }
     }
 
-    /// The shared connection, and whether this call opened it; `None` when the server does
-    /// not offer HTTP/2 and `auto` asked.
-    async fn connection(&self) -> Result<Option<(Shared, bool)>, TransportError> {
-        let mut slot = self.shared.lock().await;
+    /// A connection with room for a stream, the call's place on it, and whether this call
+    /// opened it; `None` when the server does not offer HTTP/2 and `auto` asked. Calls wait
+    /// while one of them opens a connection, so a burst of calls opens no more than it needs.
+    async fn connection(&self) -> Result<Option<(Shared, Lease, bool)>, TransportError> {
+        let mut pool = self.pool.lock().await;
         // Calls that waited while the first found the server speaks HTTP/1.1 only ask no more.
         if self.declined() {
             return Ok(None);
         }
-        if let Some(s) = slot.as_ref()
-            && !s.closed.load(Ordering::Acquire)
-        {
-            return Ok(Some((s.clone(), false)));
+        pool.retain(|s| !s.closed.load(Ordering::Acquire));
+        // A connection whose server has not yet said how many streams it takes is waited on
+        // (one round trip) before it is counted full: a burst would otherwise pile onto it.
+        for s in pool.iter().filter(|s| s.frames.max_streams().is_none()) {
+            if tokio::time::timeout(SETTINGS_WAIT, s.frames.settings())
+                .await
+                .is_err()
+            {
+                s.frames.settings_unsaid();
+            }
         }
-        *slot = None;
+        if let Some(s) = pool.iter().find(|s| s.has_room()) {
+            return Ok(Some((s.clone(), s.lease(), false)));
+        }
         let io = tower_service::Service::call(&mut self.connector.clone(), self.base.clone())
             .await
             .map_err(connect_error)?;
@@ -131,7 +178,7 @@ impl H2 {
             self.declined.store(true, Ordering::Relaxed);
             return Ok(None);
         }
-        let frames = Arc::new(FrameLog::default());
+        let frames = Arc::new(FrameLog::new(STREAMS_BEFORE_SETTINGS));
         conn.frames = Some(frames.clone());
         let peer = conn.peer;
         let (send, connection) = h2::client::Builder::new()
@@ -139,6 +186,7 @@ impl H2 {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .enable_push(false)
             .max_header_list_size(MAX_HEADER_LIST)
+            .initial_max_send_streams(STREAMS_BEFORE_SETTINGS)
             .handshake::<_, Bytes>(conn)
             .await
             .map_err(|e| TransportError::Connect(format!("HTTP/2 handshake: {}", chain(&e))))?;
@@ -156,9 +204,11 @@ impl H2 {
             frames,
             peer,
             closed,
+            calls: Arc::new(AtomicUsize::new(0)),
         };
-        *slot = Some(shared.clone());
-        Ok(Some((shared, true)))
+        let lease = shared.lease();
+        pool.push(shared.clone());
+        Ok(Some((shared, lease, true)))
     }
 }
 
@@ -175,6 +225,7 @@ impl Drop for Ended {
 /// One call as a stream on `shared`: the request, then the response's head, stamped.
 async fn exchange(
     shared: &Shared,
+    lease: Lease,
     uri: &http::Uri,
     method: &http::Method,
     headers: &http::HeaderMap,
@@ -199,6 +250,7 @@ async fn exchange(
     let claim = Claim {
         frames: shared.frames.clone(),
         stream: response.stream_id().as_u32(),
+        _lease: lease,
     };
     claim.frames.claim(claim.stream);
     if !body.is_empty() {
@@ -255,10 +307,12 @@ fn now() -> Stamp {
     }
 }
 
-/// A call's hold on its stream's stamps: the log keeps them until the call is done with them.
+/// A call's hold on its stream's stamps (the log keeps them until the call is done with them)
+/// and on its place among the connection's streams.
 struct Claim {
     frames: Arc<FrameLog>,
     stream: u32,
+    _lease: Lease,
 }
 
 impl Drop for Claim {
@@ -584,6 +638,70 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::StreamBroken, "{error:?}");
         assert_eq!(out.answer, "Hello", "what came before the reset is kept");
         assert!(out.timings.ttft_sec.is_some());
+    }
+
+    /// A server that takes four streams at once per connection, and ten calls at once: they
+    /// go on three connections, all in flight together, instead of six waiting for a stream.
+    /// The server answers only once it has all ten, so calls that waited would never be
+    /// answered (it gives up after 5 s).
+    #[test]
+    fn calls_past_the_servers_stream_limit_open_more_connections() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const CALLS: usize = 10;
+        let (connections, in_flight) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (opened, seen) = (connections.clone(), in_flight.clone());
+        let url = spawn_server(|listener| async move {
+            let all_here = Arc::new(tokio::sync::Notify::new());
+            while let Ok((tcp, _)) = listener.accept().await {
+                opened.fetch_add(1, Ordering::SeqCst);
+                let (seen, all_here) = (seen.clone(), all_here.clone());
+                tokio::spawn(async move {
+                    let mut conn = h2::server::Builder::new()
+                        .max_concurrent_streams(4)
+                        .handshake::<_, Bytes>(tcp)
+                        .await
+                        .unwrap();
+                    while let Some(Ok((_, mut respond))) = conn.accept().await {
+                        let (seen, all_here) = (seen.clone(), all_here.clone());
+                        tokio::spawn(async move {
+                            let waiting = all_here.notified();
+                            if seen.fetch_add(1, Ordering::SeqCst) + 1 == CALLS {
+                                all_here.notify_waiters();
+                            } else {
+                                let _ = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+                            }
+                            answer_whole(&mut respond);
+                        });
+                    }
+                });
+            }
+        });
+        let client = client(&url, "kernel", None, "http2 = \"on\"\nmax_attempts = 1\n");
+        let (rt, prompt) = (runtime(), hi());
+        let outs = rt.block_on(futures_util::future::join_all(
+            (0..CALLS).map(|_| client.call(&prompt, None, None)),
+        ));
+        for out in &outs {
+            assert!(out.error.is_none(), "{:?}", out.error);
+            assert_eq!(out.answer, "Hello there");
+            assert_eq!(out.http_version, Some("HTTP/2.0"));
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            3,
+            "four streams a connection"
+        );
+        let openers = outs.iter().filter(|o| matches!(o.connect, Some(Some(_))));
+        assert_eq!(openers.count(), 3, "each connection's opener timed it");
+        let slowest = outs
+            .iter()
+            .filter_map(|o| o.timings.ttft_sec)
+            .fold(0.0, f64::max);
+        assert!(
+            slowest < 4.0,
+            "no call waited for the server to give up: {slowest}"
+        );
     }
 
     /// A server that closes each connection after one answer: the next call finds the shared
