@@ -136,7 +136,7 @@ impl Frames {
                     .chunks_exact(6)
                     .filter(|s| u16::from_be_bytes([s[0], s[1]]) == SETTINGS_MAX_CONCURRENT_STREAMS)
                     .map(|s| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
-                    .last();
+                    .next_back();
                 self.settings.clear();
                 seen(Seen::Settings { max_streams });
             }
