@@ -15,8 +15,8 @@
 //! `LLMPULSE_BENCH_TLS=1` serves and measures over https (a CA of the bench's own, trusted
 //! through the target's `ca_file`), where the kernel's stamps are taken beneath TLS;
 //! `LLMPULSE_BENCH_PRESSURE=N` runs N busy loops beside the whole measurement.
-//! `LLMPULSE_BENCH_HTTP2=1` asks over HTTP/2 (`http2 = "on"`): every stream of a measurement on
-//! one connection (h2c over http, ALPN h2 over https).
+//! `LLMPULSE_BENCH_HTTP2=1` asks over HTTP/2 (`http2 = "on"`): the streams of a measurement
+//! share connections, 200 on each (the simulator's limit; h2c over http, ALPN h2 over https).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -164,8 +164,9 @@ pub(crate) struct RawTarget {
     /// `off`: cold prompts, no reuse of the server's prefix cache (a unique prefix per call).
     pub(crate) prompt_cache: Option<super::PromptCache>,
     /// `off` (HTTP/1.1 only, the default), `auto` (HTTP/2 where an https server offers it) or
-    /// `on` (HTTP/2 only, plain http included): many concurrent calls then share one
-    /// connection as streams, each stream timed by its own frames' packets.
+    /// `on` (HTTP/2 only, plain http included): concurrent calls then share a connection as
+    /// streams, each stream timed by its own frames' packets, and open another past the
+    /// server's limit of concurrent streams.
     pub(crate) http2: Option<super::Http2>,
     /// The API spoken, over the preset's: `openai` (chat completions), `anthropic` (Messages),
     /// `ollama` (native).
