@@ -183,13 +183,34 @@ pub(crate) async fn timing_connect<F: std::future::Future>(
 ) -> (F::Output, Option<Connected>) {
     let slot = Arc::new(ConnectSlot::default());
     let out = CONNECT.scope(slot.clone(), sending).await;
-    let connect = read(&slot.total).map(|total| Connected {
-        total,
-        dns: read(&slot.dns),
-        tcp: read(&slot.tcp),
-        tls: read(&slot.tls),
-    });
-    (out, connect)
+    (out, slot.connected())
+}
+
+impl ConnectSlot {
+    /// The set-up of the connection opened so far, if one was.
+    pub(crate) fn connected(&self) -> Option<Connected> {
+        read(&self.total).map(|total| Connected {
+            total,
+            dns: read(&self.dns),
+            tcp: read(&self.tcp),
+            tls: read(&self.tls),
+        })
+    }
+
+    /// Takes on `set_up`: a connection opened by another call and handed to this one.
+    pub(crate) fn record(&self, set_up: &Connected) {
+        let phases = [
+            (&self.dns, set_up.dns),
+            (&self.tcp, set_up.tcp),
+            (&self.tls, set_up.tls),
+        ];
+        for (cell, took) in phases {
+            if let Some(took) = took {
+                cell.store(nanos(took), Ordering::Relaxed);
+            }
+        }
+        self.total.store(nanos(set_up.total), Ordering::Relaxed);
+    }
 }
 
 /// Makes ring the process's TLS crypto provider, once, before any HTTPS client is built. A

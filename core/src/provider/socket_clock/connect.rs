@@ -1,5 +1,7 @@
 //! Opening a stamped connection: the name looked up, the TCP handshake and, for https, the TLS
 //! one, each phase timed for the record; the packet clock starts tracking the connection here.
+//! A connection `auto` opened to ask for HTTP/2 and got HTTP/1.1 on is kept ([`Parked`]) for
+//! the next HTTP/1.1 connection the target needs.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +17,35 @@ use super::stream::{Conn, StampedStream, Stream};
 use crate::provider::http::{Phase, record_connect, record_phase};
 use crate::provider::packet_clock::Capture;
 use crate::provider::tls::HandshakeFailed;
-use crate::provider::transport::Peer;
+use crate::provider::transport::{Connected, Peer};
+
+/// How long a parked connection waits to be used: the calls that turned to HTTP/1.1 ask for
+/// connections at once, and a server may close one left idle.
+const PARKED_FOR: Duration = Duration::from_secs(2);
+
+/// A connection opened to ask for HTTP/2 (`auto`) that the server answered in HTTP/1.1, with
+/// its set-up's times: the next HTTP/1.1 connection of the target, rather than a second
+/// handshake.
+#[derive(Default)]
+pub(super) struct Parked(std::sync::Mutex<Option<Kept>>);
+
+struct Kept {
+    io: TokioIo<Conn>,
+    set_up: Option<Connected>,
+    at: Instant,
+}
+
+impl Parked {
+    pub(super) fn put(&self, io: TokioIo<Conn>, set_up: Option<Connected>) {
+        let at = Instant::now();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept { io, set_up, at });
+    }
+
+    fn take(&self) -> Option<(TokioIo<Conn>, Option<Connected>)> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        (kept.at.elapsed() < PARKED_FOR).then_some((kept.io, kept.set_up))
+    }
+}
 
 /// Opens TCP connections (TCP_NODELAY, the target's connect timeout), and TLS over them for
 /// https, each phase timed for `connect_sec`, with stamped reads and writes.
@@ -27,6 +57,8 @@ pub struct Connector {
     pub(super) capture: Option<Arc<Capture>>,
     pub(super) tls: Option<tokio_rustls::TlsConnector>,
     pub(super) resolver: crate::provider::dns::Resolver,
+    /// Shared by the target's HTTP/1.1 and HTTP/2 connectors.
+    pub(super) parked: Arc<Parked>,
 }
 
 impl tower_service::Service<http::Uri> for Connector {
@@ -39,11 +71,18 @@ impl tower_service::Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let slot = crate::provider::http::current_slot();
+        if let Some((io, set_up)) = self.parked.take() {
+            // The call that takes it is the one whose request opens the connection.
+            if let (Some(slot), Some(set_up)) = (&slot, &set_up) {
+                slot.record(set_up);
+            }
+            return Box::pin(std::future::ready(Ok(io)));
+        }
         let (limit, kernel) = (self.connect_timeout, self.kernel);
         let capture = self.capture.clone();
         let tls = (uri.scheme() == Some(&http::uri::Scheme::HTTPS)).then(|| self.tls.clone());
         let started = Instant::now();
-        let slot = crate::provider::http::current_slot();
         let resolver = self.resolver.clone();
         let connecting = async move {
             let host = uri

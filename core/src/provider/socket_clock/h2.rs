@@ -173,11 +173,14 @@ impl H2 {
         let io = tower_service::Service::call(&mut self.connector.clone(), self.base.clone())
             .await
             .map_err(connect_error)?;
-        let mut conn = io.into_inner();
-        if !self.prior_knowledge && !conn.negotiated_h2() {
+        if !self.prior_knowledge && !io.inner().negotiated_h2() {
             self.declined.store(true, Ordering::Relaxed);
+            // The HTTP/1.1 call that follows uses it, with its set-up's times.
+            let set_up = crate::provider::http::current_slot().and_then(|s| s.connected());
+            self.connector.parked.put(io, set_up);
             return Ok(None);
         }
+        let mut conn = io.into_inner();
         let frames = Arc::new(FrameLog::new(STREAMS_BEFORE_SETTINGS));
         conn.frames = Some(frames.clone());
         let peer = conn.peer;
@@ -546,8 +549,9 @@ mod tests {
     }
 
     /// `http2 = "auto"` against an https server that offers no h2 in its handshake: the calls
-    /// go over HTTP/1.1 on the kernel clock. Five calls at once cost one connection that asked
-    /// for HTTP/2, not one each.
+    /// go over HTTP/1.1 on the kernel clock. Five calls at once ask for HTTP/2 once, not once
+    /// each, and the connection that asked carries one of them: five connections in all, each
+    /// with its opener's set-up times (the TLS handshake among them).
     #[test]
     #[cfg(target_os = "linux")]
     fn auto_speaks_http1_where_the_server_offers_no_h2() {
@@ -570,9 +574,14 @@ mod tests {
             assert_eq!(out.http_version, Some("HTTP/1.1"));
             assert_eq!(out.clock, ClockSource::Kernel);
             assert!(out.timings.ttft_sec.unwrap() >= 0.02);
+            let set_up = out
+                .connect
+                .expect("the socket clock says")
+                .expect("one each");
+            assert!(set_up.tls.is_some(), "{set_up:?}");
         }
         // The server says once per connection it has read.
-        assert_eq!(got.try_iter().count(), 6, "five calls and one probe");
+        assert_eq!(got.try_iter().count(), 5, "the probe carried a call");
     }
 
     /// Hostile HTTP/2 servers end as records that say what went wrong: one that answers the

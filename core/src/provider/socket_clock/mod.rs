@@ -94,6 +94,7 @@ impl SocketTransport {
             capture,
             tls: tls.clone().map(tokio_rustls::TlsConnector::from),
             resolver,
+            parked: Default::default(),
         };
         let https = base_url.starts_with("https://");
         let alpn: &[&[u8]] = match http2 {
