@@ -40,4 +40,8 @@ impl<S: RecordSink> RecordSink for Annotated<'_, S> {
         self.instruments.annotate(&mut r);
         self.inner.record(&r)
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

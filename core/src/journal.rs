@@ -8,7 +8,7 @@
 //!   destination                       the store the run is for
 //!   run.json                          what the run is (RunMeta), written before the first call
 //!   lock                              held (flock) while the run is alive
-//!   records/date=…/{run_id}.jsonl     appended and flushed per record, fsync'd in batches
+//!   records/date=…/{run_id}.jsonl     appended, flushed whenever no record waits, fsync'd in batches
 //!   records/date=…/{run_id}.csv       appended
 //!   runs/{run_id}/manifest.json       written by `finish`: the run is whole
 //! ```
@@ -36,10 +36,14 @@ pub const DESTINATION: &str = "destination";
 pub const META: &str = "run.json";
 const LOCK: &str = "lock";
 
-/// Records between two `fsync`s of the journal (each record is flushed to the OS at once, so
-/// only a crash of the machine, not of the process, can lose the unsynced ones).
-const SYNC_EVERY: usize = 64;
+/// Records between two `fsync`s of the journal, at most, and the most time between them (each
+/// record is out of the process as soon as no other waits to be written, so only a crash of the
+/// machine, not of the process, can lose the unsynced ones: at most two seconds of them).
+const SYNC_EVERY: usize = 1024;
 const SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The journal's write buffer: records that finished together go out in one write.
+const JOURNAL_BUFFER: usize = 64 * 1024;
 
 /// Why a run's files could not be written, read or published.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +143,7 @@ impl Journal {
         let meta_bytes = serde_json::to_vec_pretty(&meta).unwrap_or_default();
         std::fs::write(&meta_path, meta_bytes).map_err(io(&meta_path))?;
         let (jsonl_key, csv_key) = keys(&meta);
-        let jsonl = BufWriter::new(create_file(&dir.join(&jsonl_key))?);
+        let jsonl = BufWriter::with_capacity(JOURNAL_BUFFER, create_file(&dir.join(&jsonl_key))?);
         let csv = csv::Writer::from_writer(BufWriter::new(create_file(&dir.join(&csv_key))?));
         Ok(Journal {
             dir,
@@ -257,9 +261,9 @@ impl RecordSink for Journal {
         self.line.reserve(answer + answer / 8 + 16 * 1024);
         serde_json::to_writer(&mut self.line, record)?;
         self.line.push(b'\n');
+        // Out of the process with the next flush, as soon as no other record waits: a kill -9
+        // loses only the records that had not reached the sink.
         self.jsonl.write_all(&self.line)?;
-        // Out of the process at once: a kill -9 loses nothing that finished.
-        self.jsonl.flush()?;
         crate::record::write_csv_row_from(&mut self.csv, record, &self.line, self.rows == 0)
             .map_err(std::io::Error::other)?;
         // A line as long as an answer cut at max_answer_bytes is not kept for the next record.
@@ -270,11 +274,16 @@ impl RecordSink for Journal {
         self.successes += usize::from(record.success);
         self.unsynced += 1;
         if self.unsynced >= SYNC_EVERY || self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.jsonl.flush()?;
             self.jsonl.get_ref().sync_data()?;
             self.unsynced = 0;
             self.last_sync = Instant::now();
         }
         Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.jsonl.flush()
     }
 }
 

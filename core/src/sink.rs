@@ -10,6 +10,13 @@ pub trait RecordSink: Send {
     /// One finished record. An error stops the run from starting new calls: a sink that cannot
     /// keep records (a full disk) must not let the run go on losing them.
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
+
+    /// Hands what the sink holds out of the process (a journal's buffered lines). The runner
+    /// calls it whenever no further record is waiting, so a burst of records costs one write,
+    /// and a record is never held back while the run waits for the next.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Several sinks fed in order; the first error stops the feed.
@@ -19,6 +26,13 @@ impl RecordSink for Fanout<'_> {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         for sink in &mut self.0 {
             sink.record(record)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        for sink in &mut self.0 {
+            sink.flush()?;
         }
         Ok(())
     }

@@ -241,12 +241,17 @@ pub async fn run(
     while let Some(record) = rx.recv().await {
         records += 1;
         successes += usize::from(record.success);
-        if let Err(e) = sink.record(&record) {
+        // Records that finished together are written together: flushed once none waits.
+        let written = sink
+            .record(&record)
+            .and_then(|()| if rx.is_empty() { sink.flush() } else { Ok(()) });
+        if let Err(e) = written {
             // Dropping the dispatcher's task set cancels every call.
             dispatch.abort();
             return Err(RunError::Sink(e));
         }
     }
+    sink.flush().map_err(RunError::Sink)?;
     dispatch.await??;
     Ok(RunOutput {
         run_id: opts.run_id.clone(),

@@ -77,9 +77,13 @@ impl Store for LocalStore {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| self.io(parent, e))?;
             }
-            // Copied in pieces by the kernel: a file of any size, without holding it in memory.
+            // Linked where the file is on the same file system (the spool under the output
+            // directory: nothing is copied, and the spool's copy goes once the run is
+            // published); else copied in pieces by the kernel, without holding it in memory.
             let tmp = path.with_extension(format!("{}.partial", rand::random::<u32>()));
-            std::fs::copy(file, &tmp).map_err(|e| self.io(&tmp, e))?;
+            if std::fs::hard_link(file, &tmp).is_err() {
+                std::fs::copy(file, &tmp).map_err(|e| self.io(&tmp, e))?;
+            }
             std::fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))
         })
     }
