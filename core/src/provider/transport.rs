@@ -193,6 +193,17 @@ impl SocketClock {
         stamps.arrived.store(at.nanos, Ordering::Release);
     }
 
+    /// A request on the connection began: its first byte went out at `nanos`, and the source
+    /// its record names comes from the reads of its own response, not of the connection's
+    /// earlier ones.
+    pub(crate) fn begin_request(&self, nanos: u64) {
+        let stamps = &self.stamps;
+        for flag in [&stamps.packet, &stamps.kernel, &stamps.unstamped] {
+            flag.store(false, Ordering::Relaxed);
+        }
+        stamps.written.store(nanos, Ordering::Release);
+    }
+
     /// The request's first byte went out at `at`.
     pub(crate) fn set_written(&self, at: Stamp) {
         self.stamps.written.store(at.nanos, Ordering::Release);
@@ -211,5 +222,33 @@ impl SocketClock {
         } else {
             ClockSource::Socket
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(nanos: u64, source: ClockSource) -> Stamp {
+        Stamp { nanos, source }
+    }
+
+    /// Calls one after another on a kept-alive connection each name the clock of their own
+    /// response's reads: one read without the kernel's stamp marks its call `socket`, not every
+    /// call the connection carries after it.
+    #[test]
+    fn each_request_names_the_clock_of_its_own_reads() {
+        let clock = SocketClock::default();
+        clock.begin_request(1);
+        clock.stamp(at(2, ClockSource::Kernel));
+        clock.stamp(at(3, ClockSource::Socket));
+        assert_eq!(clock.source(), ClockSource::Socket);
+        clock.begin_request(4);
+        clock.stamp(at(5, ClockSource::Kernel));
+        assert_eq!(clock.source(), ClockSource::Kernel);
+        assert_eq!(clock.stamps.written.load(Ordering::Acquire), 4);
+        clock.begin_request(6);
+        clock.stamp(at(7, ClockSource::Packet));
+        assert_eq!(clock.source(), ClockSource::Packet);
     }
 }

@@ -5,7 +5,6 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -58,10 +57,7 @@ impl StampedStream {
     fn first_write(&mut self, at: Instant) {
         if self.request && !self.writing {
             self.writing = true;
-            self.clock
-                .stamps
-                .written
-                .store(to_nanos(at), Ordering::Release);
+            self.clock.begin_request(to_nanos(at));
         }
     }
 }
