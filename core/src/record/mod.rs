@@ -118,6 +118,9 @@ pub struct Record {
     /// https the stamps are taken beneath TLS: a chunk's arrival is that of the packet that
     /// completed its TLS record. Over HTTP/2 each stream has its own: "sent" is its HEADERS
     /// frame written, and a chunk's arrival that of the read that completed its DATA frame.
+    /// It names the weakest clock among the reads of this call's own response: a `kernel` call
+    /// one of whose reads came without the kernel's stamp says `socket`, a `packet` call whose
+    /// capture missed a segment says `kernel`.
     #[serde(default)]
     pub clock_source: Option<String>,
     /// Request sent → the response headers, seconds ("sent" as `clock_source` says).
