@@ -672,6 +672,38 @@ mod tests {
         assert_eq!(row.len(), header.len());
     }
 
+    /// Every CSV cell says what the record's JSON says of its field: `null` empty, a string as
+    /// itself (escapes undone), a number or boolean as its JSON text, a nested value as its
+    /// JSON: read off the JSON line without parsing it into a tree, held against the tree.
+    #[test]
+    fn each_csv_cell_is_its_fields_json_value() {
+        let mut r = sample();
+        r.question = "a \"quoted\", back\\slash\nnew line, tab\t, é, \u{1} and 😀".into();
+        r.error_message = Some("\u{7f}</script>".into());
+        r.latency_sec = 5e-6;
+        r.throughput_tps = Some(1e21);
+        r.ttft_sec = Some(-0.0);
+        r.queue_wait_sec = 0.1 + 0.2;
+        r.prompt_tokens = Some(u32::MAX);
+        r.answer = Some("the answer, \"as is\"".into());
+        r.scores = Some([("z".to_string(), 0.5), ("a".to_string(), 1.0 / 3.0)].into());
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[r.clone()]).unwrap();
+        let mut reader = csv::Reader::from_reader(&csv[..]);
+        let header = reader.headers().unwrap().clone();
+        let row = reader.records().next().unwrap().unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        for (name, got) in header.iter().zip(row.iter()) {
+            let want = match &json[name] {
+                _ if name == "answer" => r.answer.clone().unwrap(),
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(got, want, "column {name}");
+        }
+    }
+
     #[test]
     fn csv_writes_scores_as_json_text_in_the_column_order_of_jsonl() {
         let mut r = sample();
