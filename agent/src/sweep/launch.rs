@@ -104,14 +104,16 @@ pub fn command(sweep: &Sweep, point: &Point, port: u16, served_name: &str) -> Co
         // The agent's pid, read before the fork: a child whose parent died between the fork and
         // the prctl below would never get the signal, so it checks and ends itself.
         let agent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl, getppid and raise are async-signal-safe and touch only the child being
-        // set up. The signal follows the spawning thread: a tokio worker, alive as long as the
+        // SAFETY: prctl and getppid are async-signal-safe and touch only the child being set
+        // up. The signal follows the spawning thread: a tokio worker, alive as long as the
         // runtime.
         unsafe {
             c.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                // An error here ends the child before it runs the server (a signal raised now
+                // would meet the agent's own handlers, which a fork keeps until exec).
                 if libc::getppid() != agent {
-                    libc::raise(libc::SIGTERM);
+                    return Err(std::io::Error::other("the agent is gone"));
                 }
                 Ok(())
             });
