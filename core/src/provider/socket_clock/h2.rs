@@ -585,8 +585,8 @@ mod tests {
     }
 
     /// Hostile HTTP/2 servers end as records that say what went wrong: one that answers the
-    /// HTTP/2 preface in HTTP/1.1, one that floods the response's headers, and one that resets
-    /// the stream after the first token.
+    /// HTTP/2 preface in HTTP/1.1, one that floods the response's headers, one that resets
+    /// the stream after the first token, and one that never stops sending.
     #[test]
     fn hostile_http2_servers_end_as_records() {
         use crate::error_kind::ErrorKind;
@@ -647,12 +647,49 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::StreamBroken, "{error:?}");
         assert_eq!(out.answer, "Hello", "what came before the reset is kept");
         assert!(out.timings.ttft_sec.is_some());
+
+        // A server that never stops sending: the call ends at max_answer_bytes, keeping what
+        // came, and the stream is dropped (h2 resets it), not read for ever.
+        let url = h2_server(|mut respond| async move {
+            let head = http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(())
+                .unwrap();
+            let mut send = respond.send_response(head, false).unwrap();
+            let token = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"more \"}}]}\n\n";
+            for _ in 0..1_000_000 {
+                send.reserve_capacity(token.len());
+                if std::future::poll_fn(|cx| send.poll_capacity(cx))
+                    .await
+                    .is_none()
+                    || send
+                        .send_data(Bytes::from_static(token.as_bytes()), false)
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let endless = client(
+            &url,
+            "kernel",
+            None,
+            "http2 = \"on\"\nmax_attempts = 1\nmax_answer_bytes = 4096\n",
+        );
+        let out = one_call(&endless);
+        let error = out.error.expect("an endless answer is a failure");
+        assert_eq!(error.kind, ErrorKind::AnswerTooLarge, "{error:?}");
+        assert!(
+            out.answer.starts_with("more more") && out.answer.len() <= 4096,
+            "{} bytes kept",
+            out.answer.len()
+        );
     }
 
     /// A server that takes four streams at once per connection, and ten calls at once: they
     /// go on three connections, all in flight together, instead of six waiting for a stream.
-    /// The server answers only once it has all ten, so calls that waited would never be
-    /// answered (it gives up after 5 s).
+    /// The server answers once it has all ten, or after 5 s: on one connection the first four
+    /// would wait those 5 s (their TTFT says so) and the rest would wait for them.
     #[test]
     fn calls_past_the_servers_stream_limit_open_more_connections() {
         use std::sync::atomic::{AtomicUsize, Ordering};
