@@ -750,6 +750,69 @@ mod tests {
         );
     }
 
+    /// A server that takes the connection and never says a word, not even its SETTINGS: five
+    /// calls at once share one connection, all five requests go out (after a second without
+    /// SETTINGS the server is taken as allowing 100 streams, once, not once a call), and each
+    /// call ends at its first-token limit as a record, none waiting past it.
+    #[test]
+    fn a_server_that_never_sends_settings_ends_each_call_at_its_limit() {
+        use crate::error_kind::ErrorKind;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncReadExt;
+        let (connections, requests) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (opened, asked) = (connections.clone(), requests.clone());
+        let url = spawn_server(|listener| async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                opened.fetch_add(1, Ordering::SeqCst);
+                let asked = asked.clone();
+                tokio::spawn(async move {
+                    // Counts the HEADERS frames (type 1) after the 24-byte preface.
+                    let (mut seen, mut at) = (Vec::new(), 24);
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = tcp.read(&mut chunk).await {
+                        seen.extend_from_slice(&chunk[..n]);
+                        while let Some(head) = seen.get(at..at + 9) {
+                            let len = usize::from(head[0]) << 16
+                                | usize::from(head[1]) << 8
+                                | usize::from(head[2]);
+                            if head[3] == 1 {
+                                asked.fetch_add(1, Ordering::SeqCst);
+                            }
+                            at += 9 + len;
+                        }
+                    }
+                });
+            }
+        });
+        let client = client(
+            &url,
+            "kernel",
+            None,
+            "http2 = \"on\"\nmax_attempts = 1\nfirst_token_timeout_sec = 1.5\n",
+        );
+        let (rt, prompt) = (runtime(), hi());
+        let started = Instant::now();
+        let outs = rt.block_on(futures_util::future::join_all(
+            (0..5).map(|_| client.call(&prompt, None, None)),
+        ));
+        let took = started.elapsed();
+        for out in &outs {
+            let error = out.error.as_ref().expect("no answer is a failure");
+            assert_eq!(error.kind, ErrorKind::FirstTokenTimeout, "{error:?}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "one connection");
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            5,
+            "every call's request went out"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "calls waited past their limit: {took:?}"
+        );
+    }
+
     /// A server that closes each connection after one answer: the next call finds the shared
     /// connection gone and opens another, rather than failing.
     #[test]
