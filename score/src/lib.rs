@@ -2,7 +2,7 @@
 //! and reference-based text metrics that match their reference implementations: [`bleu`] and
 //! [`chrf`] (sacreBLEU), [`wer`] (jiwer's WER and CER), [`rouge`] (rouge-score), and [`jaccard`]
 //! over content terms.
-//! Pure functions: no IO, no state.
+//! Pure functions: no IO, no state but a per-thread memo of word stems.
 //!
 //! Text is reduced to *content terms*: lower case, punctuation and stop words removed, words
 //! stemmed (Snowball English, so "margins" = "margin"), numbers normalised (`1,200` = `1200`,
@@ -95,9 +95,29 @@ impl Term {
         }
     }
 
+    /// The term of a lower-case word: its stem, or `None` for a stop word. Remembered per
+    /// thread: a run scores thousands of answers drawn from one vocabulary, and a stem costs
+    /// several times the lookup.
     fn word(word: &str) -> Option<String> {
         let word = word.trim_matches('\'');
-        if word.is_empty() || is_stop_word(word) {
+        if word.is_empty() {
+            return None;
+        }
+        STEMS.with_borrow_mut(|stems| {
+            if let Some(term) = stems.get(word) {
+                return term.as_deref().map(str::to_owned);
+            }
+            let term = Term::reduce(word);
+            if stems.len() >= STEMS_KEPT {
+                stems.clear();
+            }
+            stems.insert(word.into(), term.as_deref().map(Box::from));
+            term
+        })
+    }
+
+    fn reduce(word: &str) -> Option<String> {
+        if is_stop_word(word) {
             return None;
         }
         if matches!(word, "pct" | "per-cent") {
@@ -105,6 +125,15 @@ impl Term {
         }
         Some(stemmer().stem(word).into_owned())
     }
+}
+
+/// Words remembered per thread with their terms; past this many the memo starts again, so a
+/// thread holds at most about a megabyte of it.
+const STEMS_KEPT: usize = 16 * 1024;
+
+thread_local! {
+    static STEMS: std::cell::RefCell<std::collections::HashMap<Box<str>, Option<Box<str>>>> =
+        std::cell::RefCell::default();
 }
 
 /// Reads digits with `,` thousands separators and one decimal point from `start`.
@@ -437,6 +466,30 @@ pub fn jaccard(a: &str, b: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A word's term is the same whether the thread's memo knows it or not, stop words
+    /// included, and after the memo filled up and started again.
+    #[test]
+    fn remembered_words_reduce_as_the_first_time() {
+        let text = "The margins rose, and the 'margins' of the stores did too: Margins!";
+        let want = ["margin", "rose", "margin", "store", "margin"];
+        assert_eq!(terms(text), want, "cold");
+        assert_eq!(terms(text), want, "remembered");
+        let letters = |mut i: usize| {
+            let mut w = String::new();
+            loop {
+                w.push(char::from(b'a' + (i % 26) as u8));
+                i /= 26;
+                if i == 0 {
+                    return w;
+                }
+            }
+        };
+        for i in 0..STEMS_KEPT + 10 {
+            Term::word(&format!("q{}ing", letters(i)));
+        }
+        assert_eq!(terms(text), want, "after the memo started again");
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
