@@ -71,6 +71,7 @@ pub struct Journal {
     jsonl: BufWriter<File>,
     csv: csv::Writer<BufWriter<File>>,
     line: Vec<u8>,
+    row: crate::record::RowWriter,
     rows: usize,
     successes: usize,
     unsynced: usize,
@@ -154,6 +155,7 @@ impl Journal {
             jsonl,
             csv,
             line: Vec::with_capacity(4096),
+            row: crate::record::RowWriter::default(),
             rows: 0,
             successes: 0,
             unsynced: 0,
@@ -264,7 +266,8 @@ impl RecordSink for Journal {
         // Out of the process with the next flush, as soon as no other record waits: a kill -9
         // loses only the records that had not reached the sink.
         self.jsonl.write_all(&self.line)?;
-        crate::record::write_csv_row_from(&mut self.csv, record, &self.line, self.rows == 0)
+        self.row
+            .write(&mut self.csv, record, self.rows == 0)
             .map_err(std::io::Error::other)?;
         // A line as long as an answer cut at max_answer_bytes is not kept for the next record.
         if self.line.capacity() > LINE_KEPT {

@@ -16,10 +16,12 @@ use crate::tokens::TokenSource;
 use llmpulse_score as score;
 
 mod counts;
+mod csv_row;
 mod files;
 pub use counts::attempt_cost;
 use counts::{TokenCounts, cost_of};
-pub use files::{read_jsonl, write_csv, write_csv_row, write_csv_row_from, write_jsonl};
+pub use csv_row::RowWriter;
+pub use files::{read_jsonl, write_csv, write_csv_row, write_jsonl};
 
 /// One measured call. Optional fields are `null` in JSON and empty in CSV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -673,8 +675,8 @@ mod tests {
     }
 
     /// Every CSV cell says what the record's JSON says of its field: `null` empty, a string as
-    /// itself (escapes undone), a number or boolean as its JSON text, a nested value as its
-    /// JSON: read off the JSON line without parsing it into a tree, held against the tree.
+    /// itself (escapes undone), a number or boolean as its JSON text, an enum as its name, a
+    /// nested value as its JSON: written straight from the record, held against its JSON tree.
     #[test]
     fn each_csv_cell_is_its_fields_json_value() {
         let mut r = sample();
@@ -687,6 +689,11 @@ mod tests {
         r.prompt_tokens = Some(u32::MAX);
         r.answer = Some("the answer, \"as is\"".into());
         r.scores = Some([("z".to_string(), 0.5), ("a".to_string(), 1.0 / 3.0)].into());
+        r.error_kind = Some(ErrorKind::FirstTokenTimeout);
+        r.cost_source = Some(crate::cost::CostSource::PriceTable);
+        r.cost_usd = Some(f64::NAN);
+        r.tpot_sec = Some(f64::INFINITY);
+        r.json_valid = Some(false);
         let mut csv = Vec::new();
         write_csv(&mut csv, &[r.clone()]).unwrap();
         let mut reader = csv::Reader::from_reader(&csv[..]);
