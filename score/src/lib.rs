@@ -103,6 +103,10 @@ impl Term {
         if word.is_empty() {
             return None;
         }
+        // A long "word" (a hostile answer can be one) is not kept: the memo's size stays bound.
+        if word.len() > WORD_KEPT {
+            return Term::reduce(word);
+        }
         STEMS.with_borrow_mut(|stems| {
             if let Some(term) = stems.get(word) {
                 return term.as_deref().map(str::to_owned);
@@ -127,9 +131,12 @@ impl Term {
     }
 }
 
-/// Words remembered per thread with their terms; past this many the memo starts again, so a
-/// thread holds at most about a megabyte of it.
+/// Words remembered per thread with their terms; past this many the memo starts again. With
+/// words of at most [`WORD_KEPT`] bytes, a thread holds at most about two megabytes of it.
 const STEMS_KEPT: usize = 16 * 1024;
+
+/// The longest word remembered, in bytes (English words are rarely half as long).
+const WORD_KEPT: usize = 32;
 
 thread_local! {
     static STEMS: std::cell::RefCell<std::collections::HashMap<Box<str>, Option<Box<str>>>> =
@@ -489,6 +496,12 @@ mod tests {
             Term::word(&format!("q{}ing", letters(i)));
         }
         assert_eq!(terms(text), want, "after the memo started again");
+        let long = format!("{}ing", "walk".repeat(20));
+        assert_eq!(
+            terms(&long),
+            [stemmer().stem(&long).into_owned()],
+            "a word too long to keep"
+        );
     }
 
     fn s(v: &[&str]) -> Vec<String> {
