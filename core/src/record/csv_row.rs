@@ -188,6 +188,13 @@ fn not_a_record() -> CellError {
     CellError::Other("a record serializes as a struct".into())
 }
 
+/// Serializer methods that write the value as its JSON text (numbers and booleans).
+macro_rules! as_json {
+    ($($name:ident($t:ty);)*) => {
+        $(fn $name(self, v: $t) -> Result<(), CellError> { self.json(v) })*
+    };
+}
+
 /// One field's value as its cell's text; a nested value refuses (`CellError::Nested`) and is
 /// written as JSON by the caller.
 struct Text<'a>(&'a mut Vec<u8>);
@@ -210,32 +217,10 @@ impl Serializer for Text<'_> {
     type SerializeStruct = Impossible<(), CellError>;
     type SerializeStructVariant = Impossible<(), CellError>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_i8(self, v: i8) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), CellError> {
-        self.json(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), CellError> {
-        self.json(v)
+    as_json! {
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_u8(u8); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64);
     }
     // JSON has no NaN or infinity: the line says `null`, so the cell is empty.
     fn serialize_f32(self, v: f32) -> Result<(), CellError> {
