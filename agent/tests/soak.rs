@@ -579,6 +579,8 @@ fn rotation_unloads_the_last_model_and_loads_the_next_through_the_servers_api() 
     }
 }
 
+/// The example config soaks its simulated models with no keys and no network: `--calls 4` ends
+/// the soak after its first four calls.
 #[test]
 fn the_example_soaks_simulated_models_with_no_keys() {
     let dir = Scratch::new("agent-soak-example");
@@ -589,8 +591,11 @@ fn the_example_soaks_simulated_models_with_no_keys() {
             "soak",
             "--config",
             example,
+            // Four calls, whatever this machine's speed (the hour-long cap is never reached).
+            "--calls",
+            "4",
             "--duration",
-            "6s",
+            "1h",
             "--output",
             "results",
             // By day whenever the test runs: night mode (22:00–06:00) pauses 30 s between calls.
@@ -615,4 +620,11 @@ fn the_example_soaks_simulated_models_with_no_keys() {
     assert!(summary["successes"].as_u64().unwrap() >= 2, "{summary}");
     assert!(dir.0.join("soak/final_report.md").is_file());
     assert!(dir.0.join("results/runs").is_dir());
+    let asked: BTreeSet<String> = jsonl_under(&dir.0.join("results/records"))
+        .iter()
+        .filter(|r| r["target"] != "failover-probe")
+        .map(|r| r["question_id"].as_str().unwrap().to_string())
+        .collect();
+    let indices: Vec<&str> = asked.iter().map(|q| &q[..8]).collect();
+    assert_eq!(indices, ["c0000000", "c0000001", "c0000002", "c0000003"]);
 }

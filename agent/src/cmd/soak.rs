@@ -22,6 +22,10 @@ pub struct SoakArgs {
     /// End at this local time (07:00); overrides [soak] until.
     #[arg(long)]
     pub until: Option<String>,
+    /// End after this many calls (or at the duration, whichever is first); overrides [soak]
+    /// calls.
+    #[arg(long)]
+    pub calls: Option<u64>,
     /// Overrides the config's output.
     #[arg(long)]
     pub output: Option<String>,
@@ -47,7 +51,11 @@ pub async fn soak(a: SoakArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&a.config, &env)?;
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read {}", a.config.display()))?;
-    let soak = soak::Soak::parse(&text, &a.config.display().to_string())?;
+    let mut soak = soak::Soak::parse(&text, &a.config.display().to_string())?;
+    if let Some(n) = a.calls {
+        anyhow::ensure!(n >= 1, "--calls {n}: give at least 1");
+        soak.calls = Some(n);
+    }
     if let Some(o) = a.output {
         config.output = o;
     }

@@ -45,6 +45,7 @@ struct RawSoak {
     dir: Option<Spanned<String>>,
     duration: Option<Spanned<String>>,
     until: Option<Spanned<String>>,
+    calls: Option<Spanned<i64>>,
     summary_interval: Option<Spanned<String>>,
     rotate_every: Option<Spanned<Vec<i64>>>,
     segment_calls: Option<Spanned<i64>>,
@@ -95,6 +96,9 @@ pub struct Soak {
     pub dir: PathBuf,
     pub duration: Option<Duration>,
     pub until: Option<NaiveTime>,
+    /// The soak ends after this many calls (or at its duration or `until`, whichever is first):
+    /// the same calls whatever the machine's speed.
+    pub calls: Option<u64>,
     pub summary_interval: Duration,
     /// A rotation stays on a model for a random number of calls in `rotate_every.0..=.1`.
     pub rotate_every: (u32, u32),
@@ -146,6 +150,7 @@ impl Soak {
             dir: None,
             duration: None,
             until: None,
+            calls: None,
             summary_interval: None,
             rotate_every: None,
             segment_calls: None,
@@ -288,6 +293,17 @@ impl Soak {
             dir: PathBuf::from(raw.dir.as_ref().map_or("soak", |d| d.get_ref().as_str())),
             duration: duration(&raw.duration, "duration", None)?,
             until,
+            calls: match &raw.calls {
+                None => None,
+                Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as u64),
+                Some(n) => {
+                    return Err(err(
+                        n.span().start,
+                        "calls",
+                        format!("{} calls: give at least 1", n.get_ref()),
+                    ));
+                }
+            },
             summary_interval,
             rotate_every,
             segment_calls: count(&raw.segment_calls, "segment_calls", 10, 10_000)?,

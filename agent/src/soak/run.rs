@@ -20,7 +20,7 @@ use super::live::{Live, lock, spawn_summary_writer, upload_profiles, write_summa
 use super::loader::{self, Loader};
 pub use super::options::{SoakOptions, SoakOutcome, SoakRunError};
 use super::scenario;
-use super::segment::{Model, models, next_segment, run_segment};
+use super::segment::{Model, all_asked, models, next_segment, run_segment};
 use super::state::{Call, Segment, SoakState};
 use super::stats::{FAILOVER_PROBE, Profiles, SoakStats, call_index, write_atomic};
 use super::{Soak, report};
@@ -269,6 +269,10 @@ pub async fn run_soak(
             break;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            finished = true;
+            break;
+        }
+        if again.is_none() && all_asked(&state, soak) {
             finished = true;
             break;
         }

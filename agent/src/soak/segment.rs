@@ -91,6 +91,12 @@ fn paced_rpm(pause: Duration) -> Option<u32> {
     (per >= 1.0 && (per - per.round()).abs() < 1e-9).then_some(per.round() as u32)
 }
 
+/// Whether a soak of a number of calls (`[soak] calls`) has asked them all: a drawn call still
+/// waiting for its segment has not been asked.
+pub fn all_asked(state: &SoakState, soak: &Soak) -> bool {
+    state.pending.is_none() && soak.calls.is_some_and(|n| state.next_call >= n)
+}
+
 /// Draws the next segment (updating the state's counters) for `models` in night mode or not.
 pub fn next_segment(state: &mut SoakState, soak: &Soak, models: &[Model], night: bool) -> Segment {
     let weights = match (&soak.night.weights, night) {
@@ -119,6 +125,9 @@ pub fn next_segment(state: &mut SoakState, soak: &Soak, models: &[Model], night:
         SegmentKind::Burst => {
             let size = if night { soak.night.burst } else { soak.burst };
             for _ in 1..size {
+                if soak.calls.is_some_and(|n| state.next_call >= n) {
+                    break;
+                }
                 calls.push(Call {
                     index: state.next_call,
                     scenario: Scenario::ConcurrentLoad,
@@ -135,7 +144,9 @@ pub fn next_segment(state: &mut SoakState, soak: &Soak, models: &[Model], night:
             } else {
                 1
             };
-            while (calls.len() as u32) < most.min(state.rotation_left.max(1)) {
+            while (calls.len() as u32) < most.min(state.rotation_left.max(1))
+                && soak.calls.is_none_or(|n| state.next_call < n)
+            {
                 let c = draw(state);
                 if matches!(
                     c.scenario,
@@ -450,6 +461,27 @@ mod tests {
             "{per_model_run:?}"
         );
         assert!(st.stats.rotations > 20);
+    }
+
+    #[test]
+    fn a_soak_of_a_number_of_calls_asks_each_once_and_no_more() {
+        for seed in 1..40 {
+            let s = soak(&format!(
+                "[soak]\ncalls = 17\nrotate_every = [3, 3]\nburst = 4\npause = \"0s\"\nseed = {seed}\n"
+            ));
+            let ms = models(2);
+            let mut st = fresh(&s);
+            let mut asked = Vec::new();
+            while !all_asked(&st, &s) {
+                asked.extend(
+                    next_segment(&mut st, &s, &ms, false)
+                        .calls
+                        .iter()
+                        .map(|c| c.index),
+                );
+            }
+            assert!(asked.iter().copied().eq(0..17), "seed {seed}: {asked:?}");
+        }
     }
 
     #[test]
