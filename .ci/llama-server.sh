@@ -17,8 +17,9 @@ if ! "$VENV/bin/python" -c 'import llama_cpp.server' 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-    # Compiling llama.cpp takes ~9 minutes on 2 cores: build the wheel once and keep it.
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF" \
+    # Compiling llama.cpp takes minutes on 2 cores: build the wheel once and keep it. Without
+    # LLAVA_BUILD: the multimodal library (mtmd) is loaded only by image chat handlers.
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DGGML_OPENMP=OFF" \
       "$VENV/bin/pip" wheel --quiet --no-deps -w "$WHEELS" 'llama-cpp-python==0.3.36'
   fi
   "$VENV/bin/pip" install --quiet "$WHEELS"/llama_cpp_python-*.whl
