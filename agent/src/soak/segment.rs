@@ -91,10 +91,15 @@ fn paced_rpm(pause: Duration) -> Option<u32> {
     (per >= 1.0 && (per - per.round()).abs() < 1e-9).then_some(per.round() as u32)
 }
 
-/// Whether a soak of a number of calls (`[soak] calls`) has asked them all: a drawn call still
-/// waiting for its segment has not been asked.
+/// Whether a soak of a number of calls (`[soak] calls`) has drawn them all.
+fn all_drawn(state: &SoakState, soak: &Soak) -> bool {
+    soak.calls.is_some_and(|n| state.next_call >= n)
+}
+
+/// Whether a soak of a number of calls has asked them all: a drawn call still waiting for its
+/// segment has not been asked.
 pub fn all_asked(state: &SoakState, soak: &Soak) -> bool {
-    state.pending.is_none() && soak.calls.is_some_and(|n| state.next_call >= n)
+    state.pending.is_none() && all_drawn(state, soak)
 }
 
 /// Draws the next segment (updating the state's counters) for `models` in night mode or not.
@@ -125,7 +130,7 @@ pub fn next_segment(state: &mut SoakState, soak: &Soak, models: &[Model], night:
         SegmentKind::Burst => {
             let size = if night { soak.night.burst } else { soak.burst };
             for _ in 1..size {
-                if soak.calls.is_some_and(|n| state.next_call >= n) {
+                if all_drawn(state, soak) {
                     break;
                 }
                 calls.push(Call {
@@ -145,7 +150,7 @@ pub fn next_segment(state: &mut SoakState, soak: &Soak, models: &[Model], night:
                 1
             };
             while (calls.len() as u32) < most.min(state.rotation_left.max(1))
-                && soak.calls.is_none_or(|n| state.next_call < n)
+                && !all_drawn(state, soak)
             {
                 let c = draw(state);
                 if matches!(
